@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: AttendTensor <- AttendNN <- AttendModels; AttendDatasets sits beside them.
+let package = Package(
+    name: "Attend",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels"]),
+        .executable(name: "attend", targets: ["AttendCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Hand-written C kernels (GEMM micro-kernel, vector exp). They pick AVX2+FMA at run time through
+        // per-function target attributes, so the default `swift build -c release` is fast without flags.
+        .target(name: "CAttendKernels"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .target(name: "AttendTensor", dependencies: ["CAttendKernels"]),
+        .target(name: "AttendNN", dependencies: ["AttendTensor"]),
+        .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
+        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets"]),
+        .executableTarget(
+            name: "AttendCLI",
+            dependencies: [
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "CAttendKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
+        .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

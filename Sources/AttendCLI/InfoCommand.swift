@@ -1,0 +1,12 @@
+import ArgumentParser
+import AttendTensor
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show the compute setup: threads, BLAS, GEMM kernel.")
+
+    func run() {
+        print("threads: \(Parallel.threads)")
+        print("BLAS: \(BLAS.loadedPath ?? "none (own kernel)")")
+        print("own GEMM micro-kernel: \(Gemm.ownKernelName)")
+    }
+}

@@ -1,0 +1,13 @@
+// The `attend` command: a root that only wires subcommands; each subcommand parses options and calls
+// library code.
+
+import ArgumentParser
+
+struct AttendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attend",
+        abstract: "Representation learning and Transformers in Swift.",
+        subcommands: [MNISTCommand.self, BenchCommand.self, InfoCommand.self])
+}
+
+AttendCommand.main()

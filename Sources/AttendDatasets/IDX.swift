@@ -1,0 +1,108 @@
+// The IDX format of MNIST and Fashion-MNIST (LeCun et al.): a big-endian magic number whose third byte is
+// the element type (0x08 = unsigned byte) and fourth the number of dimensions, the dimensions as
+// big-endian UInt32, then the data. Files may be gzip-compressed (read through zlib).
+
+import AttendTensor
+internal import CZlib
+import Foundation
+
+public enum IDX {
+    /// The whole file, decompressed when it is gzip (zlib reads plain files unchanged).
+    static func readBytes(_ path: String) throws -> [UInt8] {
+        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
+        guard let file = gzopen(path, "rb") else { throw AttendError("\(path): cannot open") }
+        defer { gzclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+            if n < 0 { throw AttendError("\(path): corrupt gzip data after \(bytes.count) bytes") }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<Int(n)])
+        }
+        return bytes
+    }
+
+    /// Reads an unsigned-byte IDX array: its dimensions and values.
+    public static func readUInt8(_ path: String) throws -> (shape: [Int], values: [UInt8]) {
+        let bytes = try readBytes(path)
+        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else {
+            throw AttendError("\(path): not an IDX file (expected magic 00 00 08 nn, got \(bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")))")
+        }
+        guard bytes[2] == 0x08 else { throw AttendError("\(path): IDX element type 0x\(String(bytes[2], radix: 16)) is not unsigned byte (0x08)") }
+        let rank = Int(bytes[3])
+        guard rank >= 1, bytes.count >= 4 + 4 * rank else { throw AttendError("\(path): IDX header is truncated") }
+        let shape = (0..<rank).map { d -> Int in
+            (0..<4).reduce(0) { $0 << 8 | Int(bytes[4 + 4 * d + $1]) }
+        }
+        let start = 4 + 4 * rank, n = shape.reduce(1, *)
+        guard bytes.count - start == n else {
+            throw AttendError("\(path): IDX dimensions \(shape) need \(n) bytes of data, the file has \(bytes.count - start)")
+        }
+        return (shape, Array(bytes[start...]))
+    }
+}
+
+/// An image classification set: images [N, 1, H, W] scaled to [0, 1], labels [N].
+public struct ImageDataset {
+    public var images: Tensor
+    public var labels: IntTensor
+    public var count: Int { labels.count }
+    public var classCount: Int { Int(labels.data.max() ?? 0) + 1 }
+
+    public init(images: Tensor, labels: IntTensor) {
+        precondition(images.shape[0] == labels.count, "ImageDataset: \(images.shape[0]) images but \(labels.count) labels")
+        self.images = images
+        self.labels = labels
+    }
+
+    /// Loads an IDX image file and its label file.
+    public init(idxImages: String, idxLabels: String) throws {
+        let (shape, pixels) = try IDX.readUInt8(idxImages)
+        let (labelShape, labels) = try IDX.readUInt8(idxLabels)
+        guard shape.count == 3 else { throw AttendError("\(idxImages): expected 3 dimensions (count, rows, cols), got \(shape)") }
+        guard labelShape.count == 1, labelShape[0] == shape[0] else {
+            throw AttendError("\(idxLabels): \(labelShape) labels do not match \(shape[0]) images in \(idxImages)")
+        }
+        let t = Tensor(shape: [shape[0], 1, shape[1], shape[2]])
+        let p = t.pointer
+        for i in 0..<pixels.count { p[i] = Float(pixels[i]) * (1 / 255) }
+        self.init(images: t, labels: IntTensor(labels.map { Int32($0) }, shape: [labels.count]))
+    }
+
+    /// Fashion-MNIST's train or test split from a folder holding the four `*-ubyte.gz` files.
+    public static func fashionMNIST(directory: String = FashionMNIST.defaultDirectory, train: Bool) throws -> ImageDataset {
+        let prefix = train ? "train" : "t10k"
+        let dir = URL(fileURLWithPath: directory)
+        func file(_ name: String) throws -> String {
+            for candidate in [name + ".gz", name] {
+                let path = dir.appendingPathComponent(candidate).path
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            throw AttendError("\(dir.appendingPathComponent(name + ".gz").path): no such file (install Debian's dataset-fashion-mnist, or pass --data DIR)")
+        }
+        return try ImageDataset(idxImages: try file("\(prefix)-images-idx3-ubyte"), idxLabels: try file("\(prefix)-labels-idx1-ubyte"))
+    }
+
+    /// Examples at `indices` as a batch (no gradient history).
+    public func batch(_ indices: [Int]) -> (images: Tensor, labels: IntTensor) {
+        let ids = IntTensor(indices.map { Int32($0) }, shape: [indices.count])
+        let x = withNoGrad { images.indexSelect(ids) }
+        return (x, IntTensor(indices.map { labels.data[$0] }, shape: [indices.count]))
+    }
+}
+
+public enum FashionMNIST {
+    /// Where Debian's `dataset-fashion-mnist` installs the files.
+    public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
+    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+}
+
+extension ImageDataset {
+    /// The examples in `range`, in order.
+    public func subset(_ range: Range<Int>) -> ImageDataset {
+        let ids = IntTensor(range.map { Int32($0) }, shape: [range.count])
+        return ImageDataset(images: withNoGrad { images.indexSelect(ids) },
+                            labels: IntTensor(Array(labels.data[range]), shape: [range.count]))
+    }
+}

@@ -1,0 +1,78 @@
+// Mini-batch training of an image classifier with Adam, evaluated on a held-out set after each epoch.
+
+import AttendDatasets
+import AttendNN
+import AttendTensor
+import Foundation
+
+public struct ClassifierTrainingConfig: Codable {
+    public var epochs = 5
+    public var batchSize = 128
+    public var learningRate: Float = 1e-3
+    public var weightDecay: Float = 0
+    public var seed: UInt64 = 0
+    public var showProgress = true
+
+    public init(epochs: Int = 5, batchSize: Int = 128, learningRate: Float = 1e-3, weightDecay: Float = 0, seed: UInt64 = 0) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+        self.seed = seed
+    }
+}
+
+public struct EpochReport: Codable {
+    public var epoch: Int
+    public var trainLoss: Float
+    public var testAccuracy: Float
+    public var seconds: Double
+}
+
+public enum ClassifierTraining {
+    /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`.
+    public static func run(model: Module & UnaryLayer, train: ImageDataset, test: ImageDataset,
+                           config: ClassifierTrainingConfig, onEpoch: (EpochReport) -> Void = { _ in }) -> [EpochReport] {
+        let optimizer = AdamW(parameters: model.namedParameters(), learningRate: config.learningRate, weightDecay: config.weightDecay)
+        var reports: [EpochReport] = []
+        for epoch in 1...config.epochs {
+            model.train()
+            let started = Date()
+            let batches = ShuffledBatches(count: train.count, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
+            let bar = config.showProgress ? ProgressBar(total: train.count, label: "epoch \(epoch)/\(config.epochs)", unit: "img") : nil
+            var lossSum: Double = 0
+            var seen = 0
+            for indices in batches {
+                let (x, y) = train.batch(indices)
+                let loss = Loss.crossEntropy(logits: model(x), targets: y)
+                model.zeroGrad()
+                loss.backward()
+                optimizer.update()
+                lossSum += Double(loss.item) * Double(indices.count)
+                seen += indices.count
+                bar?.advance(indices.count, status: String(format: "loss %.4f", lossSum / Double(seen)))
+            }
+            let seconds = Date().timeIntervalSince(started)
+            let report = EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(seen)),
+                                     testAccuracy: accuracy(model: model, dataset: test), seconds: seconds)
+            reports.append(report)
+            onEpoch(report)
+        }
+        return reports
+    }
+
+    /// Fraction of `dataset` that `model` classifies correctly (evaluation mode, no gradients).
+    public static func accuracy(model: Module & UnaryLayer, dataset: ImageDataset, batchSize: Int = 1000) -> Float {
+        model.eval()
+        defer { model.train() }
+        var correct = 0
+        withNoGrad {
+            for indices in sequentialBatches(count: dataset.count, batchSize: batchSize) {
+                let (x, y) = dataset.batch(indices)
+                let predicted = model(x).argmax(axis: -1)
+                correct += zip(predicted.data, y.data).filter { $0 == $1 }.count
+            }
+        }
+        return Float(correct) / Float(dataset.count)
+    }
+}

@@ -1,0 +1,88 @@
+// Scaled dot-product attention (Vaswani et al., 2017) and multi-head attention, for self- and
+// cross-attention with causal and padding masks. Masks are 0/1 tensors where 1 means "may not attend".
+
+import AttendTensor
+import Foundation
+
+public enum Attention {
+    /// softmax(Q K^T / sqrt(d) + mask) V.
+    ///
+    /// - Parameters:
+    ///   - query: [..., Tq, D]; key: [..., Tk, D]; value: [..., Tk, Dv].
+    ///   - mask: 1 where attention is blocked, broadcastable to [..., Tq, Tk].
+    ///   - causal: block keys after each query position (aligned to the end when Tk > Tq, as with a KV cache).
+    /// - Returns: the output [..., Tq, Dv] and the attention weights [..., Tq, Tk].
+    public static func scaledDotProduct(query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil,
+                                        causal: Bool = false) -> (output: Tensor, weights: Tensor) {
+        let d = query.shape[query.rank - 1]
+        precondition(key.shape[key.rank - 1] == d, "attention: query \(query.shape) and key \(key.shape) differ in width")
+        var scores = query.matmul(key.transposed(-2, -1)) * (1 / Float(d).squareRoot())
+        let (tq, tk) = (query.shape[query.rank - 2], key.shape[key.rank - 2])
+        if causal { scores = scores.maskedFill(causalMask(queries: tq, keys: tk), -.infinity) }
+        if let mask { scores = scores.maskedFill(mask, -.infinity) }
+        let weights = scores.softmax(axis: -1)
+        return (weights.matmul(value), weights)
+    }
+
+    /// [Tq, Tk] with 1 above the diagonal: query i (at absolute position Tk - Tq + i) may see keys 0...that.
+    public static func causalMask(queries tq: Int, keys tk: Int) -> Tensor {
+        let m = Tensor(shape: [tq, tk])
+        let p = m.pointer, shift = tk - tq
+        for i in 0..<tq { for j in 0..<tk where j > i + shift { p[i * tk + j] = 1 } }
+        return m
+    }
+
+    /// A key padding mask [B, 1, 1, T] from each sequence's true length.
+    public static func paddingMask(lengths: [Int], maxLength t: Int) -> Tensor {
+        let m = Tensor(shape: [lengths.count, 1, 1, t])
+        let p = m.pointer
+        for (b, len) in lengths.enumerated() { for j in len..<max(len, t) { p[b * t + j] = 1 } }
+        return m
+    }
+}
+
+/// Multi-head attention: project, split into heads, attend, merge, project.
+public final class MultiHeadAttention: Module {
+    public let query: Linear
+    public let key: Linear
+    public let value: Linear
+    public let output: Linear
+    public let headCount: Int
+    /// The attention weights [B, H, Tq, Tk] of the last call, kept when `keepWeights` is set (for attention maps).
+    public private(set) var lastWeights: Tensor?
+    public var keepWeights = false
+
+    /// - Parameters:
+    ///   - dimension: model width (query input and output).
+    ///   - keyValueDimension: width of the key/value input for cross-attention (defaults to `dimension`).
+    public init(dimension: Int, headCount: Int, keyValueDimension: Int? = nil, bias: Bool = true,
+                generator: inout RandomGenerator) {
+        precondition(dimension % headCount == 0, "MultiHeadAttention: width \(dimension) is not divisible by \(headCount) heads")
+        let kv = keyValueDimension ?? dimension
+        query = Linear(dimension, dimension, bias: bias, generator: &generator)
+        key = Linear(kv, dimension, bias: bias, generator: &generator)
+        value = Linear(kv, dimension, bias: bias, generator: &generator)
+        output = Linear(dimension, dimension, bias: bias, generator: &generator)
+        self.headCount = headCount
+    }
+
+    public convenience init(dimension: Int, headCount: Int, keyValueDimension: Int? = nil, bias: Bool = true) {
+        self.init(dimension: dimension, headCount: headCount, keyValueDimension: keyValueDimension, bias: bias,
+                  generator: &RandomGenerator.global)
+    }
+
+    /// Self-attention when `context` is nil, else cross-attention from `x` to `context`.
+    /// x: [B, Tq, C]; context: [B, Tk, Ckv]; mask: 1 = blocked, broadcastable to [B, H, Tq, Tk].
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: Tensor? = nil, causal: Bool = false) -> Tensor {
+        let source = context ?? x
+        let (b, tq, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let tk = source.shape[1]
+        let hs = c / headCount
+        let q = query(x).reshape([b, tq, headCount, hs]).transposed(1, 2)       // (B, H, Tq, hs)
+        let k = key(source).reshape([b, tk, headCount, hs]).transposed(1, 2)    // (B, H, Tk, hs)
+        let v = value(source).reshape([b, tk, headCount, hs]).transposed(1, 2)  // (B, H, Tk, hs)
+        let (y, weights) = Attention.scaledDotProduct(query: q, key: k, value: v, mask: mask, causal: causal)
+        if keepWeights { lastWeights = weights.detached() }
+        return output(y.transposed(1, 2).reshape([b, tq, c]))
+    }
+}

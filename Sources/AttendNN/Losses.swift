@@ -1,0 +1,66 @@
+// Loss functions, composed from tensor primitives so their gradients come from the rules in Autodiff.swift.
+
+import AttendTensor
+import Foundation
+
+public enum Loss {
+    /// Mean cross-entropy between logits [..., C] and class ids [...].
+    /// Targets equal to `ignoreIndex` contribute nothing (and are not counted in the mean).
+    /// With `labelSmoothing` e the target distribution is (1 - e) one-hot + e / C, as in PyTorch.
+    public static func crossEntropy(logits: Tensor, targets: IntTensor, ignoreIndex: Int? = nil,
+                                    labelSmoothing: Float = 0) -> Tensor {
+        let c = logits.shape[logits.rank - 1]
+        let n = logits.count / c
+        precondition(targets.count == n, "crossEntropy: \(targets.count) targets for logits of shape \(logits.shape)")
+        var picked = targets.data
+        let weights = Tensor(shape: [n, 1], repeating: 1)
+        let wp = weights.pointer
+        var counted = n
+        for i in 0..<n {
+            if let ignore = ignoreIndex, Int(picked[i]) == ignore {
+                picked[i] = 0
+                wp[i] = 0
+                counted -= 1
+            } else {
+                precondition(picked[i] >= 0 && Int(picked[i]) < c, "crossEntropy: target \(picked[i]) is not a class in 0..<\(c)")
+            }
+        }
+        let logp = logits.reshape([n, c]).logSoftmax(axis: -1)
+        var perItem = -logp.gather(axis: 1, indices: IntTensor(picked, shape: [n, 1]))
+        if labelSmoothing > 0 {
+            perItem = perItem * (1 - labelSmoothing) - logp.mean(axes: [1], keepDims: true) * labelSmoothing
+        }
+        return (perItem * weights).sum() * (1 / Float(Swift.max(counted, 1)))
+    }
+
+    public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
+        let d = prediction - target
+        return (d * d).mean()
+    }
+
+    /// Binary cross-entropy on logits, computed stably: max(x, 0) - x y + log(1 + exp(-|x|)).
+    public static func binaryCrossEntropy(logits x: Tensor, targets y: Tensor) -> Tensor {
+        (x.relu() - x * y + ((-x.abs()).exp() + 1).log()).mean()
+    }
+
+    /// Cosine similarity along the last dimension.
+    public static func cosineSimilarity(_ a: Tensor, _ b: Tensor, eps: Float = 1e-8) -> Tensor {
+        let dot = (a * b).sum(axes: [-1])
+        let norms = ((a * a).sum(axes: [-1]) * (b * b).sum(axes: [-1]) + eps).sqrt()
+        return dot / norms
+    }
+
+    /// Rows scaled to unit L2 norm.
+    public static func normalize(_ x: Tensor, eps: Float = 1e-12) -> Tensor {
+        x * ((x * x).sum(axes: [-1], keepDims: true) + eps).rsqrt()
+    }
+
+    /// Symmetric InfoNCE (CLIP): matching rows of `a` and `b` [N, D] are positives, all other pairs negatives.
+    /// Rows are L2-normalized; logits are cosine similarities divided by `temperature`.
+    public static func infoNCE(_ a: Tensor, _ b: Tensor, temperature: Float = 0.07) -> Tensor {
+        let n = a.shape[0]
+        let logits = normalize(a).matmul(normalize(b).transposed(0, 1)) * (1 / temperature)
+        let targets = IntTensor((0..<n).map { Int32($0) }, shape: [n])
+        return (crossEntropy(logits: logits, targets: targets) + crossEntropy(logits: logits.transposed(0, 1), targets: targets)) * 0.5
+    }
+}

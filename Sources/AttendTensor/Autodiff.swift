@@ -1,0 +1,200 @@
+// Reverse-mode automatic differentiation. Each differentiable op records an `Op` and its inputs on the
+// result; `backward()` walks the graph in reverse topological order. Every derivative rule lives in
+// `GradNode.inputGradients` below, one case per op, each checked by a finite-difference test.
+
+import Foundation
+
+/// Whether ops record gradient history. Turn it off for inference with `withNoGrad`.
+public enum GradMode {
+    public static var isEnabled = true
+}
+
+/// Runs `body` without recording gradient history (inference, optimizer updates).
+@discardableResult
+public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
+    let previous = GradMode.isEnabled
+    GradMode.isEnabled = false
+    defer { GradMode.isEnabled = previous }
+    return try body()
+}
+
+/// The differentiable primitives. Composite ops (layer norm, cross-entropy, attention) are built from these.
+enum Op {
+    case copy
+    case add, sub, mul, div
+    case neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, geluTanh, silu, abs
+    case pow(Float)
+    case sum(keptShape: [Int])
+    case max(axis: Int, argmax: [Int32])
+    case reshape, permute([Int]), expand
+    case slice(axis: Int, start: Int, step: Int)
+    case concat(axis: Int)
+    case matmul
+    case softmax(axis: Int), logSoftmax(axis: Int)
+    case indexSelect(IntTensor)
+    case gather(axis: Int, IntTensor)
+    case maskedFill(Tensor)
+    case conv2d(Conv2dGeometry)
+    case maxPool2d(argmax: [Int32])
+    case avgPool2d(kernel: Int, stride: Int)
+    case upsampleNearest2d(scale: Int)
+}
+
+final class GradNode {
+    let op: Op
+    let inputs: [Tensor]
+
+    init(op: Op, inputs: [Tensor]) {
+        self.op = op
+        self.inputs = inputs
+    }
+
+    /// Gradients of the loss with respect to each input, given the output `y` and its gradient `g`.
+    /// Runs with gradient recording off; a nil entry means that input needs none.
+    func inputGradients(output y: Tensor, gradient g: Tensor) -> [Tensor?] {
+        let x = inputs
+        switch op {
+        case .copy, .reshape:
+            return [g.reshape(x[0].shape)]
+        case .add:
+            return [g.sum(toShape: x[0].shape), g.sum(toShape: x[1].shape)]
+        case .sub:
+            return [g.sum(toShape: x[0].shape), (-g).sum(toShape: x[1].shape)]
+        case .mul:
+            return [needs(0) ? (g * x[1]).sum(toShape: x[0].shape) : nil,
+                    needs(1) ? (g * x[0]).sum(toShape: x[1].shape) : nil]
+        case .div:
+            return [needs(0) ? (g / x[1]).sum(toShape: x[0].shape) : nil,
+                    needs(1) ? (-g * y / x[1]).sum(toShape: x[1].shape) : nil]
+        case .neg: return [-g]
+        case .exp: return [g * y]
+        case .log: return [g / x[0]]
+        case .sqrt: return [g * 0.5 / y]
+        case .rsqrt: return [g * -0.5 * y * y * y]
+        case .tanh: return [g * (1 - y * y)]
+        case .sigmoid: return [g * y * (1 - y)]
+        case .relu: return [Kernels.binary(g, x[0], ReLUGrad.self)]
+        case .gelu: return [Kernels.binary(g, x[0], GELUGrad.self)]
+        case .geluTanh: return [Kernels.binary(g, x[0], GELUTanhGrad.self)]
+        case .silu: return [Kernels.binary(g, x[0], SiLUGrad.self)]
+        case .abs: return [Kernels.binary(g, x[0], AbsGrad.self)]
+        case .pow(let p): return [g * p * x[0].pow(p - 1)]
+        case .sum(let keptShape):
+            return [g.reshape(keptShape).expand(to: x[0].shape)]
+        case .max(let axis, let argmax):
+            return [Reductions.scatterMax(g, argmax: argmax, axis: axis, inputShape: x[0].shape)]
+        case .permute(let order):
+            var inverse = [Int](repeating: 0, count: order.count)
+            for (i, o) in order.enumerated() { inverse[o] = i }
+            return [g.permute(inverse)]
+        case .expand:
+            return [g.sum(toShape: x[0].shape)]
+        case .slice(let axis, let start, let step):
+            let full = Tensor.zeros(x[0].shape)
+            full.slice(axis: axis, start: start, length: g.shape[axis], step: step).assign(g)
+            return [full]
+        case .concat(let axis):
+            var start = 0
+            return x.map { input in
+                defer { start += input.shape[axis] }
+                return g.slice(axis: axis, start: start, length: input.shape[axis])
+            }
+        case .matmul:
+            let (a, b) = (x[0], x[1])
+            if b.rank == 2 && a.rank > 2 {
+                // A batch folded into rows: one GEMM per gradient instead of a batched product plus a sum.
+                let k = a.shape[a.rank - 1], n = b.shape[1]
+                return [needs(0) ? g.matmul(b.transposed(0, 1)) : nil,
+                        needs(1) ? a.reshape([-1, k]).transposed(0, 1).matmul(g.reshape([-1, n])) : nil]
+            }
+            return [needs(0) ? g.matmul(b.transposed(-1, -2)).sum(toShape: a.shape) : nil,
+                    needs(1) ? a.transposed(-1, -2).matmul(g).sum(toShape: b.shape) : nil]
+        case .softmax(let axis):
+            return [y * (g - (g * y).sum(axes: [axis], keepDims: true))]
+        case .logSoftmax(let axis):
+            return [g - y.exp() * g.sum(axes: [axis], keepDims: true)]
+        case .indexSelect(let ids):
+            return [Indexing.indexAdd(rowsOf: x[0].shape, ids: ids, values: g)]
+        case .gather(let axis, let indices):
+            return [Indexing.scatterAdd(shape: x[0].shape, axis: axis, indices: indices, values: g)]
+        case .maskedFill(let mask):
+            return [g.maskedFill(mask, 0).sum(toShape: x[0].shape)]
+        case .conv2d(let geometry):
+            let (dx, dw, db) = Convolution.backward(g, input: x[0], weight: x[1], geometry: geometry,
+                                                    needInput: needs(0))
+            return x.count == 3 ? [dx, dw, db] : [dx, dw]
+        case .maxPool2d(let argmax):
+            return [Pooling.maxPoolBackward(g, argmax: argmax, inputShape: x[0].shape)]
+        case .avgPool2d(let kernel, let stride):
+            return [Pooling.avgPoolBackward(g, inputShape: x[0].shape, kernel: kernel, stride: stride)]
+        case .upsampleNearest2d(let scale):
+            return [Pooling.upsampleNearestBackward(g, scale: scale)]
+        }
+    }
+
+    private func needs(_ i: Int) -> Bool { inputs[i].requiresGrad }
+}
+
+extension Tensor {
+    /// Attaches `op` as this result's history when recording is on and some input requires gradients.
+    @inline(__always)
+    func recording(_ op: @autoclosure () -> Op, inputs: [Tensor]) -> Tensor {
+        if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+            requiresGrad = true
+            node = GradNode(op: op(), inputs: inputs)
+        }
+        return self
+    }
+
+    /// Back-propagates from this tensor. A non-scalar tensor needs the gradient of the loss with respect to it.
+    /// Gradients accumulate into `grad` of every leaf that requires them.
+    public func backward(_ gradient: Tensor? = nil) {
+        precondition(requiresGrad, "backward() on a tensor that does not require gradients")
+        precondition(gradient != nil || count == 1, "backward() without a gradient needs a scalar, got shape \(shape)")
+        let seed = gradient ?? Tensor(shape: shape, repeating: 1)
+
+        // Reverse topological order by an iterative depth-first search.
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Bool)] = [(self, false)]
+        while let (t, expanded) = stack.popLast() {
+            if expanded { order.append(t); continue }
+            if visited.contains(ObjectIdentifier(t)) { continue }
+            visited.insert(ObjectIdentifier(t))
+            stack.append((t, true))
+            for input in t.node?.inputs ?? [] where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
+            }
+        }
+
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        withNoGrad {
+            for t in order.reversed() {
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
+                guard let node = t.node else {
+                    t.accumulateGrad(g)
+                    continue
+                }
+                let inputGrads = node.inputGradients(output: t, gradient: g)
+                for (input, ig) in zip(node.inputs, inputGrads) where input.requiresGrad {
+                    guard let ig else { continue }
+                    precondition(ig.shape == input.shape, "gradient shape \(ig.shape) != input shape \(input.shape) for \(node.op)")
+                    let key = ObjectIdentifier(input)
+                    grads[key] = grads[key].map { $0 + ig } ?? ig
+                }
+            }
+        }
+    }
+
+    func accumulateGrad(_ g: Tensor) {
+        if let existing = grad {
+            grad = withNoGrad { existing + g }
+        } else {
+            // A private copy: gradients own their memory, so optimizers and clipping may update them in place.
+            grad = g.copy()
+        }
+    }
+
+    /// Clears the accumulated gradient.
+    public func zeroGrad() { grad = nil }
+}

@@ -1,0 +1,65 @@
+// BLAS found at run time: OpenBLAS (or any CBLAS named by ATTEND_BLAS) through dlopen on Linux, Accelerate
+// on macOS. Loading at run time keeps BLAS optional: without it Attend uses its own GEMM kernel.
+
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum BLAS {
+    typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
+                                        UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+                                        Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    typealias SetThreadsFn = @convention(c) (Int32) -> Void
+
+    struct Library {
+        let path: String
+        let sgemm: SgemmFn
+        let setThreads: SetThreadsFn?
+    }
+
+    /// Candidate libraries, best first. `ATTEND_BLAS=none` disables BLAS; `ATTEND_BLAS=/path/lib.so` picks one.
+    static var candidates: [String] {
+        if let choice = ProcessInfo.processInfo.environment["ATTEND_BLAS"], !choice.isEmpty {
+            return ["none", "off", "0"].contains(choice.lowercased()) ? [] : [choice]
+        }
+        #if os(macOS)
+        return ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
+        #else
+        return ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so", "libmkl_rt.so"]
+        #endif
+    }
+
+    static let library: Library? = {
+        for path in candidates {
+            guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { continue }
+            guard let sym = dlsym(handle, "cblas_sgemm") else { continue }
+            let setThreads = dlsym(handle, "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreadsFn.self) }
+            setThreads?(Int32(Parallel.threads))
+            return Library(path: path, sgemm: unsafeBitCast(sym, to: SgemmFn.self), setThreads: setThreads)
+        }
+        return nil
+    }()
+
+    /// The loaded BLAS library's path, or nil when Attend uses its own kernel.
+    public static var loadedPath: String? { library?.path }
+
+    /// Whether matmul may use BLAS (true when a library loaded). Benchmarks switch it off to time the own kernel.
+    public static var isEnabled = true
+
+    static var active: Library? { isEnabled ? library : nil }
+
+    /// Sets OpenBLAS's thread count (no effect for other libraries).
+    public static func setThreads(_ n: Int) { library?.setThreads?(Int32(n)) }
+
+    /// Calls cblas_sgemm directly, row-major. For benchmarks that compare Attend's matmul with raw BLAS.
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard let lib = library else { preconditionFailure("BLAS.sgemm called but no BLAS library is loaded") }
+        lib.sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
+                  a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

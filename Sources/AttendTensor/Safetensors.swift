@@ -1,0 +1,157 @@
+// The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header mapping
+// tensor names to {dtype, shape, data_offsets}, then raw little-endian data. Reads F32, F16 and BF16
+// (converted to Float32); writes F32. Writes go to a temporary file that is renamed into place.
+
+import Foundation
+
+public enum Safetensors {
+    /// The tensors of a file and its `__metadata__` strings.
+    public struct File {
+        public var tensors: [String: Tensor]
+        /// Tensor names in file order (data offset order).
+        public var names: [String]
+        public var metadata: [String: String]
+    }
+
+    /// Reads every tensor of `path`. Throws an `AttendError` naming the file (and tensor) when it is
+    /// missing, truncated, malformed, or holds a dtype Attend cannot read.
+    public static func read(_ path: String) throws -> File {
+        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
+        }
+        return try parse(data, source: path)
+    }
+
+    public static func parse(_ data: Data, source: String) throws -> File {
+        guard data.count >= 8 else { throw AttendError("\(source): not a safetensors file (\(data.count) bytes, need an 8-byte header length)") }
+        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard headerLength <= UInt64(data.count - 8) else {
+            throw AttendError("\(source): header length \(headerLength) exceeds the file size \(data.count); the file is truncated or not safetensors")
+        }
+        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+            throw AttendError("\(source): the JSON header does not parse")
+        }
+        let dataStart = 8 + Int(headerLength)
+        let body = data.count - dataStart
+        var tensors: [String: Tensor] = [:]
+        var order: [(Int, String)] = []
+        var metadata: [String: String] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = (value as? [String: String]) ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw AttendError("\(source): tensor '\(name)' has a malformed header entry (need dtype, shape, data_offsets)")
+            }
+            let (start, end) = (offsets[0], offsets[1])
+            guard start >= 0, end >= start, end <= body else {
+                throw AttendError("\(source): tensor '\(name)' data [\(start), \(end)) lies outside the \(body) data bytes; the file is truncated or corrupt")
+            }
+            let elementSize: Int
+            switch dtype {
+            case "F32": elementSize = 4
+            case "F16", "BF16": elementSize = 2
+            default: throw AttendError("\(source): tensor '\(name)' has dtype \(dtype); Attend reads F32, F16 and BF16")
+            }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw AttendError("\(source): tensor '\(name)' has a negative dimension in \(shape)") }
+            let n = shape.reduce(1, *)
+            guard n * elementSize == end - start else {
+                throw AttendError("\(source): tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(n * elementSize) bytes, the header gives \(end - start)")
+            }
+            let t = Tensor(shape: shape)
+            let dst = t.pointer
+            data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                let src = raw.baseAddress! + dataStart + start
+                switch dtype {
+                case "F32":
+                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
+                case "F16":
+                    for i in 0..<n { dst[i] = HalfFloat.toFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+                default:  // BF16: the top half of a Float32
+                    for i in 0..<n {
+                        dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+                    }
+                }
+            }
+            tensors[name] = t
+            order.append((start, name))
+        }
+        return File(tensors: tensors, names: order.sorted { $0.0 < $1.0 }.map(\.1), metadata: metadata)
+    }
+
+    /// Serializes tensors (as F32, in the given order) with optional metadata.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) throws -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        var seen = Set<String>()
+        for (name, t) in tensors {
+            guard seen.insert(name).inserted else { throw AttendError("safetensors: tensor name '\(name)' appears twice") }
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]] as [String: Any]
+            offset += 4 * t.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad with spaces so the data section starts 8-byte aligned, as the format recommends.
+        while (8 + json.count) % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        var length = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, t) in tensors {
+            let c = t.contiguous()
+            out.append(UnsafeBufferPointer(start: c.pointer, count: c.count))
+        }
+        return out
+    }
+
+    /// Writes tensors to `path` atomically: a crash mid-write leaves any previous file intact.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(try encode(tensors, metadata: metadata), to: path)
+    }
+}
+
+/// Whole-file writes through a temporary file in the same directory and a rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        if !FileManager.default.fileExists(atPath: dir.path) {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        do {
+            try data.write(to: tmp)
+            let fd = open(tmp.path, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            if rename(tmp.path, url.path) != 0 { throw AttendError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))") }
+        } catch let e as AttendError {
+            try? FileManager.default.removeItem(at: tmp)
+            throw e
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw AttendError("\(path): cannot write (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// IEEE half-precision conversion by bit manipulation (Swift's Float16 is missing on Intel Macs).
+public enum HalfFloat {
+    @inline(__always)
+    public static func toFloat(_ h: UInt16) -> Float {
+        let sign = UInt32(h & 0x8000) << 16
+        let exponent = Int((h >> 10) & 0x1F)
+        let mantissa = UInt32(h & 0x3FF)
+        if exponent == 0 {
+            // Zero or subnormal: mantissa * 2^-24.
+            let v = Float(mantissa) * (1.0 / 16_777_216.0)
+            return sign != 0 ? -v : v
+        }
+        if exponent == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13)) }
+        return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (mantissa << 13))
+    }
+}

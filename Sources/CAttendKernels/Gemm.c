@@ -1,0 +1,174 @@
+// A BLIS-style SGEMM: pack a KC x NC block of B and an MC x KC block of A into contiguous panels, then a
+// register-blocked micro-kernel multiplies MR x KC by KC x NR panels. The AVX2+FMA micro-kernel is compiled
+// with a function-level target attribute and chosen at run time, so a baseline x86-64 build still gets it.
+#include "CAttendKernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ATTEND_X86 1
+#endif
+
+enum { MR = 6, NR = 16, KC = 256, MC = 120, NC = 3072 };
+
+static inline long min_l(long a, long b) { return a < b ? a : b; }
+
+// Packs rows [0, mc) x cols [0, kc) of A (element (i, p) at a[i * rs + p * cs]) into MR-row panels,
+// each stored p-major, zero-padding the last panel.
+static void pack_a(long mc, long kc, const float *a, long rs, long cs, float *buf) {
+    for (long i0 = 0; i0 < mc; i0 += MR) {
+        long mr = min_l(MR, mc - i0);
+        const float *src = a + i0 * rs;
+        if (mr == MR && cs == 1) {
+            for (long p = 0; p < kc; p++)
+                for (long i = 0; i < MR; i++) buf[p * MR + i] = src[i * rs + p];
+        } else {
+            for (long p = 0; p < kc; p++)
+                for (long i = 0; i < MR; i++) buf[p * MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
+        }
+        buf += kc * MR;
+    }
+}
+
+// Packs rows [0, kc) x cols [0, nc) of B (element (p, j) at b[p * rs + j * cs]) into NR-column panels.
+static void pack_b(long kc, long nc, const float *b, long rs, long cs, float *buf) {
+    for (long j0 = 0; j0 < nc; j0 += NR) {
+        long nr = min_l(NR, nc - j0);
+        const float *src = b + j0 * cs;
+        if (nr == NR && cs == 1) {
+            for (long p = 0; p < kc; p++) memcpy(buf + p * NR, src + p * rs, NR * sizeof(float));
+        } else {
+            for (long p = 0; p < kc; p++)
+                for (long j = 0; j < NR; j++) buf[p * NR + j] = j < nr ? src[p * rs + j * cs] : 0.0f;
+        }
+        buf += kc * NR;
+    }
+}
+
+// Writes an MR x NR accumulator tile into C: c = alpha * acc + beta * c, clipped to mr x nr.
+static inline void store_tile(const float *acc, float *c, long ldc, long mr, long nr, float alpha, float beta) {
+    for (long i = 0; i < mr; i++)
+        for (long j = 0; j < nr; j++) {
+            float v = alpha * acc[i * NR + j];
+            c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
+        }
+}
+
+static void kernel_generic(long kc, const float *a, const float *b, float *c, long ldc,
+                           long mr, long nr, float alpha, float beta) {
+    float acc[MR * NR];
+    memset(acc, 0, sizeof(acc));
+    for (long p = 0; p < kc; p++) {
+        for (long i = 0; i < MR; i++) {
+            float ai = a[p * MR + i];
+            for (long j = 0; j < NR; j++) acc[i * NR + j] += ai * b[p * NR + j];
+        }
+    }
+    store_tile(acc, c, ldc, mr, nr, alpha, beta);
+}
+
+#ifdef ATTEND_X86
+__attribute__((target("avx2,fma")))
+static void kernel_avx2(long kc, const float *a, const float *b, float *c, long ldc,
+                        long mr, long nr, float alpha, float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 ai;
+        ai = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+        a += MR;
+        b += NR;
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    if (mr == MR && nr == NR) {
+        __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+        if (beta == 0.0f) {
+            for (int i = 0; i < MR; i++) {
+                _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, acc[2 * i]));
+                _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, acc[2 * i + 1]));
+            }
+        } else {
+            __m256 vb = _mm256_set1_ps(beta);
+            for (int i = 0; i < MR; i++) {
+                float *ci = c + i * ldc;
+                _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, acc[2 * i], _mm256_mul_ps(vb, _mm256_loadu_ps(ci))));
+                _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(va, acc[2 * i + 1], _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8))));
+            }
+        }
+    } else {
+        float tile[MR * NR] __attribute__((aligned(32)));
+        __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+        for (int i = 0; i < 12; i++) _mm256_store_ps(tile + i * 8, acc[i]);
+        store_tile(tile, c, ldc, mr, nr, alpha, beta);
+    }
+}
+#endif
+
+typedef void (*micro_kernel_fn)(long, const float *, const float *, float *, long, long, long, float, float);
+
+static micro_kernel_fn pick_kernel(void) {
+#ifdef ATTEND_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernel_avx2;
+#endif
+    return kernel_generic;
+}
+
+static micro_kernel_fn selected_kernel = 0;
+
+const char *attend_sgemm_kernel_name(void) {
+    if (!selected_kernel) selected_kernel = pick_kernel();
+    return selected_kernel == kernel_generic ? "generic" : "avx2-fma";
+}
+
+void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
+                  const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!selected_kernel) selected_kernel = pick_kernel();
+    micro_kernel_fn kernel = selected_kernel;
+    if (K <= 0 || alpha == 0.0f) {
+        for (long i = 0; i < M; i++)
+            for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    // Element (i, p) of op(A) is at A[i * ars + p * acs]; element (p, j) of op(B) at B[p * brs + j * bcs].
+    long ars = transA ? 1 : lda, acs = transA ? lda : 1;
+    long brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
+    long ncMax = min_l(NC, ((N + NR - 1) / NR) * NR);
+    long mcMax = min_l(MC, ((M + MR - 1) / MR) * MR);
+    float *bufB = aligned_alloc(64, (size_t)(KC * ncMax) * sizeof(float) + 64);
+    float *bufA = aligned_alloc(64, (size_t)(KC * mcMax) * sizeof(float) + 64);
+    for (long jc = 0; jc < N; jc += NC) {
+        long nc = min_l(NC, N - jc);
+        for (long pc = 0; pc < K; pc += KC) {
+            long kc = min_l(KC, K - pc);
+            float betaBlock = pc == 0 ? beta : 1.0f;
+            pack_b(kc, nc, B + pc * brs + jc * bcs, brs, bcs, bufB);
+            for (long ic = 0; ic < M; ic += MC) {
+                long mc = min_l(MC, M - ic);
+                pack_a(mc, kc, A + ic * ars + pc * acs, ars, acs, bufA);
+                for (long jr = 0; jr < nc; jr += NR) {
+                    long nr = min_l(NR, nc - jr);
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        long mr = min_l(MR, mc - ir);
+                        kernel(kc, bufA + ir * kc, bufB + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
+                               mr, nr, alpha, betaBlock);
+                    }
+                }
+            }
+        }
+    }
+    free(bufA);
+    free(bufB);
+}

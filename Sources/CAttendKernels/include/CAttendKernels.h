@@ -1,0 +1,18 @@
+#ifndef CATTEND_KERNELS_H
+#define CATTEND_KERNELS_H
+
+#include <stddef.h>
+
+/// Single-threaded row-major SGEMM: C = alpha * op(A) * op(B) + beta * C.
+/// op(A) is M x K, op(B) is K x N. When transA is non-zero, A is stored K x M (lda >= M), and so on.
+/// The caller splits work across threads; this function keeps its packing buffers on the heap per call.
+void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
+                  const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
+
+/// Which micro-kernel `attend_sgemm` uses on this CPU: "avx2-fma" or "generic".
+const char *attend_sgemm_kernel_name(void);
+
+/// y[i] = exp(x[i]) for n elements; a polynomial kernel with AVX2 when the CPU has it (max rel. error ~2e-7).
+void attend_vexp(const float *x, float *y, long n);
+
+#endif

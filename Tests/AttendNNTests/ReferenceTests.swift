@@ -1,0 +1,76 @@
+// Transformer blocks, convolution and losses against PyTorch (scripts/reference/make_nn_fixtures.py made the
+// fixtures in float64 and stored them as float32). Tolerance: 1e-4 absolute on outputs and gradients.
+
+@testable import AttendNN
+import AttendTensor
+import Foundation
+import XCTest
+
+func fixture(_ name: String) throws -> Safetensors.File {
+    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
+        throw AttendError("fixture \(name) is missing")
+    }
+    return try Safetensors.read(url.path)
+}
+
+func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.shape, b.shape, "\(what): shapes", file: file, line: line)
+    let x = a.toArray(), y = b.toArray()
+    var worst: Float = 0
+    for i in 0..<min(x.count, y.count) { worst = max(worst, abs(x[i] - y[i])) }
+    XCTAssertLessThanOrEqual(worst, tolerance, "\(what): max abs difference \(worst)", file: file, line: line)
+}
+
+final class ReferenceTests: XCTestCase {
+    /// Loads "param.NAME" tensors into the module, runs `forward`, back-propagates sum(output * loss_weights),
+    /// and compares output, input gradients and every parameter gradient with the fixture.
+    func check(_ module: Module, fixture f: Safetensors.File, inputs: [String], _ forward: ([String: Tensor]) -> Tensor) throws {
+        var params: [String: Tensor] = [:]
+        for (name, t) in f.tensors where name.hasPrefix("param.") { params[String(name.dropFirst(6))] = t }
+        try module.load(params, source: "fixture")
+        XCTAssertEqual(Set(module.namedParameters().map(\.name)), Set(params.keys), "parameter names match PyTorch's")
+        var xs: [String: Tensor] = [:]
+        for name in inputs {
+            let t = f.tensors[name]!.copy()
+            t.requiresGrad = f.tensors["grad." + name] != nil
+            xs[name] = t
+        }
+        let out = forward(xs)
+        assertClose(out, f.tensors["output"]!, "output")
+        (out * f.tensors["loss_weights"]!).sum().backward()
+        for (name, x) in xs where x.requiresGrad { assertClose(x.grad!, f.tensors["grad." + name]!, "grad \(name)") }
+        for (name, p) in module.namedParameters() { assertClose(p.grad!, f.tensors["grad." + name]!, "grad \(name)") }
+    }
+
+    func testPostNormEncoderBlockWithPaddingMaskMatchesPyTorch() throws {
+        let f = try fixture("encoder_block")
+        var g = RandomGenerator(seed: 1)
+        let block = TransformerEncoderBlock(TransformerBlockConfig(dimension: 8, headCount: 2, hiddenDimension: 16,
+                                                                   activation: .gelu, preNorm: false), generator: &g)
+        let mask = f.tensors["mask"]!
+        try check(block, fixture: f, inputs: ["input"]) { block($0["input"]!, mask: mask) }
+    }
+
+    func testPreNormDecoderBlockWithCrossAttentionMatchesPyTorch() throws {
+        let f = try fixture("decoder_block")
+        var g = RandomGenerator(seed: 1)
+        let block = TransformerDecoderBlock(TransformerBlockConfig(dimension: 8, headCount: 2, hiddenDimension: 16,
+                                                                   activation: .geluTanh, preNorm: true),
+                                            encoderDimension: 6, generator: &g)
+        try check(block, fixture: f, inputs: ["input", "memory"]) { block($0["input"]!, memory: $0["memory"]!) }
+    }
+
+    func testConvolutionPoolingAndCrossEntropyMatchPyTorch() throws {
+        let f = try fixture("ops")
+        let (x, w, b) = (f.tensors["image"]!, f.tensors["weight"]!, f.tensors["bias"]!)
+        assertClose(x.conv2d(weight: w, bias: b, stride: 2, padding: 1), f.tensors["conv_stride2_pad1"]!, "conv2d stride 2")
+        assertClose(x.conv2d(weight: w, bias: b, padding: 1).maxPool2d(kernel: 2), f.tensors["conv_pad1_maxpool2"]!, "conv + maxpool")
+        let logits = f.tensors["logits"]!.copy()
+        logits.requiresGrad = true
+        let targets = IntTensor(f.tensors["targets"]!.toArray().map { Int32($0) }, shape: [6])
+        let loss = Loss.crossEntropy(logits: logits, targets: targets, ignoreIndex: -100, labelSmoothing: 0.1)
+        XCTAssertEqual(loss.item, f.tensors["cross_entropy_smooth_ignore"]!.item, accuracy: 1e-5)
+        loss.backward()
+        assertClose(logits.grad!, f.tensors["grad.logits"]!, tolerance: 1e-6, "cross-entropy gradient")
+    }
+}

@@ -1,0 +1,175 @@
+// Finite-difference checks of every derivative rule in Autodiff.swift, each on contiguous, transposed
+// and broadcast inputs. Central differences in float32 with step 1e-2; tolerance 2e-2 relative + 2e-3.
+
+import AttendTensor
+import XCTest
+
+/// How a test leaf reaches the op: as it is, as a transposed view, or broadcast from a smaller shape.
+enum Layout: CaseIterable { case contiguous, transposed, broadcast }
+
+/// A leaf of `shape` as seen through `layout`: returns the leaf (what gets gradients) and the view.
+func leaf(_ shape: [Int], _ layout: Layout, seed: UInt64, low: Float = -1, high: Float = 1) -> (Tensor, (Tensor) -> Tensor) {
+    switch layout {
+    case .contiguous:
+        return (Tensor.uniform(shape, low: low, high: high, seed: seed, requiresGrad: true), { $0 })
+    case .transposed:
+        var s = shape
+        if s.count >= 2 { s.swapAt(s.count - 1, s.count - 2) }
+        return (Tensor.uniform(s, low: low, high: high, seed: seed, requiresGrad: true), { s.count >= 2 ? $0.transposed(-1, -2) : $0 })
+    case .broadcast:
+        var s = shape
+        s[0] = 1
+        return (Tensor.uniform(s, low: low, high: high, seed: seed, requiresGrad: true), { $0.expand(to: shape) })
+    }
+}
+
+/// Checks analytic gradients of sum(f(inputs) * w) against central differences for every input element.
+func checkGradients(_ inputs: [Tensor], file: StaticString = #filePath, line: UInt = #line, _ f: @escaping ([Tensor]) -> Tensor) {
+    let out = f(inputs)
+    let weights = Tensor.uniform(out.shape, low: 0.5, high: 1.5, seed: 99)
+    let loss = { (xs: [Tensor]) -> Float in withNoGrad { (f(xs) * weights).sum().item } }
+    for x in inputs { x.zeroGrad() }
+    (out * weights).sum().backward()
+    let h: Float = 1e-2
+    for (k, x) in inputs.enumerated() {
+        guard let grad = x.grad else { XCTFail("input \(k) got no gradient", file: file, line: line); continue }
+        let g = grad.toArray()
+        let p = x.pointer
+        for i in 0..<x.count {
+            let saved = p[i]
+            p[i] = saved + h
+            let up = loss(inputs)
+            p[i] = saved - h
+            let down = loss(inputs)
+            p[i] = saved
+            let numeric = (up - down) / (2 * h)
+            let tolerance = 2e-3 + 2e-2 * Swift.max(Swift.abs(numeric), Swift.abs(g[i]))
+            if Swift.abs(numeric - g[i]) > tolerance {
+                XCTFail("input \(k) element \(i): analytic \(g[i]) vs numeric \(numeric)", file: file, line: line)
+                return
+            }
+        }
+    }
+}
+
+final class GradientCheckTests: XCTestCase {
+    func checkUnary(_ name: String, low: Float = -1, high: Float = 1, _ op: @escaping (Tensor) -> Tensor) {
+        for layout in Layout.allCases {
+            let (x, view) = leaf([3, 4], layout, seed: 1, low: low, high: high)
+            checkGradients([x]) { op(view($0[0])) }
+        }
+    }
+
+    func checkBinary(_ op: @escaping (Tensor, Tensor) -> Tensor, bLow: Float = -1) {
+        for la in Layout.allCases {
+            for lb in Layout.allCases {
+                let (a, va) = leaf([3, 4], la, seed: 1)
+                let (b, vb) = leaf([3, 4], lb, seed: 2, low: bLow)
+                checkGradients([a, b]) { op(va($0[0]), vb($0[1])) }
+            }
+        }
+        // Rank broadcasting: a row vector against a matrix.
+        let a = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 3, requiresGrad: true)
+        let b = Tensor.uniform([4], low: bLow, high: 1, seed: 4, requiresGrad: true)
+        checkGradients([a, b]) { op($0[0], $0[1]) }
+    }
+
+    func testArithmetic() {
+        checkBinary(+)
+        checkBinary(-)
+        checkBinary(*)
+        checkBinary(/, bLow: 0.5)
+        checkUnary("neg") { -$0 }
+        checkUnary("scalar") { 2 * $0 + 1 - $0 / 4 }
+    }
+
+    func testUnaryFunctions() {
+        checkUnary("exp") { $0.exp() }
+        checkUnary("log", low: 0.2, high: 2) { $0.log() }
+        checkUnary("sqrt", low: 0.2, high: 2) { $0.sqrt() }
+        checkUnary("rsqrt", low: 0.2, high: 2) { $0.rsqrt() }
+        checkUnary("tanh") { $0.tanh() }
+        checkUnary("sigmoid") { $0.sigmoid() }
+        checkUnary("silu") { $0.silu() }
+        checkUnary("gelu") { $0.gelu() }
+        checkUnary("gelu-tanh") { $0.gelu(approximate: true) }
+        checkUnary("pow") { $0.pow(3) }
+        checkUnary("square") { $0.square() }
+        // Kinked functions: inputs kept away from 0 so the step never crosses the kink.
+        checkUnary("relu", low: 0.1, high: 1) { ($0 - 0.55).relu() * 0 + $0.relu() }
+        checkUnary("abs", low: 0.1, high: 1) { ($0 * -1).abs() }
+    }
+
+    func testReductions() {
+        checkUnary("sum all") { $0.sum() }
+        checkUnary("sum rows") { $0.sum(axes: [1]) }
+        checkUnary("sum cols keep") { $0.sum(axes: [0], keepDims: true) }
+        checkUnary("mean") { $0.mean(axes: [-1]) }
+        checkUnary("variance") { $0.variance(axes: [1]) }
+        checkUnary("max rows") { $0.max(axis: 1) }
+        checkUnary("max cols") { $0.max(axis: 0, keepDims: true) }
+        let x = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 5, requiresGrad: true)
+        checkGradients([x]) { $0[0].sum(axes: [0, 2]) }
+        checkGradients([x]) { $0[0].sum(axes: [1], keepDims: true) }
+    }
+
+    func testSoftmaxFamily() {
+        checkUnary("softmax") { $0.softmax(axis: -1) }
+        checkUnary("softmax axis 0") { $0.softmax(axis: 0) }
+        checkUnary("logSoftmax") { $0.logSoftmax(axis: -1) }
+        checkUnary("logSoftmax axis 0") { $0.logSoftmax(axis: 0) }
+    }
+
+    func testShapeOps() {
+        checkUnary("reshape") { $0.reshape([2, 6]) * Tensor.arange(6) }
+        checkUnary("permute") { $0.permute([1, 0]).contiguous() * Tensor.arange(3) }
+        checkUnary("slice") { $0.slice(axis: 1, start: 1, length: 2) }
+        checkUnary("slice step") { $0.slice(axis: 1, start: 0, length: 2, step: 2) }
+        checkUnary("unsqueeze expand") { $0.unsqueeze(0).expand(to: [2, 3, 4]) * Tensor.arange(4) }
+        let a = Tensor.uniform([2, 3], seed: 1, requiresGrad: true), b = Tensor.uniform([2, 2], seed: 2, requiresGrad: true)
+        checkGradients([a, b]) { Tensor.concat([$0[0], $0[1]], axis: 1) * Tensor.arange(5) }
+        checkGradients([a]) { Tensor.stack([$0[0], $0[0] * 2], axis: 0) }
+    }
+
+    func testMatmul() {
+        for la in Layout.allCases {
+            for lb in [Layout.contiguous, .transposed] {
+                let (a, va) = leaf([3, 4], la, seed: 1)
+                let (b, vb) = leaf([4, 5], lb, seed: 2)
+                checkGradients([a, b]) { va($0[0]).matmul(vb($0[1])) }
+            }
+        }
+        // Batched with broadcast batch dims, and a 3-D input times a matrix (the folded path).
+        let a = Tensor.uniform([2, 1, 3, 4], low: -1, high: 1, seed: 3, requiresGrad: true)
+        let b = Tensor.uniform([3, 4, 2], low: -1, high: 1, seed: 4, requiresGrad: true)
+        checkGradients([a, b]) { $0[0].matmul($0[1]) }
+        let x = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 5, requiresGrad: true)
+        let w = Tensor.uniform([5, 4], low: -1, high: 1, seed: 6, requiresGrad: true)
+        checkGradients([x, w]) { $0[0].matmul($0[1].transposed(0, 1)) }
+    }
+
+    func testIndexingAndMasking() {
+        let table = Tensor.uniform([5, 3], low: -1, high: 1, seed: 1, requiresGrad: true)
+        checkGradients([table]) { $0[0].indexSelect(IntTensor([1, 4, 1, 0], shape: [2, 2])) }
+        let x = Tensor.uniform([3, 4], low: -1, high: 1, seed: 2, requiresGrad: true)
+        checkGradients([x]) { $0[0].gather(axis: 1, indices: IntTensor([0, 3, 2, 2, 1, 1], shape: [3, 2])) }
+        checkGradients([x]) { $0[0].gather(axis: 0, indices: IntTensor([2, 0, 1, 1], shape: [1, 4])) }
+        let mask = Tensor([1, 0, 0, 1], shape: [4])
+        checkGradients([x]) { $0[0].maskedFill(mask, -3) }
+        let y = Tensor.uniform([3, 4], low: -1, high: 1, seed: 3, requiresGrad: true)
+        checkGradients([x, y]) { Tensor.where(mask, $0[0], $0[1]) }
+    }
+
+    func testConvolutionAndPooling() {
+        let x = Tensor.uniform([2, 2, 5, 5], low: -1, high: 1, seed: 1, requiresGrad: true)
+        let w = Tensor.uniform([3, 2, 3, 3], low: -1, high: 1, seed: 2, requiresGrad: true)
+        let b = Tensor.uniform([3], low: -1, high: 1, seed: 3, requiresGrad: true)
+        checkGradients([x, w, b]) { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 1, padding: 1) }
+        checkGradients([x, w]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 0) }
+        // Distinct values keep max pooling away from ties.
+        let img = Tensor((0..<32).map { Float(($0 * 7) % 32) / 10 }, shape: [1, 2, 4, 4], requiresGrad: true)
+        checkGradients([img]) { $0[0].maxPool2d(kernel: 2) }
+        checkGradients([img]) { $0[0].avgPool2d(kernel: 2) }
+        checkGradients([img]) { $0[0].upsampleNearest2d(scale: 2) }
+    }
+}

@@ -1,0 +1,175 @@
+// Forward values against plain loops (the readable reference) and fused kernels against their composition.
+
+@testable import AttendTensor
+import CAttendKernels
+import Foundation
+import XCTest
+
+func assertClose(_ a: [Float], _ b: [Float], tolerance: Float, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, "lengths differ", file: file, line: line)
+    for i in 0..<min(a.count, b.count) where abs(a[i] - b[i]) > tolerance * max(1, abs(b[i])) {
+        XCTFail("element \(i): \(a[i]) vs \(b[i]) (tolerance \(tolerance))", file: file, line: line)
+        return
+    }
+}
+
+/// C = op(A) op(B) by triple loop, in Double.
+func naiveGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int) -> [Float] {
+    var c = [Float](repeating: 0, count: m * n)
+    for i in 0..<m {
+        for j in 0..<n {
+            var s: Double = 0
+            for p in 0..<k {
+                let x = transA ? a[p * lda + i] : a[i * lda + p]
+                let y = transB ? b[j * ldb + p] : b[p * ldb + j]
+                s += Double(x) * Double(y)
+            }
+            c[i * n + j] = Float(s)
+        }
+    }
+    return c
+}
+
+final class TensorOpsTests: XCTestCase {
+    func testOwnGemmMatchesNaiveOnOddShapesAndTransposes() {
+        for (m, n, k) in [(1, 1, 1), (7, 17, 5), (13, 33, 300), (6, 16, 256), (70, 50, 513)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 1
+                    let a = Tensor.uniform([(transA ? k : m) * lda], low: -1, high: 1, seed: 1).toArray()
+                    let b = Tensor.uniform([(transB ? n : k) * ldb], low: -1, high: 1, seed: 2).toArray()
+                    let expected = naiveGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb)
+                    for threads in [1, 2] {
+                        var c = [Float](repeating: 7, count: m * n)
+                        Gemm.ownSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                                      beta: 0, c: &c, ldc: n, threads: threads)
+                        assertClose(c, expected, tolerance: 1e-4)
+                    }
+                }
+            }
+        }
+    }
+
+    func testGemmAlphaBeta() {
+        let a = Tensor.uniform([5, 4], seed: 1).toArray(), b = Tensor.uniform([4, 3], seed: 2).toArray()
+        var c = [Float](repeating: 1, count: 15)
+        Gemm.ownSgemm(transA: false, transB: false, m: 5, n: 3, k: 4, alpha: 2, a: a, lda: 4, b: b, ldb: 3, beta: 0.5, c: &c, ldc: 3)
+        let ab = naiveGemm(transA: false, transB: false, m: 5, n: 3, k: 4, a: a, lda: 4, b: b, ldb: 3)
+        assertClose(c, ab.map { 2 * $0 + 0.5 }, tolerance: 1e-5)
+    }
+
+    func testBlasAndOwnKernelAgreeThroughMatmul() throws {
+        try XCTSkipIf(BLAS.loadedPath == nil, "no BLAS library on this machine")
+        let a = Tensor.uniform([3, 37, 65], low: -1, high: 1, seed: 3), b = Tensor.uniform([65, 129], low: -1, high: 1, seed: 4)
+        let withBlas = a.matmul(b).toArray()
+        BLAS.isEnabled = false
+        defer { BLAS.isEnabled = true }
+        assertClose(a.matmul(b).toArray(), withBlas, tolerance: 1e-4)
+    }
+
+    func testBatchedMatmulBroadcastsBatchDims() {
+        let a = Tensor.uniform([2, 1, 3, 4], seed: 1), b = Tensor.uniform([3, 4, 5], seed: 2)
+        let c = a.matmul(b)
+        XCTAssertEqual(c.shape, [2, 3, 3, 5])
+        let av = a.toArray(), bv = b.toArray(), cv = c.toArray()
+        for i in 0..<2 {
+            for j in 0..<3 {
+                let expected = naiveGemm(transA: false, transB: false, m: 3, n: 5, k: 4, a: Array(av[(i * 12)..<(i * 12 + 12)]), lda: 4,
+                                         b: Array(bv[(j * 20)..<(j * 20 + 20)]), ldb: 5)
+                assertClose(Array(cv[((i * 3 + j) * 15)..<((i * 3 + j) * 15 + 15)]), expected, tolerance: 1e-5)
+            }
+        }
+    }
+
+    func testBroadcastingArithmetic() {
+        let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
+        let b = Tensor([10, 20, 30], shape: [3])
+        XCTAssertEqual((a + b).toArray(), [11, 22, 33, 14, 25, 36])
+        let col = Tensor([1, 2], shape: [2, 1])
+        XCTAssertEqual((a * col).toArray(), [1, 2, 3, 8, 10, 12])
+        XCTAssertEqual((a.transposed() - 1).toArray(), [0, 3, 1, 4, 2, 5])
+    }
+
+    func testViewsShareStorageAndReadCorrectly() {
+        let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
+        let p = x.permute([2, 0, 1])
+        XCTAssertEqual(p.shape, [4, 2, 3])
+        XCTAssertTrue(p.storage === x.storage)
+        XCTAssertEqual(p.contiguous().toArray().prefix(6), [0, 4, 8, 12, 16, 20])
+        let s = x.slice(axis: 2, start: 1, length: 2)
+        XCTAssertEqual(s.toArray(), [1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22])
+        XCTAssertEqual(x.slice(axis: 1, 1..<3).slice(axis: 2, start: 0, length: 2, step: 3).toArray(), [4, 7, 8, 11, 16, 19, 20, 23])
+        let e = Tensor([1, 2], shape: [2, 1]).expand(to: [2, 3])
+        XCTAssertEqual(e.toArray(), [1, 1, 1, 2, 2, 2])
+        XCTAssertEqual(x.reshape([6, -1]).shape, [6, 4])
+        XCTAssertEqual(Tensor.concat([x, x], axis: 1).shape, [2, 6, 4])
+    }
+
+    func testReductionsMatchLoops() {
+        let x = Tensor.uniform([3, 4, 5], low: -1, high: 1, seed: 7)
+        let v = x.toArray()
+        func at(_ i: Int, _ j: Int, _ k: Int) -> Float { v[(i * 4 + j) * 5 + k] }
+        let s1 = x.sum(axes: [1]).toArray()
+        for i in 0..<3 { for k in 0..<5 { XCTAssertEqual(s1[i * 5 + k], (0..<4).map { at(i, $0, k) }.reduce(0, +), accuracy: 1e-5) } }
+        let s0 = x.sum(axes: [0]).toArray()
+        for j in 0..<4 { for k in 0..<5 { XCTAssertEqual(s0[j * 5 + k], (0..<3).map { at($0, j, k) }.reduce(0, +), accuracy: 1e-5) } }
+        XCTAssertEqual(x.sum().item, v.reduce(0, +), accuracy: 1e-4)
+        let m = x.max(axis: 2).toArray()
+        for i in 0..<3 { for j in 0..<4 { XCTAssertEqual(m[i * 4 + j], (0..<5).map { at(i, j, $0) }.max()!) } }
+        XCTAssertEqual(x.argmax(axis: 2).shape, [3, 4])
+    }
+
+    func testFusedSoftmaxMatchesComposition() {
+        let x = Tensor.uniform([4, 7], low: -5, high: 5, seed: 3)
+        let e = (x - x.max(axis: -1, keepDims: true)).exp()
+        let composed = e / e.sum(axes: [-1], keepDims: true)
+        assertClose(x.softmax(axis: -1).toArray(), composed.toArray(), tolerance: 1e-6)
+        assertClose(x.logSoftmax(axis: -1).toArray(), composed.log().toArray(), tolerance: 1e-5)
+        // A fully masked row gives zeros, not NaN.
+        let masked = Tensor([-Float.infinity, -.infinity], shape: [1, 2]).softmax()
+        XCTAssertEqual(masked.toArray(), [0, 0])
+    }
+
+    func testVectorExpAccuracy() {
+        let xs = stride(from: Float(-87), through: 88, by: 0.37).map { $0 }
+        var ys = [Float](repeating: 0, count: xs.count)
+        attend_vexp(xs, &ys, xs.count)
+        for (x, y) in zip(xs, ys) {
+            let ref = Foundation.exp(Double(x))
+            XCTAssertLessThan(abs(Double(y) - ref) / ref, 1e-6, "exp(\(x))")
+        }
+    }
+
+    func testSeededRandomIsReproducible() {
+        XCTAssertEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 42).toArray())
+        XCTAssertNotEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 43).toArray())
+        let u = Tensor.randn([10_000], seed: 1)
+        XCTAssertEqual(u.mean().item, 0, accuracy: 0.05)
+        XCTAssertEqual(u.variance(axes: [0]).item, 1, accuracy: 0.05)
+    }
+
+    func testNoGradModeRecordsNothing() {
+        let w = Tensor.ones([2], requiresGrad: true)
+        let y = withNoGrad { w * 2 }
+        XCTAssertFalse(y.requiresGrad)
+        let z = w * 2
+        XCTAssertTrue(z.requiresGrad)
+    }
+
+    func testGradientsAccumulateAcrossBackwardCalls() {
+        let w = Tensor([1, 2], shape: [2], requiresGrad: true)
+        (w * 3).sum().backward()
+        (w * 3).sum().backward()
+        XCTAssertEqual(w.grad!.toArray(), [6, 6])
+        w.zeroGrad()
+        XCTAssertNil(w.grad)
+    }
+
+    func testLargeElementwiseOpsUseAllThreadsCorrectly() {
+        let n = 1 << 20
+        let a = Tensor.uniform([n / 1024, 1024], seed: 1), b = Tensor.uniform([1024], seed: 2)
+        let c = (a + b).toArray(), av = a.toArray(), bv = b.toArray()
+        for i in stride(from: 0, to: n, by: 4099) { XCTAssertEqual(c[i], av[i] + bv[i % 1024]) }
+        XCTAssertEqual(a.sum(axes: [0]).toArray()[5], (0..<(n / 1024)).map { av[$0 * 1024 + 5] }.reduce(0, +), accuracy: 1e-2)
+    }
+}

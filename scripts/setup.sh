@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what Attend needs from Debian's archive: zlib (gzip'd IDX files), OpenBLAS (optional, loaded at
+# run time; Attend has its own kernel without it) and the Fashion-MNIST data set. Skips apt when all are present.
+set -euo pipefail
+packages=(zlib1g-dev pkg-config libopenblas0-pthread dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: install system packages, then build and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift test
