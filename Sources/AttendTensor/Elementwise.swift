@@ -110,11 +110,14 @@ extension Tensor {
 
     public func pow(_ p: Float) -> Tensor {
         let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
-        let src = contiguous().pointer, dst = out.pointer
-        if p == 2 {
-            for i in 0..<count { dst[i] = src[i] * src[i] }
-        } else {
-            for i in 0..<count { dst[i] = Foundation.pow(src[i], p) }
+        let source = contiguous()
+        let src = source.pointer, dst = out.pointer
+        withExtendedLifetime(source) {
+            if p == 2 {
+                for i in 0..<count { dst[i] = src[i] * src[i] }
+            } else {
+                for i in 0..<count { dst[i] = Foundation.pow(src[i], p) }
+            }
         }
         return out.recording(.pow(p), inputs: [self])
     }
