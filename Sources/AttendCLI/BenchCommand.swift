@@ -44,17 +44,20 @@ struct GemmBench: ParsableCommand {
             let flops = 2 * Double(n) * Double(n) * Double(n)
             for t in threads {
                 Parallel.threads = t
-                BLAS.setThreads(t)
                 let own = medianSeconds(repeats: repeats) {
                     Gemm.ownSgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
                                   b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n, threads: t)
                 }
                 var line = String(format: "%5d %3d | %10.1f", n, t, flops / own / 1e9)
                 if BLAS.loadedPath != nil {
+                    // OpenBLAS threads itself when called directly; Attend's matmul keeps it single-threaded per block.
+                    BLAS.setThreads(t)
+                    defer { BLAS.setThreads(1) }
                     let blas = medianSeconds(repeats: repeats) {
                         BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
                                    b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
                     }
+                    BLAS.setThreads(1)
                     let viaTensor = medianSeconds(repeats: repeats) { _ = withNoGrad { a.matmul(b) } }
                     line += String(format: " %10.1f %9.2fx | %11.1f %11.2fx", flops / blas / 1e9, blas / own,
                                    flops / viaTensor / 1e9, blas / viaTensor)

@@ -37,7 +37,8 @@ public enum BLAS {
             guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { continue }
             guard let sym = dlsym(handle, "cblas_sgemm") else { continue }
             let setThreads = dlsym(handle, "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreadsFn.self) }
-            setThreads?(Int32(Parallel.threads))
+            // Attend splits work across its own threads and calls BLAS single-threaded in each (see Gemm.sgemm).
+            setThreads?(1)
             return Library(path: path, sgemm: unsafeBitCast(sym, to: SgemmFn.self), setThreads: setThreads)
         }
         return nil
@@ -51,7 +52,8 @@ public enum BLAS {
 
     static var active: Library? { isEnabled ? library : nil }
 
-    /// Sets OpenBLAS's thread count (no effect for other libraries).
+    /// Sets OpenBLAS's own thread count (no effect for other libraries). Attend keeps it at 1; benchmarks
+    /// raise it to time OpenBLAS's threading directly.
     public static func setThreads(_ n: Int) { library?.setThreads?(Int32(n)) }
 
     /// Calls cblas_sgemm directly, row-major. For benchmarks that compare Attend's matmul with raw BLAS.

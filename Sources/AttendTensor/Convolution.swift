@@ -32,15 +32,29 @@ enum Convolution {
                             continue
                         }
                         let src = plane + iy * g.width
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.padding + kj
-                            line[ox] = ix >= 0 && ix < g.width ? src[ix] : 0
+                        let (lo, hi) = validColumns(g, kj)
+                        if lo > 0 { line.update(repeating: 0, count: lo) }
+                        if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
+                        if g.stride == 1 {
+                            if hi > lo { (line + lo).update(from: src + lo - g.padding + kj, count: hi - lo) }
+                        } else {
+                            for ox in lo..<hi { line[ox] = src[ox * g.stride - g.padding + kj] }
                         }
                     }
                     row += 1
                 }
             }
         }
+    }
+
+    /// Output columns ox whose input column ox * stride - padding + kj lies inside the image.
+    @inline(__always)
+    static func validColumns(_ g: Conv2dGeometry, _ kj: Int) -> (Int, Int) {
+        let first = g.padding - kj  // smallest ox * stride that is in range
+        let lo = first <= 0 ? 0 : (first + g.stride - 1) / g.stride
+        let last = g.width - 1 + g.padding - kj  // largest ox * stride in range
+        let hi = last < 0 ? 0 : Swift.min(g.outWidth, last / g.stride + 1)
+        return (Swift.min(lo, hi), hi)
     }
 
     /// Folds columns back into an image, adding overlapping contributions (adjoint of im2col).
@@ -56,10 +70,9 @@ enum Convolution {
                         let iy = oy * g.stride - g.padding + ki
                         if iy < 0 || iy >= g.height { continue }
                         let dst = plane + iy * g.width
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.padding + kj
-                            if ix >= 0 && ix < g.width { dst[ix] += src[oy * ow + ox] }
-                        }
+                        let (lo, hi) = validColumns(g, kj)
+                        let line = src + oy * ow
+                        for ox in lo..<hi { dst[ox * g.stride - g.padding + kj] += line[ox] }
                     }
                     row += 1
                 }
@@ -88,7 +101,7 @@ enum Convolution {
             for n in samples {
                 im2col(xp + n * g.inChannels * g.height * g.width, g, cols)
                 let o = op + n * g.outChannels * g.outPixels
-                Gemm.ownSgemm(transA: false, transB: false, m: g.outChannels, n: g.outPixels, k: g.patchSize, alpha: 1,
+                Gemm.sgemm(transA: false, transB: false, m: g.outChannels, n: g.outPixels, k: g.patchSize, alpha: 1,
                               a: wp, lda: g.patchSize, b: cols, ldb: g.outPixels, beta: 0, c: o, ldc: g.outPixels, threads: 1)
                 if let bp = bias?.pointer {
                     for oc in 0..<g.outChannels {
@@ -115,12 +128,12 @@ enum Convolution {
                 let gn = gp + n * g.outChannels * g.outPixels
                 im2col(xp + n * g.inChannels * g.height * g.width, g, cols)
                 // dW += dOut_n [O, P] x cols^T [P, CKK]
-                Gemm.ownSgemm(transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: g.outPixels, alpha: 1,
+                Gemm.sgemm(transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: g.outPixels, alpha: 1,
                               a: gn, lda: g.outPixels, b: cols, ldb: g.outPixels, beta: 1,
                               c: dwp + p * g.outChannels * g.patchSize, ldc: g.patchSize, threads: 1)
                 if let dxp {
                     // dcols = W^T [CKK, O] x dOut_n [O, P], folded back into the image.
-                    Gemm.ownSgemm(transA: true, transB: false, m: g.patchSize, n: g.outPixels, k: g.outChannels, alpha: 1,
+                    Gemm.sgemm(transA: true, transB: false, m: g.patchSize, n: g.outPixels, k: g.outChannels, alpha: 1,
                                   a: wp, lda: g.patchSize, b: gn, ldb: g.outPixels, beta: 0, c: dcols, ldc: g.outPixels, threads: 1)
                     col2im(dcols, g, dxp + n * g.inChannels * g.height * g.width)
                 }
@@ -192,7 +205,7 @@ extension Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1)
         let xc = contiguous()
-        let out = Tensor(shape: [n, c, oh, ow])
+        let out = Tensor(contiguousStorage: TensorStorage(count: n * c * oh * ow, zeroed: false), shape: [n, c, oh, ow])
         var argmax = [Int32](repeating: 0, count: out.count)
         let xp = xc.pointer, op = out.pointer
         argmax.withUnsafeMutableBufferPointer { am in
@@ -200,6 +213,21 @@ extension Tensor {
             Parallel.forRanges(n * c, costPerItem: h * w) { planes in
                 for plane in planes {
                     let src = xp + plane * h * w
+                    if k == 2 && s == 2 {
+                        // The common case, unrolled: four candidates per output.
+                        for oy in 0..<oh {
+                            for ox in 0..<ow {
+                                let i0 = 2 * oy * w + 2 * ox
+                                var best = src[i0], bi = i0
+                                if src[i0 + 1] > best { best = src[i0 + 1]; bi = i0 + 1 }
+                                if src[i0 + w] > best { best = src[i0 + w]; bi = i0 + w }
+                                if src[i0 + w + 1] > best { best = src[i0 + w + 1]; bi = i0 + w + 1 }
+                                op[(plane * oh + oy) * ow + ox] = best
+                                amp[(plane * oh + oy) * ow + ox] = Int32(bi)
+                            }
+                        }
+                        continue
+                    }
                     for oy in 0..<oh {
                         for ox in 0..<ow {
                             var best = -Float.infinity, bi = 0

@@ -9,45 +9,57 @@ public enum Gemm {
     public static var ownKernelName: String { String(cString: attend_sgemm_kernel_name()) }
 
     /// Row-major C = alpha * op(A) op(B) + beta * C with Attend's own kernel on `threads` cores.
-    /// The larger of M and N is split into blocks, one per thread.
     public static func ownSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads) {
-        let work = m * n * k
-        let parts = Swift.min(threads, Swift.max(1, work / (64 * 64 * 64)))
+        split(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+              beta: beta, c: c, ldc: ldc, threads: threads) {
+            attend_sgemm($0 ? 1 : 0, $1 ? 1 : 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        }
+    }
+
+    /// Row-major SGEMM through BLAS when loaded and enabled, else the own kernel, on `threads` cores.
+    /// BLAS runs single-threaded inside each block: Attend owns the threads, so OpenBLAS's pool never
+    /// spins against Attend's other parallel work.
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads) {
+        guard let lib = BLAS.active else {
+            ownSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                     beta: beta, c: c, ldc: ldc, threads: threads)
+            return
+        }
+        split(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+              beta: beta, c: c, ldc: ldc, threads: threads) {
+            lib.sgemm(101, $0 ? 112 : 111, $1 ? 112 : 111, Int32($2), Int32($3), Int32($4), $5, $6, Int32($7), $8, Int32($9),
+                      $10, $11, Int32($12))
+        }
+    }
+
+    typealias BlockKernel = (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int,
+                             Float, UnsafeMutablePointer<Float>, Int) -> Void
+
+    /// Splits the larger of M and N into one block per thread (aligned to micro-tiles) and runs `kernel` on each.
+    static func split(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, _ kernel: BlockKernel) {
+        let parts = Swift.min(threads, Swift.max(1, m * n * k / (64 * 64 * 64)))
         if parts <= 1 {
-            attend_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            kernel(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         let splitRows = m >= n
         let total = splitRows ? m : n
-        let unit = splitRows ? 6 : 16  // micro-tile size, so blocks stay aligned to whole tiles
+        let unit = splitRows ? 6 : 16
         let blocks = (total + unit - 1) / unit
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let lo = blocks * p / parts * unit, hi = Swift.min(total, blocks * (p + 1) / parts * unit)
             guard lo < hi else { return }
             if splitRows {
-                let aOff = transA ? lo : lo * lda
-                attend_sgemm(transA ? 1 : 0, transB ? 1 : 0, hi - lo, n, k, alpha, a + aOff, lda, b, ldb,
-                             beta, c + lo * ldc, ldc)
+                kernel(transA, transB, hi - lo, n, k, alpha, a + (transA ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc)
             } else {
-                let bOff = transB ? lo * ldb : lo
-                attend_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, hi - lo, k, alpha, a, lda, b + bOff, ldb,
-                             beta, c + lo, ldc)
+                kernel(transA, transB, m, hi - lo, k, alpha, a, lda, b + (transB ? lo * ldb : lo), ldb, beta, c + lo, ldc)
             }
-        }
-    }
-
-    /// Row-major SGEMM through BLAS when loaded and enabled, else the own kernel.
-    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads) {
-        if let lib = BLAS.active, threads == Parallel.threads {
-            lib.sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
-                      a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        } else {
-            ownSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                     beta: beta, c: c, ldc: ldc, threads: threads)
         }
     }
 }
@@ -109,9 +121,9 @@ extension Tensor {
                 Parallel.forRanges(batches, costPerItem: m * n * k, minimumWork: 1 << 18) { range in
                     for bi in range {
                         let (oa, ob) = offsets(bi)
-                        Gemm.ownSgemm(transA: la.trans, transB: lb.trans, m: m, n: n, k: k, alpha: 1,
-                                      a: ap + oa, lda: la.ld, b: bp + ob, ldb: lb.ld, beta: 0,
-                                      c: cp + bi * m * n, ldc: n, threads: 1)
+                        Gemm.sgemm(transA: la.trans, transB: lb.trans, m: m, n: n, k: k,
+                                   a: ap + oa, lda: la.ld, b: bp + ob, ldb: lb.ld,
+                                   c: cp + bi * m * n, ldc: n, threads: 1)
                     }
                 }
             } else {
