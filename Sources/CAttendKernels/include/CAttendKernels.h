@@ -18,4 +18,16 @@ void attend_vexp(const float *x, float *y, long n);
 /// Keeps large freed blocks in glibc's heap instead of returning them to the OS (no-op elsewhere).
 void attend_tune_allocator(void);
 
+/// Selects the word2vec kernels for this CPU and builds the sigmoid table; call once before training.
+void attend_w2v_prepare(void);
+
+/// For each t < count: f = <input, out[rows[t]]>, g = (labels[t] - sigmoid(f)) * alpha;
+/// grad += g * out[rows[t]]; out[rows[t]] += g * input. Rows are `dim` floats. With skip_outside_table,
+/// |f| > 6 skips the row (hierarchical softmax); otherwise the sigmoid saturates (negative sampling).
+void attend_w2v_update(const float *input, float *grad, float *out, const int *rows, const float *labels,
+                       long count, long dim, float alpha, int skip_outside_table);
+
+/// y += a * x over n floats.
+void attend_saxpy(long n, float a, const float *x, float *y);
+
 #endif

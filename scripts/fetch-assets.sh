@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fetches the real models and data Attend's tests and benchmarks use, by package name, into .cache/assets/
+# (git-ignored). See ../shared/ASSETS.md for what each package holds. Usage: scripts/fetch-assets.sh NAME...
+#   gensim-test-data  questions-words.txt, wordsim353.tsv, simlex999.txt, lee_background.cor (PyPI gensim==4.4.0)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for name in "$@"; do
+  dest=.cache/assets/$name
+  case "$name" in
+    gensim-test-data)
+      [ -s "$dest/questions-words.txt" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" gensim==4.4.0
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/gensim-4.4.0-*.whl "$dest.partial" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for f in ("questions-words.txt", "wordsim353.tsv", "simlex999.txt", "lee_background.cor"):
+        open(f"{out}/{f}", "wb").write(z.read(f"gensim/test/test_data/{f}"))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"   # only a complete download gets the final name
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data)" >&2; exit 2 ;;
+  esac
+  echo "$dest"
+done
