@@ -45,6 +45,8 @@ def main():
     xte, yte = load(a.data, "test")
     net = make(a.model)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0)
+    steps_per_epoch = (len(xtr) + 127) // 128
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.epochs * steps_per_epoch)  # as attend mnist
     times = []
     for epoch in range(1, a.epochs + 1):
         net.train()
@@ -56,6 +58,7 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
         times.append(time.perf_counter() - t0)
         net.eval()
         with torch.no_grad():

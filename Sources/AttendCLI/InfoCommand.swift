@@ -8,5 +8,6 @@ struct InfoCommand: ParsableCommand {
         print("threads: \(Parallel.threads)")
         print("BLAS: \(BLAS.loadedPath ?? "none (own kernel)")")
         print("own GEMM micro-kernel: \(Gemm.ownKernelName)")
+        print("backend: \(Backend.current.name)")
     }
 }

@@ -35,6 +35,10 @@ public enum ClassifierTraining {
                            config: ClassifierTrainingConfig, onEpoch: (EpochReport) -> Void = { _ in }) -> [EpochReport] {
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: config.learningRate, weightDecay: config.weightDecay)
         var reports: [EpochReport] = []
+        // Cosine decay to zero over the whole run: the last epochs average out minibatch noise.
+        let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
+        let schedule = WarmupCosineSchedule(peak: config.learningRate, minimum: 0, warmupSteps: 0,
+                                            totalSteps: config.epochs * stepsPerEpoch)
         for epoch in 1...config.epochs {
             model.train()
             let started = Date()
@@ -47,6 +51,7 @@ public enum ClassifierTraining {
                 let loss = Loss.crossEntropy(logits: model(x), targets: y)
                 model.zeroGrad()
                 loss.backward()
+                optimizer.learningRate = schedule(optimizer.step)
                 optimizer.update()
                 lossSum += Double(loss.item) * Double(indices.count)
                 seen += indices.count

@@ -82,10 +82,7 @@ extension Tensor {
         let out: Tensor
         if isContiguous {
             out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
-            let src = pointer, dst = out.pointer, n = count
-            Parallel.forRanges(n, costPerItem: 4) { r in
-                attend_vexp(src + r.lowerBound, dst + r.lowerBound, r.count)
-            }
+            Backend.current.exp(pointer, out.pointer, count: count)
         } else {
             out = Kernels.unary(self, ExpF.self)
         }

@@ -18,22 +18,12 @@ public enum Gemm {
         }
     }
 
-    /// Row-major SGEMM through BLAS when loaded and enabled, else the own kernel, on `threads` cores.
-    /// BLAS runs single-threaded inside each block: Attend owns the threads, so OpenBLAS's pool never
-    /// spins against Attend's other parallel work.
+    /// Row-major SGEMM on the current backend (`Backend.current`), on `threads` cores.
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads) {
-        guard let lib = BLAS.active else {
-            ownSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                     beta: beta, c: c, ldc: ldc, threads: threads)
-            return
-        }
-        split(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-              beta: beta, c: c, ldc: ldc, threads: threads) {
-            lib.sgemm(101, $0 ? 112 : 111, $1 ? 112 : 111, Int32($2), Int32($3), Int32($4), $5, $6, Int32($7), $8, Int32($9),
-                      $10, $11, Int32($12))
-        }
+        Backend.current.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                              beta: beta, c: c, ldc: ldc, threads: threads)
     }
 
     typealias BlockKernel = (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int,

@@ -50,6 +50,24 @@ final class TensorOpsTests: XCTestCase {
         }
     }
 
+    func testCurrentBackendMatchesNaiveWithAndWithoutBLAS() {
+        defer { BLAS.isEnabled = true }
+        for blas in [true, false] {
+            BLAS.isEnabled = blas
+            for (m, n, k, ta, tb) in [(37, 129, 65, false, false), (64, 3, 200, true, false), (5, 300, 17, false, true)] {
+                let lda = ta ? m : k, ldb = tb ? k : n
+                let a = Tensor.uniform([m * k], low: -1, high: 1, seed: 5).toArray(), b = Tensor.uniform([k * n], low: -1, high: 1, seed: 6).toArray()
+                var c = [Float](repeating: 1, count: m * n)
+                Backend.current.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                                      beta: 0, c: &c, ldc: n, threads: 2)
+                assertClose(c, naiveGemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb), tolerance: 1e-4)
+            }
+        }
+        var y = [Float](repeating: 0, count: 3)
+        Backend.current.exp([0, 1, -2], &y, count: 3)
+        assertClose(y, [1, Float(M_E), Float(exp(-2.0))], tolerance: 1e-6)
+    }
+
     func testGemmAlphaBeta() {
         let a = Tensor.uniform([5, 4], seed: 1).toArray(), b = Tensor.uniform([4, 3], seed: 2).toArray()
         var c = [Float](repeating: 1, count: 15)
