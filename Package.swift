@@ -6,7 +6,7 @@ let package = Package(
     name: "Attend",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings"]),
+        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
     dependencies: [
@@ -20,18 +20,21 @@ let package = Package(
         .target(name: "AttendTensor", dependencies: ["CAttendKernels"]),
         .target(name: "AttendNN", dependencies: ["AttendTensor"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
-        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets"]),
+        .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
+        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
+        .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendTokenizers", "AttendNN", "AttendTensor"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

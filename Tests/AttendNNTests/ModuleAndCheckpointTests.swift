@@ -78,8 +78,8 @@ final class ModuleAndCheckpointTests: XCTestCase {
         XCTAssertTrue(message(good.prefix(5)).contains("bad.safetensors"))
         var wrongDtype = good
         let range = wrongDtype.range(of: "F32".data(using: .utf8)!)!
-        wrongDtype.replaceSubrange(range, with: "I64".data(using: .utf8)!)
-        XCTAssertTrue(message(wrongDtype).contains("dtype I64"), message(wrongDtype))
+        wrongDtype.replaceSubrange(range, with: "C64".data(using: .utf8)!)
+        XCTAssertTrue(message(wrongDtype).contains("dtype C64"), message(wrongDtype))
         var badJSON = good
         badJSON[8] = UInt8(ascii: "[")
         XCTAssertTrue(message(badJSON).contains("JSON"))

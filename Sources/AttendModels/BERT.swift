@@ -1,0 +1,231 @@
+// BERT (Devlin et al., 2019): token + position + segment embeddings, then post-norm Transformer encoder
+// blocks. Loads Hugging Face checkpoints (config.json + model.safetensors); `SentenceEmbedder` adds the
+// pooling and normalization of Sentence-BERT (Reimers & Gurevych, 2019), e.g. all-MiniLM-L6-v2.
+
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+public struct BERTConfig: Codable, Equatable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var intermediateSize: Int
+    public var hiddenActivation: String
+    public var maxPositions: Int
+    public var typeVocabSize: Int
+    public var layerNormEps: Float
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", layerCount = "num_hidden_layers"
+        case headCount = "num_attention_heads", intermediateSize = "intermediate_size", hiddenActivation = "hidden_act"
+        case maxPositions = "max_position_embeddings", typeVocabSize = "type_vocab_size", layerNormEps = "layer_norm_eps"
+    }
+
+    public init(vocabSize: Int, hiddenSize: Int, layerCount: Int, headCount: Int, intermediateSize: Int,
+                hiddenActivation: String = "gelu", maxPositions: Int = 512, typeVocabSize: Int = 2, layerNormEps: Float = 1e-12) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.intermediateSize = intermediateSize
+        self.hiddenActivation = hiddenActivation
+        self.maxPositions = maxPositions
+        self.typeVocabSize = typeVocabSize
+        self.layerNormEps = layerNormEps
+    }
+
+    var activation: Activation.Kind? {
+        switch hiddenActivation {
+        case "gelu": return .gelu
+        case "gelu_new", "gelu_pytorch_tanh": return .geluTanh
+        case "relu": return .relu
+        case "silu", "swish": return .silu
+        default: return nil
+        }
+    }
+}
+
+public final class BERTEmbeddings: Module {
+    public let wordEmbeddings: Embedding
+    public let positionEmbeddings: Embedding
+    public let tokenTypeEmbeddings: Embedding
+    public let layerNorm: LayerNorm
+
+    init(_ c: BERTConfig, generator: inout RandomGenerator) {
+        wordEmbeddings = Embedding(c.vocabSize, c.hiddenSize, generator: &generator)
+        positionEmbeddings = Embedding(c.maxPositions, c.hiddenSize, generator: &generator)
+        tokenTypeEmbeddings = Embedding(c.typeVocabSize, c.hiddenSize, generator: &generator)
+        layerNorm = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
+    }
+
+    /// ids, typeIds: [B, T] -> [B, T, C].
+    public func callAsFunction(_ ids: IntTensor, typeIds: IntTensor? = nil) -> Tensor {
+        let t = ids.shape[1]
+        let positions = positionEmbeddings(IntTensor((0..<t).map { Int32($0) }, shape: [t]))  // (T, C), broadcast over B
+        let types = tokenTypeEmbeddings(typeIds ?? IntTensor([Int32](repeating: 0, count: ids.count), shape: ids.shape))
+        return layerNorm(wordEmbeddings(ids) + positions + types)
+    }
+}
+
+public final class BERTModel: Module {
+    public let config: BERTConfig
+    public let embeddings: BERTEmbeddings
+    public let layers: [TransformerEncoderBlock]
+
+    public init(_ config: BERTConfig, generator: inout RandomGenerator) {
+        precondition(config.hiddenSize % config.headCount == 0, "BERT: hidden size \(config.hiddenSize) is not divisible by \(config.headCount) heads")
+        self.config = config
+        embeddings = BERTEmbeddings(config, generator: &generator)
+        let block = TransformerBlockConfig(dimension: config.hiddenSize, headCount: config.headCount,
+                                           hiddenDimension: config.intermediateSize, activation: config.activation ?? .gelu,
+                                           preNorm: false, layerNormEps: config.layerNormEps)
+        layers = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
+    }
+
+    /// ids: [B, T]; lengths: real tokens per row (the rest is padding). Returns hidden states [B, T, C].
+    public func callAsFunction(_ ids: IntTensor, lengths: [Int]? = nil, typeIds: IntTensor? = nil) -> Tensor {
+        precondition(ids.shape.count == 2, "BERT expects ids of shape [batch, tokens], got \(ids.shape)")
+        precondition(ids.shape[1] <= config.maxPositions, "BERT: \(ids.shape[1]) tokens exceed the \(config.maxPositions) positions")
+        let mask = lengths.map { Attention.paddingMask(lengths: $0, maxLength: ids.shape[1]) }
+        var h = embeddings(ids, typeIds: typeIds)
+        for layer in layers { h = layer(h, mask: mask) }
+        return h
+    }
+
+    /// Attend's parameter path -> the Hugging Face checkpoint name. One table, applied to each path.
+    static let checkpointNames: [(ours: String, theirs: String)] = [
+        ("embeddings.wordEmbeddings.", "embeddings.word_embeddings."),
+        ("embeddings.positionEmbeddings.", "embeddings.position_embeddings."),
+        ("embeddings.tokenTypeEmbeddings.", "embeddings.token_type_embeddings."),
+        ("embeddings.layerNorm.", "embeddings.LayerNorm."),
+        ("attention.query.", "attention.self.query."),
+        ("attention.key.", "attention.self.key."),
+        ("attention.value.", "attention.self.value."),
+        ("attention.output.", "attention.output.dense."),
+        ("attentionNorm.", "attention.output.LayerNorm."),
+        ("feedForward.up.", "intermediate.dense."),
+        ("feedForward.down.", "output.dense."),
+        ("feedForwardNorm.", "output.LayerNorm."),
+    ]
+
+    public static func checkpointName(_ ours: String) -> String {
+        var name = ours
+        if name.hasPrefix("layers.") { name = "encoder.layer." + name.dropFirst("layers.".count) }
+        for (a, b) in checkpointNames where name.contains(a) {
+            name = name.replacingOccurrences(of: a, with: b)
+            break
+        }
+        return name
+    }
+
+    /// Loads a Hugging Face BERT folder: config.json and model.safetensors.
+    public static func load(directory: String) throws -> BERTModel {
+        let dir = URL(fileURLWithPath: directory)
+        let configPath = dir.appendingPathComponent("config.json").path
+        guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
+        let config: BERTConfig
+        do { config = try JSONDecoder().decode(BERTConfig.self, from: data) } catch {
+            throw AttendError("\(configPath): not a BERT config (\(error))")
+        }
+        guard config.activation != nil else { throw AttendError("\(configPath): hidden_act '\(config.hiddenActivation)' is not supported") }
+        var g = RandomGenerator(seed: 0)
+        let model = BERTModel(config, generator: &g)
+        let weightsPath = dir.appendingPathComponent("model.safetensors").path
+        let file = try Safetensors.read(weightsPath)
+        // Task heads save the encoder under "bert."; accept both layouts.
+        var tensors = file.tensors
+        for (k, v) in file.tensors where k.hasPrefix("bert.") { tensors[String(k.dropFirst(5))] = v }
+        var renamed: [String: Tensor] = [:]
+        for (name, _) in model.namedTensors() { if let t = tensors[checkpointName(name)] { renamed[name] = t } }
+        if let missing = model.namedTensors().first(where: { renamed[$0.name] == nil }) {
+            throw AttendError("\(weightsPath): tensor '\(checkpointName(missing.name))' is missing")
+        }
+        try model.load(renamed, source: weightsPath)
+        model.eval()
+        return model
+    }
+}
+
+/// Sentence embeddings from a BERT encoder: pooled token states, optionally L2-normalized.
+public final class SentenceEmbedder {
+    public enum Pooling: String, Codable { case mean, cls, max }
+
+    public let model: BERTModel
+    public let tokenizer: WordPieceTokenizer
+    public var pooling: Pooling
+    public var normalize: Bool
+    public var maxLength: Int
+
+    public init(model: BERTModel, tokenizer: WordPieceTokenizer, pooling: Pooling = .mean, normalize: Bool = true, maxLength: Int = 256) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize
+        self.maxLength = min(maxLength, model.config.maxPositions)
+    }
+
+    /// Loads a sentence-transformers folder: the BERT files, `1_Pooling/config.json`, `modules.json`
+    /// (a Normalize module turns on normalization) and `sentence_bert_config.json` (max_seq_length).
+    public static func load(directory: String) throws -> SentenceEmbedder {
+        let dir = URL(fileURLWithPath: directory)
+        let embedder = SentenceEmbedder(model: try BERTModel.load(directory: directory), tokenizer: try WordPieceTokenizer.load(directory: directory))
+        func json(_ path: String) throws -> [String: Any]? {
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(path).path) else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw AttendError("\(dir.appendingPathComponent(path).path): does not parse as a JSON object")
+            }
+            return object
+        }
+        if let pooling = try json("1_Pooling/config.json") {
+            if pooling["pooling_mode_cls_token"] as? Bool == true { embedder.pooling = .cls }
+            if pooling["pooling_mode_max_tokens"] as? Bool == true { embedder.pooling = .max }
+            if pooling["pooling_mode_mean_tokens"] as? Bool == true { embedder.pooling = .mean }
+        }
+        if let modulesData = FileManager.default.contents(atPath: dir.appendingPathComponent("modules.json").path),
+           let modules = try? JSONSerialization.jsonObject(with: modulesData) as? [[String: Any]] {
+            embedder.normalize = modules.contains { ($0["type"] as? String)?.hasSuffix("Normalize") == true }
+        }
+        if let st = try json("sentence_bert_config.json"), let n = st["max_seq_length"] as? Int { embedder.maxLength = min(n, embedder.model.config.maxPositions) }
+        return embedder
+    }
+
+    /// Embeddings [N, D] for `sentences`, in order. Sentences are batched by length to limit padding.
+    public func embed(_ sentences: [String], batchSize: Int = 32) -> Tensor {
+        let encoded = sentences.map { tokenizer.encode($0, maxLength: maxLength) }
+        let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
+        let d = model.config.hiddenSize
+        let out = Tensor(shape: [sentences.count, d])
+        withNoGrad {
+            for start in stride(from: 0, to: order.count, by: batchSize) {
+                let batch = Array(order[start..<min(order.count, start + batchSize)])
+                let t = batch.map { encoded[$0].count }.max()!
+                var ids = [Int32](repeating: tokenizer.padId, count: batch.count * t)
+                for (r, i) in batch.enumerated() { for (k, id) in encoded[i].enumerated() { ids[r * t + k] = id } }
+                let lengths = batch.map { encoded[$0].count }
+                let h = model(IntTensor(ids, shape: [batch.count, t]), lengths: lengths)  // (B, T, C)
+                var pooled = pool(h, lengths: lengths)                                     // (B, C)
+                if normalize { pooled = Loss.normalize(pooled) }
+                let p = pooled.contiguous().pointer
+                for (r, i) in batch.enumerated() { (out.pointer + i * d).update(from: p + r * d, count: d) }
+            }
+        }
+        return out
+    }
+
+    func pool(_ h: Tensor, lengths: [Int]) -> Tensor {
+        let (b, t) = (h.shape[0], h.shape[1])
+        switch pooling {
+        case .cls:
+            return h.slice(axis: 1, start: 0, length: 1).reshape([b, -1])
+        case .mean, .max:
+            let keep = Tensor(shape: [b, t, 1])
+            for (r, n) in lengths.enumerated() { for k in 0..<n { keep.pointer[r * t + k] = 1 } }
+            if pooling == .max { return h.maskedFill(1 - keep, -.infinity).max(axis: 1) }
+            let counts = Tensor(lengths.map { Float(max($0, 1)) }, shape: [b, 1])
+            return (h * keep).sum(axes: [1]) / counts
+        }
+    }
+}

@@ -1,0 +1,76 @@
+@testable import AttendModels
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import Foundation
+import XCTest
+
+let miniLMDirectory = FileManager.default.currentDirectoryPath + "/.cache/assets/all-MiniLM-L6-v2"
+
+func expectedMiniLM() throws -> [String: Any] {
+    let url = Bundle.module.url(forResource: "minilm_expected", withExtension: "json", subdirectory: "Fixtures")!
+    return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+}
+
+final class BERTTests: XCTestCase {
+    func testWordPieceIdsMatchHuggingFace() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: miniLMDirectory + "/vocab.txt"), "run scripts/fetch-assets.sh all-MiniLM-L6-v2")
+        let tokenizer = try WordPieceTokenizer.load(directory: miniLMDirectory)
+        for case let item as [String: Any] in try expectedMiniLM()["tokenizer"] as! [Any] {
+            let text = item["text"] as! String
+            let ids = (item["ids"] as! [Int]).map { Int32($0) }
+            XCTAssertEqual(tokenizer.encode(text, maxLength: 256), ids, "text: \(text.prefix(60))")
+        }
+        XCTAssertEqual(tokenizer.decode(tokenizer.encode("Hello, world!")), "hello , world !")
+    }
+
+    func testMiniLMSentenceEmbeddingsMatchSentenceTransformers() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: miniLMDirectory + "/model.safetensors"), "run scripts/fetch-assets.sh all-MiniLM-L6-v2")
+        let expected = try expectedMiniLM()
+        let sentences = expected["sentences"] as! [String]
+        let reference = expected["embeddings"] as! [[Double]]
+        let embedder = try SentenceEmbedder.load(directory: miniLMDirectory)
+        XCTAssertEqual(embedder.pooling, .mean)
+        XCTAssertTrue(embedder.normalize)
+        XCTAssertEqual(embedder.maxLength, 256)
+        let ours = embedder.embed(sentences, batchSize: 5)
+        XCTAssertEqual(ours.shape, [sentences.count, 384])
+        let v = ours.toArray()
+        for (i, ref) in reference.enumerated() {
+            var dot = 0.0, worst = 0.0
+            for k in 0..<384 {
+                dot += Double(v[i * 384 + k]) * ref[k]
+                worst = max(worst, abs(Double(v[i * 384 + k]) - ref[k]))
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "sentence \(i): max abs difference")
+            XCTAssertGreaterThanOrEqual(dot, 0.9999, "sentence \(i): cosine with sentence-transformers")
+        }
+    }
+
+    func testTinyRandomBERTRoundTripsThroughHuggingFaceNames() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-tiny-bert-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = BERTConfig(vocabSize: 50, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 16, maxPositions: 16)
+        try JSONEncoder().encode(config).write(to: dir.appendingPathComponent("config.json"))
+        var g = RandomGenerator(seed: 4)
+        let original = BERTModel(config, generator: &g)
+        let hfNames = original.namedTensors().map { (BERTModel.checkpointName($0.name), $0.tensor) }
+        XCTAssertTrue(hfNames.contains { $0.0 == "encoder.layer.1.attention.self.query.weight" })
+        XCTAssertTrue(hfNames.contains { $0.0 == "encoder.layer.0.output.LayerNorm.bias" })
+        XCTAssertTrue(hfNames.contains { $0.0 == "embeddings.LayerNorm.weight" })
+        try Safetensors.write(hfNames.map { ("bert." + $0.0, $0.1) }, to: dir.appendingPathComponent("model.safetensors").path)
+        let loaded = try BERTModel.load(directory: dir.path)
+        original.eval()
+        let ids = IntTensor([2, 7, 9, 4, 0, 0], shape: [2, 3])
+        XCTAssertEqual(loaded(ids, lengths: [3, 1]).toArray(), original(ids, lengths: [3, 1]).toArray())
+        // A padded position does not change the real tokens' states.
+        let alone = original(IntTensor([4], shape: [1, 1])).toArray()
+        let padded = original(IntTensor([4, 0, 0], shape: [1, 3]), lengths: [1]).toArray()
+        for k in 0..<8 { XCTAssertEqual(alone[k], padded[k], accuracy: 1e-5) }
+
+        // A checkpoint missing a tensor names it.
+        try Safetensors.write(Array(hfNames.dropLast()), to: dir.appendingPathComponent("model.safetensors").path)
+        XCTAssertThrowsError(try BERTModel.load(directory: dir.path)) { XCTAssertTrue("\($0)".contains("is missing"), "\($0)") }
+        XCTAssertThrowsError(try BERTModel.load(directory: "/nonexistent")) { XCTAssertTrue("\($0)".contains("config.json")) }
+    }
+}
