@@ -99,9 +99,13 @@ extension Tensor {
     public func abs() -> Tensor { Kernels.unary(self, AbsF.self).recording(.abs, inputs: [self]) }
     /// GELU; `approximate: true` uses the tanh form (GPT-2), false the exact erf form (BERT).
     public func gelu(approximate: Bool = false) -> Tensor {
-        approximate
-            ? Kernels.unary(self, GELUTanhF.self).recording(.geluTanh, inputs: [self])
-            : Kernels.unary(self, GELUF.self).recording(.gelu, inputs: [self])
+        if approximate { return Kernels.unary(self, GELUTanhF.self).recording(.geluTanh, inputs: [self]) }
+        guard isContiguous else { return Kernels.unary(self, GELUF.self).recording(.gelu, inputs: [self]) }
+        // The vectorized kernel, tested against GELUF (the libm composition).
+        let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
+        let src = pointer, dst = out.pointer
+        Parallel.forRanges(count, costPerItem: 8) { r in attend_vgelu(src + r.lowerBound, dst + r.lowerBound, r.count) }
+        return out.recording(.gelu, inputs: [self])
     }
     public func square() -> Tensor { self * self }
 

@@ -41,7 +41,10 @@ enum Kernels {
         let rows = shape.dropLast().reduce(1, *)
         let (i0, i1, i2) = (s[0][r - 1], s[1][r - 1], s[2][r - 1])
         if rows == 1 {
-            row(base[0], base[1], base[2], n, i0, i1, i2)
+            // One long row (a contiguous tensor): split it into pieces across cores.
+            Parallel.forRanges(n) { r in
+                row(base[0] + r.lowerBound * i0, base[1] + r.lowerBound * i1, base[2] + r.lowerBound * i2, r.count, i0, i1, i2)
+            }
             return
         }
         Parallel.forRanges(rows, costPerItem: n) { range in

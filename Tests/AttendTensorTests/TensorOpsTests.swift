@@ -158,6 +158,13 @@ final class TensorOpsTests: XCTestCase {
         }
     }
 
+    func testVectorGELUMatchesTheLibmComposition() {
+        let x = Tensor((0..<4001).map { Float($0 - 2000) / 200 }, shape: [4001])  // -10 ... 10
+        let fast = x.gelu().toArray()
+        let reference = Kernels.unary(x, GELUF.self).toArray()
+        for i in 0..<x.count { XCTAssertEqual(fast[i], reference[i], accuracy: 2e-6 * max(1, abs(x.toArray()[i]))) }
+    }
+
     func testSeededRandomIsReproducible() {
         XCTAssertEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 42).toArray())
         XCTAssertNotEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 43).toArray())

@@ -15,6 +15,9 @@ const char *attend_sgemm_kernel_name(void);
 /// y[i] = exp(x[i]) for n elements; a polynomial kernel with AVX2 when the CPU has it (max rel. error ~2e-7).
 void attend_vexp(const float *x, float *y, long n);
 
+/// y[i] = GELU(x[i]) with the exact (erf) form; AVX2 path accurate to ~2e-7 absolute per unit of |x|.
+void attend_vgelu(const float *x, float *y, long n);
+
 /// Keeps large freed blocks in glibc's heap instead of returning them to the OS (no-op elsewhere).
 void attend_tune_allocator(void);
 
