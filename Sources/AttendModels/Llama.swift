@@ -1,0 +1,217 @@
+// Llama-family decoder (Touvron et al., 2023): RMSNorm, rotary position embeddings (Su et al., 2021),
+// grouped-query attention (Ainslie et al., 2023) with a KV cache, and a SwiGLU feed-forward network.
+// Loads GGUF checkpoints (e.g. SmolLM2-135M-Instruct), dequantizing weights to Float32.
+
+import AttendNN
+import AttendTensor
+import Foundation
+
+public struct LlamaConfig: Codable, Equatable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var ropeTheta: Float
+    public var rmsNormEps: Float
+    public var contextLength: Int
+
+    public var headSize: Int { hiddenSize / headCount }
+
+    /// The GGUF metadata keys (llama.*) this configuration comes from.
+    public static func fromGGUF(_ f: GGUFFile) throws -> LlamaConfig {
+        let arch = f.metadata["general.architecture"]?.string ?? "?"
+        guard arch == "llama" else { throw AttendError("\(f.path): architecture '\(arch)' is not supported (Attend runs 'llama' GGUF files)") }
+        let vocab = f.metadata["llama.vocab_size"]?.int ?? f.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0
+        let c = LlamaConfig(vocabSize: vocab, hiddenSize: try f.requireInt("llama.embedding_length"),
+                            intermediateSize: try f.requireInt("llama.feed_forward_length"), layerCount: try f.requireInt("llama.block_count"),
+                            headCount: try f.requireInt("llama.attention.head_count"),
+                            kvHeadCount: f.metadata["llama.attention.head_count_kv"]?.int ?? f.metadata["llama.attention.head_count"]?.int ?? 1,
+                            ropeTheta: Float(f.metadata["llama.rope.freq_base"]?.double ?? 10_000),
+                            rmsNormEps: Float(f.metadata["llama.attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
+                            contextLength: f.metadata["llama.context_length"]?.int ?? 2048)
+        guard c.hiddenSize % c.headCount == 0, c.headCount % c.kvHeadCount == 0 else {
+            throw AttendError("\(f.path): \(c.headCount) heads / \(c.kvHeadCount) KV heads do not divide width \(c.hiddenSize)")
+        }
+        return c
+    }
+}
+
+public final class LlamaAttention: Module {
+    public let query: Linear, key: Linear, value: Linear, output: Linear
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        query = Linear(c.hiddenSize, c.headCount * c.headSize, bias: false, generator: &generator)
+        key = Linear(c.hiddenSize, c.kvHeadCount * c.headSize, bias: false, generator: &generator)
+        value = Linear(c.hiddenSize, c.kvHeadCount * c.headSize, bias: false, generator: &generator)
+        output = Linear(c.headCount * c.headSize, c.hiddenSize, bias: false, generator: &generator)
+    }
+}
+
+public final class LlamaMLP: Module {
+    public let gate: Linear, up: Linear, down: Linear
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        gate = Linear(c.hiddenSize, c.intermediateSize, bias: false, generator: &generator)
+        up = Linear(c.hiddenSize, c.intermediateSize, bias: false, generator: &generator)
+        down = Linear(c.intermediateSize, c.hiddenSize, bias: false, generator: &generator)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { down(gate(x).silu() * up(x)) }
+}
+
+public final class LlamaBlock: Module {
+    public let attentionNorm: RMSNorm
+    public let attention: LlamaAttention
+    public let mlpNorm: RMSNorm
+    public let mlp: LlamaMLP
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        attentionNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+        attention = LlamaAttention(c, generator: &generator)
+        mlpNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+        mlp = LlamaMLP(c, generator: &generator)
+    }
+}
+
+/// Keys and values of the tokens seen so far, per layer: [kvHeads, capacity, headSize].
+public final class KVCache {
+    var keys: [Tensor]
+    var values: [Tensor]
+    public private(set) var count = 0
+    public let capacity: Int
+
+    public init(config c: LlamaConfig, capacity: Int) {
+        self.capacity = capacity
+        keys = (0..<c.layerCount).map { _ in Tensor(shape: [c.kvHeadCount, capacity, c.headSize]) }
+        values = (0..<c.layerCount).map { _ in Tensor(shape: [c.kvHeadCount, capacity, c.headSize]) }
+    }
+
+    func advance(_ n: Int) { count += n }
+    public func reset() { count = 0 }
+}
+
+public final class LlamaModel: Module {
+    public let config: LlamaConfig
+    public let embedding: Embedding
+    public let layers: [LlamaBlock]
+    public let norm: RMSNorm
+    /// Nil when the output projection is tied to the embedding (SmolLM2).
+    public let output: Linear?
+    /// The attention weights of one layer from the last call, [heads, T, S], when `attentionMapLayer` is set.
+    public var attentionMapLayer: Int?
+    public private(set) var lastAttention: Tensor?
+    let ropeTables: (cos: [Float], sin: [Float])
+
+    public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
+        self.config = config
+        embedding = Embedding(config.vocabSize, config.hiddenSize, generator: &generator)
+        layers = (0..<config.layerCount).map { _ in LlamaBlock(config, generator: &generator) }
+        norm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
+        output = tiedOutput ? nil : Linear(config.hiddenSize, config.vocabSize, bias: false, generator: &generator)
+        ropeTables = LlamaModel.rope(config)
+    }
+
+    /// cos/sin for every position and frequency: [contextLength, headSize / 2].
+    static func rope(_ c: LlamaConfig) -> (cos: [Float], sin: [Float]) {
+        let half = c.headSize / 2
+        var cosT = [Float](repeating: 0, count: c.contextLength * half), sinT = cosT
+        for p in 0..<c.contextLength {
+            for i in 0..<half {
+                let angle = Double(p) * pow(Double(c.ropeTheta), -2 * Double(i) / Double(c.headSize))
+                cosT[p * half + i] = Float(Foundation.cos(angle))
+                sinT[p * half + i] = Float(Foundation.sin(angle))
+            }
+        }
+        return (cosT, sinT)
+    }
+
+    /// Rotates adjacent pairs (2i, 2i+1) of each head by position (llama.cpp's normal RoPE mode, which GGUF
+    /// checkpoints are permuted for). x: [T, heads, headSize], contiguous; inference only (no gradient).
+    func applyRope(_ x: Tensor, start: Int) -> Tensor {
+        let (t, h, d) = (x.shape[0], x.shape[1], x.shape[2])
+        let half = d / 2
+        let out = Tensor(shape: x.shape)
+        let src = x.contiguous().pointer, dst = out.pointer
+        ropeTables.cos.withUnsafeBufferPointer { cosT in
+            ropeTables.sin.withUnsafeBufferPointer { sinT in
+                for p in 0..<t {
+                    let row = (start + p) * half
+                    for head in 0..<h {
+                        let base = (p * h + head) * d
+                        for i in 0..<half {
+                            let (a, b) = (src[base + 2 * i], src[base + 2 * i + 1])
+                            let (c, s) = (cosT[row + i], sinT[row + i])
+                            dst[base + 2 * i] = a * c - b * s
+                            dst[base + 2 * i + 1] = a * s + b * c
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Runs `tokens` after those already in `cache`, appends their keys and values, and returns logits
+    /// [T, vocab] (only the last position's when `lastOnly`).
+    public func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
+        let (t, start) = (tokens.count, cache.count)
+        precondition(start + t <= min(cache.capacity, config.contextLength),
+                     "Llama: \(start + t) tokens exceed the context (\(min(cache.capacity, config.contextLength)))")
+        let (hq, hkv, hs) = (config.headCount, config.kvHeadCount, config.headSize)
+        let group = hq / hkv
+        return withNoGrad {
+            var x = embedding(IntTensor(tokens, shape: [t]))  // (T, C)
+            for (l, layer) in layers.enumerated() {
+                let h = layer.attentionNorm(x)
+                let q = applyRope(layer.attention.query(h).reshape([t, hq, hs]), start: start)   // (T, Hq, hs)
+                let k = applyRope(layer.attention.key(h).reshape([t, hkv, hs]), start: start)    // (T, Hkv, hs)
+                let v = layer.attention.value(h).reshape([t, hkv, hs])
+                cache.keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
+                cache.values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
+                let s = start + t
+                let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+                let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+                let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])  // query heads grouped by KV head
+                let (y, weights) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
+                if attentionMapLayer == l { lastAttention = weights.reshape([hq, t, s]) }
+                x = x + layer.attention.output(y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs]))
+                x = x + layer.mlp(layer.mlpNorm(x))
+            }
+            cache.advance(t)
+            let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
+            let hidden = norm(last)
+            return output.map { $0(hidden) } ?? hidden.matmul(embedding.weight.transposed(0, 1))
+        }
+    }
+
+    /// Attend path -> GGUF tensor name.
+    static let ggufNames: [(ours: String, theirs: String)] = [
+        ("attentionNorm.", "attn_norm."), ("attention.query.", "attn_q."), ("attention.key.", "attn_k."),
+        ("attention.value.", "attn_v."), ("attention.output.", "attn_output."), ("mlpNorm.", "ffn_norm."),
+        ("mlp.gate.", "ffn_gate."), ("mlp.up.", "ffn_up."), ("mlp.down.", "ffn_down."),
+    ]
+
+    public static func ggufName(_ ours: String) -> String {
+        if ours == "embedding.weight" { return "token_embd.weight" }
+        if ours == "norm.weight" { return "output_norm.weight" }
+        if ours == "output.weight" { return "output.weight" }
+        var name = ours
+        if name.hasPrefix("layers.") { name = "blk." + name.dropFirst("layers.".count) }
+        for (a, b) in ggufNames where name.contains(a) { return name.replacingOccurrences(of: a, with: b) }
+        return name
+    }
+
+    /// Loads a llama-architecture GGUF file.
+    public static func load(gguf file: GGUFFile) throws -> LlamaModel {
+        let config = try LlamaConfig.fromGGUF(file)
+        var g = RandomGenerator(seed: 0)
+        let model = LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g)
+        var loaded: [String: Tensor] = [:]
+        for (name, _) in model.namedTensors() { loaded[name] = try file.tensor(ggufName(name)) }
+        try model.load(loaded, source: file.path)
+        model.eval()
+        return model
+    }
+}

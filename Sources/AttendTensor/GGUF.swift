@@ -1,0 +1,194 @@
+// GGUF v3 (llama.cpp's model format): a header, typed metadata key-values, tensor descriptors (name,
+// dimensions with the innermost first, type, offset), then aligned tensor data. Tensors are dequantized
+// to Float32 on load: F32, F16, Q4_0, Q4_1 and Q8_0 (blocks of 32 elements, one or two f16 scales).
+
+import Foundation
+
+public enum GGUFValue: Equatable {
+    case uint(UInt64), int(Int64), float(Double), bool(Bool), string(String), array([GGUFValue])
+
+    public var int: Int? {
+        switch self {
+        case .uint(let v): return Int(exactly: v)
+        case .int(let v): return Int(exactly: v)
+        default: return nil
+        }
+    }
+    public var double: Double? {
+        switch self {
+        case .float(let v): return v
+        case .uint(let v): return Double(v)
+        case .int(let v): return Double(v)
+        default: return nil
+        }
+    }
+    public var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var array: [GGUFValue]? { if case .array(let a) = self { return a } else { return nil } }
+}
+
+public final class GGUFFile {
+    public struct TensorInfo {
+        public let name: String
+        /// PyTorch order (outermost first): the reverse of GGUF's dimension list.
+        public let shape: [Int]
+        public let type: UInt32
+        let offset: Int
+    }
+
+    public let path: String
+    public let version: UInt32
+    public let metadata: [String: GGUFValue]
+    public let tensors: [String: TensorInfo]
+    /// Tensor names in file order.
+    public let tensorNames: [String]
+    private let data: Data
+    private let dataStart: Int
+
+    public init(_ path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
+        }
+        var r = Reader(data: data, path: path)
+        guard try r.bytes(4) == Array("GGUF".utf8) else { throw AttendError("\(path): not a GGUF file (bad magic)") }
+        version = try r.u32()
+        guard version == 2 || version == 3 else { throw AttendError("\(path): GGUF version \(version); Attend reads versions 2 and 3") }
+        let tensorCount = try r.u64(), kvCount = try r.u64()
+        guard tensorCount < 1 << 20, kvCount < 1 << 20 else { throw AttendError("\(path): implausible header counts; the file is corrupt") }
+        var meta: [String: GGUFValue] = [:]
+        for _ in 0..<kvCount {
+            let key = try r.string()
+            meta[key] = try r.value(type: try r.u32(), key: key)
+        }
+        metadata = meta
+        var infos: [String: TensorInfo] = [:], names: [String] = []
+        for _ in 0..<tensorCount {
+            let name = try r.string()
+            let rank = Int(try r.u32())
+            guard rank <= 4 else { throw AttendError("\(path): tensor '\(name)' has \(rank) dimensions") }
+            var dims: [Int] = []
+            for _ in 0..<rank { dims.append(Int(try r.u64())) }
+            let type = try r.u32()
+            let offset = Int(try r.u64())
+            infos[name] = TensorInfo(name: name, shape: dims.reversed(), type: type, offset: offset)
+            names.append(name)
+        }
+        let alignment = meta["general.alignment"]?.int ?? 32
+        dataStart = (r.position + alignment - 1) / alignment * alignment
+        tensors = infos
+        tensorNames = names
+        for info in infos.values {
+            let bytes = try GGUFFile.byteCount(info, path: path)
+            guard dataStart + info.offset + bytes <= data.count else {
+                throw AttendError("\(path): tensor '\(info.name)' ends past the end of the file; the file is truncated")
+            }
+        }
+    }
+
+    static func byteCount(_ info: TensorInfo, path: String) throws -> Int {
+        let n = info.shape.reduce(1, *)
+        switch info.type {
+        case 0: return 4 * n
+        case 1: return 2 * n
+        case 2, 3, 8:
+            guard n % 32 == 0 else { throw AttendError("\(path): tensor '\(info.name)' has \(n) elements, not a multiple of the 32-element block") }
+            return n / 32 * (info.type == 2 ? 18 : info.type == 3 ? 20 : 34)
+        default:
+            throw AttendError("\(path): tensor '\(info.name)' has GGML type \(info.type); Attend reads F32 (0), F16 (1), Q4_0 (2), Q4_1 (3) and Q8_0 (8)")
+        }
+    }
+
+    /// The named tensor, dequantized to Float32.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
+        let t = Tensor(shape: info.shape)
+        let n = t.count, dst = t.pointer
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let src = raw.baseAddress! + dataStart + info.offset
+            func half(_ at: Int) -> Float { HalfFloat.toFloat(src.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
+            switch info.type {
+            case 0: UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: 4 * n)
+            case 1: for i in 0..<n { dst[i] = half(2 * i) }
+            case 8:  // Q8_0: f16 scale, 32 int8
+                Parallel.forRanges(n / 32, costPerItem: 32) { blocks in
+                    for b in blocks {
+                        let d = half(34 * b)
+                        for j in 0..<32 { dst[32 * b + j] = d * Float(src.load(fromByteOffset: 34 * b + 2 + j, as: Int8.self)) }
+                    }
+                }
+            default:  // Q4_0: f16 scale, nibbles - 8.  Q4_1: f16 scale, f16 minimum, nibbles. Low nibbles are elements 0-15.
+                let q41 = info.type == 3
+                let blockBytes = q41 ? 20 : 18
+                Parallel.forRanges(n / 32, costPerItem: 32) { blocks in
+                    for b in blocks {
+                        let base = blockBytes * b
+                        let d = half(base), m: Float = q41 ? half(base + 2) : -8 * d
+                        let qs = base + (q41 ? 4 : 2)
+                        for j in 0..<16 {
+                            let q = src.load(fromByteOffset: qs + j, as: UInt8.self)
+                            dst[32 * b + j] = Float(q & 0x0F) * d + m
+                            dst[32 * b + j + 16] = Float(q >> 4) * d + m
+                        }
+                    }
+                }
+            }
+        }
+        return t
+    }
+
+    public func requireInt(_ key: String) throws -> Int {
+        guard let v = metadata[key]?.int else { throw AttendError("\(path): metadata '\(key)' is missing or not an integer") }
+        return v
+    }
+
+    struct Reader {
+        let data: Data
+        let path: String
+        var position = 0
+
+        mutating func bytes(_ n: Int) throws -> [UInt8] {
+            guard n >= 0, position + n <= data.count else { throw AttendError("\(path): truncated header at byte \(position)") }
+            defer { position += n }
+            return Array(data[(data.startIndex + position)..<(data.startIndex + position + n)])
+        }
+        mutating func scalar<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            let size = MemoryLayout<T>.size
+            guard position + size <= data.count else { throw AttendError("\(path): truncated header at byte \(position)") }
+            defer { position += size }
+            return data.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: position, as: T.self)) }
+        }
+        mutating func u32() throws -> UInt32 { try scalar(UInt32.self) }
+        mutating func u64() throws -> UInt64 { try scalar(UInt64.self) }
+        mutating func string() throws -> String {
+            let n = try u64()
+            guard n < 1 << 30 else { throw AttendError("\(path): implausible string length \(n) at byte \(position)") }
+            return String(decoding: try bytes(Int(n)), as: UTF8.self)
+        }
+        mutating func value(type: UInt32, key: String) throws -> GGUFValue {
+            switch type {
+            case 0: return .uint(UInt64(try scalar(UInt8.self)))
+            case 1: return .int(Int64(try scalar(Int8.self)))
+            case 2: return .uint(UInt64(try scalar(UInt16.self)))
+            case 3: return .int(Int64(try scalar(Int16.self)))
+            case 4: return .uint(UInt64(try u32()))
+            case 5: return .int(Int64(try scalar(Int32.self)))
+            case 6: return .float(Double(Float(bitPattern: try u32())))
+            case 7: return .bool(try scalar(UInt8.self) != 0)
+            case 8: return .string(try string())
+            case 9:
+                let elementType = try u32()
+                let n = try u64()
+                guard n < 1 << 26 else { throw AttendError("\(path): metadata '\(key)' has an implausible array length \(n)") }
+                var items: [GGUFValue] = []
+                items.reserveCapacity(Int(n))
+                for _ in 0..<n { items.append(try value(type: elementType, key: key)) }
+                return .array(items)
+            case 10: return .uint(try u64())
+            case 11: return .int(Int64(bitPattern: try u64()))
+            case 12: return .float(Double(bitPattern: try u64()))
+            default: throw AttendError("\(path): metadata '\(key)' has unknown value type \(type)")
+            }
+        }
+    }
+}

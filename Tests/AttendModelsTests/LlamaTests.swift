@@ -1,0 +1,73 @@
+@testable import AttendModels
+import AttendNN
+import AttendTensor
+import Foundation
+import XCTest
+
+let smolLMPath = FileManager.default.currentDirectoryPath + "/.cache/assets/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+final class LlamaTests: XCTestCase {
+    static var cached: (GGUFFile, LlamaModel)?
+
+    func smolLM() throws -> (GGUFFile, LlamaModel) {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: smolLMPath), "run scripts/fetch-assets.sh SmolLM2-135M-Instruct")
+        if let c = LlamaTests.cached { return c }
+        let file = try GGUFFile(smolLMPath)
+        let model = try LlamaModel.load(gguf: file)
+        LlamaTests.cached = (file, model)
+        return (file, model)
+    }
+
+    func expected() throws -> [String: Any] {
+        let url = Bundle.module.url(forResource: "smollm2_expected", withExtension: "json", subdirectory: "Fixtures")!
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }
+
+    func testGGUFMetadataAndConfig() throws {
+        let (file, model) = try smolLM()
+        XCTAssertEqual(file.version, 3)
+        XCTAssertEqual(model.config, LlamaConfig(vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9,
+                                                 kvHeadCount: 3, ropeTheta: 100_000, rmsNormEps: 1e-5, contextLength: 8192))
+        XCTAssertNil(model.output, "SmolLM2 ties its output to the embedding")
+        XCTAssertEqual(file.tensors["blk.0.ffn_down.weight"]?.shape, [576, 1536])
+        XCTAssertEqual(file.tensors["blk.0.ffn_down.weight"]?.type, 3, "Q4_1")
+    }
+
+    func testLogitsAndGreedyTokensMatchTheNumpyReference() throws {
+        let (_, model) = try smolLM()
+        let e = try expected()
+        let prompt = (e["prompt"] as! [Int]).map { Int32($0) }
+        let cache = KVCache(config: model.config, capacity: 128)
+        let logits = model(prompt, cache: cache, lastOnly: true).toArray()
+        let reference = e["last_logits"] as! [Double]
+        var worst = 0.0
+        for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
+        XCTAssertLessThanOrEqual(worst, 1e-3, "max |logit difference| with the numpy reference")
+        // Greedy decoding with the KV cache gives the reference's tokens (computed without a cache).
+        var next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+        var greedy = [next]
+        for _ in 1..<8 {
+            let l = model([next], cache: cache, lastOnly: true).toArray()
+            next = Int32(l.indices.max { l[$0] < l[$1] }!)
+            greedy.append(next)
+        }
+        XCTAssertEqual(greedy.map(Int.init), e["greedy"] as! [Int])
+    }
+
+    func testCorruptAndTruncatedGGUFGiveClearErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-gguf-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let bad = dir.appendingPathComponent("bad.gguf").path
+        FileManager.default.createFile(atPath: bad, contents: Data("NOPE0000".utf8))
+        XCTAssertThrowsError(try GGUFFile(bad)) { XCTAssertTrue("\($0)".contains("not a GGUF file"), "\($0)") }
+        XCTAssertThrowsError(try GGUFFile(dir.appendingPathComponent("missing.gguf").path)) { XCTAssertTrue("\($0)".contains("no such file")) }
+        guard FileManager.default.fileExists(atPath: smolLMPath) else { return }
+        // The first 40 MB of the real file: the header parses, but tensors run past the end.
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: smolLMPath))
+        let head = handle.readData(ofLength: 40_000_000)
+        let truncated = dir.appendingPathComponent("truncated.gguf").path
+        FileManager.default.createFile(atPath: truncated, contents: head)
+        XCTAssertThrowsError(try GGUFFile(truncated)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        try? FileManager.default.removeItem(atPath: truncated)
+    }
+}
