@@ -6,18 +6,19 @@ import XCTest
 
 let smolLMPath = FileManager.default.currentDirectoryPath + "/.cache/assets/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 
+/// SmolLM2 loaded once for all tests (dequantizing takes a few seconds in a debug build).
+private var loadedSmolLM: (GGUFFile, LlamaModel)?
+
+func smolLM() throws -> (GGUFFile, LlamaModel) {
+    try XCTSkipUnless(FileManager.default.fileExists(atPath: smolLMPath), "run scripts/fetch-assets.sh SmolLM2-135M-Instruct")
+    if let c = loadedSmolLM { return c }
+    let file = try GGUFFile(smolLMPath)
+    let model = try LlamaModel.load(gguf: file)
+    loadedSmolLM = (file, model)
+    return (file, model)
+}
+
 final class LlamaTests: XCTestCase {
-    static var cached: (GGUFFile, LlamaModel)?
-
-    func smolLM() throws -> (GGUFFile, LlamaModel) {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: smolLMPath), "run scripts/fetch-assets.sh SmolLM2-135M-Instruct")
-        if let c = LlamaTests.cached { return c }
-        let file = try GGUFFile(smolLMPath)
-        let model = try LlamaModel.load(gguf: file)
-        LlamaTests.cached = (file, model)
-        return (file, model)
-    }
-
     func expected() throws -> [String: Any] {
         let url = Bundle.module.url(forResource: "smollm2_expected", withExtension: "json", subdirectory: "Fixtures")!
         return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]

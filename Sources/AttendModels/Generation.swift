@@ -1,0 +1,146 @@
+// Text generation from a causal language model: logits processing (repetition / presence / frequency
+// penalties, temperature, top-k, top-p, min-p) then greedy choice or seeded sampling, with stop
+// sequences and streaming of whole UTF-8 characters.
+
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+public struct SamplingOptions: Codable, Equatable {
+    /// 0 means greedy decoding.
+    public var temperature: Float = 0
+    public var topK: Int?
+    public var topP: Float?
+    public var minP: Float?
+    /// > 1 discourages tokens already in the context (positive logits divided, negative multiplied).
+    public var repetitionPenalty: Float = 1
+    /// Subtracted once from the logit of every token already generated.
+    public var presencePenalty: Float = 0
+    /// Subtracted per occurrence from the logit of every token already generated.
+    public var frequencyPenalty: Float = 0
+    public var maxTokens = 128
+    public var stop: [String] = []
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+public struct GenerationResult {
+    public var tokens: [Int32]
+    public var text: String
+    public var promptTokens: Int
+    public var promptSeconds: Double
+    public var generationSeconds: Double
+    public var finishReason: String
+}
+
+public enum Generation {
+    /// Picks the next token from `logits` given the tokens seen so far (`context`) and those generated.
+    public static func pick(_ logits: [Float], context: [Int32], generated: [Int32], options o: SamplingOptions,
+                            generator: inout RandomGenerator) -> Int32 {
+        var l = logits
+        if o.repetitionPenalty != 1 {
+            for id in Set(context + generated) { let i = Int(id); l[i] = l[i] > 0 ? l[i] / o.repetitionPenalty : l[i] * o.repetitionPenalty }
+        }
+        if o.presencePenalty != 0 || o.frequencyPenalty != 0 {
+            var counts: [Int32: Int] = [:]
+            for id in generated { counts[id, default: 0] += 1 }
+            for (id, n) in counts { l[Int(id)] -= o.presencePenalty + o.frequencyPenalty * Float(n) }
+        }
+        if o.temperature <= 0 { return Int32(l.indices.max { l[$0] < l[$1] }!) }
+        // Candidates sorted by logit; each filter keeps a prefix.
+        var order = l.indices.sorted { l[$0] > l[$1] }
+        if let k = o.topK, k > 0 { order = Array(order.prefix(k)) }
+        let scaled = order.map { l[$0] / o.temperature }
+        let m = scaled[0]
+        var p = scaled.map { Foundation.exp($0 - m) }
+        let total = p.reduce(0, +)
+        p = p.map { $0 / total }
+        var keep = p.count
+        if let topP = o.topP, topP < 1 {
+            var cumulative: Float = 0
+            for (i, x) in p.enumerated() {
+                cumulative += x
+                if cumulative >= topP { keep = min(keep, i + 1); break }
+            }
+        }
+        if let minP = o.minP, minP > 0 { keep = min(keep, max(1, p.prefix(keep).filter { $0 >= minP * p[0] }.count)) }
+        let kept = p.prefix(keep), mass = kept.reduce(0, +)
+        var u = generator.nextUniform() * mass
+        for (i, x) in kept.enumerated() {
+            u -= x
+            if u <= 0 { return Int32(order[i]) }
+        }
+        return Int32(order[keep - 1])
+    }
+
+    /// Generates after `prompt` ids, calling `onText` with each newly complete piece of text.
+    public static func generate(model: LlamaModel, tokenizer: ByteLevelBPETokenizer, prompt: [Int32], options: SamplingOptions,
+                                onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw AttendError("the prompt is empty") }
+        let capacity = min(model.config.contextLength, prompt.count + options.maxTokens)
+        guard prompt.count < model.config.contextLength else {
+            throw AttendError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.contextLength)")
+        }
+        let cache = KVCache(config: model.config, capacity: capacity)
+        var generator = RandomGenerator(seed: options.seed)
+        let t0 = Date()
+        var logits = model(prompt, cache: cache, lastOnly: true).toArray()
+        let promptSeconds = Date().timeIntervalSince(t0)
+        var generated: [Int32] = []
+        var emittedBytes = 0
+        var finish = "length"
+        let t1 = Date()
+        while generated.count < options.maxTokens && cache.count < capacity {
+            let next = pick(logits, context: prompt, generated: generated, options: options, generator: &generator)
+            if next == tokenizer.eosId { finish = "stop"; break }
+            generated.append(next)
+            // Stream only whole characters; hold back text that might become a stop sequence.
+            let bytes = tokenizer.bytes(generated)
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let stop = options.stop.first(where: { text.hasSuffix($0) || text.contains($0) }) {
+                let cut = text.range(of: stop)!.lowerBound
+                let final = String(text[..<cut])
+                if final.utf8.count > emittedBytes { onText(String(decoding: Array(final.utf8)[emittedBytes...], as: UTF8.self)) }
+                return GenerationResult(tokens: generated, text: final, promptTokens: prompt.count, promptSeconds: promptSeconds,
+                                        generationSeconds: Date().timeIntervalSince(t1), finishReason: "stop")
+            }
+            var complete = bytes.count
+            while complete > emittedBytes && String(validating: bytes[emittedBytes..<complete], as: UTF8.self) == nil { complete -= 1 }
+            let holdBack = options.stop.map { $0.utf8.count - 1 }.max() ?? 0
+            let safe = max(emittedBytes, complete - holdBack)
+            if safe > emittedBytes {
+                onText(String(decoding: bytes[emittedBytes..<safe], as: UTF8.self))
+                emittedBytes = safe
+            }
+            if cache.count >= capacity { break }
+            logits = model([next], cache: cache, lastOnly: true).toArray()
+        }
+        let text = tokenizer.decode(generated)
+        if text.utf8.count > emittedBytes { onText(String(decoding: Array(text.utf8)[emittedBytes...], as: UTF8.self)) }
+        return GenerationResult(tokens: generated, text: text, promptTokens: prompt.count, promptSeconds: promptSeconds,
+                                generationSeconds: Date().timeIntervalSince(t1), finishReason: finish)
+    }
+}
+
+/// Chat formatting. A full Jinja engine is not needed for the ChatML family: the template's own default
+/// system message is kept, and messages are wrapped in <|im_start|>role ... <|im_end|>.
+public struct ChatTemplate {
+    public let defaultSystem: String?
+
+    public init(ggufTemplate: String?) {
+        if let t = ggufTemplate, let r = t.range(of: "<|im_start|>system\n"), let end = t.range(of: "<|im_end|>", range: r.upperBound..<t.endIndex) {
+            defaultSystem = String(t[r.upperBound..<end.lowerBound])
+        } else {
+            defaultSystem = nil
+        }
+    }
+
+    /// The prompt text for `messages` (role, content), ending with the assistant's turn.
+    public func render(_ messages: [(role: String, content: String)]) -> String {
+        var out = ""
+        if let system = defaultSystem, messages.first?.role != "system" { out += "<|im_start|>system\n\(system)<|im_end|>\n" }
+        for m in messages { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+        return out + "<|im_start|>assistant\n"
+    }
+}

@@ -1,0 +1,175 @@
+// Byte-level BPE (GPT-2, Radford et al., 2019; also Llama-3, SmolLM, OPT): text is split by a
+// pre-tokenizer pattern, each piece's UTF-8 bytes are mapped to printable characters, and the ranked merges
+// are applied lowest rank first. Special tokens (chat markers) are matched before everything else.
+
+import AttendTensor
+import Foundation
+
+public struct ByteLevelBPETokenizer {
+    public enum PreTokenizer: String, Codable {
+        /// GPT-2's pattern.
+        case gpt2
+        /// Every digit alone, then GPT-2's pattern (llama.cpp's "smollm", StarCoder, Refact).
+        case digitsThenGPT2
+    }
+
+    public let tokens: [String]
+    let vocabulary: [String: Int32]
+    let mergeRanks: [String: Int]
+    /// Special tokens matched verbatim in the input, longest first.
+    let specials: [(text: String, id: Int32)]
+    public let preTokenizer: PreTokenizer
+    public let bosId: Int32?
+    public let eosId: Int32?
+    private let pattern: NSRegularExpression
+    private let digit = try! NSRegularExpression(pattern: "\\p{N}")
+
+    /// GPT-2's byte-to-character table: printable bytes stand for themselves, the rest move to U+0100 and up.
+    static let byteToCharacter: [Character] = {
+        var printable = Array(33...126) + Array(161...172) + Array(174...255)
+        var chars = printable.map { Character(Unicode.Scalar(UInt8($0))) }
+        var table = [Character](repeating: " ", count: 256)
+        for (b, c) in zip(printable, chars) { table[b] = c }
+        var n = 0
+        for b in 0..<256 where !printable.contains(b) {
+            table[b] = Character(Unicode.Scalar(UInt32(256 + n))!)
+            printable.append(b)
+            chars.append(table[b])
+            n += 1
+        }
+        return table
+    }()
+    static let characterToByte: [Character: UInt8] = {
+        var m: [Character: UInt8] = [:]
+        for (b, c) in byteToCharacter.enumerated() { m[c] = UInt8(b) }
+        return m
+    }()
+
+    public init(tokens: [String], merges: [String], specialTokenIds: [Int32], preTokenizer: PreTokenizer = .gpt2,
+                bosId: Int32? = nil, eosId: Int32? = nil) throws {
+        self.tokens = tokens
+        var v: [String: Int32] = [:]
+        for (i, t) in tokens.enumerated() where v[t] == nil { v[t] = Int32(i) }
+        vocabulary = v
+        var ranks: [String: Int] = [:]
+        for (i, m) in merges.enumerated() {
+            guard m.split(separator: " ").count == 2 else { throw AttendError("BPE merge \(i) '\(m)' is not two symbols separated by a space") }
+            if ranks[m] == nil { ranks[m] = i }
+        }
+        mergeRanks = ranks
+        specials = specialTokenIds.map { (tokens[Int($0)], $0) }.sorted { $0.0.count > $1.0.count }
+        self.preTokenizer = preTokenizer
+        self.bosId = bosId
+        self.eosId = eosId
+        pattern = try NSRegularExpression(pattern: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+")
+    }
+
+    /// From GGUF metadata: tokenizer.ggml.{model, pre, tokens, merges, token_type, bos/eos_token_id}.
+    public static func fromGGUF(_ f: GGUFFile) throws -> ByteLevelBPETokenizer {
+        guard f.metadata["tokenizer.ggml.model"]?.string == "gpt2" else {
+            throw AttendError("\(f.path): tokenizer model '\(f.metadata["tokenizer.ggml.model"]?.string ?? "none")' is not byte-level BPE ('gpt2')")
+        }
+        guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.array?.compactMap(\.string),
+              let merges = f.metadata["tokenizer.ggml.merges"]?.array?.compactMap(\.string) else {
+            throw AttendError("\(f.path): metadata 'tokenizer.ggml.tokens' or 'tokenizer.ggml.merges' is missing")
+        }
+        let types = f.metadata["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
+        // Types 3 (control) and 4 (user-defined) are matched verbatim.
+        let specials = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { Int32($0.offset) }
+        let pre: PreTokenizer
+        switch f.metadata["tokenizer.ggml.pre"]?.string ?? "gpt2" {
+        case "gpt2", "default": pre = .gpt2
+        case "smollm", "starcoder", "refact": pre = .digitsThenGPT2
+        case let other: throw AttendError("\(f.path): pre-tokenizer '\(other)' is not supported (gpt2, smollm, starcoder, refact)")
+        }
+        return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, specialTokenIds: specials, preTokenizer: pre,
+                                         bosId: f.metadata["tokenizer.ggml.bos_token_id"]?.int.map(Int32.init),
+                                         eosId: f.metadata["tokenizer.ggml.eos_token_id"]?.int.map(Int32.init))
+    }
+
+    public func id(of token: String) -> Int32? { vocabulary[token] }
+
+    /// Token ids of `text`; special-token strings become their ids when `allowSpecial`.
+    public func encode(_ text: String, allowSpecial: Bool = true) -> [Int32] {
+        var ids: [Int32] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            // The earliest special token in the rest (longest at a tie).
+            var hit: (range: Range<Substring.Index>, id: Int32)?
+            if allowSpecial {
+                for s in specials {
+                    if let r = rest.range(of: s.text), hit == nil || r.lowerBound < hit!.range.lowerBound { hit = (r, s.id) }
+                }
+            }
+            let plain = hit.map { rest[..<$0.range.lowerBound] } ?? rest
+            for piece in preTokenize(String(plain)) { ids += bpe(piece) }
+            guard let hit else { break }
+            ids.append(hit.id)
+            rest = rest[hit.range.upperBound...]
+        }
+        return ids
+    }
+
+    func split(_ text: String, _ regex: NSRegularExpression) -> [String] {
+        let ns = text as NSString
+        var pieces: [String] = []
+        var last = 0
+        for m in regex.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
+            if m.range.location > last { pieces.append(ns.substring(with: NSRange(location: last, length: m.range.location - last))) }
+            pieces.append(ns.substring(with: m.range))
+            last = m.range.location + m.range.length
+        }
+        if last < ns.length { pieces.append(ns.substring(from: last)) }
+        return pieces
+    }
+
+    func preTokenize(_ text: String) -> [String] {
+        switch preTokenizer {
+        case .gpt2: return split(text, pattern)
+        case .digitsThenGPT2: return split(text, digit).flatMap { split($0, pattern) }
+        }
+    }
+
+    /// Merges the byte characters of one pre-token and looks the parts up.
+    func bpe(_ piece: String) -> [Int32] {
+        var parts = piece.utf8.map { String(ByteLevelBPETokenizer.byteToCharacter[Int($0)]) }
+        while parts.count > 1 {
+            var best: (rank: Int, index: Int)?
+            for i in 0..<(parts.count - 1) {
+                if let r = mergeRanks[parts[i] + " " + parts[i + 1]], best == nil || r < best!.rank { best = (r, i) }
+            }
+            guard let best else { break }
+            let (a, b) = (parts[best.index], parts[best.index + 1])
+            var merged: [String] = []
+            var i = 0
+            while i < parts.count {
+                if i + 1 < parts.count && parts[i] == a && parts[i + 1] == b {
+                    merged.append(a + b)
+                    i += 2
+                } else {
+                    merged.append(parts[i])
+                    i += 1
+                }
+            }
+            parts = merged
+        }
+        // Every single byte is in a byte-level vocabulary; a part that is not falls back to its bytes.
+        return parts.flatMap { p -> [Int32] in
+            if let id = vocabulary[p] { return [id] }
+            return p.map { vocabulary[String($0)] ?? 0 }
+        }
+    }
+
+    /// The UTF-8 bytes that `ids` stand for (special tokens as their text).
+    public func bytes(_ ids: [Int32]) -> [UInt8] {
+        var out: [UInt8] = []
+        for id in ids where id >= 0 && Int(id) < tokens.count {
+            let t = tokens[Int(id)]
+            if specials.contains(where: { $0.id == id }) { out += Array(t.utf8); continue }
+            for c in t { if let b = ByteLevelBPETokenizer.characterToByte[c] { out.append(b) } else { out += Array(String(c).utf8) } }
+        }
+        return out
+    }
+
+    public func decode(_ ids: [Int32]) -> String { String(decoding: bytes(ids), as: UTF8.self) }
+}

@@ -1,0 +1,86 @@
+@testable import AttendModels
+import AttendTensor
+import AttendTokenizers
+import Foundation
+import XCTest
+
+final class GenerationTests: XCTestCase {
+    func llamaCpp() throws -> [String: Any] {
+        let url = Bundle.module.url(forResource: "smollm2_llamacpp", withExtension: "json", subdirectory: "Fixtures")!
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }
+
+    func testByteLevelBPEMatchesLlamaCpp() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: smolLMPath), "run scripts/fetch-assets.sh SmolLM2-135M-Instruct")
+        let tokenizer = try ByteLevelBPETokenizer.fromGGUF(GGUFFile(smolLMPath))
+        for case let item as [String: Any] in try llamaCpp()["tokenizer"] as! [Any] {
+            let text = item["text"] as! String
+            let ids = tokenizer.encode(text)
+            XCTAssertEqual(ids.map(Int.init), item["ids"] as! [Int], "text: \(text)")
+            XCTAssertEqual(tokenizer.decode(ids), text, "round trip")
+        }
+    }
+
+    /// Prompt ids must equal llama.cpp's. Greedy continuations are compared in Benchmarks/smollm2.sh, not
+    /// here: llama.cpp quantizes activations to 8 bits inside its Q4_1 dot products, so its greedy path
+    /// differs from exact float32 math (which LlamaTests checks against a numpy reference).
+    func testChatTemplatePromptIdsMatchLlamaCppAndGreedyStopsAtEndOfTurn() throws {
+        let (file, model) = try smolLM()
+        let tokenizer = try ByteLevelBPETokenizer.fromGGUF(file)
+        let template = ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string)
+        for case let g as [String: Any] in try llamaCpp()["generations"] as! [Any] {
+            let prompt = tokenizer.encode(template.render([("user", g["prompt"] as! String)]))
+            XCTAssertEqual(prompt.map(Int.init), g["prompt_ids"] as! [Int])
+        }
+        var options = SamplingOptions()
+        options.maxTokens = 20
+        var streamed = ""
+        let prompt = tokenizer.encode(template.render([("user", "What is the capital of France?")]))
+        let result = try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options) { streamed += $0 }
+        XCTAssertEqual(result.text, "The capital of France is Paris.")
+        XCTAssertEqual(result.finishReason, "stop", "<|im_end|> ends the turn")
+        XCTAssertEqual(streamed, result.text)
+        options.stop = [" Paris"]
+        XCTAssertEqual(try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options).text, "The capital of France is")
+    }
+
+    func testSamplingFilters() {
+        let logits: [Float] = [2, 1, 0.5, -1, 3]
+        var g = RandomGenerator(seed: 1)
+        var o = SamplingOptions()
+        XCTAssertEqual(Generation.pick(logits, context: [], generated: [], options: o, generator: &g), 4, "greedy")
+        o.temperature = 1
+        o.topK = 1
+        for _ in 0..<20 { XCTAssertEqual(Generation.pick(logits, context: [], generated: [], options: o, generator: &g), 4) }
+        o.topK = nil
+        o.minP = 0.3  // keeps tokens with p >= 0.3 p_max: ids 4 (3.0) and 0 (2.0, ratio e^-1 = 0.37)
+        let seen = Set((0..<200).map { _ in Generation.pick(logits, context: [], generated: [], options: o, generator: &g) })
+        XCTAssertEqual(seen, [4, 0])
+        o.minP = nil
+        o.topP = 0.5  // id 4 alone has p = 0.61
+        XCTAssertEqual(Set((0..<50).map { _ in Generation.pick(logits, context: [], generated: [], options: o, generator: &g) }), [4])
+        // Seeded sampling is reproducible.
+        o.topP = nil
+        var a = RandomGenerator(seed: 9), b = RandomGenerator(seed: 9)
+        let x = (0..<30).map { _ in Generation.pick(logits, context: [], generated: [], options: o, generator: &a) }
+        let y = (0..<30).map { _ in Generation.pick(logits, context: [], generated: [], options: o, generator: &b) }
+        XCTAssertEqual(x, y)
+        XCTAssertGreaterThan(Set(x).count, 1)
+        // Penalties: repetition divides the best logit 3 by 4 (0.75), leaving id 0 (2.0) best;
+        // presence and frequency subtract 1 + 0.5 * 2 from id 4 (1.0), again leaving id 0.
+        var p = SamplingOptions()
+        p.repetitionPenalty = 4
+        XCTAssertEqual(Generation.pick(logits, context: [4], generated: [], options: p, generator: &g), 0)
+        p = SamplingOptions()
+        p.presencePenalty = 1
+        p.frequencyPenalty = 0.5
+        XCTAssertEqual(Generation.pick(logits, context: [], generated: [4, 4], options: p, generator: &g), 0)
+    }
+
+    func testChatTemplateRendersChatML() {
+        let t = ChatTemplate(ggufTemplate: "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}")
+        XCTAssertEqual(t.defaultSystem, "Be brief.")
+        XCTAssertEqual(t.render([("user", "Hi")]), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(t.render([("system", "S"), ("user", "Hi")]), "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    }
+}
