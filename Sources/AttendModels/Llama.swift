@@ -103,6 +103,10 @@ public final class LlamaModel: Module {
     public var attentionMapLayer: Int?
     public private(set) var lastAttention: Tensor?
     let ropeTables: (cos: [Float], sin: [Float])
+    /// Quantized copies of the weights (by parameter path) for one-token steps; empty for float checkpoints.
+    var quantized: [String: QuantizedMatrix] = [:]
+    /// Use the quantized weights when decoding one token (off: exact float32 everywhere).
+    public var useQuantizedDecoding = true
 
     public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
         self.config = config
@@ -161,13 +165,20 @@ public final class LlamaModel: Module {
                      "Llama: \(start + t) tokens exceed the context (\(min(cache.capacity, config.contextLength)))")
         let (hq, hkv, hs) = (config.headCount, config.kvHeadCount, config.headSize)
         let group = hq / hkv
+        let quantizedStep = t == 1 && useQuantizedDecoding && !quantized.isEmpty
+        // One token: multiply straight from the quantized blocks; several: float32 GEMM.
+        func project(_ x: Tensor, _ linear: Linear, _ name: @autoclosure () -> String) -> Tensor {
+            if quantizedStep, let q = quantized[name()] { return q.matvec(x) }
+            return linear(x)
+        }
         return withNoGrad {
             var x = embedding(IntTensor(tokens, shape: [t]))  // (T, C)
             for (l, layer) in layers.enumerated() {
                 let h = layer.attentionNorm(x)
-                let q = applyRope(layer.attention.query(h).reshape([t, hq, hs]), start: start)   // (T, Hq, hs)
-                let k = applyRope(layer.attention.key(h).reshape([t, hkv, hs]), start: start)    // (T, Hkv, hs)
-                let v = layer.attention.value(h).reshape([t, hkv, hs])
+                let p = "layers.\(l)."
+                let q = applyRope(project(h, layer.attention.query, p + "attention.query.weight").reshape([t, hq, hs]), start: start)  // (T, Hq, hs)
+                let k = applyRope(project(h, layer.attention.key, p + "attention.key.weight").reshape([t, hkv, hs]), start: start)     // (T, Hkv, hs)
+                let v = project(h, layer.attention.value, p + "attention.value.weight").reshape([t, hkv, hs])
                 cache.keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
                 cache.values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
                 let s = start + t
@@ -176,13 +187,17 @@ public final class LlamaModel: Module {
                 let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])  // query heads grouped by KV head
                 let (y, weights) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
                 if attentionMapLayer == l { lastAttention = weights.reshape([hq, t, s]) }
-                x = x + layer.attention.output(y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs]))
-                x = x + layer.mlp(layer.mlpNorm(x))
+                x = x + project(y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs]), layer.attention.output, p + "attention.output.weight")
+                let m = layer.mlpNorm(x)
+                let gated = project(m, layer.mlp.gate, p + "mlp.gate.weight").silu() * project(m, layer.mlp.up, p + "mlp.up.weight")
+                x = x + project(gated, layer.mlp.down, p + "mlp.down.weight")
             }
             cache.advance(t)
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
             let hidden = norm(last)
-            return output.map { $0(hidden) } ?? hidden.matmul(embedding.weight.transposed(0, 1))
+            if let output { return project(hidden, output, "output.weight") }
+            if quantizedStep || (lastOnly && useQuantizedDecoding), let q = quantized["embedding.weight"] { return q.matvec(hidden) }
+            return hidden.matmul(embedding.weight.transposed(0, 1))
         }
     }
 
@@ -209,7 +224,10 @@ public final class LlamaModel: Module {
         var g = RandomGenerator(seed: 0)
         let model = LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g)
         var loaded: [String: Tensor] = [:]
-        for (name, _) in model.namedTensors() { loaded[name] = try file.tensor(ggufName(name)) }
+        for (name, t) in model.namedTensors() {
+            loaded[name] = try file.tensor(ggufName(name))
+            if t.rank == 2, let q = try file.quantizedMatrix(ggufName(name)) { model.quantized[name] = q }
+        }
         try model.load(loaded, source: file.path)
         model.eval()
         return model

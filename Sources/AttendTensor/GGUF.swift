@@ -2,6 +2,7 @@
 // dimensions with the innermost first, type, offset), then aligned tensor data. Tensors are dequantized
 // to Float32 on load: F32, F16, Q4_0, Q4_1 and Q8_0 (blocks of 32 elements, one or two f16 scales).
 
+import CAttendKernels
 import Foundation
 
 public enum GGUFValue: Equatable {
@@ -189,6 +190,51 @@ public final class GGUFFile {
             case 12: return .float(Double(bitPattern: try u64()))
             default: throw AttendError("\(path): metadata '\(key)' has unknown value type \(type)")
             }
+        }
+    }
+}
+
+/// A weight matrix kept in its GGML quantized blocks (Q4_1 or Q8_0), multiplied by vectors directly:
+/// decoding one token reads every weight once, so fewer bytes per weight means more tokens per second.
+public final class QuantizedMatrix {
+    public let type: UInt32
+    public let rows: Int
+    public let columns: Int
+    let bytes: UnsafeMutableRawPointer
+
+    init(type: UInt32, rows: Int, columns: Int, copying source: UnsafeRawPointer, byteCount: Int) {
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        bytes = .allocate(byteCount: byteCount, alignment: 64)
+        bytes.copyMemory(from: source, byteCount: byteCount)
+    }
+
+    deinit { bytes.deallocate() }
+
+    /// W x for x of shape [columns] or [1, columns]; returns [1, rows].
+    public func matvec(_ x: Tensor) -> Tensor {
+        precondition(x.count == columns, "QuantizedMatrix [\(rows), \(columns)] times a vector of shape \(x.shape)")
+        let xc = x.contiguous()
+        let out = Tensor(shape: [1, rows])
+        let src = xc.pointer, dst = out.pointer, rowBytes = columns / 32 * (type == 3 ? 20 : 34)
+        let w = bytes.assumingMemoryBound(to: UInt8.self)
+        Parallel.forRanges(rows, costPerItem: columns / 4) { r in
+            attend_gemv_quantized(Int32(type), w + r.lowerBound * rowBytes, r.count, columns, src, dst + r.lowerBound)
+        }
+        return out
+    }
+}
+
+extension GGUFFile {
+    /// The named 2-D tensor as a QuantizedMatrix, or nil when it is not Q4_1 or Q8_0.
+    public func quantizedMatrix(_ name: String) throws -> QuantizedMatrix? {
+        guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
+        guard info.shape.count == 2, info.type == 3 || info.type == 8 else { return nil }
+        let byteCount = try GGUFFile.byteCount(info, path: path)
+        return data.withUnsafeBytes { raw in
+            QuantizedMatrix(type: info.type, rows: info.shape[0], columns: info.shape[1],
+                            copying: raw.baseAddress! + dataStart + info.offset, byteCount: byteCount)
         }
     }
 }

@@ -55,6 +55,18 @@ final class LlamaTests: XCTestCase {
         XCTAssertEqual(greedy.map(Int.init), e["greedy"] as! [Int])
     }
 
+    func testQuantizedMatvecEqualsTheDequantizedProduct() throws {
+        let (file, _) = try smolLM()
+        for name in ["blk.3.ffn_down.weight", "blk.0.attn_k.weight", "token_embd.weight"] {  // Q4_1, Q4_1, Q8_0
+            let q = try XCTUnwrap(try file.quantizedMatrix(name))
+            let w = try file.tensor(name)
+            let x = Tensor.uniform([1, q.columns], low: -1, high: 1, seed: 3)
+            let fast = q.matvec(x).toArray(), exact = x.matmul(w.transposed(0, 1)).toArray()
+            for (a, b) in zip(fast, exact) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), name) }
+        }
+        XCTAssertNil(try file.quantizedMatrix("blk.0.attn_norm.weight"), "F32 tensors stay float")
+    }
+
     func testCorruptAndTruncatedGGUFGiveClearErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-gguf-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -18,6 +18,10 @@ void attend_vexp(const float *x, float *y, long n);
 /// y[i] = GELU(x[i]) with the exact (erf) form; AVX2 path accurate to ~2e-7 absolute per unit of |x|.
 void attend_vgelu(const float *x, float *y, long n);
 
+/// y[r] = <row r of W, x> for a GGML-quantized W of `rows` x `cols` (cols a multiple of 32), stored as
+/// consecutive blocks: type 3 = Q4_1 (20-byte blocks), 8 = Q8_0 (34-byte blocks).
+void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
+
 /// Keeps large freed blocks in glibc's heap instead of returning them to the OS (no-op elsewhere).
 void attend_tune_allocator(void);
 

@@ -1,0 +1,107 @@
+import ArgumentParser
+import AttendModels
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+struct SamplingArguments: ParsableArguments {
+    @Option(help: "Llama-family GGUF file, or a short name (SmolLM2-135M-Instruct).") var model = "SmolLM2-135M-Instruct"
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens = 128
+    @Option(help: "0 = greedy.") var temperature: Float = 0
+    @Option(name: .customLong("top-k")) var topK: Int?
+    @Option(name: .customLong("top-p")) var topP: Float?
+    @Option(name: .customLong("min-p")) var minP: Float?
+    @Option(name: .customLong("repetition-penalty")) var repetitionPenalty: Float = 1
+    @Option(name: .customLong("presence-penalty")) var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
+    @Option(help: "Stop when this text appears (repeatable).") var stop: [String] = []
+    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+
+    var options: SamplingOptions {
+        var o = SamplingOptions()
+        o.maxTokens = maxTokens
+        o.temperature = temperature
+        o.topK = topK
+        o.topP = topP
+        o.minP = minP
+        o.repetitionPenalty = repetitionPenalty
+        o.presencePenalty = presencePenalty
+        o.frequencyPenalty = frequencyPenalty
+        o.stop = stop
+        o.seed = seed
+        return o
+    }
+
+    func validate() throws {
+        guard maxTokens > 0, temperature >= 0, repetitionPenalty > 0 else { throw ValidationError("--max-tokens and --repetition-penalty must be positive, --temperature >= 0") }
+        if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func load() throws -> (GGUFFile, LlamaModel, ByteLevelBPETokenizer) {
+        var path = model
+        if !FileManager.default.fileExists(atPath: path) {
+            let asset = ModelDirectory.assetRoot + "/\(model)/\(model).Q4_1.gguf"
+            guard FileManager.default.fileExists(atPath: asset) else {
+                throw AttendError("model '\(model)': no such file (for the short name run scripts/fetch-assets.sh SmolLM2-135M-Instruct)")
+            }
+            path = asset
+        }
+        let file = try GGUFFile(path)
+        return (file, try LlamaModel.load(gguf: file), try ByteLevelBPETokenizer.fromGGUF(file))
+    }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate text with a Llama-family GGUF model, streaming.")
+    @OptionGroup var sampling: SamplingArguments
+    @Option(help: "The prompt.") var prompt: String
+    @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
+    @Flag(name: .customLong("print-ids"), help: "Finish with a JSON line of token ids and speeds (for benchmarks).") var printIds = false
+
+    func run() throws {
+        let (file, model, tokenizer) = try sampling.load()
+        let text = chat ? ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string).render([("user", prompt)]) : prompt
+        var ids = tokenizer.encode(text)
+        if !chat, let bos = tokenizer.bosId, file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true) { ids.insert(bos, at: 0) }
+        let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: ids, options: sampling.options) {
+            print($0, terminator: "")
+            fflush(stdout)
+        }
+        print()
+        if printIds {
+            let stats: [String: Any] = ["prompt_tokens": r.promptTokens, "prompt_tps": Double(r.promptTokens) / r.promptSeconds,
+                                        "generated": r.tokens.count, "generation_tps": Double(r.tokens.count) / max(r.generationSeconds, 1e-9),
+                                        "ids": r.tokens.map(Int.init)]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: stats), as: UTF8.self))
+        }
+        FileHandle.standardError.write(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s (%@)\n",
+                                              r.promptTokens, Double(r.promptTokens) / r.promptSeconds, r.tokens.count,
+                                              Double(r.tokens.count) / max(r.generationSeconds, 1e-9), r.finishReason).data(using: .utf8)!)
+    }
+}
+
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "chat", abstract: "Chat with an instruct model: one message per line on standard input.")
+    @OptionGroup var sampling: SamplingArguments
+    @Option(help: "System message (default: the template's own).") var system: String?
+
+    func run() throws {
+        let (file, model, tokenizer) = try sampling.load()
+        let template = ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string)
+        var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? []
+        let interactive = isatty(fileno(stdin)) != 0
+        while true {
+            if interactive { print("> ", terminator: ""); fflush(stdout) }
+            guard let line = readLine() else { break }
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            history.append(("user", line))
+            let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: tokenizer.encode(template.render(history)),
+                                            options: sampling.options) {
+                print($0, terminator: "")
+                fflush(stdout)
+            }
+            print()
+            history.append(("assistant", r.text))
+        }
+    }
+}

@@ -1,0 +1,135 @@
+// Matrix-vector products straight from GGML quantized blocks (32 weights each), for decoding one token,
+// where reading the weights dominates: Q4_1 moves 5 bits per weight instead of 32. Activations stay float32.
+//   Q4_1 block (20 bytes): f16 d, f16 m, 16 bytes of nibbles (low = weights 0-15, high = 16-31); w = q d + m.
+//   Q8_0 block (34 bytes): f16 d, 32 int8; w = q d.
+#include "CAttendKernels.h"
+#include <stdint.h>
+#include <string.h>
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        float v = (float)man * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    }
+    bits = exp == 31 ? sign | 0x7F800000 | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static void q4_1_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 20;
+        float acc = 0;
+        for (long k = 0; k < blocks; k++, b += 20) {
+            uint16_t hd, hm;
+            memcpy(&hd, b, 2); memcpy(&hm, b + 2, 2);
+            float d = half_to_float(hd), m = half_to_float(hm), sq = 0, sx = 0;
+            const float *xb = x + 32 * k;
+            for (int j = 0; j < 16; j++) {
+                sq += (b[4 + j] & 0x0F) * xb[j] + (b[4 + j] >> 4) * xb[j + 16];
+                sx += xb[j] + xb[j + 16];
+            }
+            acc += d * sq + m * sx;
+        }
+        y[r] = acc;
+    }
+}
+
+static void q8_0_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 34;
+        float acc = 0;
+        for (long k = 0; k < blocks; k++, b += 34) {
+            uint16_t hd;
+            memcpy(&hd, b, 2);
+            float sq = 0;
+            for (int j = 0; j < 32; j++) sq += (float)(int8_t)b[2 + j] * x[32 * k + j];
+            acc += half_to_float(hd) * sq;
+        }
+        y[r] = acc;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma,f16c")))
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void q4_1_avx2(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 20;
+        __m256 acc = _mm256_setzero_ps();
+        for (long k = 0; k < blocks; k++, b += 20) {
+            const float *xb = x + 32 * k;
+            __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(*(const int32_t *)b));  // d, m in lanes 0, 1
+            __m256 d = _mm256_broadcastss_ps(dm), m = _mm256_broadcastss_ps(_mm_shuffle_ps(dm, dm, 1));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 4));
+            __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+            __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8), x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+            __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+            __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+            __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+            __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+            __m256 sq = _mm256_fmadd_ps(q0, x0, _mm256_fmadd_ps(q1, x1, _mm256_fmadd_ps(q2, x2, _mm256_mul_ps(q3, x3))));
+            __m256 sx = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+            acc = _mm256_fmadd_ps(d, sq, _mm256_fmadd_ps(m, sx, acc));
+        }
+        y[r] = hsum(acc);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 34;
+        __m256 acc = _mm256_setzero_ps();
+        for (long k = 0; k < blocks; k++, b += 34) {
+            const float *xb = x + 32 * k;
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
+            __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q01)), _mm256_loadu_ps(xb));
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q01, 8))), _mm256_loadu_ps(xb + 8), s);
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q23)), _mm256_loadu_ps(xb + 16), s);
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q23, 8))), _mm256_loadu_ps(xb + 24), s);
+            acc = _mm256_fmadd_ps(d, s, acc);
+        }
+        y[r] = hsum(acc);
+    }
+}
+#endif
+
+typedef void (*gemv_fn)(const uint8_t *, long, long, const float *, float *);
+
+static int use_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    gemv_fn f = type == 3 ? q4_1_generic : q8_0_generic;
+#if defined(__x86_64__) || defined(__i386__)
+    if (use_avx2()) f = type == 3 ? q4_1_avx2 : q8_0_avx2;
+#endif
+    f(w, rows, cols, x, y);
+}
