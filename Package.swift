@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
+        .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendTokenizers", "AttendNN", "AttendTensor"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),

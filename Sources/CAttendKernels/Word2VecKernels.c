@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "SIMD.h"
 #define W2V_X86 1
 #endif
 
@@ -42,13 +43,6 @@ static void update_generic(const float *input, float *grad, float *out, const in
 }
 
 #ifdef W2V_X86
-__attribute__((target("avx2,fma")))
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
 
 __attribute__((target("avx2,fma")))
 static void update_avx2(const float *input, float *grad, float *out, const int *rows, const float *labels,
@@ -63,7 +57,7 @@ static void update_avx2(const float *input, float *grad, float *out, const int *
             acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(input + d + 8), _mm256_loadu_ps(o + d + 8), acc1);
         }
         for (; d < vec; d += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(input + d), _mm256_loadu_ps(o + d), acc0);
-        float f = hsum256(_mm256_add_ps(acc0, acc1));
+        float f = attend_hsum256(_mm256_add_ps(acc0, acc1));
         for (; d < dim; d++) f += input[d] * o[d];
         float g = scale_for(f, labels[t], alpha, skip_outside);
         if (g == 0) continue;
