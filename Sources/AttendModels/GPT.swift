@@ -1,0 +1,186 @@
+// GPT-2 (Radford et al., 2019): token + learned position embeddings, pre-norm Transformer blocks with
+// causal self-attention and a tanh-GELU MLP, a final LayerNorm, and an output layer tied to the token
+// embedding. Trains from scratch (next-token prediction) and loads / saves the Hugging Face GPT-2 layout.
+
+import AttendNN
+import AttendTensor
+import Foundation
+
+public struct GPTConfig: Codable, Equatable {
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var width: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var dropout: Float = 0
+    public var layerNormEps: Float = 1e-5
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", contextLength = "n_positions", width = "n_embd", layerCount = "n_layer"
+        case headCount = "n_head", dropout = "resid_pdrop", layerNormEps = "layer_norm_epsilon"
+    }
+
+    public init(vocabSize: Int, contextLength: Int, width: Int, layerCount: Int, headCount: Int, dropout: Float = 0) {
+        self.vocabSize = vocabSize
+        self.contextLength = contextLength
+        self.width = width
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.dropout = dropout
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        contextLength = try c.decode(Int.self, forKey: .contextLength)
+        width = try c.decode(Int.self, forKey: .width)
+        layerCount = try c.decode(Int.self, forKey: .layerCount)
+        headCount = try c.decode(Int.self, forKey: .headCount)
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+    }
+
+    /// A clear error when the shape of the model does not work (heads must divide the width).
+    public func validate() throws {
+        guard vocabSize > 0, contextLength > 0, width > 0, layerCount > 0, headCount > 0 else {
+            throw AttendError("GPT config: sizes must be positive (\(self))")
+        }
+        guard width % headCount == 0 else { throw AttendError("GPT config: \(headCount) heads do not divide width \(width)") }
+    }
+}
+
+public final class GPTModel: Module {
+    public let config: GPTConfig
+    public let tokenEmbedding: Embedding
+    public let positionEmbedding: Embedding
+    public let blocks: [TransformerEncoderBlock]
+    public let finalNorm: LayerNorm
+    public let dropout: Dropout
+
+    public init(_ config: GPTConfig, generator: inout RandomGenerator) {
+        precondition(config.width % config.headCount == 0, "GPT: \(config.headCount) heads do not divide width \(config.width)")
+        self.config = config
+        tokenEmbedding = Embedding(config.vocabSize, config.width, generator: &generator)
+        positionEmbedding = Embedding(config.contextLength, config.width, generator: &generator)
+        let block = TransformerBlockConfig(dimension: config.width, headCount: config.headCount, hiddenDimension: 4 * config.width,
+                                           dropout: config.dropout, activation: .geluTanh, preNorm: true, layerNormEps: config.layerNormEps)
+        blocks = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
+        finalNorm = LayerNorm(config.width, eps: config.layerNormEps)
+        dropout = Dropout(config.dropout)
+        super.init()
+        // GPT-2's initialization: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 L).
+        withNoGrad {
+            for (name, t) in namedParameters() {
+                if name.hasSuffix(".bias") { t.assign(Tensor.zeros(t.shape)); continue }
+                if t.rank < 2 { continue }
+                let residual = name.hasSuffix("attention.output.weight") || name.hasSuffix("feedForward.down.weight")
+                let std: Float = residual ? 0.02 / Float(2 * config.layerCount).squareRoot() : 0.02
+                t.assign(Tensor.randn(t.shape, std: std, generator: &generator))
+            }
+        }
+    }
+
+    /// ids: [B, T] -> logits [B, T, vocab].
+    public func callAsFunction(_ ids: IntTensor) -> Tensor {
+        let t = ids.shape[1]
+        precondition(t <= config.contextLength, "GPT: \(t) tokens exceed the context of \(config.contextLength)")
+        var x = dropout(tokenEmbedding(ids) + positionEmbedding(IntTensor((0..<t).map { Int32($0) }, shape: [t])))
+        for block in blocks { x = block(x, causal: true) }
+        return finalNorm(x).matmul(tokenEmbedding.weight.transposed(0, 1))  // tied output layer
+    }
+
+    // MARK: - Hugging Face layout
+
+    /// Hugging Face names (GPT2LMHeadModel, without the "transformer." prefix) of each block tensor, and
+    /// whether it is a Conv1D weight (stored [in, out], the transpose of a Linear weight).
+    static let blockNames: [(ours: String, theirs: String)] = [
+        ("attentionNorm.weight", "ln_1.weight"), ("attentionNorm.bias", "ln_1.bias"),
+        ("attention.output.weight", "attn.c_proj.weight"), ("attention.output.bias", "attn.c_proj.bias"),
+        ("feedForwardNorm.weight", "ln_2.weight"), ("feedForwardNorm.bias", "ln_2.bias"),
+        ("feedForward.up.weight", "mlp.c_fc.weight"), ("feedForward.up.bias", "mlp.c_fc.bias"),
+        ("feedForward.down.weight", "mlp.c_proj.weight"), ("feedForward.down.bias", "mlp.c_proj.bias"),
+    ]
+
+    /// The tensors under Hugging Face GPT-2 names: c_attn fuses query, key and value; Conv1D weights transposed.
+    public func huggingFaceTensors() -> [(name: String, tensor: Tensor)] {
+        withNoGrad {
+            var out: [(String, Tensor)] = [("transformer.wte.weight", tokenEmbedding.weight), ("transformer.wpe.weight", positionEmbedding.weight)]
+            for (l, b) in blocks.enumerated() {
+                let p = "transformer.h.\(l)."
+                let a = b.attention
+                out.append((p + "attn.c_attn.weight", Tensor.concat([a.query.weight, a.key.weight, a.value.weight], axis: 0).transposed(0, 1).contiguous()))
+                out.append((p + "attn.c_attn.bias", Tensor.concat([a.query.bias!, a.key.bias!, a.value.bias!], axis: 0)))
+                let ours = Dictionary(uniqueKeysWithValues: b.namedTensors().map { ($0.name, $0.tensor) })
+                for (o, t) in GPTModel.blockNames {
+                    let tensor = ours[o]!
+                    out.append((p + t, t.hasSuffix(".weight") && !t.hasPrefix("ln_") ? tensor.transposed(0, 1).contiguous() : tensor))
+                }
+            }
+            out.append(("transformer.ln_f.weight", finalNorm.weight))
+            out.append(("transformer.ln_f.bias", finalNorm.bias!))
+            return out
+        }
+    }
+
+    /// Writes config.json and model.safetensors in the Hugging Face GPT-2 layout (atomically).
+    public func saveHuggingFace(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as! [String: Any]
+        json["model_type"] = "gpt2"
+        json["architectures"] = ["GPT2LMHeadModel"]
+        json["activation_function"] = "gelu_new"
+        json["n_ctx"] = config.contextLength
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
+                             to: directory + "/config.json")
+        try Safetensors.write(huggingFaceTensors(), metadata: ["format": "pt"], to: directory + "/model.safetensors")
+    }
+
+    /// Loads a Hugging Face GPT-2 folder (config.json + model.safetensors; "transformer." prefix optional).
+    public static func loadHuggingFace(directory: String) throws -> GPTModel {
+        let configPath = directory + "/config.json"
+        guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
+        let config: GPTConfig
+        do { config = try JSONDecoder().decode(GPTConfig.self, from: data) } catch { throw AttendError("\(configPath): not a GPT-2 config (\(error))") }
+        try config.validate()
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let act = object["activation_function"] as? String, act != "gelu_new", act != "gelu_pytorch_tanh" {
+            throw AttendError("\(configPath): activation_function '\(act)' is not supported (GPT-2 uses gelu_new)")
+        }
+        var config0 = config
+        config0.dropout = 0
+        var g = RandomGenerator(seed: 0)
+        let model = GPTModel(config0, generator: &g)
+        let path = directory + "/model.safetensors"
+        var file = try Safetensors.read(path).tensors
+        for (k, v) in file where !k.hasPrefix("transformer.") && !k.hasPrefix("lm_head.") { file["transformer." + k] = v }
+        func take(_ name: String, _ shape: [Int]) throws -> Tensor {
+            guard let t = file[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
+            guard t.shape == shape else { throw AttendError("\(path): tensor '\(name)' has shape \(t.shape), expected \(shape)") }
+            return t
+        }
+        let (c, v, n) = (config.width, config.vocabSize, config.contextLength)
+        model.tokenEmbedding.weight.assign(try take("transformer.wte.weight", [v, c]))
+        model.positionEmbedding.weight.assign(try take("transformer.wpe.weight", [n, c]))
+        for (l, b) in model.blocks.enumerated() {
+            let p = "transformer.h.\(l)."
+            let w = try take(p + "attn.c_attn.weight", [c, 3 * c]).transposed(0, 1)  // (3C, C)
+            let bias = try take(p + "attn.c_attn.bias", [3 * c])
+            for (i, linear) in [b.attention.query, b.attention.key, b.attention.value].enumerated() {
+                linear.weight.assign(w.slice(axis: 0, start: i * c, length: c))
+                linear.bias!.assign(bias.slice(axis: 0, start: i * c, length: c))
+            }
+            let ours = Dictionary(uniqueKeysWithValues: b.namedTensors().map { ($0.name, $0.tensor) })
+            for (o, t) in blockNames {
+                let target = ours[o]!
+                let conv = t.hasSuffix(".weight") && !t.hasPrefix("ln_")
+                let shape = conv ? [target.shape[1], target.shape[0]] : target.shape
+                let loaded = try take(p + t, shape)
+                target.assign(conv ? loaded.transposed(0, 1) : loaded)
+            }
+        }
+        model.finalNorm.weight.assign(try take("transformer.ln_f.weight", [c]))
+        model.finalNorm.bias!.assign(try take("transformer.ln_f.bias", [c]))
+        model.eval()
+        return model
+    }
+}

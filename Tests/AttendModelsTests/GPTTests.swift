@@ -1,0 +1,48 @@
+@testable import AttendModels
+import AttendNN
+import AttendTensor
+import Foundation
+import XCTest
+
+final class GPTTests: XCTestCase {
+    func fixtureDirectory(_ name: String) -> String {
+        Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures")!.path
+    }
+
+    func testTinyGPT2CheckpointMatchesTransformers() throws {
+        let model = try GPTModel.loadHuggingFace(directory: fixtureDirectory("tiny-gpt2"))
+        let url = Bundle.module.url(forResource: "tiny_gpt2_expected", withExtension: "json", subdirectory: "Fixtures")!
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let ids = (expected["ids"] as! [[Int]]).flatMap { $0 }.map { Int32($0) }
+        let logits = model(IntTensor(ids, shape: [2, 7])).toArray()
+        let reference = expected["logits"] as! [Double]
+        XCTAssertEqual(logits.count, reference.count)
+        var worst = 0.0
+        for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+    }
+
+    func testSavedHuggingFaceLayoutLoadsBack() throws {
+        var g = RandomGenerator(seed: 5)
+        let model = GPTModel(GPTConfig(vocabSize: 20, contextLength: 8, width: 12, layerCount: 2, headCount: 3), generator: &g)
+        model.eval()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-gpt-\(ProcessInfo.processInfo.processIdentifier)").path
+        try model.saveHuggingFace(directory: dir)
+        let loaded = try GPTModel.loadHuggingFace(directory: dir)
+        let ids = IntTensor([1, 5, 7, 19, 0, 3], shape: [1, 6])
+        XCTAssertEqual(loaded(ids).toArray(), model(ids).toArray())
+        XCTAssertThrowsError(try GPTModel.loadHuggingFace(directory: "/nonexistent")) { XCTAssertTrue("\($0)".contains("config.json")) }
+        XCTAssertThrowsError(try GPTConfig(vocabSize: 10, contextLength: 8, width: 10, layerCount: 1, headCount: 3).validate()) {
+            XCTAssertTrue("\($0)".contains("3 heads do not divide width 10"))
+        }
+    }
+
+    func testCausality() {
+        var g = RandomGenerator(seed: 1)
+        let model = GPTModel(GPTConfig(vocabSize: 10, contextLength: 8, width: 8, layerCount: 1, headCount: 2), generator: &g)
+        let a = model(IntTensor([1, 2, 3, 4], shape: [1, 4])).toArray()
+        let b = model(IntTensor([1, 2, 3, 9], shape: [1, 4])).toArray()
+        XCTAssertEqual(Array(a[0..<30]), Array(b[0..<30]), "changing the last token leaves earlier positions alone")
+        XCTAssertNotEqual(Array(a[30..<40]), Array(b[30..<40]))
+    }
+}
