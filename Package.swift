@@ -18,7 +18,7 @@ let package = Package(
         .target(name: "CAttendKernels"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .target(name: "AttendTensor", dependencies: ["CAttendKernels"]),
-        .target(name: "AttendNN", dependencies: ["AttendTensor"]),
+        .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
         .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers"]),

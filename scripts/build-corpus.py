@@ -67,7 +67,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--megabytes", type=float, default=90)
     p.add_argument("--output", default=".cache/corpus/english.txt")
+    p.add_argument("--austen-raw", help="instead: write the first 1 MB of Austen, not normalized, here (character-level GPT)")
     a = p.parse_args()
+    if a.austen_raw:
+        os.makedirs(os.path.dirname(a.austen_raw) or ".", exist_ok=True)
+        open(a.austen_raw + ".tmp", "w", encoding="utf-8").write("\n".join(austen())[:1_000_000])
+        os.replace(a.austen_raw + ".tmp", a.austen_raw)
+        print(a.austen_raw)
+        return
     os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
     tmp = a.output + ".tmp"
     budget = int(a.megabytes * 1e6)

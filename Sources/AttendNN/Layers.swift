@@ -55,13 +55,7 @@ public final class LayerNorm: Module, UnaryLayer {
         self.eps = eps
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let mean = x.mean(axes: [-1], keepDims: true)
-        let centered = x - mean
-        let variance = (centered * centered).mean(axes: [-1], keepDims: true)
-        let y = centered * (variance + eps).rsqrt() * weight
-        return bias.map { y + $0 } ?? y
-    }
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
 }
 
 /// Root-mean-square normalization (Llama): x / sqrt(mean(x^2) + eps) * weight.

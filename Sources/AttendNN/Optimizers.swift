@@ -2,6 +2,7 @@
 // name so a training checkpoint can hold them and training resumes exactly.
 
 import AttendTensor
+import CAttendKernels
 import Foundation
 
 public protocol Optimizer: AnyObject {
@@ -72,6 +73,8 @@ public final class Adam: Optimizer {
     public let beta1: Float, beta2: Float, eps: Float
     public let weightDecay: Float
     public let decoupledWeightDecay: Bool
+    /// Parameters that get no weight decay (GPT training exempts biases and norms).
+    public var decayExempt: Set<String> = []
     public var step = 0
     private var firstMoment: [Tensor]
     private var secondMoment: [Tensor]
@@ -91,23 +94,17 @@ public final class Adam: Optimizer {
 
     public func update() {
         step += 1
-        let (b1, b2, eps, lr, wd) = (beta1, beta2, self.eps, learningRate, weightDecay)
+        let (b1, b2, eps, lr) = (beta1, beta2, self.eps, learningRate)
         let correction1 = 1 - Foundation.pow(b1, Float(step)), correction2 = 1 - Foundation.pow(b2, Float(step))
         let stepSize = lr / correction1
         let decoupled = decoupledWeightDecay
-        for (i, (_, p)) in parameters.enumerated() {
+        for (i, (name, p)) in parameters.enumerated() {
             guard let g = p.grad else { continue }
+            let wd = decayExempt.contains(name) ? 0 : weightDecay
             let pp = p.pointer, gp = g.pointer, mp = firstMoment[i].pointer, vp = secondMoment[i].pointer
-            Parallel.forRanges(p.count, costPerItem: 8) { range in
-                for j in range {
-                    var grad = gp[j]
-                    if decoupled { pp[j] -= lr * wd * pp[j] } else { grad += wd * pp[j] }
-                    let m = b1 * mp[j] + (1 - b1) * grad
-                    let v = b2 * vp[j] + (1 - b2) * grad * grad
-                    mp[j] = m
-                    vp[j] = v
-                    pp[j] -= stepSize * m / ((v / correction2).squareRoot() + eps)
-                }
+            Parallel.forRanges(p.count, costPerItem: 8) { r in
+                let o = r.lowerBound
+                attend_adam_step(pp + o, gp + o, mp + o, vp + o, r.count, lr, b1, b2, eps, wd, decoupled ? 1 : 0, stepSize, 1 / correction2)
             }
         }
     }

@@ -38,6 +38,7 @@ enum Op {
     case maxPool2d(argmax: [Int32])
     case avgPool2d(kernel: Int, stride: Int)
     case upsampleNearest2d(scale: Int)
+    case layerNorm(statistics: [Float])
 }
 
 final class GradNode {
@@ -75,7 +76,7 @@ final class GradNode {
         case .sigmoid: return [g * y * (1 - y)]
         case .relu: return [Kernels.binary(g, x[0], ReLUGrad.self)]
         case .gelu: return [Kernels.binary(g, x[0], GELUGrad.self)]
-        case .geluTanh: return [Kernels.binary(g, x[0], GELUTanhGrad.self)]
+        case .geluTanh: return [Tensor.geluTanhBackward(g, x[0])]
         case .silu: return [Kernels.binary(g, x[0], SiLUGrad.self)]
         case .abs: return [Kernels.binary(g, x[0], AbsGrad.self)]
         case .pow(let p): return [g * p * x[0].pow(p - 1)]
@@ -129,6 +130,9 @@ final class GradNode {
             return [Pooling.avgPoolBackward(g, inputShape: x[0].shape, kernel: kernel, stride: stride)]
         case .upsampleNearest2d(let scale):
             return [Pooling.upsampleNearestBackward(g, scale: scale)]
+        case .layerNorm(let statistics):
+            let (dx, dw, db) = Normalization.layerNormBackward(g, input: x[0], weight: x[1], statistics: statistics, hasBias: x.count == 3)
+            return x.count == 3 ? [dx, dw, db] : [dx, dw]
         }
     }
 

@@ -99,7 +99,13 @@ extension Tensor {
     public func abs() -> Tensor { Kernels.unary(self, AbsF.self).recording(.abs, inputs: [self]) }
     /// GELU; `approximate: true` uses the tanh form (GPT-2), false the exact erf form (BERT).
     public func gelu(approximate: Bool = false) -> Tensor {
-        if approximate { return Kernels.unary(self, GELUTanhF.self).recording(.geluTanh, inputs: [self]) }
+        if approximate {
+            guard isContiguous else { return Kernels.unary(self, GELUTanhF.self).recording(.geluTanh, inputs: [self]) }
+            let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
+            let src = pointer, dst = out.pointer
+            Parallel.forRanges(count, costPerItem: 8) { r in attend_vgelu_tanh(src + r.lowerBound, dst + r.lowerBound, nil, nil, r.count) }
+            return out.recording(.geluTanh, inputs: [self])
+        }
         guard isContiguous else { return Kernels.unary(self, GELUF.self).recording(.gelu, inputs: [self]) }
         // The vectorized kernel, tested against GELUF (the libm composition).
         let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
@@ -153,6 +159,19 @@ extension Tensor {
         let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
         let src = c.pointer, dst = out.pointer
         for i in 0..<count { dst[i] = predicate(src[i]) ? 1 : 0 }
+        return out
+    }
+}
+
+extension Tensor {
+    /// g * gelu_tanh'(x), vectorized when both are contiguous with the same shape (tested against GELUTanhGrad).
+    static func geluTanhBackward(_ g: Tensor, _ x: Tensor) -> Tensor {
+        guard g.shape == x.shape, g.isContiguous, x.isContiguous else { return Kernels.binary(g, x, GELUTanhGrad.self) }
+        let out = Tensor(contiguousStorage: TensorStorage(count: x.count, zeroed: false), shape: x.shape)
+        let (gp, xp, dst) = (g.pointer, x.pointer, out.pointer)
+        Parallel.forRanges(x.count, costPerItem: 8) { r in
+            attend_vgelu_tanh(xp + r.lowerBound, nil, gp + r.lowerBound, dst + r.lowerBound, r.count)
+        }
         return out
     }
 }

@@ -3,6 +3,13 @@
 #include "CAttendKernels.h"
 #include <math.h>
 
+static inline float gelu_tanh_scalar(float x, float *tanh_out) {
+    float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    float t = tanhf(u);
+    if (tanh_out) *tanh_out = t;
+    return 0.5f * x * (1.0f + t);
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
@@ -50,6 +57,44 @@ static void vgelu_avx2(const float *x, float *y, long n) {
     for (; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
+// tanh(u) = 1 - 2 / (exp(2u) + 1); saturates cleanly at +-1 because exp8 clamps.
+__attribute__((target("avx2,fma")))
+static inline __m256 tanh8(__m256 u) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp8(_mm256_add_ps(u, u));
+    return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+}
+
+
+// GPT-2's GELU: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), and its derivative times g.
+__attribute__((target("avx2,fma")))
+static void vgelu_tanh_avx2(const float *x, float *y, const float *g, float *dx, long n) {
+    const __m256 k = _mm256_set1_ps(0.7978845608028654f), c = _mm256_set1_ps(0.044715f), c3 = _mm256_set1_ps(3 * 0.044715f);
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), v2 = _mm256_mul_ps(v, v);
+        __m256 t = tanh8(_mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(c, v2), v, v)));
+        if (y) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+        if (dx) {
+            // d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3c x^2)
+            __m256 du = _mm256_mul_ps(k, _mm256_fmadd_ps(c3, v2, one));
+            __m256 sech2 = _mm256_fnmadd_ps(t, t, one);
+            __m256 d = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(half, v), sech2), du, _mm256_mul_ps(half, _mm256_add_ps(one, t)));
+            _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), d));
+        }
+    }
+    for (; i < n; i++) {
+        float t, v = x[i];
+        float out = gelu_tanh_scalar(v, &t);
+        if (y) y[i] = out;
+        if (dx) {
+            float du = 0.7978845608028654f * (1 + 3 * 0.044715f * v * v);
+            dx[i] = g[i] * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
+        }
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void vexp_avx2(const float *x, float *y, long n) {
     long i = 0;
@@ -76,6 +121,18 @@ void attend_vexp(const float *x, float *y, long n) {
     if (has_avx2()) { vexp_avx2(x, y, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (has_avx2()) { vgelu_tanh_avx2(x, y, g, dx, n); return; }
+#endif
+    for (long i = 0; i < n; i++) {
+        float t, v = x[i];
+        float out = gelu_tanh_scalar(v, &t);
+        if (y) y[i] = out;
+        if (dx) dx[i] = g[i] * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608028654f * (1 + 3 * 0.044715f * v * v));
+    }
 }
 
 void attend_vgelu(const float *x, float *y, long n) {

@@ -160,6 +160,16 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x, y]) { Tensor.where(mask, $0[0], $0[1]) }
     }
 
+    func testFusedLayerNormGradients() {
+        for layout in Layout.allCases {
+            let (x, view) = leaf([3, 4], layout, seed: 1)
+            let w = Tensor.uniform([4], low: 0.5, high: 1.5, seed: 2, requiresGrad: true)
+            let b = Tensor.uniform([4], low: -1, high: 1, seed: 3, requiresGrad: true)
+            checkGradients([x, w, b]) { view($0[0]).layerNorm(weight: $0[1], bias: $0[2], eps: 1e-5) }
+            checkGradients([x, w]) { view($0[0]).layerNorm(weight: $0[1], bias: nil, eps: 1e-5) }
+        }
+    }
+
     func testConvolutionAndPooling() {
         let x = Tensor.uniform([2, 2, 5, 5], low: -1, high: 1, seed: 1, requiresGrad: true)
         let w = Tensor.uniform([3, 2, 3, 3], low: -1, high: 1, seed: 2, requiresGrad: true)

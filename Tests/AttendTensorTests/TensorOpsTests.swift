@@ -165,6 +165,35 @@ final class TensorOpsTests: XCTestCase {
         for i in 0..<x.count { XCTAssertEqual(fast[i], reference[i], accuracy: 2e-6 * max(1, abs(x.toArray()[i]))) }
     }
 
+    func testVectorTanhGELUAndGradientMatchLibm() {
+        let x = Tensor((0..<4001).map { Float($0 - 2000) / 200 }, shape: [4001])
+        let g = Tensor.uniform([4001], low: -1, high: 1, seed: 2)
+        let fast = x.gelu(approximate: true).toArray(), reference = Kernels.unary(x, GELUTanhF.self).toArray()
+        let fastGrad = Tensor.geluTanhBackward(g, x).toArray(), referenceGrad = Kernels.binary(g, x, GELUTanhGrad.self).toArray()
+        for i in 0..<x.count {
+            XCTAssertEqual(fast[i], reference[i], accuracy: 2e-6 * max(1, abs(x.toArray()[i])))
+            XCTAssertEqual(fastGrad[i], referenceGrad[i], accuracy: 2e-6)
+        }
+    }
+
+    func testFusedLayerNormMatchesItsComposition() {
+        let x = Tensor.uniform([5, 7, 16], low: -3, high: 3, seed: 4, requiresGrad: true)
+        let w = Tensor.uniform([16], low: 0.5, high: 1.5, seed: 5, requiresGrad: true)
+        let b = Tensor.uniform([16], low: -1, high: 1, seed: 6, requiresGrad: true)
+        let r = Tensor.uniform([5, 7, 16], low: -1, high: 1, seed: 7)
+        let fused = x.layerNorm(weight: w, bias: b, eps: 1e-5)
+        (fused * r).sum().backward()
+        let (gx, gw, gb) = (x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray())
+        x.zeroGrad(); w.zeroGrad(); b.zeroGrad()
+        let centered = x - x.mean(axes: [-1], keepDims: true)
+        let composed = centered * ((centered * centered).mean(axes: [-1], keepDims: true) + 1e-5).rsqrt() * w + b
+        (composed * r).sum().backward()
+        assertClose(fused.toArray(), composed.toArray(), tolerance: 1e-5)
+        assertClose(gx, x.grad!.toArray(), tolerance: 1e-4)
+        assertClose(gw, w.grad!.toArray(), tolerance: 1e-4)
+        assertClose(gb, b.grad!.toArray(), tolerance: 1e-4)
+    }
+
     func testSeededRandomIsReproducible() {
         XCTAssertEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 42).toArray())
         XCTAssertNotEqual(Tensor.randn([10], seed: 42).toArray(), Tensor.randn([10], seed: 43).toArray())

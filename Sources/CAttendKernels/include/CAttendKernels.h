@@ -15,12 +15,20 @@ const char *attend_sgemm_kernel_name(void);
 /// y[i] = exp(x[i]) for n elements; a polynomial kernel with AVX2 when the CPU has it (max rel. error ~2e-7).
 void attend_vexp(const float *x, float *y, long n);
 
+/// GPT-2's tanh GELU over n floats: y = gelu(x) when y is non-null; dx = g * gelu'(x) when dx is non-null.
+void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long n);
+
 /// y[i] = GELU(x[i]) with the exact (erf) form; AVX2 path accurate to ~2e-7 absolute per unit of |x|.
 void attend_vgelu(const float *x, float *y, long n);
 
 /// y[r] = <row r of W, x> for a GGML-quantized W of `rows` x `cols` (cols a multiple of 32), stored as
 /// consecutive blocks: type 3 = Q4_1 (20-byte blocks), 8 = Q8_0 (34-byte blocks).
 void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
+
+/// One Adam step over n parameters: m, v updated in place; p -= step_size * m / (sqrt(v * inv_correction2) + eps),
+/// with decoupled (AdamW) or coupled (L2) weight decay.
+void attend_adam_step(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float eps,
+                      float weight_decay, int decoupled, float step_size, float inv_correction2);
 
 /// Keeps large freed blocks in glibc's heap instead of returning them to the OS (no-op elsewhere).
 void attend_tune_allocator(void);

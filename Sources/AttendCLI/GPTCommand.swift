@@ -1,0 +1,91 @@
+import ArgumentParser
+import AttendModels
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+struct GPTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gpt", abstract: "Train a character-level GPT from scratch and sample from it.",
+                                                    subcommands: [Train.self, Sample.self])
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Next-token prediction on a text file (nanoGPT's loop).")
+        @Argument(help: "Training text (UTF-8).") var corpus: String
+        @Option(name: .shortAndLong, help: "Checkpoint file (safetensors); written after each evaluation.") var output: String
+        @Flag(help: "Continue from --output if it exists.") var resume = false
+        @Option(help: "Also write the final model in the Hugging Face GPT-2 layout to this folder.") var exportHuggingFace: String?
+        @Option var layers = 4
+        @Option var heads = 4
+        @Option var width = 128
+        @Option var context = 64
+        @Option var dropout: Float = 0
+        @Option(name: .customLong("batch-size")) var batchSize = 12
+        @Option var iterations = 2000
+        @Option(name: .customLong("lr")) var learningRate: Float = 1e-3
+        @Option(name: .customLong("min-lr")) var minLearningRate: Float = 1e-4
+        @Option var warmup = 100
+        @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0.1
+        @Option(name: .customLong("grad-clip")) var gradientClip: Float = 1
+        @Option(name: .customLong("grad-accumulation")) var gradientAccumulation = 1
+        @Option(name: .customLong("eval-interval")) var evalInterval = 250
+        @Option(name: .customLong("eval-iters")) var evalIterations = 20
+        @Option var seed: UInt64 = 1337
+
+        func run() throws {
+            guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw AttendError("\(corpus): no such file or not UTF-8") }
+            let tokenizer = CharacterTokenizer(text: text)
+            let tokens = try tokenizer.encode(text)
+            let config = GPTConfig(vocabSize: tokenizer.count, contextLength: context, width: width, layerCount: layers, headCount: heads, dropout: dropout)
+            try config.validate()
+            var t = GPTTrainingConfig()
+            t.batchSize = batchSize; t.iterations = iterations; t.learningRate = learningRate; t.minLearningRate = minLearningRate
+            t.warmupIterations = warmup; t.weightDecay = weightDecay; t.gradientClip = gradientClip
+            t.gradientAccumulation = gradientAccumulation; t.evalInterval = evalInterval; t.evalIterations = evalIterations; t.seed = seed
+            var g = RandomGenerator(seed: seed)
+            let model = GPTModel(config, generator: &g)
+            let trainer = try GPTTrainer(model: model, tokens: tokens, config: t)
+            if resume && FileManager.default.fileExists(atPath: output) {
+                try trainer.resume(from: output)
+                print("resumed from \(output) at iteration \(trainer.optimizer.step)")
+            }
+            print("\(tokens.count) characters, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads")
+            let meta = ["characters": String(tokenizer.characters)]
+            let started = Date()
+            try trainer.run(checkpoint: { try $0.save(to: output, extra: meta) }) { e in
+                print(String(format: "iter %d: train loss %.4f, val loss %.4f (%.1f s)", e.iteration, e.trainLoss, e.validationLoss,
+                             Date().timeIntervalSince(started)))
+            }
+            if let dir = exportHuggingFace { try model.saveHuggingFace(directory: dir); print("exported \(dir)") }
+            let final = trainer.history.last.map { String(format: "%.4f", $0.validationLoss) } ?? "n/a"
+            let total = Date().timeIntervalSince(started)
+            print(String(format: "done: %d iterations in %.1f s of training (+ %.1f s evaluating); final val loss %@",
+                         trainer.optimizer.step, total - trainer.evaluationSeconds, trainer.evaluationSeconds, final))
+        }
+    }
+
+    struct Sample: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sample text from a checkpoint written by `attend gpt train`.")
+        @Argument(help: "Checkpoint file.") var checkpoint: String
+        @Option(help: "Text to continue.") var prompt = "\n"
+        @Option var length = 500
+        @Option var temperature: Float = 0.8
+        @Option(name: .customLong("top-k")) var topK = 200
+        @Option var seed: UInt64 = 1
+
+        func run() throws {
+            let file = try Safetensors.read(checkpoint)
+            guard let chars = file.metadata["characters"], let configText = file.metadata["gpt_config"],
+                  let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(configText.utf8)) else {
+                throw AttendError("\(checkpoint): not a checkpoint from `attend gpt train` (metadata 'characters' or 'gpt_config' missing)")
+            }
+            let tokenizer = CharacterTokenizer(characters: Array(chars))
+            var g = RandomGenerator(seed: 0)
+            let model = GPTModel(config, generator: &g)
+            try model.load(file.tensors, source: checkpoint, strict: true)
+            let ids = GPTTrainer.sample(model: model, context: try tokenizer.encode(prompt), count: length, temperature: temperature,
+                                        topK: topK, seed: seed)
+            print(prompt + tokenizer.decode(ids))
+        }
+    }
+}

@@ -1,0 +1,169 @@
+// Training a GPT from scratch by next-token prediction (nanoGPT's loop): random windows of the token
+// stream, AdamW with linear warmup and cosine decay, gradient clipping and accumulation, periodic
+// train/validation estimates, and checkpoints that resume exactly.
+
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+public struct GPTTrainingConfig: Codable, Equatable {
+    public var batchSize = 12
+    public var iterations = 2000
+    public var learningRate: Float = 1e-3
+    public var minLearningRate: Float = 1e-4
+    public var warmupIterations = 100
+    public var weightDecay: Float = 0.1
+    public var beta2: Float = 0.99
+    public var gradientClip: Float = 1
+    public var gradientAccumulation = 1
+    public var evalInterval = 250
+    public var evalIterations = 20
+    public var validationFraction = 0.1
+    public var seed: UInt64 = 1337
+    public init() {}
+}
+
+public struct GPTEvaluation: Codable {
+    public var iteration: Int
+    public var trainLoss: Float
+    public var validationLoss: Float
+}
+
+public final class GPTTrainer {
+    public let model: GPTModel
+    public let config: GPTTrainingConfig
+    public let optimizer: Adam
+    let train: [Int32]
+    let validation: [Int32]
+    public private(set) var history: [GPTEvaluation] = []
+    /// Wall time spent in `evaluate()` during `run` (so training time can be reported alone).
+    public private(set) var evaluationSeconds: Double = 0
+
+    /// `tokens` is the whole corpus; the last `validationFraction` of it is held out.
+    public init(model: GPTModel, tokens: [Int32], config: GPTTrainingConfig) throws {
+        let cut = Int(Double(tokens.count) * (1 - config.validationFraction))
+        let context = model.config.contextLength
+        guard cut > context + 1, tokens.count - cut > context + 1 else {
+            throw AttendError("the corpus has \(tokens.count) tokens; training and validation parts each need more than the context (\(context)) + 1")
+        }
+        self.model = model
+        self.config = config
+        train = Array(tokens[..<cut])
+        validation = Array(tokens[cut...])
+        // Weight decay on matrices (embeddings included) only, as nanoGPT: biases and norm gains are exempt.
+        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
+        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
+        optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: config.beta2,
+                         weightDecay: config.weightDecay, decoupledWeightDecay: true)
+        optimizer.decayExempt = Set(plain.map(\.name))
+    }
+
+    /// A batch of windows for iteration `step` (seeded by step, so a resumed run draws the same batches).
+    func batch(_ data: [Int32], step: Int, micro: Int, salt: UInt64 = 0) -> (IntTensor, IntTensor) {
+        let (b, t) = (config.batchSize, model.config.contextLength)
+        var g = RandomGenerator(seed: config.seed &+ salt &+ UInt64(step) &* 1_000_003 &+ UInt64(micro) &* 7919)
+        var x = [Int32](), y = [Int32]()
+        x.reserveCapacity(b * t)
+        y.reserveCapacity(b * t)
+        for _ in 0..<b {
+            let start = Int(g.next() % UInt64(data.count - t - 1))
+            x += data[start..<(start + t)]
+            y += data[(start + 1)..<(start + t + 1)]
+        }
+        return (IntTensor(x, shape: [b, t]), IntTensor(y, shape: [b, t]))
+    }
+
+    public var schedule: WarmupCosineSchedule {
+        WarmupCosineSchedule(peak: config.learningRate, minimum: config.minLearningRate, warmupSteps: config.warmupIterations,
+                             totalSteps: config.iterations)
+    }
+
+    /// Mean loss over `evalIterations` batches of each split, in evaluation mode.
+    public func evaluate() -> GPTEvaluation {
+        model.eval()
+        defer { model.train() }
+        func mean(_ data: [Int32], salt: UInt64) -> Float {
+            withNoGrad {
+                (0..<config.evalIterations).map { i -> Float in
+                    let (x, y) = batch(data, step: i, micro: 0, salt: salt)
+                    return Loss.crossEntropy(logits: model(x), targets: y).item
+                }.reduce(0, +) / Float(config.evalIterations)
+            }
+        }
+        return GPTEvaluation(iteration: optimizer.step, trainLoss: mean(train, salt: 0xE1), validationLoss: mean(validation, salt: 0xE2))
+    }
+
+    /// Trains until `config.iterations` (continuing from `optimizer.step` after a resume). `checkpoint` is
+    /// called after each evaluation; `onLog` with each evaluation.
+    public func run(progress: Bool = true, checkpoint: (GPTTrainer) throws -> Void = { _ in },
+                    onLog: (GPTEvaluation) -> Void = { _ in }) throws {
+        model.train()
+        let tokensPerStep = config.batchSize * model.config.contextLength * config.gradientAccumulation
+        let bar = progress ? ProgressBar(total: config.iterations - optimizer.step, label: "gpt", unit: "it") : nil
+        var lastLoss: Float = 0
+        while optimizer.step < config.iterations {
+            let step = optimizer.step
+            model.zeroGrad()
+            var loss: Float = 0
+            for micro in 0..<config.gradientAccumulation {
+                let (x, y) = batch(train, step: step, micro: micro)
+                let l = Loss.crossEntropy(logits: model(x), targets: y) * (1 / Float(config.gradientAccumulation))
+                l.backward()
+                loss += l.item
+            }
+            if config.gradientClip > 0 { clipGradientNorm(model.parameters(), maxNorm: config.gradientClip) }
+            optimizer.learningRate = schedule(step)
+            optimizer.update()
+            lastLoss = loss
+            bar?.advance(1, status: String(format: "loss %.4f, %d tok/step", lastLoss, tokensPerStep))
+            if optimizer.step % config.evalInterval == 0 || optimizer.step == config.iterations {
+                let started = Date()
+                let e = evaluate()
+                evaluationSeconds += Date().timeIntervalSince(started)
+                history.append(e)
+                onLog(e)
+                try checkpoint(self)
+            }
+        }
+    }
+
+    /// Saves model, optimizer state, step, model config and `extra` metadata (e.g. the tokenizer).
+    public func save(to path: String, extra: [String: String] = [:]) throws {
+        var meta = extra
+        meta["gpt_config"] = String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self)
+        meta["training_config"] = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        meta["history"] = String(decoding: try JSONEncoder().encode(history), as: UTF8.self)
+        try TrainingCheckpoint.save(model: model, optimizer: optimizer, to: path, metadata: meta)
+    }
+
+    /// Restores a checkpoint written by `save`; fails clearly when it was made for another model shape.
+    public func resume(from path: String) throws {
+        let meta = try Safetensors.read(path).metadata
+        if let text = meta["gpt_config"], let saved = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)), saved != model.config {
+            throw AttendError("\(path): the checkpoint is for a different model (\(saved)), not \(model.config)")
+        }
+        try TrainingCheckpoint.load(model: model, optimizer: optimizer, from: path)
+        if let h = meta["history"], let saved = try? JSONDecoder().decode([GPTEvaluation].self, from: Data(h.utf8)) { history = saved }
+    }
+
+    /// Samples `count` tokens after `context` (temperature and top-k, as nanoGPT's sample.py).
+    public static func sample(model: GPTModel, context: [Int32], count: Int, temperature: Float = 0.8, topK: Int? = 200,
+                              seed: UInt64 = 1) -> [Int32] {
+        model.eval()
+        var ids = context.isEmpty ? [0] : context
+        var g = RandomGenerator(seed: seed)
+        var options = SamplingOptions()
+        options.temperature = temperature
+        options.topK = topK
+        withNoGrad {
+            for _ in 0..<count {
+                let window = Array(ids.suffix(model.config.contextLength))
+                let logits = model(IntTensor(window, shape: [1, window.count]))
+                let last = logits.slice(axis: 1, start: window.count - 1, length: 1).toArray()
+                ids.append(Generation.pick(last, context: [], generated: [], options: options, generator: &g))
+            }
+        }
+        return Array(ids.suffix(count))
+    }
+}

@@ -1,0 +1,79 @@
+// Layer normalization as one fused op: it runs nine times per GPT step, and the composition from mean,
+// subtract, multiply and rsqrt costs ~30 kernel launches there with the backward pass. Tested against the
+// composition (values and gradients) and by finite differences.
+
+import Foundation
+
+extension Tensor {
+    /// (x - mean) / sqrt(var + eps) * weight + bias over the last dimension (population variance).
+    public func layerNorm(weight: Tensor, bias: Tensor?, eps: Float) -> Tensor {
+        let c = shape[rank - 1]
+        precondition(weight.shape == [c] && (bias == nil || bias!.shape == [c]),
+                     "layerNorm over width \(c): weight \(weight.shape), bias \(bias?.shape ?? [])")
+        let x = contiguous(), w = weight.contiguous(), b = bias?.contiguous()
+        let rows = count / c
+        let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
+        var stats = [Float](repeating: 0, count: 2 * rows)  // mean, rstd per row
+        let xp = x.pointer, wp = w.pointer, bp = b?.pointer, op = out.pointer
+        stats.withUnsafeMutableBufferPointer { st in
+            let sp = st.baseAddress!
+            Parallel.forRanges(rows, costPerItem: 4 * c) { range in
+                for r in range {
+                    let row = xp + r * c, o = op + r * c
+                    let mean = Reductions.rowSum(row, c) / Float(c)
+                    var v: Float = 0
+                    for i in 0..<c { let d = row[i] - mean; v += d * d }
+                    let rstd = 1 / (v / Float(c) + eps).squareRoot()
+                    sp[2 * r] = mean
+                    sp[2 * r + 1] = rstd
+                    if let bp {
+                        for i in 0..<c { o[i] = (row[i] - mean) * rstd * wp[i] + bp[i] }
+                    } else {
+                        for i in 0..<c { o[i] = (row[i] - mean) * rstd * wp[i] }
+                    }
+                }
+            }
+        }
+        return out.recording(.layerNorm(statistics: stats), inputs: bias.map { [self, weight, $0] } ?? [self, weight])
+    }
+}
+
+enum Normalization {
+    /// Gradients of layerNorm: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) with dxhat = g w;
+    /// dw = sum_rows g xhat; db = sum_rows g.
+    static func layerNormBackward(_ g: Tensor, input: Tensor, weight: Tensor, statistics: [Float], hasBias: Bool)
+        -> (Tensor, Tensor, Tensor?) {
+        let c = input.shape[input.rank - 1], rows = input.count / c
+        let x = input.contiguous(), gc = g.contiguous(), w = weight.contiguous()
+        let dx = Tensor(shape: input.shape)
+        let parts = Swift.min(Parallel.threads, Swift.max(1, rows * c / 32_768))
+        let partial = Tensor(shape: [parts, 2, c])  // per-thread dw, db
+        let xp = x.pointer, gp = gc.pointer, wp = w.pointer, dxp = dx.pointer, pp = partial.pointer
+        statistics.withUnsafeBufferPointer { st in
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let dw = pp + part * 2 * c, db = dw + c
+                for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
+                    let (mean, rstd) = (st[2 * r], st[2 * r + 1])
+                    let row = xp + r * c, gr = gp + r * c, dr = dxp + r * c
+                    var sumD: Float = 0, sumDX: Float = 0
+                    for i in 0..<c {
+                        let xhat = (row[i] - mean) * rstd
+                        let d = gr[i] * wp[i]
+                        sumD += d
+                        sumDX += d * xhat
+                        dw[i] += gr[i] * xhat
+                        db[i] += gr[i]
+                    }
+                    let (mD, mDX) = (sumD / Float(c), sumDX / Float(c))
+                    for i in 0..<c {
+                        let xhat = (row[i] - mean) * rstd
+                        dr[i] = rstd * (gr[i] * wp[i] - mD - xhat * mDX)
+                    }
+                }
+            }
+        }
+        let sums = partial.sum(axes: [0])  // (2, C)
+        return (dx, sums.slice(axis: 0, start: 0, length: 1).reshape([c]).contiguous(),
+                hasBias ? sums.slice(axis: 0, start: 1, length: 1).reshape([c]).contiguous() : nil)
+    }
+}
