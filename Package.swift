@@ -6,7 +6,7 @@ let package = Package(
     name: "Attend",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers"]),
+        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
     dependencies: [
@@ -21,18 +21,21 @@ let package = Package(
         .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
         .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
+        // PNG output (loss curves) through zlib.
+        .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
+        .testTarget(name: "AttendPlotsTests", dependencies: ["AttendPlots"]),
         .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendTokenizers", "AttendNN", "AttendTensor"],
                     resources: [.copy("Fixtures")]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttendModels
 import AttendNN
+import AttendPlots
 import AttendTensor
 import AttendTokenizers
 import Foundation
@@ -15,6 +16,7 @@ struct GPTCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Checkpoint file (safetensors); written after each evaluation.") var output: String
         @Flag(help: "Continue from --output if it exists.") var resume = false
         @Option(help: "Also write the final model in the Hugging Face GPT-2 layout to this folder.") var exportHuggingFace: String?
+        @Option(name: .customLong("loss-curve"), help: "Write train (blue) and validation (orange) loss as a PNG after each evaluation.") var lossCurve: String?
         @Option var layers = 4
         @Option var heads = 4
         @Option var width = 128
@@ -52,7 +54,16 @@ struct GPTCommand: ParsableCommand {
             print("\(tokens.count) characters, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads")
             let meta = ["characters": String(tokenizer.characters)]
             let started = Date()
-            try trainer.run(checkpoint: { try $0.save(to: output, extra: meta) }) { e in
+            try trainer.run(checkpoint: { t in
+                try t.save(to: output, extra: meta)
+                if let lossCurve {
+                    let chart = LineChart(series: [
+                        .init(points: t.history.map { (Double($0.iteration), Double($0.trainLoss)) }, color: (31, 119, 180)),
+                        .init(points: t.history.map { (Double($0.iteration), Double($0.validationLoss)) }, color: (255, 127, 14)),
+                    ])
+                    try chart.render().writePNG(to: lossCurve)
+                }
+            }) { e in
                 print(String(format: "iter %d: train loss %.4f, val loss %.4f (%.1f s)", e.iteration, e.trainLoss, e.validationLoss,
                              Date().timeIntervalSince(started)))
             }
