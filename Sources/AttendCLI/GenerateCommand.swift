@@ -57,12 +57,21 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "The prompt.") var prompt: String
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
     @Flag(name: .customLong("print-ids"), help: "Finish with a JSON line of token ids and speeds (for benchmarks).") var printIds = false
+    @Option(help: "Beam search with this many beams instead of sampling (no streaming).") var beams: Int?
+    @Option(name: .customLong("length-penalty"), help: "Beam scores are divided by length^this.") var lengthPenalty: Float = 1
 
     func run() throws {
         let (file, model, tokenizer) = try sampling.load()
         let text = chat ? ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string).render([("user", prompt)]) : prompt
         var ids = tokenizer.encode(text)
         if !chat, let bos = tokenizer.bosId, file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true) { ids.insert(bos, at: 0) }
+        if let beams {
+            let best = try Generation.beamSearch(model: model, eosId: tokenizer.eosId, prompt: ids, beams: beams,
+                                                 maxTokens: sampling.maxTokens, lengthPenalty: lengthPenalty)
+            print(tokenizer.decode(best.tokens))
+            FileHandle.standardError.write(String(format: "beam score %.4f\n", best.score).data(using: .utf8)!)
+            return
+        }
         let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: ids, options: sampling.options) {
             print($0, terminator: "")
             fflush(stdout)

@@ -123,6 +123,57 @@ public enum Generation {
     }
 }
 
+extension Generation {
+    /// Beam search: keeps the `beams` most probable continuations (sum of token log-probabilities), each with
+    /// its own KV cache. A finished hypothesis (end-of-sequence) is ranked by score / length^lengthPenalty.
+    /// Returns the best hypothesis' tokens (without the end token) and its score.
+    public static func beamSearch(model: LlamaModel, eosId: Int32?, prompt: [Int32], beams: Int, maxTokens: Int,
+                                  lengthPenalty: Float = 1) throws -> (tokens: [Int32], score: Float) {
+        guard beams >= 1 else { throw AttendError("beam search needs at least one beam") }
+        guard !prompt.isEmpty, prompt.count + maxTokens <= model.config.contextLength else {
+            throw AttendError("the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens do not fit the context of \(model.config.contextLength)")
+        }
+        struct Hypothesis { var tokens: [Int32]; var logProb: Float; var cache: KVCache; var logits: [Float] }
+        let cache = KVCache(config: model.config, capacity: prompt.count + maxTokens)
+        let first = model(prompt, cache: cache, lastOnly: true).toArray()
+        var alive = [Hypothesis(tokens: [], logProb: 0, cache: cache, logits: first)]
+        var finished: [(tokens: [Int32], score: Float)] = []
+        func normalized(_ logProb: Float, _ length: Int) -> Float { logProb / Foundation.pow(Float(max(length, 1)), lengthPenalty) }
+        for _ in 0..<maxTokens {
+            // Every (hypothesis, next token) among each hypothesis' top `beams` tokens.
+            var candidates: [(parent: Int, token: Int32, logProb: Float)] = []
+            for (h, hyp) in alive.enumerated() {
+                let l = hyp.logits, m = l.max()!
+                let logZ = m + Foundation.log(l.reduce(0) { $0 + Foundation.exp($1 - m) })
+                for i in l.indices.sorted(by: { l[$0] > l[$1] }).prefix(beams) {
+                    candidates.append((h, Int32(i), hyp.logProb + l[i] - logZ))
+                }
+            }
+            candidates.sort { $0.logProb > $1.logProb }
+            var next: [Hypothesis] = []
+            for c in candidates {
+                if next.count == beams { break }
+                let parent = alive[c.parent]
+                if c.token == eosId {
+                    finished.append((parent.tokens, normalized(c.logProb, parent.tokens.count + 1)))
+                    continue
+                }
+                let forked = parent.cache.copy()
+                let logits = model([c.token], cache: forked, lastOnly: true).toArray()
+                next.append(Hypothesis(tokens: parent.tokens + [c.token], logProb: c.logProb, cache: forked, logits: logits))
+            }
+            alive = next
+            // Without a length reward, scores only fall as tokens are added: stop once no live hypothesis can
+            // beat the best finished one.
+            if lengthPenalty <= 0, let best = finished.map(\.score).max(),
+               alive.allSatisfy({ normalized($0.logProb, $0.tokens.count) < best }) { break }
+            if alive.isEmpty { break }
+        }
+        let all = finished + alive.map { ($0.tokens, normalized($0.logProb, $0.tokens.count)) }
+        return all.max { $0.score < $1.score }!
+    }
+}
+
 /// Chat formatting. A full Jinja engine is not needed for the ChatML family: the template's own default
 /// system message is kept, and messages are wrapped in <|im_start|>role ... <|im_end|>.
 public struct ChatTemplate {

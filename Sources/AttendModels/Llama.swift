@@ -90,6 +90,23 @@ public final class KVCache {
 
     func advance(_ n: Int) { count += n }
     public func reset() { count = 0 }
+
+    /// An independent copy (beam search forks a cache for each surviving hypothesis).
+    public func copy() -> KVCache {
+        let c = KVCache(layers: keys.count, shape: keys.first?.shape ?? [0, 0, 0], capacity: capacity)
+        for l in 0..<keys.count {
+            c.keys[l].pointer.update(from: keys[l].pointer, count: keys[l].count)
+            c.values[l].pointer.update(from: values[l].pointer, count: values[l].count)
+        }
+        c.count = count
+        return c
+    }
+
+    private init(layers: Int, shape: [Int], capacity: Int) {
+        self.capacity = capacity
+        keys = (0..<layers).map { _ in Tensor(shape: shape) }
+        values = (0..<layers).map { _ in Tensor(shape: shape) }
+    }
 }
 
 public final class LlamaModel: Module {

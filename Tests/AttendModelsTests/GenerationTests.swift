@@ -77,6 +77,22 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(Generation.pick(logits, context: [], generated: [4, 4], options: p, generator: &g), 0)
     }
 
+    func testBeamSearch() throws {
+        let (file, model) = try smolLM()
+        let tokenizer = try ByteLevelBPETokenizer.fromGGUF(file)
+        let prompt = tokenizer.encode(ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string)
+            .render([("user", "Name a color.")]))
+        var options = SamplingOptions()
+        options.maxTokens = 8
+        let greedy = try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options).tokens
+        let one = try Generation.beamSearch(model: model, eosId: tokenizer.eosId, prompt: prompt, beams: 1, maxTokens: 8, lengthPenalty: 0)
+        XCTAssertEqual(one.tokens, greedy, "one beam is greedy decoding")
+        // With length penalty 0 the score is the total log-probability: more beams can only find better.
+        let three = try Generation.beamSearch(model: model, eosId: tokenizer.eosId, prompt: prompt, beams: 3, maxTokens: 8, lengthPenalty: 0)
+        XCTAssertGreaterThanOrEqual(three.score, one.score - 1e-4)
+        XCTAssertThrowsError(try Generation.beamSearch(model: model, eosId: nil, prompt: prompt, beams: 0, maxTokens: 4))
+    }
+
     func testChatTemplateRendersChatML() {
         let t = ChatTemplate(ggufTemplate: "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}")
         XCTAssertEqual(t.defaultSystem, "Be brief.")
