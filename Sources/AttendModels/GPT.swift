@@ -14,10 +14,16 @@ public struct GPTConfig: Codable, Equatable {
     public var headCount: Int
     public var dropout: Float = 0
     public var layerNormEps: Float = 1e-5
+    /// Feed-forward width (GPT-2: 4 x width; OPT: ffn_dim).
+    public var hiddenSize: Int?
+    /// GPT-2 uses tanh-GELU; OPT uses ReLU.
+    public var activation: Activation.Kind = .geluTanh
+    /// OPT's learned positions start at row 2 of its table.
+    public var positionOffset = 0
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "n_positions", width = "n_embd", layerCount = "n_layer"
-        case headCount = "n_head", dropout = "resid_pdrop", layerNormEps = "layer_norm_epsilon"
+        case headCount = "n_head", dropout = "resid_pdrop", layerNormEps = "layer_norm_epsilon", hiddenSize = "n_inner"
     }
 
     public init(vocabSize: Int, contextLength: Int, width: Int, layerCount: Int, headCount: Int, dropout: Float = 0) {
@@ -38,6 +44,19 @@ public struct GPTConfig: Codable, Equatable {
         headCount = try c.decode(Int.self, forKey: .headCount)
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(contextLength, forKey: .contextLength)
+        try c.encode(width, forKey: .width)
+        try c.encode(layerCount, forKey: .layerCount)
+        try c.encode(headCount, forKey: .headCount)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(layerNormEps, forKey: .layerNormEps)
+        try c.encodeIfPresent(hiddenSize, forKey: .hiddenSize)
     }
 
     /// A clear error when the shape of the model does not work (heads must divide the width).
@@ -61,9 +80,10 @@ public final class GPTModel: Module {
         precondition(config.width % config.headCount == 0, "GPT: \(config.headCount) heads do not divide width \(config.width)")
         self.config = config
         tokenEmbedding = Embedding(config.vocabSize, config.width, generator: &generator)
-        positionEmbedding = Embedding(config.contextLength, config.width, generator: &generator)
-        let block = TransformerBlockConfig(dimension: config.width, headCount: config.headCount, hiddenDimension: 4 * config.width,
-                                           dropout: config.dropout, activation: .geluTanh, preNorm: true, layerNormEps: config.layerNormEps)
+        positionEmbedding = Embedding(config.contextLength + config.positionOffset, config.width, generator: &generator)
+        let block = TransformerBlockConfig(dimension: config.width, headCount: config.headCount,
+                                           hiddenDimension: config.hiddenSize ?? 4 * config.width, dropout: config.dropout,
+                                           activation: config.activation, preNorm: true, layerNormEps: config.layerNormEps)
         blocks = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
         finalNorm = LayerNorm(config.width, eps: config.layerNormEps)
         dropout = Dropout(config.dropout)
@@ -84,7 +104,8 @@ public final class GPTModel: Module {
     public func callAsFunction(_ ids: IntTensor) -> Tensor {
         let t = ids.shape[1]
         precondition(t <= config.contextLength, "GPT: \(t) tokens exceed the context of \(config.contextLength)")
-        var x = dropout(tokenEmbedding(ids) + positionEmbedding(IntTensor((0..<t).map { Int32($0) }, shape: [t])))
+        let positions = IntTensor((0..<t).map { Int32($0 + config.positionOffset) }, shape: [t])
+        var x = dropout(tokenEmbedding(ids) + positionEmbedding(positions))
         for block in blocks { x = block(x, causal: true) }
         return finalNorm(x).matmul(tokenEmbedding.weight.transposed(0, 1))  // tied output layer
     }

@@ -22,6 +22,22 @@ final class GPTTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 1e-4)
     }
 
+    func testTinyOPTCheckpointMatchesTransformers() throws {
+        let model = try GPTModel.loadOPT(directory: fixtureDirectory("tiny-opt"))
+        XCTAssertEqual(model.config.activation, .relu)
+        XCTAssertEqual(model.config.positionOffset, 2)
+        let url = Bundle.module.url(forResource: "tiny_opt_expected", withExtension: "json", subdirectory: "Fixtures")!
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let ids = (expected["ids"] as! [[Int]]).flatMap { $0 }.map { Int32($0) }
+        let logits = model(IntTensor(ids, shape: [1, ids.count])).toArray()
+        let reference = expected["logits"] as! [Double]
+        XCTAssertEqual(logits.count, reference.count)
+        var worst = 0.0
+        for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+        XCTAssertThrowsError(try GPTModel.loadOPT(directory: fixtureDirectory("tiny-gpt2"))) { XCTAssertTrue("\($0)".contains("not an OPT config"), "\($0)") }
+    }
+
     func testSavedHuggingFaceLayoutLoadsBack() throws {
         var g = RandomGenerator(seed: 5)
         let model = GPTModel(GPTConfig(vocabSize: 20, contextLength: 8, width: 12, layerCount: 2, headCount: 3), generator: &g)

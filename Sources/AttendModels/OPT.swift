@@ -1,0 +1,76 @@
+// OPT (Zhang et al., 2022, Meta): a GPT-style decoder with ReLU feed-forward layers and learned positions
+// offset by 2. It runs on GPTModel; this file maps the Hugging Face OPT checkpoint layout onto it.
+
+import AttendNN
+import AttendTensor
+import Foundation
+
+public struct OPTConfig: Codable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var ffnDim: Int
+    public var maxPositions: Int
+    public var activation: String
+    public var layerNormBefore: Bool
+    public var wordEmbedProjectionDim: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", layerCount = "num_hidden_layers", headCount = "num_attention_heads"
+        case ffnDim = "ffn_dim", maxPositions = "max_position_embeddings", activation = "activation_function"
+        case layerNormBefore = "do_layer_norm_before", wordEmbedProjectionDim = "word_embed_proj_dim"
+    }
+}
+
+extension GPTModel {
+    /// Hugging Face names of an OPT block's tensors (same weight layout as ours: Linear is [out, in]).
+    static let optBlockNames: [(ours: String, theirs: String)] = [
+        ("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."), ("attention.value.", "self_attn.v_proj."),
+        ("attention.output.", "self_attn.out_proj."), ("attentionNorm.", "self_attn_layer_norm."),
+        ("feedForward.up.", "fc1."), ("feedForward.down.", "fc2."), ("feedForwardNorm.", "final_layer_norm."),
+    ]
+
+    /// Loads a Hugging Face OPT folder (config.json + model.safetensors) with pre-norm blocks and no
+    /// embedding projection (true for the released sizes except 350m).
+    public static func loadOPT(directory: String) throws -> GPTModel {
+        let configPath = directory + "/config.json"
+        guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
+        let opt: OPTConfig
+        do { opt = try JSONDecoder().decode(OPTConfig.self, from: data) } catch { throw AttendError("\(configPath): not an OPT config (\(error))") }
+        guard opt.layerNormBefore else { throw AttendError("\(configPath): post-norm OPT (do_layer_norm_before false, OPT-350m) is not supported") }
+        guard opt.wordEmbedProjectionDim == nil || opt.wordEmbedProjectionDim == opt.hiddenSize else {
+            throw AttendError("\(configPath): word_embed_proj_dim \(opt.wordEmbedProjectionDim!) != hidden_size (project_in/out) is not supported")
+        }
+        guard opt.activation == "relu" else { throw AttendError("\(configPath): activation '\(opt.activation)' is not supported (OPT uses relu)") }
+        var config = GPTConfig(vocabSize: opt.vocabSize, contextLength: opt.maxPositions, width: opt.hiddenSize,
+                               layerCount: opt.layerCount, headCount: opt.headCount)
+        config.hiddenSize = opt.ffnDim
+        config.activation = .relu
+        config.positionOffset = 2
+        try config.validate()
+        var g = RandomGenerator(seed: 0)
+        let model = GPTModel(config, generator: &g)
+        let path = directory + "/model.safetensors"
+        var file = try Safetensors.read(path).tensors
+        for (k, v) in file where k.hasPrefix("decoder.") { file["model." + k] = v }
+        var mapped: [String: Tensor] = [:]
+        let prefix = "model.decoder."
+        mapped["tokenEmbedding.weight"] = file[prefix + "embed_tokens.weight"]
+        mapped["positionEmbedding.weight"] = file[prefix + "embed_positions.weight"]
+        mapped["finalNorm.weight"] = file[prefix + "final_layer_norm.weight"]
+        mapped["finalNorm.bias"] = file[prefix + "final_layer_norm.bias"]
+        for (name, _) in model.namedTensors() where name.hasPrefix("blocks.") {
+            let parts = name.split(separator: ".", maxSplits: 2)  // blocks, N, rest
+            let rest = String(parts[2])
+            guard let (ours, theirs) = optBlockNames.first(where: { rest.hasPrefix($0.ours) }) else { continue }
+            mapped[name] = file[prefix + "layers.\(parts[1])." + theirs + rest.dropFirst(ours.count)]
+        }
+        if let missing = model.namedTensors().first(where: { mapped[$0.name] == nil }) {
+            throw AttendError("\(path): no OPT tensor for '\(missing.name)'")
+        }
+        try model.load(mapped, source: path)
+        model.eval()
+        return model
+    }
+}
