@@ -77,8 +77,9 @@ struct Word2VecCommand: ParsableCommand {
         func run() throws {
             let wv = try WordVectors.load(from: vectors)
             for word in words {
+                let neighbours = try wv.nearest(to: word, k: k)
                 print("\(word):")
-                for (w, s) in try wv.nearest(to: word, k: k) { print(String(format: "  %-20@ %.4f", w as NSString, s)) }
+                for (w, s) in neighbours { print(String(format: "  %-20@ %.4f", w as NSString, s)) }
             }
         }
     }
