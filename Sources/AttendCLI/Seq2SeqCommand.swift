@@ -1,0 +1,42 @@
+import ArgumentParser
+import AttendDatasets
+import AttendModels
+import AttendPlots
+import AttendTensor
+import Foundation
+
+struct Seq2SeqCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seq2seq",
+        abstract: "Train an encoder-decoder Transformer to turn human-written dates into ISO dates; report exact match.")
+    @Option var steps = 3000
+    @Option(name: .customLong("train-size")) var trainSize = 20_000
+    @Option(name: .customLong("test-size")) var testSize = 2000
+    @Option(name: .customLong("batch-size")) var batchSize = 64
+    @Option(name: .customLong("lr")) var learningRate: Float = 2e-3
+    @Option var seed: UInt64 = 1
+    @Option(name: .customLong("attention-map"), help: "Write the cross-attention map of one example as PNG (rows: output characters, columns: input characters).")
+    var attentionMap: String?
+
+    func run() throws {
+        let train = HumanDates.pairs(count: trainSize, seed: seed)
+        let test = HumanDates.pairs(count: testSize, seed: seed &+ 1_000_003)
+        let vocabulary = Seq2SeqVocabulary(texts: train.flatMap { [$0.source, $0.target] })
+        var g = RandomGenerator(seed: seed)
+        let model = Seq2SeqTransformer(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, config: Seq2SeqConfig(), generator: &g)
+        print("\(model.parameterCount) parameters; \(train.count) training and \(test.count) held-out pairs; e.g. \"\(train[0].source)\" -> \(train[0].target)")
+        let report = try Seq2SeqTraining.run(model: model, vocabulary: vocabulary, train: train.map { ($0.source, $0.target) },
+                                             test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize,
+                                             learningRate: learningRate, seed: seed) { step, loss in
+            print(String(format: "step %d: loss %.4f", step, loss))
+        }
+        for e in report.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
+        print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * report.exactMatch, report.seconds))
+        if let attentionMap {
+            let source = test[0].source
+            let (weights, predicted) = try Seq2SeqTraining.crossAttention(model: model, vocabulary: vocabulary, source: source)
+            try Heatmap.render(weights, cell: 20).writePNG(to: attentionMap)
+            print("cross-attention of \"\(source)\" -> \(predicted) written to \(attentionMap) (rows: output, columns: input)")
+        }
+    }
+}

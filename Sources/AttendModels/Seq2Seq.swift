@@ -1,0 +1,203 @@
+// An encoder-decoder Transformer (Vaswani et al., 2017) for character sequences: the encoder reads the
+// source, the decoder predicts the target one character at a time with causal self-attention and
+// cross-attention to the encoder output. Trained with teacher forcing; decoded greedily.
+
+import AttendNN
+import AttendTensor
+import Foundation
+
+/// Characters <-> ids with PAD = 0, BOS = 1, EOS = 2.
+public struct Seq2SeqVocabulary {
+    public let characters: [Character]
+    public static let pad: Int32 = 0, bos: Int32 = 1, eos: Int32 = 2
+
+    public init(texts: [String]) { characters = Array(Set(texts.joined())).sorted() }
+
+    public var count: Int { characters.count + 3 }
+
+    public func encode(_ s: String) throws -> [Int32] {
+        try s.map { ch in
+            guard let i = characters.firstIndex(of: ch) else { throw AttendError("character '\(ch)' is not in the vocabulary") }
+            return Int32(i + 3)
+        }
+    }
+
+    public func decode(_ ids: [Int32]) -> String { String(ids.filter { $0 >= 3 }.map { characters[Int($0) - 3] }) }
+
+}
+
+public struct Seq2SeqConfig: Codable {
+    public var width = 64
+    public var headCount = 4
+    public var encoderLayers = 2
+    public var decoderLayers = 2
+    public var maxLength = 40
+    public init() {}
+}
+
+public final class Seq2SeqTransformer: Module {
+    public let config: Seq2SeqConfig
+    public let sourceEmbedding: Embedding
+    public let targetEmbedding: Embedding
+    public let positions: Embedding
+    public let encoder: [TransformerEncoderBlock]
+    public let decoder: [TransformerDecoderBlock]
+    public let encoderNorm: LayerNorm
+    public let decoderNorm: LayerNorm
+    public let output: Linear
+
+    public init(sourceVocabulary: Int, targetVocabulary: Int, config: Seq2SeqConfig, generator: inout RandomGenerator) {
+        self.config = config
+        let c = config.width
+        sourceEmbedding = Embedding(sourceVocabulary, c, generator: &generator)
+        targetEmbedding = Embedding(targetVocabulary, c, generator: &generator)
+        positions = Embedding(config.maxLength, c, generator: &generator)
+        let block = TransformerBlockConfig(dimension: c, headCount: config.headCount, activation: .gelu, preNorm: true)
+        encoder = (0..<config.encoderLayers).map { _ in TransformerEncoderBlock(block, generator: &generator) }
+        decoder = (0..<config.decoderLayers).map { _ in TransformerDecoderBlock(block, generator: &generator) }
+        encoderNorm = LayerNorm(c)
+        decoderNorm = LayerNorm(c)
+        output = Linear(c, targetVocabulary, generator: &generator)
+        super.init()
+        withNoGrad {
+            for e in [sourceEmbedding, targetEmbedding, positions] { e.weight.assign(e.weight * 0.1) }
+        }
+    }
+
+    func embed(_ table: Embedding, _ ids: IntTensor) -> Tensor {
+        let t = ids.shape[1]
+        return table(ids) + positions(IntTensor((0..<t).map { Int32($0) }, shape: [t]))
+    }
+
+    /// Encoder output [B, S, C] and its key padding mask [B, 1, 1, S].
+    public func encode(_ source: IntTensor, lengths: [Int]) -> (Tensor, Tensor) {
+        let mask = Attention.paddingMask(lengths: lengths, maxLength: source.shape[1])
+        var h = embed(sourceEmbedding, source)
+        for block in encoder { h = block(h, mask: mask) }
+        return (encoderNorm(h), mask)
+    }
+
+    /// Logits [B, T, V] for decoder inputs `target` (BOS-prefixed) given the encoded source.
+    public func decode(_ target: IntTensor, memory: Tensor, memoryMask: Tensor) -> Tensor {
+        var h = embed(targetEmbedding, target)
+        for block in decoder { h = block(h, memory: memory, memoryMask: memoryMask) }
+        return output(decoderNorm(h))
+    }
+
+    /// Greedy decoding of a batch; returns target ids (without BOS/EOS) per row.
+    public func greedy(_ source: IntTensor, lengths: [Int], maxLength: Int) -> [[Int32]] {
+        eval()
+        defer { train() }
+        return withNoGrad {
+            let (memory, mask) = encode(source, lengths: lengths)
+            let b = source.shape[0]
+            var rows = [[Int32]](repeating: [Seq2SeqVocabulary.bos], count: b)
+            var done = [Bool](repeating: false, count: b)
+            for _ in 0..<maxLength {
+                let t = rows[0].count
+                let logits = decode(IntTensor(rows.flatMap { $0 }, shape: [b, t]), memory: memory, memoryMask: mask)
+                let next = logits.slice(axis: 1, start: t - 1, length: 1).argmax(axis: -1).data
+                for i in 0..<b {
+                    rows[i].append(done[i] ? Seq2SeqVocabulary.pad : next[i])
+                    if next[i] == Seq2SeqVocabulary.eos { done[i] = true }
+                }
+                if done.allSatisfy({ $0 }) { break }
+            }
+            return rows.map { Array($0.dropFirst().prefix { $0 != Seq2SeqVocabulary.eos && $0 != Seq2SeqVocabulary.pad }) }
+        }
+    }
+}
+
+/// Padded batches for the date task.
+public struct Seq2SeqBatch {
+    public let source: IntTensor
+    public let sourceLengths: [Int]
+    public let decoderInput: IntTensor
+    public let decoderTarget: IntTensor
+
+    public init(pairs: [([Int32], [Int32])]) {
+        let s = pairs.map(\.0.count).max()!, t = pairs.map(\.1.count).max()! + 1
+        var src = [Int32](), din = [Int32](), dout = [Int32]()
+        for (a, b) in pairs {
+            src += a + [Int32](repeating: Seq2SeqVocabulary.pad, count: s - a.count)
+            let input = [Seq2SeqVocabulary.bos] + b, target = b + [Seq2SeqVocabulary.eos]
+            din += input + [Int32](repeating: Seq2SeqVocabulary.pad, count: t - input.count)
+            dout += target + [Int32](repeating: Seq2SeqVocabulary.pad, count: t - target.count)
+        }
+        source = IntTensor(src, shape: [pairs.count, s])
+        sourceLengths = pairs.map(\.0.count)
+        decoderInput = IntTensor(din, shape: [pairs.count, t])
+        decoderTarget = IntTensor(dout, shape: [pairs.count, t])
+    }
+}
+
+public struct Seq2SeqReport {
+    public var exactMatch: Double
+    public var examples: [(source: String, predicted: String, target: String)]
+    public var seconds: Double
+}
+
+public enum Seq2SeqTraining {
+    /// Trains on `train` pairs with AdamW (warmup + cosine) and teacher forcing, then measures exact-match
+    /// accuracy of greedy decoding on `test`.
+    public static func run(model: Seq2SeqTransformer, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
+                           steps: Int, batchSize: Int = 64, learningRate: Float = 2e-3, seed: UInt64 = 1,
+                           onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
+        let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
+        let optimizer = AdamW(parameters: model.namedParameters(), learningRate: learningRate, weightDecay: 0.01)
+        let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(200, steps / 10), totalSteps: steps)
+        var g = RandomGenerator(seed: seed)
+        let started = Date()
+        model.train()
+        let bar = ProgressBar(total: steps, label: "seq2seq", unit: "step")
+        for step in 0..<steps {
+            let batch = Seq2SeqBatch(pairs: (0..<batchSize).map { _ in encodedTrain[Int(g.next() % UInt64(encodedTrain.count))] })
+            let (memory, mask) = model.encode(batch.source, lengths: batch.sourceLengths)
+            let logits = model.decode(batch.decoderInput, memory: memory, memoryMask: mask)
+            let loss = Loss.crossEntropy(logits: logits, targets: batch.decoderTarget, ignoreIndex: Int(Seq2SeqVocabulary.pad))
+            model.zeroGrad()
+            loss.backward()
+            clipGradientNorm(model.parameters(), maxNorm: 1)
+            optimizer.learningRate = schedule(step)
+            optimizer.update()
+            bar.advance(1, status: String(format: "loss %.4f", loss.item))
+            if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        var correct = 0
+        var examples: [(String, String, String)] = []
+        for chunk in stride(from: 0, to: test.count, by: 256) {
+            let part = Array(test[chunk..<min(test.count, chunk + 256)])
+            let sources = try part.map { try v.encode($0.0) }
+            let s = sources.map(\.count).max()!
+            let padded = sources.flatMap { $0 + [Int32](repeating: Seq2SeqVocabulary.pad, count: s - $0.count) }
+            let predicted = model.greedy(IntTensor(padded, shape: [part.count, s]), lengths: sources.map(\.count), maxLength: 12)
+            for (pair, p) in zip(part, predicted) {
+                let text = v.decode(p)
+                if text == pair.1 { correct += 1 }
+                if examples.count < 5 { examples.append((pair.0, text, pair.1)) }
+            }
+        }
+        return Seq2SeqReport(exactMatch: Double(correct) / Double(test.count), examples: examples, seconds: seconds)
+    }
+
+    /// Cross-attention weights of the last decoder layer (mean over heads) while greedily decoding `source`:
+    /// [output characters, source characters].
+    public static func crossAttention(model: Seq2SeqTransformer, vocabulary v: Seq2SeqVocabulary, source: String) throws -> (Tensor, String) {
+        let ids = try v.encode(source)
+        let attention = model.decoder.last!.crossAttention
+        let predicted = model.greedy(IntTensor(ids, shape: [1, ids.count]), lengths: [ids.count], maxLength: 12)[0]
+        attention.keepWeights = true
+        defer { attention.keepWeights = false }
+        let input = IntTensor([Seq2SeqVocabulary.bos] + predicted, shape: [1, predicted.count + 1])
+        withNoGrad {
+            model.eval()
+            let (memory, mask) = model.encode(IntTensor(ids, shape: [1, ids.count]), lengths: [ids.count])
+            _ = model.decode(input, memory: memory, memoryMask: mask)
+            model.train()
+        }
+        let w = attention.lastWeights!  // (1, H, T, S)
+        let mean = withNoGrad { w.mean(axes: [1]).reshape([predicted.count + 1, ids.count]).slice(axis: 0, start: 0, length: predicted.count) }
+        return (mean.contiguous(), v.decode(predicted))
+    }
+}
