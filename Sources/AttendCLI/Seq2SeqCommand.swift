@@ -15,14 +15,26 @@ struct Seq2SeqCommand: ParsableCommand {
     @Option(name: .customLong("batch-size")) var batchSize = 64
     @Option(name: .customLong("lr")) var learningRate: Float = 2e-3
     @Option var seed: UInt64 = 1
+    @Option(help: "transformer, gru-attention or gru (no attention).") var model: Architecture = .transformer
     @Option(name: .customLong("attention-map"), help: "Write the cross-attention map of one example as PNG (rows: output characters, columns: input characters).")
     var attentionMap: String?
+
+    enum Architecture: String, ExpressibleByArgument { case transformer, gruAttention = "gru-attention", gru }
 
     func run() throws {
         let train = HumanDates.pairs(count: trainSize, seed: seed)
         let test = HumanDates.pairs(count: testSize, seed: seed &+ 1_000_003)
         let vocabulary = Seq2SeqVocabulary(texts: train.flatMap { [$0.source, $0.target] })
         var g = RandomGenerator(seed: seed)
+        if self.model != .transformer {
+            let rnn = GRUSeq2Seq(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, attention: self.model == .gruAttention, generator: &g)
+            print("\(self.model.rawValue): \(rnn.parameterCount) parameters; \(train.count) training and \(test.count) held-out pairs")
+            let r = try Seq2SeqTraining.runGRU(model: rnn, vocabulary: vocabulary, train: train.map { ($0.source, $0.target) },
+                                               test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize, seed: seed)
+            for e in r.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
+            print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * r.exactMatch, r.seconds))
+            return
+        }
         let model = Seq2SeqTransformer(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, config: Seq2SeqConfig(), generator: &g)
         print("\(model.parameterCount) parameters; \(train.count) training and \(test.count) held-out pairs; e.g. \"\(train[0].source)\" -> \(train[0].target)")
         let report = try Seq2SeqTraining.run(model: model, vocabulary: vocabulary, train: train.map { ($0.source, $0.target) },

@@ -52,4 +52,34 @@ final class Seq2SeqTests: XCTestCase {
         XCTAssertLessThan(loss().item, first * 0.7)
         XCTAssertThrowsError(try v.encode("日")) { XCTAssertTrue("\($0)".contains("not in the vocabulary")) }
     }
+
+    func testGRUCellGradientsMatchFiniteDifferences() {
+        var g = RandomGenerator(seed: 5)
+        let cell = GRUCell(inputSize: 3, hiddenSize: 4, generator: &g)
+        let x = Tensor.uniform([2, 3], low: -1, high: 1, seed: 6, requiresGrad: true)
+        let h = Tensor.uniform([2, 4], low: -1, high: 1, seed: 7, requiresGrad: true)
+        let w = Tensor.uniform([2, 4], low: 0.5, high: 1.5, seed: 8)
+        (cell(x, h) * w).sum().backward()
+        let eps: Float = 1e-2
+        for t in [x, h, cell.input.weight, cell.hidden.bias!] {
+            let analytic = t.grad!.toArray()
+            for i in 0..<t.count {
+                let saved = t.pointer[i]
+                t.pointer[i] = saved + eps
+                let up = withNoGrad { (cell(x, h) * w).sum().item }
+                t.pointer[i] = saved - eps
+                let down = withNoGrad { (cell(x, h) * w).sum().item }
+                t.pointer[i] = saved
+                XCTAssertEqual(analytic[i], (up - down) / (2 * eps), accuracy: 2e-3)
+            }
+        }
+    }
+
+    func testGRUFinalStateIgnoresPadding() {
+        var g = RandomGenerator(seed: 9)
+        let model = GRUSeq2Seq(sourceVocabulary: 10, targetVocabulary: 10, hiddenSize: 8, embeddingSize: 4, attention: false, generator: &g)
+        let (_, alone) = model.encode(IntTensor([5, 6, 7], shape: [1, 3]), lengths: [3])
+        let (_, padded) = model.encode(IntTensor([5, 6, 7, 0, 0], shape: [1, 5]), lengths: [3])
+        XCTAssertEqual(alone.toArray(), padded.toArray())
+    }
 }
