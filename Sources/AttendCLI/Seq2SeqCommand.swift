@@ -16,6 +16,7 @@ struct Seq2SeqCommand: ParsableCommand {
     @Option(name: .customLong("lr")) var learningRate: Float = 2e-3
     @Option var seed: UInt64 = 1
     @Option(help: "transformer, gru-attention or gru (no attention).") var model: Architecture = .transformer
+    @Option(help: "Also decode the held-out set by beam search with this many beams (1: greedy only).") var beams = 1
     @Option(name: .customLong("attention-map"), help: "Write the cross-attention map of one example as PNG (rows: output characters, columns: input characters).")
     var attentionMap: String?
 
@@ -33,6 +34,7 @@ struct Seq2SeqCommand: ParsableCommand {
                                                test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize, seed: seed)
             for e in r.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
             print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * r.exactMatch, r.seconds))
+            try reportBeams(rnn, vocabulary: vocabulary, test: test, greedy: r.exactMatch)
             return
         }
         let model = Seq2SeqTransformer(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, config: Seq2SeqConfig(), generator: &g)
@@ -44,11 +46,21 @@ struct Seq2SeqCommand: ParsableCommand {
         }
         for e in report.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
         print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * report.exactMatch, report.seconds))
+        try reportBeams(model, vocabulary: vocabulary, test: test, greedy: report.exactMatch)
         if let attentionMap {
             let source = test[0].source
             let (weights, predicted) = try Seq2SeqTraining.crossAttention(model: model, vocabulary: vocabulary, source: source)
             try Heatmap.render(weights, cell: 20).writePNG(to: attentionMap)
             print("cross-attention of \"\(source)\" -> \(predicted) written to \(attentionMap) (rows: output, columns: input)")
         }
+    }
+
+    func reportBeams(_ model: Seq2SeqModel, vocabulary: Seq2SeqVocabulary, test: [(source: String, target: String)], greedy: Double) throws {
+        guard beams > 1 else { return }
+        let started = Date()
+        let (accuracy, _) = try Seq2SeqDecoding.exactMatch(model, vocabulary: vocabulary, test: test.map { ($0.source, $0.target) },
+                                                           beams: beams, maxLength: 12)
+        print(String(format: "exact match with %d beams: %.2f%% (greedy %.2f%%; decoding %.1f s)", beams, 100 * accuracy, 100 * greedy,
+                     Date().timeIntervalSince(started)))
     }
 }

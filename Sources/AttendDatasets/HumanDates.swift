@@ -9,6 +9,17 @@ public enum HumanDates {
     static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
     static let weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
+    /// 1st, 2nd, 3rd, 4th, ..., 11th-13th, 21st, ...
+    static func ordinal(_ d: Int) -> String {
+        if (11...13).contains(d % 100) { return "th" }
+        switch d % 10 {
+        case 1: return "st"
+        case 2: return "nd"
+        case 3: return "rd"
+        default: return "th"
+        }
+    }
+
     /// `count` (human, ISO) pairs for dates between 1950 and 2049, drawn with `seed`.
     public static func pairs(count: Int, seed: UInt64) -> [(source: String, target: String)] {
         var g = RandomGenerator(seed: seed)
@@ -26,7 +37,7 @@ public enum HumanDates {
                 "\(month) \(d), \(y)", "\(d) \(month) \(y)", "\(weekday), \(month) \(d), \(y)", "\(short) \(d) \(y)",
                 "\(d) \(short) \(yy)", "\(y).\(String(format: "%02d", m)).\(String(format: "%02d", d))", "\(d) \(month.lowercased()) \(y)",
                 "\(short.uppercased()) \(String(format: "%02d", d)), \(y)", "\(weekday.prefix(3)) \(d) \(short) \(y)", "\(month) \(d) \(y)",
-                "the \(d)th of \(month) \(y)", "\(y)/\(m)/\(d)",
+                "the \(d)\(ordinal(d)) of \(month) \(y)", "\(y)/\(m)/\(d)",
             ]
             let source = formats[Int(g.next() % UInt64(formats.count))]
             return (source, String(format: "%04d-%02d-%02d", y, m, d))

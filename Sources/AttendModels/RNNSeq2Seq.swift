@@ -89,31 +89,24 @@ public final class GRUSeq2Seq: Module {
         return Tensor.stack(logits, axis: 1)
     }
 
-    /// Greedy decoding (re-running the decoder over the growing prefix keeps the code short; targets are short).
+    /// Greedy decoding of a batch; target ids (without BOS/EOS) per row.
     public func greedy(_ source: IntTensor, lengths: [Int], maxLength: Int) -> [[Int32]] {
-        withNoGrad {
-            let b = source.shape[0]
-            var rows = [[Int32]](repeating: [Seq2SeqVocabulary.bos], count: b)
-            var done = [Bool](repeating: false, count: b)
-            for _ in 0..<maxLength {
-                let t = rows[0].count
-                let logits = self(source, lengths: lengths, decoderInput: IntTensor(rows.flatMap { $0 }, shape: [b, t]))
-                let next = logits.slice(axis: 1, start: t - 1, length: 1).argmax(axis: -1).data
-                for i in 0..<b {
-                    rows[i].append(done[i] ? Seq2SeqVocabulary.pad : next[i])
-                    if next[i] == Seq2SeqVocabulary.eos { done[i] = true }
-                }
-                if done.allSatisfy({ $0 }) { break }
-            }
-            return rows.map { Array($0.dropFirst().prefix { $0 != Seq2SeqVocabulary.eos && $0 != Seq2SeqVocabulary.pad }) }
-        }
+        Seq2SeqDecoding.greedy(self, source: source, lengths: lengths, maxLength: maxLength)
+    }
+}
+
+extension GRUSeq2Seq: Seq2SeqModel {
+    // Re-running the decoder over the growing prefix keeps the code short; targets are short.
+    public func nextTokenLogits(_ source: IntTensor, lengths: [Int], prefixes: IntTensor) -> Tensor {
+        let t = prefixes.shape[1]
+        return self(source, lengths: lengths, decoderInput: prefixes).slice(axis: 1, start: t - 1, length: 1).reshape([prefixes.shape[0], -1])
     }
 }
 
 extension Seq2SeqTraining {
     /// Trains a GRU encoder-decoder like `run` trains the Transformer; returns held-out exact match.
     public static func runGRU(model: GRUSeq2Seq, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
-                              steps: Int, batchSize: Int = 64, learningRate: Float = 3e-3, seed: UInt64 = 1) throws -> Seq2SeqReport {
+                              steps: Int, batchSize: Int = 64, learningRate: Float = 3e-3, seed: UInt64 = 1, beams: Int = 1) throws -> Seq2SeqReport {
         let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         let optimizer = Adam(parameters: model.namedParameters(), learningRate: learningRate)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(100, steps / 10), totalSteps: steps)
@@ -132,19 +125,7 @@ extension Seq2SeqTraining {
             bar.advance(1, status: String(format: "loss %.4f", loss.item))
         }
         let seconds = Date().timeIntervalSince(started)
-        var correct = 0
-        var examples: [(String, String, String)] = []
-        for chunk in stride(from: 0, to: test.count, by: 256) {
-            let part = Array(test[chunk..<min(test.count, chunk + 256)])
-            let sources = try part.map { try v.encode($0.0) }
-            let s = sources.map(\.count).max()!
-            let padded = sources.flatMap { $0 + [Int32](repeating: Seq2SeqVocabulary.pad, count: s - $0.count) }
-            for (pair, p) in zip(part, model.greedy(IntTensor(padded, shape: [part.count, s]), lengths: sources.map(\.count), maxLength: 11)) {
-                let text = v.decode(p)
-                if text == pair.1 { correct += 1 }
-                if examples.count < 3 { examples.append((pair.0, text, pair.1)) }
-            }
-        }
-        return Seq2SeqReport(exactMatch: Double(correct) / Double(test.count), examples: examples, seconds: seconds)
+        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 11)
+        return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
     }
 }

@@ -1,6 +1,6 @@
 // An encoder-decoder Transformer (Vaswani et al., 2017) for character sequences: the encoder reads the
 // source, the decoder predicts the target one character at a time with causal self-attention and
-// cross-attention to the encoder output. Trained with teacher forcing; decoded greedily.
+// cross-attention to the encoder output. Trained with teacher forcing; decoded greedily or by beam search.
 
 import AttendNN
 import AttendTensor
@@ -88,23 +88,16 @@ public final class Seq2SeqTransformer: Module {
     public func greedy(_ source: IntTensor, lengths: [Int], maxLength: Int) -> [[Int32]] {
         eval()
         defer { train() }
-        return withNoGrad {
-            let (memory, mask) = encode(source, lengths: lengths)
-            let b = source.shape[0]
-            var rows = [[Int32]](repeating: [Seq2SeqVocabulary.bos], count: b)
-            var done = [Bool](repeating: false, count: b)
-            for _ in 0..<maxLength {
-                let t = rows[0].count
-                let logits = decode(IntTensor(rows.flatMap { $0 }, shape: [b, t]), memory: memory, memoryMask: mask)
-                let next = logits.slice(axis: 1, start: t - 1, length: 1).argmax(axis: -1).data
-                for i in 0..<b {
-                    rows[i].append(done[i] ? Seq2SeqVocabulary.pad : next[i])
-                    if next[i] == Seq2SeqVocabulary.eos { done[i] = true }
-                }
-                if done.allSatisfy({ $0 }) { break }
-            }
-            return rows.map { Array($0.dropFirst().prefix { $0 != Seq2SeqVocabulary.eos && $0 != Seq2SeqVocabulary.pad }) }
-        }
+        return Seq2SeqDecoding.greedy(self, source: source, lengths: lengths, maxLength: maxLength)
+    }
+}
+
+extension Seq2SeqTransformer: Seq2SeqModel {
+    // The decoder re-runs over the whole prefix each step: targets here are about ten characters long.
+    public func nextTokenLogits(_ source: IntTensor, lengths: [Int], prefixes: IntTensor) -> Tensor {
+        let (memory, mask) = encode(source, lengths: lengths)
+        let t = prefixes.shape[1]
+        return decode(prefixes, memory: memory, memoryMask: mask).slice(axis: 1, start: t - 1, length: 1).reshape([prefixes.shape[0], -1])
     }
 }
 
@@ -139,9 +132,9 @@ public struct Seq2SeqReport {
 
 public enum Seq2SeqTraining {
     /// Trains on `train` pairs with AdamW (warmup + cosine) and teacher forcing, then measures exact-match
-    /// accuracy of greedy decoding on `test`.
+    /// accuracy on `test` of greedy decoding (or beam search with `beams` > 1).
     public static func run(model: Seq2SeqTransformer, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
-                           steps: Int, batchSize: Int = 64, learningRate: Float = 2e-3, seed: UInt64 = 1,
+                           steps: Int, batchSize: Int = 64, learningRate: Float = 2e-3, seed: UInt64 = 1, beams: Int = 1,
                            onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
         let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: learningRate, weightDecay: 0.01)
@@ -164,21 +157,8 @@ public enum Seq2SeqTraining {
             if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
         }
         let seconds = Date().timeIntervalSince(started)
-        var correct = 0
-        var examples: [(String, String, String)] = []
-        for chunk in stride(from: 0, to: test.count, by: 256) {
-            let part = Array(test[chunk..<min(test.count, chunk + 256)])
-            let sources = try part.map { try v.encode($0.0) }
-            let s = sources.map(\.count).max()!
-            let padded = sources.flatMap { $0 + [Int32](repeating: Seq2SeqVocabulary.pad, count: s - $0.count) }
-            let predicted = model.greedy(IntTensor(padded, shape: [part.count, s]), lengths: sources.map(\.count), maxLength: 12)
-            for (pair, p) in zip(part, predicted) {
-                let text = v.decode(p)
-                if text == pair.1 { correct += 1 }
-                if examples.count < 5 { examples.append((pair.0, text, pair.1)) }
-            }
-        }
-        return Seq2SeqReport(exactMatch: Double(correct) / Double(test.count), examples: examples, seconds: seconds)
+        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 12)
+        return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
     }
 
     /// Cross-attention weights of the last decoder layer (mean over heads) while greedily decoding `source`:

@@ -18,6 +18,8 @@ public struct ByteLevelBPETokenizer {
     /// "a b" -> merge priority. Empty for rank files (tiktoken), where a pair's priority is the rank of the
     /// token it forms, so no merge list is needed.
     let mergeRanks: [String: Int]
+    /// The merges in rank order ("a b"), as merges.txt lists them.
+    public let merges: [String]
     /// Special tokens matched verbatim in the input, longest first.
     let specials: [(text: String, id: Int32)]
     public let preTokenizer: PreTokenizer
@@ -59,6 +61,7 @@ public struct ByteLevelBPETokenizer {
             if ranks[m] == nil { ranks[m] = i }
         }
         mergeRanks = ranks
+        self.merges = merges
         specials = specialTokenIds.map { (tokens[Int($0)], $0) }.sorted { $0.0.count > $1.0.count }
         self.preTokenizer = preTokenizer
         self.bosId = bosId
@@ -110,6 +113,9 @@ public struct ByteLevelBPETokenizer {
     }
 
     public func id(of token: String) -> Int32? { vocabulary[token] }
+
+    /// Ids of the special tokens (matched verbatim in the input).
+    public var specialTokenIds: [Int32] { specials.map(\.id).sorted() }
 
     /// Token ids of `text`; special-token strings become their ids when `allowSpecial`.
     public func encode(_ text: String, allowSpecial: Bool = true) -> [Int32] {

@@ -147,8 +147,11 @@ void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
     long brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
     long ncMax = min_l(NC, ((N + NR - 1) / NR) * NR);
     long mcMax = min_l(MC, ((M + MR - 1) / MR) * MR);
-    float *bufB = aligned_alloc(64, (size_t)(KC * ncMax) * sizeof(float) + 64);
-    float *bufA = aligned_alloc(64, (size_t)(KC * mcMax) * sizeof(float) + 64);
+    // C11 aligned_alloc wants a size that is a multiple of the alignment.
+    size_t bytesB = ((size_t)(KC * ncMax) * sizeof(float) + 127) / 64 * 64;
+    size_t bytesA = ((size_t)(KC * mcMax) * sizeof(float) + 127) / 64 * 64;
+    float *bufB = aligned_alloc(64, bytesB);
+    float *bufA = aligned_alloc(64, bytesA);
     for (long jc = 0; jc < N; jc += NC) {
         long nc = min_l(NC, N - jc);
         for (long pc = 0; pc < K; pc += KC) {

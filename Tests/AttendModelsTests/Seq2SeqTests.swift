@@ -82,4 +82,58 @@ final class Seq2SeqTests: XCTestCase {
         let (_, padded) = model.encode(IntTensor([5, 6, 7, 0, 0], shape: [1, 5]), lengths: [3])
         XCTAssertEqual(alone.toArray(), padded.toArray())
     }
+
+    /// Next-token scores that depend only on the prefix (a seeded table), so every sequence's probability
+    /// can be enumerated. Tokens: PAD 0, BOS 1, EOS 2, and 3, 4.
+    final class TableModel: Seq2SeqModel {
+        func nextTokenLogits(_ source: IntTensor, lengths: [Int], prefixes: IntTensor) -> Tensor {
+            let (b, t) = (prefixes.shape[0], prefixes.shape[1])
+            var out = [Float]()
+            for r in 0..<b {
+                var h: UInt64 = 1469598103934665603 &+ UInt64(source.data[r * source.shape[1]])
+                for k in 0..<t { h = (h ^ UInt64(prefixes.data[r * t + k])) &* 1099511628211 }
+                var g = RandomGenerator(seed: h)
+                out += [-30, -30] + (0..<3).map { _ in Float(g.next() % 1000) / 250 }
+            }
+            return Tensor(out, shape: [b, 5])
+        }
+    }
+
+    func testBeamSearchFindsTheMostProbableSequenceAndOneBeamIsGreedy() {
+        let model = TableModel()
+        let maxLength = 4
+        for first in Int32(3)...Int32(8) {
+            let source = IntTensor([first], shape: [1, 1])
+            func logProbs(_ prefix: [Int32]) -> [Float] {
+                withNoGrad { model.nextTokenLogits(source, lengths: [1], prefixes: IntTensor(prefix, shape: [1, prefix.count])).logSoftmax(axis: -1).toArray() }
+            }
+            // Exhaustive: every body over {3, 4} of length < maxLength followed by EOS, or of length maxLength.
+            var best: (tokens: [Int32], score: Float) = ([], -.infinity)
+            func visit(_ body: [Int32], _ score: Float) {
+                let lp = logProbs([Seq2SeqVocabulary.bos] + body)
+                if body.count == maxLength { if score > best.score { best = (body, score) }; return }
+                if score + lp[2] > best.score { best = (body, score + lp[2]) }
+                for token in [Int32(3), 4] { visit(body + [token], score + lp[Int(token)]) }
+            }
+            visit([], 0)
+            let beam = Seq2SeqDecoding.beam(model, source: source, lengths: [1], beams: 16, maxLength: maxLength, lengthPenalty: 0)
+            XCTAssertEqual(beam[0], best.tokens, "source \(first)")
+            // One beam: the argmax at every step.
+            var greedy: [Int32] = []
+            while greedy.count < maxLength {
+                let lp = logProbs([Seq2SeqVocabulary.bos] + greedy)
+                let next = Int32(lp.indices.max { lp[$0] < lp[$1] }!)
+                if next == Seq2SeqVocabulary.eos { break }
+                greedy.append(next)
+            }
+            XCTAssertEqual(Seq2SeqDecoding.greedy(model, source: source, lengths: [1], maxLength: maxLength)[0], greedy, "source \(first)")
+        }
+        // A batch decodes each source as it would alone.
+        let batch = IntTensor([3, 4, 5], shape: [3, 1])
+        let together = Seq2SeqDecoding.beam(model, source: batch, lengths: [1, 1, 1], beams: 3, maxLength: maxLength)
+        for r in 0..<3 {
+            XCTAssertEqual(together[r], Seq2SeqDecoding.beam(model, source: IntTensor([Int32(3 + r)], shape: [1, 1]), lengths: [1], beams: 3,
+                                                             maxLength: maxLength)[0])
+        }
+    }
 }

@@ -1,0 +1,62 @@
+import AttendTokenizers
+import Foundation
+import XCTest
+
+/// Expected values from Hugging Face tokenizers: scripts/reference/make_bpe_fixtures.py.
+final class BPETrainingTests: XCTestCase {
+    func fixture(_ name: String, _ ext: String) -> URL { Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures")! }
+
+    func expected() throws -> [String: Any] { try JSONSerialization.jsonObject(with: Data(contentsOf: fixture("bpe_expected", "json"))) as! [String: Any] }
+
+    func checkCases(_ tokenizer: ByteLevelBPETokenizer, _ e: [String: Any], file: StaticString = #filePath, line: UInt = #line) {
+        for case let item as [String: Any] in e["cases"] as! [Any] {
+            let text = item["text"] as! String
+            let ids = tokenizer.encode(text)
+            XCTAssertEqual(ids.map(Int.init), item["ids"] as! [Int], "text: \(text)", file: file, line: line)
+            XCTAssertEqual(tokenizer.decode(ids), text, file: file, line: line)
+        }
+    }
+
+    func testTrainingGivesTheMergesOfHuggingFaceTokenizers() throws {
+        let e = try expected()
+        let lines = try String(contentsOf: fixture("bpe_corpus", "txt"), encoding: .utf8).components(separatedBy: "\n")
+        var options = BPETrainingOptions()
+        options.vocabularySize = 1000
+        options.minFrequency = 2
+        let tokenizer = try BPETrainer.train(lines, options: options)
+        XCTAssertEqual(tokenizer.merges, e["merges"] as! [String])
+        XCTAssertEqual(tokenizer.tokens.count, e["vocab_size"] as! Int)
+        checkCases(tokenizer, e)
+
+        // Saved files load back (both formats) and tokenize the same.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-\(ProcessInfo.processInfo.processIdentifier)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try tokenizer.save(directory: dir)
+        checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: dir + "/tokenizer.json"), e)
+        checkCases(try ByteLevelBPETokenizer.load(vocabJSON: dir + "/vocab.json", mergesText: dir + "/merges.txt"), e)
+    }
+
+    func testLoadsTokenizerJSONWrittenByHuggingFace() throws {
+        checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: fixture("bpe_trained_tokenizer", "json").path), try expected())
+    }
+
+    func testBadFilesNameWhatIsWrong() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-bad-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("tokenizer.json")
+        try Data(#"{"model": {"type": "WordPiece", "vocab": {}}}"#.utf8).write(to: json)
+        XCTAssertThrowsError(try ByteLevelBPETokenizer.load(tokenizerJSON: json.path)) { XCTAssertTrue("\($0)".contains("expected 'BPE'"), "\($0)") }
+        try Data("{not json".utf8).write(to: json)
+        XCTAssertThrowsError(try ByteLevelBPETokenizer.load(tokenizerJSON: json.path)) { XCTAssertTrue("\($0)".contains("does not parse"), "\($0)") }
+        let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
+        try Data(#"{"a": 0, "b": 1, "ab": 2}"#.utf8).write(to: vocab)
+        try Data("#version: 0.2\na b\nabc\n".utf8).write(to: merges)
+        XCTAssertThrowsError(try ByteLevelBPETokenizer.load(vocabJSON: vocab.path, mergesText: merges.path)) {
+            XCTAssertTrue("\($0)".contains("merges.txt:3:"), "\($0)")
+        }
+        var options = BPETrainingOptions()
+        options.vocabularySize = 100
+        XCTAssertThrowsError(try BPETrainer.train(["abc"], options: options)) { XCTAssertTrue("\($0)".contains("256 byte symbols"), "\($0)") }
+    }
+}
