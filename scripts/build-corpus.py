@@ -36,15 +36,19 @@ def bible():
     return [re.sub(r"^\S+\d+:\d+\s+", "", line) for line in out.splitlines()]
 
 
-def austen(path="/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"):
+AUSTEN_BOOKS = ["emma", "mansfield-park", "northanger-abbey", "persuasion", "pride-and-prejudice", "sense-and-sensibility"]
+
+
+def austen_books(path="/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"):
+    """The six novels' lines, one list per novel, in the database's (alphabetical) order: AUSTEN_BOOKS."""
     data = open(path, "rb").read()
-    lines, pos = [], 0
+    books, pos = [], 0
     while pos + 4 < len(data):
         d = zlib.decompressobj()
         blob = d.decompress(data[pos + 4:])
         pos = len(data) - len(d.unused_data)
         # Serialized R (XDR): a CHARSXP is a 4-byte flags word with type 9, a 4-byte length, then bytes.
-        i = 0
+        lines, i = [], 0
         while i + 8 <= len(blob):
             flags, = struct.unpack(">i", blob[i:i + 4])
             if flags & 0xFF == 9:
@@ -54,7 +58,12 @@ def austen(path="/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"):
                     i += 8 + n
                     continue
             i += 4
-    return lines
+        books.append(lines)
+    return books
+
+
+def austen():
+    return [line for book in austen_books() for line in book]
 
 
 def render(page):

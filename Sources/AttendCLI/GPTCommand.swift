@@ -7,7 +7,7 @@ import AttendTokenizers
 import Foundation
 
 struct GPTCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gpt", abstract: "Train a character-level GPT from scratch and sample from it.",
+    static let configuration = CommandConfiguration(commandName: "gpt", abstract: "Train a GPT from scratch (characters or a BPE trained on the corpus) and sample from it.",
                                                     subcommands: [Train.self, Sample.self])
 
     struct Train: ParsableCommand {
@@ -33,10 +33,29 @@ struct GPTCommand: ParsableCommand {
         @Option(name: .customLong("eval-interval")) var evalInterval = 250
         @Option(name: .customLong("eval-iters")) var evalIterations = 20
         @Option var seed: UInt64 = 1337
+        @Option(help: "characters, or bpe: a byte-level BPE trained on the corpus first.") var tokenizer: TokenizerKind = .characters
+        @Option(name: .customLong("vocab-size"), help: "BPE vocabulary size (special token + 256 bytes + merges).") var vocabularySize = 2000
+
+        enum TokenizerKind: String, ExpressibleByArgument { case characters, bpe }
 
         func run() throws {
             guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw AttendError("\(corpus): no such file or not UTF-8") }
-            let tokenizer = CharacterTokenizer(text: text)
+            let tokenizer: TrainedTokenizer
+            switch self.tokenizer {
+            case .characters: tokenizer = .characters(CharacterTokenizer(text: text))
+            case .bpe:
+                var options = BPETrainingOptions()
+                options.vocabularySize = vocabularySize
+                let started = Date()
+                let bar = ProgressBar(total: vocabularySize, label: "bpe", unit: "token")
+                var shown = 0
+                let bpe = try BPETrainer.train(text.components(separatedBy: "\n"), options: options) { n, _ in
+                    if n - shown >= 50 { bar.advance(n - shown); shown = n }
+                }
+                bar.finish()
+                print(String(format: "trained a byte-level BPE with %d tokens in %.1f s", bpe.tokens.count, Date().timeIntervalSince(started)))
+                tokenizer = .bpe(bpe)
+            }
             let tokens = try tokenizer.encode(text)
             let config = GPTConfig(vocabSize: tokenizer.count, contextLength: context, width: width, layerCount: layers, headCount: heads, dropout: dropout)
             try config.validate()
@@ -51,8 +70,8 @@ struct GPTCommand: ParsableCommand {
                 try trainer.resume(from: output)
                 print("resumed from \(output) at iteration \(trainer.optimizer.step)")
             }
-            print("\(tokens.count) characters, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads")
-            let meta = ["characters": String(tokenizer.characters)]
+            print("\(tokens.count) tokens, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads")
+            let meta = tokenizer.metadata
             let started = Date()
             try trainer.run(checkpoint: { t in
                 try t.save(to: output, extra: meta)
@@ -86,11 +105,10 @@ struct GPTCommand: ParsableCommand {
 
         func run() throws {
             let file = try Safetensors.read(checkpoint)
-            guard let chars = file.metadata["characters"], let configText = file.metadata["gpt_config"],
-                  let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(configText.utf8)) else {
-                throw AttendError("\(checkpoint): not a checkpoint from `attend gpt train` (metadata 'characters' or 'gpt_config' missing)")
+            guard let configText = file.metadata["gpt_config"], let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(configText.utf8)) else {
+                throw AttendError("\(checkpoint): not a checkpoint from `attend gpt train` (metadata 'gpt_config' missing)")
             }
-            let tokenizer = CharacterTokenizer(characters: Array(chars))
+            let tokenizer = try TrainedTokenizer(metadata: file.metadata, source: checkpoint)
             var g = RandomGenerator(seed: 0)
             let model = GPTModel(config, generator: &g)
             try model.load(file.tensors, source: checkpoint, strict: true)

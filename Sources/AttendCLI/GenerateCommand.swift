@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttendModels
+import AttendPlots
 import AttendTensor
 import AttendTokenizers
 import Foundation
@@ -59,12 +60,23 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("print-ids"), help: "Finish with a JSON line of token ids and speeds (for benchmarks).") var printIds = false
     @Option(help: "Beam search with this many beams instead of sampling (no streaming).") var beams: Int?
     @Option(name: .customLong("length-penalty"), help: "Beam scores are divided by length^this.") var lengthPenalty: Float = 1
+    @Option(name: .customLong("attention-map"), help: "Write the prompt's self-attention weights (--layer, --head) as a PNG heatmap with the tokens on the axes.")
+    var attentionMap: String?
+    @Option(help: "Layer for --attention-map (0-based; negative counts from the end).") var layer = -1
+    @Option(help: "Query head for --attention-map (0-based).") var head = 0
 
     func run() throws {
         let (file, model, tokenizer) = try sampling.load()
         let text = chat ? ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string).render([("user", prompt)]) : prompt
         var ids = tokenizer.encode(text)
         if !chat, let bos = tokenizer.bosId, file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true) { ids.insert(bos, at: 0) }
+        if let attentionMap {
+            let (weights, l) = try Generation.attentionMap(model: model, prompt: ids, layer: layer, head: head)
+            let labels = ids.map { Generation.visibleToken(tokenizer.decode([$0])) }
+            try Heatmap.render(weights, cell: ids.count > 40 ? 10 : 18, rowLabels: labels, columnLabels: labels,
+                               title: "layer \(l) head \(head): rows attend to columns").writePNG(to: attentionMap)
+            FileHandle.standardError.write("attention map of \(ids.count) prompt tokens (layer \(l), head \(head)) written to \(attentionMap)\n".data(using: .utf8)!)
+        }
         if let beams {
             let best = try Generation.beamSearch(model: model, eosId: tokenizer.eosId, prompt: ids, beams: beams,
                                                  maxTokens: sampling.maxTokens, lengthPenalty: lengthPenalty)

@@ -50,7 +50,8 @@ struct Seq2SeqCommand: ParsableCommand {
         if let attentionMap {
             let source = test[0].source
             let (weights, predicted) = try Seq2SeqTraining.crossAttention(model: model, vocabulary: vocabulary, source: source)
-            try Heatmap.render(weights, cell: 20).writePNG(to: attentionMap)
+            try Heatmap.render(weights, cell: 20, rowLabels: predicted.map { String($0) }, columnLabels: source.map { String($0) },
+                               title: "cross-attention, last decoder layer").writePNG(to: attentionMap)
             print("cross-attention of \"\(source)\" -> \(predicted) written to \(attentionMap) (rows: output, columns: input)")
         }
     }

@@ -17,15 +17,19 @@ public struct BERTConfig: Codable, Equatable {
     public var maxPositions: Int
     public var typeVocabSize: Int
     public var layerNormEps: Float
+    /// Dropout after attention and feed-forward sub-layers while training (hidden_dropout_prob).
+    public var hiddenDropout: Float?
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", layerCount = "num_hidden_layers"
         case headCount = "num_attention_heads", intermediateSize = "intermediate_size", hiddenActivation = "hidden_act"
         case maxPositions = "max_position_embeddings", typeVocabSize = "type_vocab_size", layerNormEps = "layer_norm_eps"
+        case hiddenDropout = "hidden_dropout_prob"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, layerCount: Int, headCount: Int, intermediateSize: Int,
-                hiddenActivation: String = "gelu", maxPositions: Int = 512, typeVocabSize: Int = 2, layerNormEps: Float = 1e-12) {
+                hiddenActivation: String = "gelu", maxPositions: Int = 512, typeVocabSize: Int = 2, layerNormEps: Float = 1e-12,
+                hiddenDropout: Float? = nil) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.layerCount = layerCount
@@ -35,6 +39,16 @@ public struct BERTConfig: Codable, Equatable {
         self.maxPositions = maxPositions
         self.typeVocabSize = typeVocabSize
         self.layerNormEps = layerNormEps
+        self.hiddenDropout = hiddenDropout
+    }
+
+    /// A clear error for sizes that cannot make a model (heads must divide the width).
+    public func validate() throws {
+        guard vocabSize > 0, hiddenSize > 0, layerCount > 0, headCount > 0, intermediateSize > 0, maxPositions > 0, typeVocabSize > 0 else {
+            throw AttendError("BERT config: sizes must be positive (\(self))")
+        }
+        guard hiddenSize % headCount == 0 else { throw AttendError("BERT config: \(headCount) heads do not divide hidden size \(hiddenSize)") }
+        guard activation != nil else { throw AttendError("BERT config: hidden_act '\(hiddenActivation)' is not supported") }
     }
 
     var activation: Activation.Kind? {
@@ -80,7 +94,8 @@ public final class BERTModel: Module {
         self.config = config
         embeddings = BERTEmbeddings(config, generator: &generator)
         let block = TransformerBlockConfig(dimension: config.hiddenSize, headCount: config.headCount,
-                                           hiddenDimension: config.intermediateSize, activation: config.activation ?? .gelu,
+                                           hiddenDimension: config.intermediateSize, dropout: config.hiddenDropout ?? 0,
+                                           activation: config.activation ?? .gelu,
                                            preNorm: false, layerNormEps: config.layerNormEps)
         layers = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
     }

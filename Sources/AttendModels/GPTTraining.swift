@@ -167,3 +167,59 @@ public final class GPTTrainer {
         return Array(ids.suffix(count))
     }
 }
+
+/// The tokenizer of a model trained here (GPT, BERT): characters (nanoGPT's shakespeare_char) or a byte-level BPE trained
+/// on the corpus. It travels in the checkpoint's metadata.
+public enum TrainedTokenizer {
+    case characters(CharacterTokenizer)
+    case bpe(ByteLevelBPETokenizer)
+
+    public var count: Int {
+        switch self {
+        case .characters(let t): return t.count
+        case .bpe(let t): return t.tokens.count
+        }
+    }
+
+    public func encode(_ text: String) throws -> [Int32] {
+        switch self {
+        case .characters(let t): return try t.encode(text)
+        case .bpe(let t): return t.encode(text)
+        }
+    }
+
+    public func decode(_ ids: [Int32]) -> String {
+        switch self {
+        case .characters(let t): return t.decode(ids)
+        case .bpe(let t): return t.decode(ids)
+        }
+    }
+
+    public var metadata: [String: String] {
+        switch self {
+        case .characters(let t): return ["tokenizer": "characters", "characters": String(t.characters)]
+        case .bpe(let t):
+            let tokens = String(decoding: (try? JSONSerialization.data(withJSONObject: t.tokens)) ?? Data("[]".utf8), as: UTF8.self)
+            return ["tokenizer": "bpe", "bpe_tokens": tokens, "bpe_merges": t.merges.joined(separator: "\n"),
+                    "bpe_special_ids": t.specialTokenIds.map(String.init).joined(separator: ",")]
+        }
+    }
+
+    public init(metadata m: [String: String], source: String) throws {
+        switch m["tokenizer"] ?? "characters" {
+        case "characters":
+            guard let chars = m["characters"] else { throw AttendError("\(source): metadata 'characters' is missing") }
+            self = .characters(CharacterTokenizer(characters: Array(chars)))
+        case "bpe":
+            guard let tokensText = m["bpe_tokens"], let tokens = (try? JSONSerialization.jsonObject(with: Data(tokensText.utf8))) as? [String],
+                  let merges = m["bpe_merges"] else {
+                throw AttendError("\(source): metadata 'bpe_tokens' or 'bpe_merges' is missing or does not parse")
+            }
+            let specials = (m["bpe_special_ids"] ?? "").split(separator: ",").compactMap { Int32($0) }.filter { Int($0) < tokens.count }
+            self = .bpe(try ByteLevelBPETokenizer(tokens: tokens, merges: merges.isEmpty ? [] : merges.components(separatedBy: "\n"),
+                                                  specialTokenIds: specials, eosId: specials.first))
+        case let other:
+            throw AttendError("\(source): tokenizer '\(other)' is not one Attend writes (characters, bpe)")
+        }
+    }
+}

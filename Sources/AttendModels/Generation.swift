@@ -174,6 +174,33 @@ extension Generation {
     }
 }
 
+extension Generation {
+    /// Self-attention weights [T, T] of query head `head` in `layer` (negative: from the end) while the model
+    /// reads `prompt`. Returns the weights and the layer index used.
+    public static func attentionMap(model: LlamaModel, prompt: [Int32], layer: Int, head: Int) throws -> (Tensor, Int) {
+        let layers = model.config.layerCount
+        let l = layer < 0 ? layers + layer : layer
+        guard (0..<layers).contains(l) else { throw AttendError("--layer \(layer): the model has \(layers) layers (0...\(layers - 1), or -1...-\(layers))") }
+        guard (0..<model.config.headCount).contains(head) else {
+            throw AttendError("--head \(head): the model has \(model.config.headCount) query heads (0...\(model.config.headCount - 1))")
+        }
+        guard !prompt.isEmpty, prompt.count <= model.config.contextLength else {
+            throw AttendError("the prompt has \(prompt.count) tokens; an attention map needs 1...\(model.config.contextLength)")
+        }
+        model.attentionMapLayer = l
+        defer { model.attentionMapLayer = nil; model.lastAttention = nil }
+        _ = model(prompt, cache: KVCache(config: model.config, capacity: prompt.count), lastOnly: true)
+        let t = prompt.count
+        let weights = model.lastAttention!.slice(axis: 0, start: head, length: 1).reshape([t, t]).contiguous()
+        return (weights, l)
+    }
+
+    /// A token's text made visible on a plot axis: spaces as '_', line breaks as "\n".
+    public static func visibleToken(_ s: String) -> String {
+        s.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
+    }
+}
+
 /// Chat formatting. A full Jinja engine is not needed for the ChatML family: the template's own default
 /// system message is kept, and messages are wrapped in <|im_start|>role ... <|im_end|>.
 public struct ChatTemplate {

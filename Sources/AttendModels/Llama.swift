@@ -118,7 +118,7 @@ public final class LlamaModel: Module {
     public let output: Linear?
     /// The attention weights of one layer from the last call, [heads, T, S], when `attentionMapLayer` is set.
     public var attentionMapLayer: Int?
-    public private(set) var lastAttention: Tensor?
+    public internal(set) var lastAttention: Tensor?
     let ropeTables: (cos: [Float], sin: [Float])
     /// Quantized copies of the weights (by parameter path) for one-token steps; empty for float checkpoints.
     var quantized: [String: QuantizedMatrix] = [:]

@@ -42,6 +42,11 @@ public final class ProgressBar {
         }
     }
 
+    /// Marks the work complete when it ended before `total` (e.g. nothing left to merge).
+    public func finish(status: String = "") {
+        if done < total { advance(total - done, status: status) }
+    }
+
     static func format(_ rate: Double) -> String {
         rate >= 1e6 ? String(format: "%.2fM", rate / 1e6) : rate >= 1e3 ? String(format: "%.1fk", rate / 1e3) : String(format: "%.1f", rate)
     }

@@ -24,6 +24,24 @@ final class LlamaTests: XCTestCase {
         return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
     }
 
+    /// The attention map of `attend generate --attention-map` equals the numpy reference's softmax weights.
+    func testAttentionMapMatchesTheNumpyReference() throws {
+        let (_, model) = try smolLM()
+        let e = try expected()
+        let prompt = (e["prompt"] as! [Int]).map(Int32.init)
+        let (weights, layer) = try Generation.attentionMap(model: model, prompt: prompt, layer: e["attention_layer"] as! Int,
+                                                           head: e["attention_head"] as! Int)
+        XCTAssertEqual(layer, 10)
+        XCTAssertEqual(weights.shape, [prompt.count, prompt.count])
+        for (a, b) in zip(weights.toArray(), (e["attention"] as! [Double]).map(Float.init)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        XCTAssertThrowsError(try Generation.attentionMap(model: model, prompt: prompt, layer: 30, head: 0)) {
+            XCTAssertTrue("\($0)".contains("30 layers"), "\($0)")
+        }
+        XCTAssertThrowsError(try Generation.attentionMap(model: model, prompt: prompt, layer: 0, head: 9)) {
+            XCTAssertTrue("\($0)".contains("9 query heads"), "\($0)")
+        }
+    }
+
     func testGGUFMetadataAndConfig() throws {
         let (file, model) = try smolLM()
         XCTAssertEqual(file.version, 3)

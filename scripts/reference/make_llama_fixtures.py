@@ -16,6 +16,9 @@ from gguf.quants import dequantize
 PROMPT = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198]
 
 
+ATTENTION_LAYER, ATTENTION_HEAD = 10, 2  # one attention map, for `attend generate --attention-map`
+
+
 def main(path, out):
     r = GGUFReader(path)
     meta = {k: f.contents() for k, f in r.fields.items() if not k.startswith("tokenizer.")}
@@ -40,7 +43,7 @@ def main(path, out):
         y[..., 0::2], y[..., 1::2] = a * c - b * s, a * s + b * c
         return y
 
-    def forward(ids):
+    def forward(ids, capture=None):
         x = W["token_embd.weight"][ids]
         T = len(ids)
         mask = np.triu(np.full((T, T), -np.inf, dtype=np.float32), 1)
@@ -54,6 +57,8 @@ def main(path, out):
             att = np.einsum("thd,shd->hts", q, k) / np.float32(np.sqrt(hs)) + mask
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
+            if capture is not None and l == ATTENTION_LAYER:
+                capture.append(att[ATTENTION_HEAD])
             y = np.einsum("hts,shd->thd", att, v).reshape(T, C)
             x = x + y @ W[p + "attn_output.weight"].T
             h = rms(x, W[p + "ffn_norm.weight"])
@@ -61,13 +66,15 @@ def main(path, out):
             x = x + ((g / (1 + np.exp(-g))) * (h @ W[p + "ffn_up.weight"].T)) @ W[p + "ffn_down.weight"].T
         return rms(x, W["output_norm.weight"]) @ W.get("output.weight", W["token_embd.weight"]).T
 
-    logits = forward(PROMPT)[-1]
+    captured = []
+    logits = forward(PROMPT, captured)[-1]
     ids, greedy = list(PROMPT), []
     for _ in range(8):
         nxt = int(forward(ids)[-1].argmax())
         greedy.append(nxt)
         ids.append(nxt)
-    json.dump({"prompt": PROMPT, "last_logits": logits.astype(float).tolist(), "greedy": greedy}, open(f"{out}/smollm2_expected.json", "w"))
+    json.dump({"prompt": PROMPT, "last_logits": logits.astype(float).tolist(), "greedy": greedy,
+               "attention_layer": ATTENTION_LAYER, "attention_head": ATTENTION_HEAD, "attention": captured[0].astype(float).reshape(-1).tolist()}, open(f"{out}/smollm2_expected.json", "w"))
     print("top-5", np.argsort(-logits)[:5].tolist(), "greedy", greedy)
 
 

@@ -1,0 +1,411 @@
+// Pretraining a BERT encoder by masked-language modelling, then fine-tuning it for classification by
+// changing only the input layout (Devlin et al., 2019; GPT-1 did the same for a decoder):
+//   one text:  [CLS] a [SEP]            segment 0
+//   a pair:    [CLS] a [SEP] b [SEP]    segment 0 for a and its [SEP], 1 for b
+// A classifier reads the [CLS] state through BERT's pooler (dense + tanh).
+
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import Foundation
+
+/// The special tokens a BERT here needs, as ids of its tokenizer.
+public struct BERTSpecialTokens: Codable, Equatable {
+    public var pad: Int32, cls: Int32, sep: Int32, mask: Int32
+    public static let names = ["[PAD]", "[CLS]", "[SEP]", "[MASK]"]
+
+    public init(pad: Int32, cls: Int32, sep: Int32, mask: Int32) {
+        self.pad = pad
+        self.cls = cls
+        self.sep = sep
+        self.mask = mask
+    }
+
+    /// Looks the four tokens up by name; throws naming the missing one.
+    public init(tokenizer: ByteLevelBPETokenizer) throws {
+        var ids: [Int32] = []
+        for name in BERTSpecialTokens.names {
+            guard let id = tokenizer.id(of: name) else { throw AttendError("the tokenizer has no '\(name)' token (needs \(BERTSpecialTokens.names))") }
+            ids.append(id)
+        }
+        self.init(pad: ids[0], cls: ids[1], sep: ids[2], mask: ids[3])
+    }
+}
+
+/// One model input: token ids and segment ids of the same length.
+public struct BERTInput {
+    public var ids: [Int32]
+    public var segments: [Int32]
+
+    /// [CLS] a [SEP] (b [SEP]), cutting the longer text first until it fits `maxLength`.
+    public init(_ a: [Int32], _ b: [Int32]? = nil, specials s: BERTSpecialTokens, maxLength: Int) {
+        var a = a, b = b
+        let budget = maxLength - (b == nil ? 2 : 3)
+        while a.count + (b?.count ?? 0) > max(budget, 0) {
+            if let bb = b, bb.count > a.count { b!.removeLast() } else if !a.isEmpty { a.removeLast() } else { b?.removeLast() }
+        }
+        ids = [s.cls] + a + [s.sep]
+        segments = [Int32](repeating: 0, count: ids.count)
+        if let b {
+            ids += b + [s.sep]
+            segments += [Int32](repeating: 1, count: b.count + 1)
+        }
+    }
+}
+
+/// Padded ids, segments and lengths for a batch of inputs.
+struct BERTBatch {
+    let ids: IntTensor, segments: IntTensor, lengths: [Int]
+
+    init(ids: IntTensor, segments: IntTensor, lengths: [Int]) {
+        self.ids = ids
+        self.segments = segments
+        self.lengths = lengths
+    }
+
+    init(_ inputs: [BERTInput], pad: Int32) {
+        let t = inputs.map(\.ids.count).max() ?? 1
+        var ids = [Int32](repeating: pad, count: inputs.count * t), segments = [Int32](repeating: 0, count: inputs.count * t)
+        for (r, x) in inputs.enumerated() {
+            for k in x.ids.indices { ids[r * t + k] = x.ids[k]; segments[r * t + k] = x.segments[k] }
+        }
+        self.ids = IntTensor(ids, shape: [inputs.count, t])
+        self.segments = IntTensor(segments, shape: [inputs.count, t])
+        lengths = inputs.map(\.ids.count)
+    }
+}
+
+/// `model`'s tensors picked out of `tensors` by their names in another layout; throws naming a missing one.
+func renamed(_ model: Module, _ tensors: [String: Tensor], _ name: (String) -> String, source: String) throws -> [String: Tensor] {
+    var out: [String: Tensor] = [:]
+    for (ours, _) in model.namedTensors() {
+        guard let t = tensors[name(ours)] else { throw AttendError("\(source): tensor '\(name(ours))' is missing") }
+        out[ours] = t
+    }
+    return out
+}
+
+/// BERT with its masked-LM head: dense + GELU + LayerNorm, then the (tied) token embedding plus a bias.
+public final class BERTForMaskedLM: Module {
+    public let bert: BERTModel
+    public let transform: Linear
+    public let transformNorm: LayerNorm
+    public let outputBias: Tensor
+
+    public init(_ config: BERTConfig, generator: inout RandomGenerator) {
+        bert = BERTModel(config, generator: &generator)
+        transform = Linear(config.hiddenSize, config.hiddenSize, generator: &generator)
+        transformNorm = LayerNorm(config.hiddenSize, eps: config.layerNormEps)
+        outputBias = Tensor.zeros([config.vocabSize], requiresGrad: true)
+        super.init()
+        // BERT's initialization: N(0, 0.02) matrices and embeddings, zero biases.
+        withNoGrad {
+            for (name, t) in namedParameters() {
+                if name.hasSuffix("bias") { t.assign(Tensor.zeros(t.shape)) } else if t.rank >= 2 {
+                    t.assign(Tensor.randn(t.shape, std: 0.02, generator: &generator))
+                }
+            }
+        }
+    }
+
+    /// Hugging Face BertForMaskedLM name of each of our tensors.
+    public static func huggingFaceName(_ ours: String) -> String {
+        if ours.hasPrefix("bert.") { return "bert." + BERTModel.checkpointName(String(ours.dropFirst(5))) }
+        if ours.hasPrefix("transformNorm.") { return "cls.predictions.transform.LayerNorm." + ours.dropFirst("transformNorm.".count) }
+        if ours.hasPrefix("transform.") { return "cls.predictions.transform.dense." + ours.dropFirst("transform.".count) }
+        if ours == "outputBias" { return "cls.predictions.bias" }
+        return ours
+    }
+
+    /// Loads tensors named as in a Hugging Face BertForMaskedLM checkpoint.
+    public func loadHuggingFace(_ tensors: [String: Tensor], source: String) throws {
+        try load(try renamed(self, tensors, Self.huggingFaceName, source: source), source: source)
+    }
+
+    /// Logits [N, vocab] at the `positions` (flat indices into [B * T]) of the hidden states.
+    public func logits(_ ids: IntTensor, segments: IntTensor, lengths: [Int], positions: IntTensor) -> Tensor {
+        let h = bert(ids, lengths: lengths, typeIds: segments)
+        let picked = h.reshape([-1, bert.config.hiddenSize]).indexSelect(positions)
+        let x = transformNorm(Activation.apply(bert.config.activation ?? .gelu, transform(picked)))
+        return x.matmul(bert.embeddings.wordEmbeddings.weight.transposed(0, 1)) + outputBias
+    }
+}
+
+/// A masked-LM batch: inputs with some tokens replaced, and the original tokens at those positions.
+public struct MaskedLMBatch {
+    let batch: BERTBatch
+    let positions: IntTensor
+    let targets: IntTensor
+
+    /// BERT's recipe: 15% of the real tokens (at least one per row) are predicted; of those 80% become
+    /// [MASK], 10% a random token, 10% stay. [CLS], [SEP] and padding are never picked.
+    init(_ inputs: [BERTInput], specials: BERTSpecialTokens, vocabularySize: Int, generator g: inout RandomGenerator,
+         maskFraction: Double = 0.15) {
+        var inputs = inputs
+        var positions: [Int32] = [], targets: [Int32] = []
+        let t = inputs.map(\.ids.count).max() ?? 1
+        let reserved = Set([specials.pad, specials.cls, specials.sep, specials.mask])
+        for r in inputs.indices {
+            let candidates = inputs[r].ids.indices.filter { !reserved.contains(inputs[r].ids[$0]) }
+            guard !candidates.isEmpty else { continue }
+            var chosen = candidates.filter { _ in Double(g.next() % 1_000_000) / 1e6 < maskFraction }
+            if chosen.isEmpty { chosen = [candidates[Int(g.next() % UInt64(candidates.count))]] }
+            for k in chosen {
+                positions.append(Int32(r * t + k))
+                targets.append(inputs[r].ids[k])
+                let roll = g.next() % 10
+                if roll < 8 {
+                    inputs[r].ids[k] = specials.mask
+                } else if roll == 8 {
+                    var random: Int32
+                    repeat { random = Int32(g.next() % UInt64(vocabularySize)) } while reserved.contains(random)
+                    inputs[r].ids[k] = random
+                }
+            }
+        }
+        batch = BERTBatch(inputs, pad: specials.pad)
+        self.positions = IntTensor(positions, shape: [positions.count])
+        self.targets = IntTensor(targets, shape: [targets.count])
+    }
+}
+
+public struct BERTPretrainingConfig: Codable, Equatable {
+    public var steps = 2000
+    public var batchSize = 32
+    public var learningRate: Float = 1e-3
+    public var warmupSteps = 200
+    public var weightDecay: Float = 0.01
+    public var gradientClip: Float = 1
+    public var seed: UInt64 = 1
+    public init() {}
+}
+
+/// Masked-LM pretraining over tokenized texts (each becomes [CLS] text [SEP], cut to the model's positions).
+public final class BERTPretrainer {
+    public let model: BERTForMaskedLM
+    public let config: BERTPretrainingConfig
+    public let specials: BERTSpecialTokens
+    public let optimizer: Adam
+    let texts: [[Int32]]
+    let maxLength: Int
+
+    public init(model: BERTForMaskedLM, texts: [[Int32]], specials: BERTSpecialTokens, config: BERTPretrainingConfig, maxLength: Int? = nil) throws {
+        let usable = texts.filter { !$0.isEmpty }
+        guard usable.count >= config.batchSize else {
+            throw AttendError("masked-LM pretraining needs at least \(config.batchSize) non-empty texts (one batch), got \(usable.count)")
+        }
+        self.model = model
+        self.texts = usable
+        self.specials = specials
+        self.config = config
+        self.maxLength = min(maxLength ?? model.bert.config.maxPositions, model.bert.config.maxPositions)
+        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
+        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
+        optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: 0.999, weightDecay: config.weightDecay,
+                         decoupledWeightDecay: true)
+        optimizer.decayExempt = Set(plain.map(\.name))
+    }
+
+    /// The masked batch of step `step` (seeded by the step, so a resumed run continues identically).
+    func batch(step: Int, salt: UInt64 = 0) -> MaskedLMBatch {
+        var g = RandomGenerator(seed: config.seed &+ salt &+ UInt64(step) &* 1_000_003)
+        let inputs = (0..<config.batchSize).map { _ in
+            BERTInput(texts[Int(g.next() % UInt64(texts.count))], specials: specials, maxLength: maxLength)
+        }
+        return MaskedLMBatch(inputs, specials: specials, vocabularySize: model.bert.config.vocabSize, generator: &g)
+    }
+
+    public func loss(_ b: MaskedLMBatch) -> Tensor {
+        let logits = model.logits(b.batch.ids, segments: b.batch.segments, lengths: b.batch.lengths, positions: b.positions)
+        return Loss.crossEntropy(logits: logits, targets: b.targets)
+    }
+
+    /// Trains until `config.steps`; `checkpoint` is called every `checkpointEvery` steps and at the end,
+    /// `onLog` every `logEvery` steps with (step, mean loss since the last log).
+    public func run(progress: Bool = true, logEvery: Int = 100, checkpointEvery: Int = 500, checkpoint: (BERTPretrainer) throws -> Void = { _ in },
+                    onLog: (Int, Float) -> Void = { _, _ in }) throws {
+        model.train()
+        let schedule = WarmupCosineSchedule(peak: config.learningRate, minimum: config.learningRate / 10,
+                                            warmupSteps: config.warmupSteps, totalSteps: config.steps)
+        let bar = progress ? ProgressBar(total: config.steps - optimizer.step, label: "bert mlm", unit: "step") : nil
+        var sum: Float = 0, n = 0
+        let started = Date()
+        var tokens = 0
+        while optimizer.step < config.steps {
+            let step = optimizer.step
+            let b = batch(step: step)
+            tokens += b.batch.lengths.reduce(0, +)
+            model.zeroGrad()
+            let l = loss(b)
+            l.backward()
+            if config.gradientClip > 0 { clipGradientNorm(model.parameters(), maxNorm: config.gradientClip) }
+            optimizer.learningRate = schedule(step)
+            optimizer.update()
+            sum += l.item
+            n += 1
+            bar?.advance(1, status: String(format: "loss %.3f, %.0f tok/s", l.item, Double(tokens) / Date().timeIntervalSince(started)))
+            if optimizer.step % logEvery == 0 || optimizer.step == config.steps {
+                onLog(optimizer.step, sum / Float(n))
+                sum = 0
+                n = 0
+            }
+            if optimizer.step % checkpointEvery == 0 || optimizer.step == config.steps { try checkpoint(self) }
+        }
+    }
+
+    /// Masked-LM loss and top-1 accuracy of the masked tokens on `texts` (fixed masking by `seed`).
+    public func evaluate(_ texts: [[Int32]], batchSize: Int = 64, seed: UInt64 = 99) -> (loss: Float, accuracy: Double) {
+        model.eval()
+        defer { model.train() }
+        var g = RandomGenerator(seed: seed)
+        var lossSum: Float = 0, correct = 0, count = 0
+        withNoGrad {
+            for start in stride(from: 0, to: texts.count, by: batchSize) {
+                let inputs = texts[start..<min(texts.count, start + batchSize)].map { BERTInput($0, specials: specials, maxLength: maxLength) }
+                let b = MaskedLMBatch(inputs, specials: specials, vocabularySize: model.bert.config.vocabSize, generator: &g)
+                let logits = model.logits(b.batch.ids, segments: b.batch.segments, lengths: b.batch.lengths, positions: b.positions)
+                lossSum += Loss.crossEntropy(logits: logits, targets: b.targets).item * Float(b.targets.count)
+                correct += zip(logits.argmax(axis: -1).data, b.targets.data).filter { $0 == $1 }.count
+                count += b.targets.count
+            }
+        }
+        return (lossSum / Float(max(count, 1)), Double(correct) / Double(max(count, 1)))
+    }
+}
+
+/// BERT with a classification head on the pooled [CLS] state. The same model serves single texts and
+/// pairs; only the input layout differs.
+public final class BERTClassifier: Module {
+    public let bert: BERTModel
+    public let pooler: Linear
+    public let dropout: Dropout
+    public let classifier: Linear
+
+    public init(bert: BERTModel, classCount: Int, dropout: Float = 0.1, generator: inout RandomGenerator) {
+        self.bert = bert
+        pooler = Linear(bert.config.hiddenSize, bert.config.hiddenSize, generator: &generator)
+        self.dropout = Dropout(dropout)
+        classifier = Linear(bert.config.hiddenSize, classCount, generator: &generator)
+        super.init()
+        withNoGrad {
+            for l in [pooler, classifier] {
+                l.weight.assign(Tensor.randn(l.weight.shape, std: 0.02, generator: &generator))
+                l.bias!.assign(Tensor.zeros(l.bias!.shape))
+            }
+        }
+    }
+
+    /// Hugging Face BertForSequenceClassification name of each of our tensors.
+    public static func huggingFaceName(_ ours: String) -> String {
+        if ours.hasPrefix("pooler.") { return "bert.pooler.dense." + ours.dropFirst("pooler.".count) }
+        return BERTForMaskedLM.huggingFaceName(ours)
+    }
+
+    /// Loads tensors named as in a Hugging Face BertForSequenceClassification checkpoint.
+    public func loadHuggingFace(_ tensors: [String: Tensor], source: String) throws {
+        try load(try renamed(self, tensors, Self.huggingFaceName, source: source), source: source)
+    }
+
+    /// Class logits [B, classes] for token ids and segment ids [B, T] with real lengths per row.
+    public func logits(_ ids: IntTensor, segments: IntTensor, lengths: [Int]) -> Tensor {
+        self(BERTBatch(ids: ids, segments: segments, lengths: lengths))
+    }
+
+    /// Class logits [B, classes].
+    func callAsFunction(_ b: BERTBatch) -> Tensor {
+        let h = bert(b.ids, lengths: b.lengths, typeIds: b.segments)
+        let cls = h.slice(axis: 1, start: 0, length: 1).reshape([b.lengths.count, -1])
+        return classifier(dropout(pooler(cls).tanh()))
+    }
+}
+
+public struct BERTFineTuningConfig: Codable, Equatable {
+    public var epochs = 3
+    public var batchSize = 32
+    public var learningRate: Float = 1e-4
+    public var warmupFraction: Float = 0.1
+    public var weightDecay: Float = 0.01
+    public var maxLength = 128
+    public var seed: UInt64 = 1
+    public init() {}
+}
+
+/// A labelled example: a text or a pair, already tokenized, and its class index.
+public struct ClassificationExample {
+    public var a: [Int32]
+    public var b: [Int32]?
+    public var label: Int
+    public init(_ a: [Int32], _ b: [Int32]? = nil, label: Int) {
+        self.a = a
+        self.b = b
+        self.label = label
+    }
+}
+
+public enum BERTFineTuning {
+    /// Fine-tunes every weight (encoder and head) with AdamW, linear warmup and linear decay, as BERT's
+    /// recipe; returns test accuracy after each epoch.
+    @discardableResult
+    public static func run(_ model: BERTClassifier, train: [ClassificationExample], test: [ClassificationExample], specials: BERTSpecialTokens,
+                           config: BERTFineTuningConfig, progress: Bool = true, onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
+        guard !train.isEmpty, !test.isEmpty else { throw AttendError("fine-tuning needs training and test examples (got \(train.count) and \(test.count))") }
+        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
+        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
+        let optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: 0.999, weightDecay: config.weightDecay,
+                             decoupledWeightDecay: true)
+        optimizer.decayExempt = Set(plain.map(\.name))
+        let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
+        let total = stepsPerEpoch * config.epochs
+        let warmup = Int(Float(total) * config.warmupFraction)
+        func rate(_ step: Int) -> Float {
+            step < warmup ? config.learningRate * Float(step + 1) / Float(max(warmup, 1))
+                : config.learningRate * max(0, Float(total - step) / Float(max(total - warmup, 1)))
+        }
+        var g = RandomGenerator(seed: config.seed)
+        var accuracies: [Double] = []
+        let bar = progress ? ProgressBar(total: total, label: "fine-tune", unit: "step") : nil
+        for epoch in 1...config.epochs {
+            model.train()
+            var order = Array(train.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+            var sum: Float = 0
+            for start in stride(from: 0, to: order.count, by: config.batchSize) {
+                let rows = order[start..<min(order.count, start + config.batchSize)].map { train[$0] }
+                let batch = BERTBatch(rows.map { BERTInput($0.a, $0.b, specials: specials, maxLength: config.maxLength) }, pad: specials.pad)
+                let loss = Loss.crossEntropy(logits: model(batch), targets: IntTensor(rows.map { Int32($0.label) }, shape: [rows.count]))
+                model.zeroGrad()
+                loss.backward()
+                clipGradientNorm(model.parameters(), maxNorm: 1)
+                optimizer.learningRate = rate(optimizer.step)
+                optimizer.update()
+                sum += loss.item * Float(rows.count)
+                bar?.advance(1, status: String(format: "epoch %d, loss %.3f", epoch, loss.item))
+            }
+            let accuracy = evaluate(model, test, specials: specials, maxLength: config.maxLength)
+            accuracies.append(accuracy)
+            onEpoch(epoch, sum / Float(train.count), accuracy)
+        }
+        return accuracies
+    }
+
+    /// Predicted class per example.
+    public static func predict(_ model: BERTClassifier, _ examples: [ClassificationExample], specials: BERTSpecialTokens, maxLength: Int,
+                               batchSize: Int = 64) -> [Int] {
+        model.eval()
+        defer { model.train() }
+        var out: [Int] = []
+        withNoGrad {
+            for start in stride(from: 0, to: examples.count, by: batchSize) {
+                let rows = examples[start..<min(examples.count, start + batchSize)]
+                let batch = BERTBatch(rows.map { BERTInput($0.a, $0.b, specials: specials, maxLength: maxLength) }, pad: specials.pad)
+                out += model(batch).argmax(axis: -1).data.map(Int.init)
+            }
+        }
+        return out
+    }
+
+    public static func evaluate(_ model: BERTClassifier, _ examples: [ClassificationExample], specials: BERTSpecialTokens, maxLength: Int) -> Double {
+        let predicted = predict(model, examples, specials: specials, maxLength: maxLength)
+        return Double(zip(predicted, examples).filter { $0 == $1.label }.count) / Double(max(examples.count, 1))
+    }
+}
