@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
         // PNG output (loss curves) through zlib.
         .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
-        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers"]),
+        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "CAttendKernels"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
         .executableTarget(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttendModels
 import AttendNN
+import AttendPlots
 import AttendTensor
 import AttendTokenizers
 import Foundation
@@ -26,6 +27,7 @@ struct BERTCommand: ParsableCommand {
         @Option(name: .customLong("batch-size")) var batchSize = 32
         @Option(name: .customLong("lr")) var learningRate: Float = 1e-3
         @Option var seed: UInt64 = 1
+        @Option(name: .customLong("loss-curve"), help: "Write the masked-LM loss as a PNG after each log line.") var lossCurve: String?
 
         func run() throws {
             let texts = try readLines(corpus)
@@ -73,8 +75,11 @@ struct BERTCommand: ParsableCommand {
             meta["bert_config"] = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
             meta["pretraining_config"] = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
             let trainingStarted = Date()
+            var curve: [(x: Double, y: Double)] = []
             try trainer.run(checkpoint: { try TrainingCheckpoint.save(model: $0.model, optimizer: $0.optimizer, to: output, metadata: meta) }) { step, loss in
                 print(String(format: "step %d: masked-LM loss %.4f (%.1f s)", step, loss, Date().timeIntervalSince(trainingStarted)))
+                curve.append((Double(step), Double(loss)))
+                if let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
             }
             let e = trainer.evaluate(validation)
             print(String(format: "held-out masked tokens: loss %.4f, accuracy %.2f%%; %.1f s of training; saved %@", e.loss, 100 * e.accuracy,
@@ -91,9 +96,9 @@ struct BERTCommand: ParsableCommand {
         @Option(help: "Test TSV (accuracy is reported on it).") var test: String
         @Option(name: .shortAndLong, help: "Write the fine-tuned classifier here (safetensors).") var output: String?
         @Flag(name: .customLong("from-scratch"), help: "Ablation: the same model with random weights instead of the pretrained ones.") var fromScratch = false
-        @Option var epochs = 3
+        @Option var epochs = 5
         @Option(name: .customLong("batch-size")) var batchSize = 32
-        @Option(name: .customLong("lr")) var learningRate: Float = 1e-4
+        @Option(name: .customLong("lr")) var learningRate: Float = 3e-4
         @Option var seed: UInt64 = 1
 
         func run() throws {

@@ -17,6 +17,7 @@ struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
     @Option(help: "Stop when this text appears (repeatable).") var stop: [String] = []
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Flag(help: "Exact float32 arithmetic on the dequantized weights instead of llama.cpp's 8-bit activations (slower).") var exact = false
 
     var options: SamplingOptions {
         var o = SamplingOptions()
@@ -48,7 +49,9 @@ struct SamplingArguments: ParsableArguments {
             path = asset
         }
         let file = try GGUFFile(path)
-        return (file, try LlamaModel.load(gguf: file), try ByteLevelBPETokenizer.fromGGUF(file))
+        let llama = try LlamaModel.load(gguf: file)
+        llama.int8Activations = !exact
+        return (file, llama, try ByteLevelBPETokenizer.fromGGUF(file))
     }
 }
 

@@ -320,9 +320,9 @@ public final class BERTClassifier: Module {
 }
 
 public struct BERTFineTuningConfig: Codable, Equatable {
-    public var epochs = 3
+    public var epochs = 5
     public var batchSize = 32
-    public var learningRate: Float = 1e-4
+    public var learningRate: Float = 3e-4
     public var warmupFraction: Float = 0.1
     public var weightDecay: Float = 0.01
     public var maxLength = 128

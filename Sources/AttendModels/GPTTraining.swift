@@ -102,6 +102,8 @@ public final class GPTTrainer {
         let tokensPerStep = config.batchSize * model.config.contextLength * config.gradientAccumulation
         let bar = progress ? ProgressBar(total: config.iterations - optimizer.step, label: "gpt", unit: "it") : nil
         var lastLoss: Float = 0
+        let started = Date()
+        var trainedTokens = 0
         while optimizer.step < config.iterations {
             let step = optimizer.step
             model.zeroGrad()
@@ -116,7 +118,8 @@ public final class GPTTrainer {
             optimizer.learningRate = schedule(step)
             optimizer.update()
             lastLoss = loss
-            bar?.advance(1, status: String(format: "loss %.4f, %d tok/step", lastLoss, tokensPerStep))
+            trainedTokens += tokensPerStep
+            bar?.advance(1, status: String(format: "loss %.4f, %.0f tok/s", lastLoss, Double(trainedTokens) / Date().timeIntervalSince(started)))
             if optimizer.step % config.evalInterval == 0 || optimizer.step == config.iterations {
                 let started = Date()
                 let e = evaluate()

@@ -4,6 +4,7 @@
 
 import AttendNN
 import AttendTensor
+import CAttendKernels
 import Foundation
 
 public struct LlamaConfig: Codable, Equatable {
@@ -124,6 +125,10 @@ public final class LlamaModel: Module {
     var quantized: [String: QuantizedMatrix] = [:]
     /// Use the quantized weights when decoding one token (off: exact float32 everywhere).
     public var useQuantizedDecoding = true
+    /// Decode one token with 8-bit activations (integer block dot products, as llama.cpp): 1.3x faster
+    /// than float activations, at the cost of rounding. The prompt always runs in float32. Off: exact
+    /// float32 everywhere (what the numpy reference checks).
+    public var int8Activations = true
 
     public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
         self.config = config
@@ -183,8 +188,18 @@ public final class LlamaModel: Module {
         let (hq, hkv, hs) = (config.headCount, config.kvHeadCount, config.headSize)
         let group = hq / hkv
         let quantizedStep = t == 1 && useQuantizedDecoding && !quantized.isEmpty
-        // One token: multiply straight from the quantized blocks; several: float32 GEMM.
+        let int8 = int8Activations && quantizedStep
+        // The last input quantized, so q/k/v (and gate/up) share one quantization of their input.
+        var lastQuantized: (input: Tensor, activations: QuantizedActivations)?
+        // One token multiplies straight from the quantized blocks (with 8-bit or float activations); several
+        // use a float32 GEMM.
         func project(_ x: Tensor, _ linear: Linear, _ name: @autoclosure () -> String) -> Tensor {
+            if int8, let q = quantized[name()] {
+                if let c = lastQuantized, c.input === x { return q.matmul(c.activations) }
+                let a = QuantizedActivations(x)
+                lastQuantized = (x, a)
+                return q.matmul(a)
+            }
             if quantizedStep, let q = quantized[name()] { return q.matvec(x) }
             return linear(x)
         }
@@ -199,12 +214,25 @@ public final class LlamaModel: Module {
                 cache.keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
                 cache.values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
                 let s = start + t
-                let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
-                let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
-                let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])  // query heads grouped by KV head
-                let (y, weights) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
-                if attentionMapLayer == l { lastAttention = weights.reshape([hq, t, s]) }
-                x = x + project(y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs]), layer.attention.output, p + "attention.output.weight")
+                let attended: Tensor  // (T, Hq * hs)
+                if t == 1 && attentionMapLayer != l {
+                    // One step: read the cache in place (no copies, no GEMM set-up for a 1-row product).
+                    attended = Tensor(shape: [1, hq * hs])
+                    let scores = Tensor(shape: [hq, s])
+                    let (qp, kp, vp, sp, yp) = (q.contiguous().pointer, cache.keys[l].pointer, cache.values[l].pointer, scores.pointer, attended.pointer)
+                    let capacity = cache.capacity
+                    Parallel.forRanges(hq, costPerItem: s * hs * 2) { r in
+                        attend_decode_attention(qp, kp, vp, hq, hkv, s, capacity, hs, 1 / Float(hs).squareRoot(), r.lowerBound, r.upperBound, sp, yp)
+                    }
+                } else {
+                    let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+                    let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+                    let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])  // query heads grouped by KV head
+                    let (y, weights) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
+                    if attentionMapLayer == l { lastAttention = weights.reshape([hq, t, s]) }
+                    attended = y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs])
+                }
+                x = x + project(attended, layer.attention.output, p + "attention.output.weight")
                 let m = layer.mlpNorm(x)
                 let gated = project(m, layer.mlp.gate, p + "mlp.gate.weight").silu() * project(m, layer.mlp.up, p + "mlp.up.weight")
                 x = x + project(gated, layer.mlp.down, p + "mlp.down.weight")
@@ -213,6 +241,7 @@ public final class LlamaModel: Module {
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
             let hidden = norm(last)
             if let output { return project(hidden, output, "output.weight") }
+            if int8, let q = quantized["embedding.weight"] { return q.matmul(QuantizedActivations(hidden)) }
             if quantizedStep || (lastOnly && useQuantizedDecoding), let q = quantized["embedding.weight"] { return q.matvec(hidden) }
             return hidden.matmul(embedding.weight.transposed(0, 1))
         }

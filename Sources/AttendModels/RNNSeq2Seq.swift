@@ -106,7 +106,8 @@ extension GRUSeq2Seq: Seq2SeqModel {
 extension Seq2SeqTraining {
     /// Trains a GRU encoder-decoder like `run` trains the Transformer; returns held-out exact match.
     public static func runGRU(model: GRUSeq2Seq, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
-                              steps: Int, batchSize: Int = 64, learningRate: Float = 3e-3, seed: UInt64 = 1, beams: Int = 1) throws -> Seq2SeqReport {
+                              steps: Int, batchSize: Int = 64, learningRate: Float = 3e-3, seed: UInt64 = 1, beams: Int = 1,
+                              onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
         let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         let optimizer = Adam(parameters: model.namedParameters(), learningRate: learningRate)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(100, steps / 10), totalSteps: steps)
@@ -123,6 +124,7 @@ extension Seq2SeqTraining {
             optimizer.learningRate = schedule(step)
             optimizer.update()
             bar.advance(1, status: String(format: "loss %.4f", loss.item))
+            if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
         }
         let seconds = Date().timeIntervalSince(started)
         let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 11)

@@ -226,6 +226,39 @@ public final class QuantizedMatrix {
     }
 }
 
+/// Activations [T, columns] quantized to int8 blocks of 32 (GGML's Q8_1 layout, scales rounded to f16),
+/// to be multiplied by quantized weights as llama.cpp does. Quantize once, multiply by several matrices.
+public final class QuantizedActivations {
+    public let tokens: Int
+    public let columns: Int
+    let blocks: UnsafeMutablePointer<attend_q8_block>
+
+    public init(_ x: Tensor) {
+        precondition(x.shape.last.map { $0 % 32 == 0 } == true, "QuantizedActivations: the last dimension of \(x.shape) is not a multiple of 32")
+        columns = x.shape.last!
+        tokens = x.count / columns
+        blocks = .allocate(capacity: x.count / 32)
+        attend_quantize_q8(x.contiguous().pointer, x.count, blocks)
+    }
+
+    deinit { blocks.deallocate() }
+}
+
+extension QuantizedMatrix {
+    /// x W^T [T, rows] with 8-bit activations: integer block dot products, llama.cpp's arithmetic.
+    public func matmul(_ x: QuantizedActivations) -> Tensor {
+        precondition(x.columns == columns, "QuantizedMatrix [\(rows), \(columns)] times activations with \(x.columns) columns")
+        let out = Tensor(shape: [x.tokens, rows])
+        let dst = out.pointer, rowBytes = columns / 32 * (type == 3 ? 20 : 34)
+        let w = bytes.assumingMemoryBound(to: UInt8.self)
+        let (t, n, a) = (x.tokens, columns, x.blocks)
+        Parallel.forRanges(rows, costPerItem: columns * t) { r in
+            attend_gemm_quantized_q8(Int32(type), w + r.lowerBound * rowBytes, r.count, n, a, t, dst + r.lowerBound, rows)
+        }
+        return out
+    }
+}
+
 extension GGUFFile {
     /// The named 2-D tensor as a QuantizedMatrix, or nil when it is not Q4_1 or Q8_0.
     public func quantizedMatrix(_ name: String) throws -> QuantizedMatrix? {

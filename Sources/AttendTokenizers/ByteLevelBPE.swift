@@ -119,8 +119,27 @@ public struct ByteLevelBPETokenizer {
 
     /// Token ids of `text`; special-token strings become their ids when `allowSpecial`.
     public func encode(_ text: String, allowSpecial: Bool = true) -> [Int32] {
-        var ids: [Int32] = []
+        encodeWithByteSpans(text, allowSpecial: allowSpecial).map(\.id)
+    }
+
+    /// Token ids with the span of `text` each one covers, in Unicode code points (Python's string indices,
+    /// as Hugging Face tokenizers report offsets). A token holding part of a multi-byte character spans that
+    /// whole character.
+    public func encodeWithOffsets(_ text: String, allowSpecial: Bool = true) -> [(id: Int32, start: Int, end: Int)] {
+        // Code point index of every UTF-8 byte.
+        var scalarOfByte: [Int] = []
+        scalarOfByte.reserveCapacity(text.utf8.count)
+        for (i, s) in text.unicodeScalars.enumerated() { scalarOfByte += [Int](repeating: i, count: String(s).utf8.count) }
+        return encodeWithByteSpans(text, allowSpecial: allowSpecial).map { t in
+            t.end > t.start ? (t.id, scalarOfByte[t.start], scalarOfByte[t.end - 1] + 1) : (t.id, 0, 0)
+        }
+    }
+
+    /// Token ids with their UTF-8 byte spans in `text`.
+    func encodeWithByteSpans(_ text: String, allowSpecial: Bool) -> [(id: Int32, start: Int, end: Int)] {
+        var out: [(Int32, Int, Int)] = []
         var rest = Substring(text)
+        var position = 0  // byte offset of `rest`
         while !rest.isEmpty {
             // The earliest special token in the rest (longest at a tie).
             var hit: (range: Range<Substring.Index>, id: Int32)?
@@ -130,12 +149,20 @@ public struct ByteLevelBPETokenizer {
                 }
             }
             let plain = hit.map { rest[..<$0.range.lowerBound] } ?? rest
-            for piece in preTokenize(String(plain)) { ids += bpe(piece) }
+            for piece in preTokenize(String(plain)) {
+                for id in bpe(piece) {
+                    let n = Int(id) < tokens.count && !specials.contains(where: { $0.id == id }) ? tokens[Int(id)].unicodeScalars.count : 1
+                    out.append((id, position, position + n))
+                    position += n
+                }
+            }
             guard let hit else { break }
-            ids.append(hit.id)
+            let n = rest[hit.range].utf8.count
+            out.append((hit.id, position, position + n))
+            position += n
             rest = rest[hit.range.upperBound...]
         }
-        return ids
+        return out
     }
 
     func split(_ text: String, _ regex: NSRegularExpression) -> [String] {

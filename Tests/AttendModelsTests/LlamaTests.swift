@@ -27,6 +27,8 @@ final class LlamaTests: XCTestCase {
     /// The attention map of `attend generate --attention-map` equals the numpy reference's softmax weights.
     func testAttentionMapMatchesTheNumpyReference() throws {
         let (_, model) = try smolLM()
+        model.int8Activations = false  // the reference is exact float32
+        defer { model.int8Activations = true }
         let e = try expected()
         let prompt = (e["prompt"] as! [Int]).map(Int32.init)
         let (weights, layer) = try Generation.attentionMap(model: model, prompt: prompt, layer: e["attention_layer"] as! Int,
@@ -54,6 +56,8 @@ final class LlamaTests: XCTestCase {
 
     func testLogitsAndGreedyTokensMatchTheNumpyReference() throws {
         let (_, model) = try smolLM()
+        model.int8Activations = false  // the reference is exact float32 on the dequantized weights
+        defer { model.int8Activations = true }
         let e = try expected()
         let prompt = (e["prompt"] as! [Int]).map { Int32($0) }
         let cache = KVCache(config: model.config, capacity: 128)
@@ -85,6 +89,50 @@ final class LlamaTests: XCTestCase {
         XCTAssertNil(try file.quantizedMatrix("blk.0.attn_norm.weight"), "F32 tensors stay float")
     }
 
+    /// 8-bit activations (llama.cpp's arithmetic): the product of the quantized activations with the
+    /// dequantized weights, computed here in float64 from the same rounding rules, for 3 tokens at once.
+    func testInt8ActivationProductMatchesItsDefinition() throws {
+        let (file, _) = try smolLM()
+        for name in ["blk.3.ffn_down.weight", "blk.0.attn_k.weight", "token_embd.weight"] {
+            let q = try XCTUnwrap(try file.quantizedMatrix(name))
+            let w = try file.tensor(name).toArray()
+            let x = Tensor.uniform([3, q.columns], low: -1, high: 1, seed: 4)
+            let xs = x.toArray()
+            let y = q.matmul(QuantizedActivations(x)).toArray()
+            for t in 0..<3 {
+                // Quantize each block of 32 as GGML does: d = max|x| / 127 (stored as f16), q = round-half-even(x * 127 / max|x|),
+                // and for Q8_1 also s = f16(d * sum(q)).
+                let blocks = q.columns / 32
+                var xq = [Double](repeating: 0, count: q.columns), qs = [Double](repeating: 0, count: q.columns)
+                var sums = [Double](repeating: 0, count: blocks)
+                for b in 0..<blocks {
+                    let block = xs[(t * q.columns + 32 * b)..<(t * q.columns + 32 * b + 32)]
+                    let amax = block.map { abs($0) }.max()!
+                    let d = Float(amax / 127).roundedToHalfForTest
+                    var sum: Float = 0
+                    for (j, v) in block.enumerated() {
+                        let qv = (v * (127 / amax)).rounded(.toNearestOrEven)
+                        qs[32 * b + j] = Double(qv)
+                        xq[32 * b + j] = Double(d) * Double(qv)
+                        sum += qv
+                    }
+                    sums[b] = Double((amax / 127 * sum).roundedToHalfForTest)
+                }
+                for r in stride(from: 0, to: q.rows, by: max(1, q.rows / 50)) {
+                    var exact = 0.0
+                    for b in 0..<blocks {
+                        let row = w[(r * q.columns + 32 * b)..<(r * q.columns + 32 * b + 32)].map(Double.init)
+                        // Q4_1's m is its block minimum (the smallest weight has q = 0), so w = (w - m) + m.
+                        let m = q.type == 3 ? row.min()! : 0
+                        for j in 0..<32 { exact += (row[j] - m) * xq[32 * b + j] }
+                        exact += m * sums[b]
+                    }
+                    XCTAssertEqual(Double(y[t * q.rows + r]), exact, accuracy: 1e-4 * max(1, abs(exact)), "\(name) token \(t) row \(r)")
+                }
+            }
+        }
+    }
+
     func testCorruptAndTruncatedGGUFGiveClearErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-gguf-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -101,4 +149,9 @@ final class LlamaTests: XCTestCase {
         XCTAssertThrowsError(try GGUFFile(truncated)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
         try? FileManager.default.removeItem(atPath: truncated)
     }
+}
+
+extension Float {
+    /// Rounded to half precision (ties to even) and back.
+    var roundedToHalfForTest: Float { Float(Float16(self)) }
 }

@@ -40,6 +40,32 @@ final class BPETrainingTests: XCTestCase {
         checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: fixture("bpe_trained_tokenizer", "json").path), try expected())
     }
 
+    func testOffsetsAndBatchesMatchHuggingFace() throws {
+        let e = try expected()
+        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: fixture("bpe_trained_tokenizer", "json").path)
+        let cases = e["cases"] as! [[String: Any]]
+        for item in cases {
+            let text = item["text"] as! String
+            let got = tokenizer.encodeWithOffsets(text)
+            XCTAssertEqual(got.map { [$0.start, $0.end] }, item["offsets"] as! [[Int]], "offsets of \(text)")
+        }
+        let texts = cases.map { $0["text"] as! String }
+        let batches = e["batches"] as! [String: [[String: [Int]]]]
+        let bpe = tokenizer.encodeBatch(texts, maxLength: 8, padding: .longest, padId: 0)
+        XCTAssertEqual(bpe.ids.map { $0.map(Int.init) }, batches["bpe"]!.map { $0["ids"]! })
+        XCTAssertEqual(bpe.attentionMask.map { $0.map(Int.init) }, batches["bpe"]!.map { $0["mask"]! })
+        let minilm = FileManager.default.currentDirectoryPath + "/.cache/assets/all-MiniLM-L6-v2"
+        if FileManager.default.fileExists(atPath: minilm) {
+            let wordPiece = try WordPieceTokenizer.load(directory: minilm)
+            let batch = wordPiece.encodeBatch(texts, maxLength: 12, padding: .longest, padId: wordPiece.padId)
+            XCTAssertEqual(batch.ids.map { $0.map(Int.init) }, batches["wordpiece"]!.map { $0["ids"]! })
+            XCTAssertEqual(batch.attentionMask.map { $0.map(Int.init) }, batches["wordpiece"]!.map { $0["mask"]! })
+        }
+        let fixed = tokenizer.encodeBatch(["a b c d e f", "a"], padding: .toLength(3), padId: 0)
+        XCTAssertEqual(fixed.ids.map(\.count), [3, 3])
+        XCTAssertEqual(fixed.attentionMask[1], [1, 0, 0])
+    }
+
     func testBadFilesNameWhatIsWrong() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-bad-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -2,7 +2,10 @@
 implementation) on Tests/AttendTokenizersTests/Fixtures/bpe_corpus.txt (60 KB of Austen plus Unicode lines,
 one training text per line). Tests require the same merges, in order, and the same ids.
 
-    .cache/venv/bin/python scripts/reference/make_bpe_fixtures.py Tests/AttendTokenizersTests/Fixtures
+Also batch encoding with padding and truncation, and offsets (code-point spans of each token), for the
+trained tokenizer and for all-MiniLM-L6-v2's WordPiece tokenizer.json (scripts/fetch-assets.sh all-MiniLM-L6-v2).
+
+    .cache/venv/bin/python scripts/reference/make_bpe_fixtures.py Tests/AttendTokenizersTests/Fixtures .cache/assets/all-MiniLM-L6-v2
 """
 import json
 import sys
@@ -17,7 +20,7 @@ TEXTS = [
 ]
 
 
-def main(out):
+def main(out, minilm):
     lines = open(f"{out}/bpe_corpus.txt", encoding="utf-8").read().split("\n")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -28,10 +31,18 @@ def main(out):
     tok.save(f"{out}/bpe_trained_tokenizer.json")
     model = json.loads(tok.to_str())["model"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    cases = [{"text": t, "ids": tok.encode(t).ids} for t in TEXTS]
-    json.dump({"vocab_size": tok.get_vocab_size(), "merges": merges, "cases": cases},
+    cases = [{"text": t, "ids": tok.encode(t).ids, "offsets": tok.encode(t).offsets} for t in TEXTS]
+    batches = {}
+    tok.enable_padding(pad_id=0, pad_token="<|endoftext|>")
+    tok.enable_truncation(max_length=8)
+    batches["bpe"] = [{"ids": e.ids, "mask": e.attention_mask} for e in tok.encode_batch(TEXTS)]
+    wordpiece = Tokenizer.from_file(f"{minilm}/tokenizer.json")
+    wordpiece.enable_padding(pad_id=0, pad_token="[PAD]")
+    wordpiece.enable_truncation(max_length=12)
+    batches["wordpiece"] = [{"ids": e.ids, "mask": e.attention_mask} for e in wordpiece.encode_batch(TEXTS)]
+    json.dump({"vocab_size": tok.get_vocab_size(), "merges": merges, "cases": cases, "batches": batches},
               open(f"{out}/bpe_expected.json", "w"), ensure_ascii=False, indent=0)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -25,6 +25,22 @@ void attend_vgelu(const float *x, float *y, long n);
 /// consecutive blocks: type 3 = Q4_1 (20-byte blocks), 8 = Q8_0 (34-byte blocks).
 void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
 
+/// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
+typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
+
+/// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
+/// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
+void attend_decode_attention(const float *q, const float *k, const float *v, long hq, long hkv, long s, long capacity, long hs,
+                             float scale, long h0, long h1, float *scores, float *y);
+
+/// Quantizes x (n a multiple of 32) into n / 32 blocks.
+void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
+
+/// y[t * ldy + r] = <row r of W, activations of token t> for a Q4_1 (type 3) or Q8_0 (type 8) W of `rows` x
+/// `cols` and `tokens` rows of quantized activations (cols / 32 blocks each): llama.cpp's arithmetic.
+void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
+                              long ldy);
+
 /// One Adam step over n parameters: m, v updated in place; p -= step_size * m / (sqrt(v * inv_correction2) + eps),
 /// with decoupled (AdamW) or coupled (L2) weight decay.
 void attend_adam_step(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float eps,
