@@ -6,7 +6,7 @@ import AttendTokenizers
 import Foundation
 
 struct SamplingArguments: ParsableArguments {
-    @Option(help: "Llama-family GGUF file, or a short name (SmolLM2-135M-Instruct).") var model = "SmolLM2-135M-Instruct"
+    @Option(help: "Llama-family GGUF file, a Hugging Face Llama folder (config.json, model.safetensors, tokenizer.json), or a short name (SmolLM2-135M-Instruct).") var model = "SmolLM2-135M-Instruct"
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens = 128
     @Option(help: "0 = greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-k")) var topK: Int?
@@ -39,19 +39,44 @@ struct SamplingArguments: ParsableArguments {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
-    func load() throws -> (GGUFFile, LlamaModel, ByteLevelBPETokenizer) {
+    /// A model ready to generate: the network, its tokenizer, its chat template and whether it wants a BOS token.
+    struct Loaded {
+        var model: LlamaModel
+        var tokenizer: ByteLevelBPETokenizer
+        var chatTemplate: String?
+        var addBos: Bool
+    }
+
+    func load() throws -> Loaded {
         var path = model
         if !FileManager.default.fileExists(atPath: path) {
             let asset = ModelDirectory.assetRoot + "/\(model)/\(model).Q4_1.gguf"
             guard FileManager.default.fileExists(atPath: asset) else {
-                throw AttendError("model '\(model)': no such file (for the short name run scripts/fetch-assets.sh SmolLM2-135M-Instruct)")
+                throw AttendError("model '\(model)': no such file or folder (for the short name run scripts/fetch-assets.sh SmolLM2-135M-Instruct)")
             }
             path = asset
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            // A Hugging Face folder: config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json).
+            let llama = try LlamaModel.load(huggingFace: path)
+            let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
+            guard tokenizer.tokens.count <= llama.config.vocabSize else {
+                throw AttendError("\(path)/tokenizer.json has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(llama.config.vocabSize)")
+            }
+            var template: String?, addBos = false
+            if let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
+               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+                template = json["chat_template"] as? String
+                addBos = json["add_bos_token"] as? Bool ?? false
+            }
+            return Loaded(model: llama, tokenizer: tokenizer, chatTemplate: template, addBos: addBos)
         }
         let file = try GGUFFile(path)
         let llama = try LlamaModel.load(gguf: file)
         llama.int8Activations = !exact
-        return (file, llama, try ByteLevelBPETokenizer.fromGGUF(file))
+        return Loaded(model: llama, tokenizer: try ByteLevelBPETokenizer.fromGGUF(file), chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
+                      addBos: file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true))
     }
 }
 
@@ -69,10 +94,11 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Query head for --attention-map (0-based).") var head = 0
 
     func run() throws {
-        let (file, model, tokenizer) = try sampling.load()
-        let text = chat ? ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string).render([("user", prompt)]) : prompt
+        let loaded = try sampling.load()
+        let (model, tokenizer) = (loaded.model, loaded.tokenizer)
+        let text = chat ? ChatTemplate(ggufTemplate: loaded.chatTemplate).render([("user", prompt)]) : prompt
         var ids = tokenizer.encode(text)
-        if !chat, let bos = tokenizer.bosId, file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true) { ids.insert(bos, at: 0) }
+        if !chat, let bos = tokenizer.bosId, loaded.addBos { ids.insert(bos, at: 0) }
         if let attentionMap {
             let (weights, l) = try Generation.attentionMap(model: model, prompt: ids, layer: layer, head: head)
             let labels = ids.map { Generation.visibleToken(tokenizer.decode([$0])) }
@@ -110,8 +136,9 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "System message (default: the template's own).") var system: String?
 
     func run() throws {
-        let (file, model, tokenizer) = try sampling.load()
-        let template = ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string)
+        let loaded = try sampling.load()
+        let (model, tokenizer) = (loaded.model, loaded.tokenizer)
+        let template = ChatTemplate(ggufTemplate: loaded.chatTemplate)
         var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? []
         let interactive = isatty(fileno(stdin)) != 0
         while true {

@@ -78,6 +78,7 @@ public enum Generation {
     public static func generate(model: LlamaModel, tokenizer: ByteLevelBPETokenizer, prompt: [Int32], options: SamplingOptions,
                                 onText: (String) -> Void = { _ in }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw AttendError("the prompt is empty") }
+        try model.checkTokenIds(prompt)
         let capacity = min(model.config.contextLength, prompt.count + options.maxTokens)
         guard prompt.count < model.config.contextLength else {
             throw AttendError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.contextLength)")
@@ -133,6 +134,7 @@ extension Generation {
         guard !prompt.isEmpty, prompt.count + maxTokens <= model.config.contextLength else {
             throw AttendError("the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens do not fit the context of \(model.config.contextLength)")
         }
+        try model.checkTokenIds(prompt)
         struct Hypothesis { var tokens: [Int32]; var logProb: Float; var cache: KVCache; var logits: [Float] }
         let cache = KVCache(config: model.config, capacity: prompt.count + maxTokens)
         let first = model(prompt, cache: cache, lastOnly: true).toArray()
@@ -187,6 +189,7 @@ extension Generation {
         guard !prompt.isEmpty, prompt.count <= model.config.contextLength else {
             throw AttendError("the prompt has \(prompt.count) tokens; an attention map needs 1...\(model.config.contextLength)")
         }
+        try model.checkTokenIds(prompt)
         model.attentionMapLayer = l
         defer { model.attentionMapLayer = nil; model.lastAttention = nil }
         _ = model(prompt, cache: KVCache(config: model.config, capacity: prompt.count), lastOnly: true)

@@ -279,3 +279,94 @@ public final class LlamaModel: Module {
         return model
     }
 }
+
+// MARK: - Hugging Face layout (config.json + model.safetensors)
+
+extension LlamaConfig {
+    /// From a Hugging Face LlamaForCausalLM config.json.
+    public static func fromHuggingFace(_ json: [String: Any], path: String) throws -> LlamaConfig {
+        func int(_ key: String) throws -> Int {
+            guard let v = json[key] as? Int else { throw AttendError("\(path): key '\(key)' is missing or not an integer") }
+            return v
+        }
+        if let archs = json["architectures"] as? [String], !archs.contains(where: { $0.hasPrefix("Llama") || $0.hasPrefix("Mistral") }) {
+            throw AttendError("\(path): architecture \(archs) is not supported (Attend reads LlamaForCausalLM checkpoints)")
+        }
+        let heads = try int("num_attention_heads")
+        // transformers 5 keeps RoPE settings in rope_parameters; older configs have rope_theta / rope_scaling.
+        let rope = json["rope_parameters"] as? [String: Any]
+        if let type = rope?["rope_type"] as? String, type != "default" {
+            throw AttendError("\(path): rope_type '\(type)' is not supported (only 'default')")
+        }
+        let theta = (rope?["rope_theta"] as? Double) ?? (json["rope_theta"] as? Double) ?? 10_000
+        let c = LlamaConfig(vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"), intermediateSize: try int("intermediate_size"),
+                            layerCount: try int("num_hidden_layers"), headCount: heads, kvHeadCount: json["num_key_value_heads"] as? Int ?? heads,
+                            ropeTheta: Float(theta), rmsNormEps: Float(json["rms_norm_eps"] as? Double ?? 1e-6),
+                            contextLength: json["max_position_embeddings"] as? Int ?? 2048)
+        guard c.hiddenSize % c.headCount == 0, c.headCount % c.kvHeadCount == 0 else {
+            throw AttendError("\(path): \(c.headCount) heads / \(c.kvHeadCount) KV heads do not divide width \(c.hiddenSize)")
+        }
+        if let d = json["head_dim"] as? Int, d != c.headSize {
+            throw AttendError("\(path): head_dim \(d) differs from hidden_size / num_attention_heads = \(c.headSize), which Attend assumes")
+        }
+        if let scaling = json["rope_scaling"], !(scaling is NSNull) { throw AttendError("\(path): rope_scaling is not supported") }
+        return c
+    }
+}
+
+extension LlamaModel {
+    /// Hugging Face name of each of our tensors.
+    public static func huggingFaceName(_ ours: String) -> String {
+        if ours == "embedding.weight" { return "model.embed_tokens.weight" }
+        if ours == "norm.weight" { return "model.norm.weight" }
+        if ours == "output.weight" { return "lm_head.weight" }
+        let table = [("attentionNorm.", "input_layernorm."), ("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."),
+                     ("attention.value.", "self_attn.v_proj."), ("attention.output.", "self_attn.o_proj."), ("mlpNorm.", "post_attention_layernorm."),
+                     ("mlp.gate.", "mlp.gate_proj."), ("mlp.up.", "mlp.up_proj."), ("mlp.down.", "mlp.down_proj.")]
+        var name = "model." + ours
+        for (a, b) in table where name.contains(a) { name = name.replacingOccurrences(of: a, with: b); break }
+        return name
+    }
+
+    /// A clear error for token ids the model has no embedding for (a tokenizer from another model).
+    public func checkTokenIds(_ ids: [Int32]) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw AttendError("token id \(bad) is outside the model's vocabulary of \(config.vocabSize) (is the tokenizer from another model?)")
+        }
+    }
+
+    /// Hugging Face rotates the two halves of each head ((i, i + d/2) pairs); Attend rotates adjacent pairs
+    /// (2i, 2i + 1) as GGUF files are stored. Reordering the rows of the query and key projections per head
+    /// (llama.cpp's conversion) makes the two the same model. w: [heads * d, in].
+    static func interleaveRotaryRows(_ w: Tensor, heads: Int) -> Tensor {
+        let (rows, cols) = (w.shape[0], w.shape[1])
+        let d = rows / heads
+        return w.contiguous().reshape([heads, 2, d / 2, cols]).permute([0, 2, 1, 3]).contiguous().reshape([rows, cols])
+    }
+
+    /// Loads a Hugging Face Llama folder (config.json + model.safetensors, F32/F16/BF16) in float32.
+    public static func load(huggingFace directory: String) throws -> LlamaModel {
+        let dir = URL(fileURLWithPath: directory)
+        let configPath = dir.appendingPathComponent("config.json").path
+        guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw AttendError("\(configPath): does not parse as a JSON object")
+        }
+        let config = try LlamaConfig.fromHuggingFace(json, path: configPath)
+        let tied = json["tie_word_embeddings"] as? Bool ?? false
+        let weightsPath = dir.appendingPathComponent("model.safetensors").path
+        let file = try Safetensors.read(weightsPath)
+        var g = RandomGenerator(seed: 0)
+        let model = LlamaModel(config, tiedOutput: tied || file.tensors["lm_head.weight"] == nil, generator: &g)
+        var loaded: [String: Tensor] = [:]
+        for (name, _) in model.namedTensors() {
+            guard var t = file.tensors[huggingFaceName(name)] else { throw AttendError("\(weightsPath): tensor '\(huggingFaceName(name))' is missing") }
+            if name.hasSuffix("attention.query.weight") { t = interleaveRotaryRows(t, heads: config.headCount) }
+            if name.hasSuffix("attention.key.weight") { t = interleaveRotaryRows(t, heads: config.kvHeadCount) }
+            loaded[name] = t
+        }
+        try model.load(loaded, source: weightsPath)
+        model.eval()
+        return model
+    }
+}

@@ -1,0 +1,41 @@
+@testable import AttendModels
+import AttendTensor
+import AttendTokenizers
+import Foundation
+import XCTest
+
+/// Expected logits from transformers' LlamaForCausalLM: scripts/reference/make_llama_hf_fixtures.py.
+final class LlamaHuggingFaceTests: XCTestCase {
+    func testTinyLlamaMatchesTransformers() throws {
+        let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        let e = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tiny_llama_expected.json"))) as! [String: Any]
+        let model = try LlamaModel.load(huggingFace: dir.appendingPathComponent("tiny-llama").path)
+        XCTAssertEqual(model.config.kvHeadCount, 2)
+        XCTAssertNotNil(model.output, "untied output")
+        let ids = (e["ids"] as! [[Int]])[0].map(Int32.init)
+        let expected = (e["logits"] as! [Double]).map(Float.init)
+        // All positions at once, then the last one again token by token through the KV cache.
+        let all = model(ids, cache: KVCache(config: model.config, capacity: 16)).toArray()
+        for (a, b) in zip(all, expected) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        let cache = KVCache(config: model.config, capacity: 16)
+        var last: [Float] = []
+        for id in ids { last = model([id], cache: cache, lastOnly: true).toArray() }
+        for (a, b) in zip(last, expected.suffix(64)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        // A token id the model has no row for is an error, not a crash.
+        let tokenizer = try ByteLevelBPETokenizer(tokens: (0..<64).map { String(UnicodeScalar(UInt8(65 + $0 % 26))) + "\($0)" }, merges: [], specialTokenIds: [])
+        XCTAssertThrowsError(try Generation.generate(model: model, tokenizer: tokenizer, prompt: [1, 100], options: SamplingOptions())) {
+            XCTAssertTrue("\($0)".contains("token id 100 is outside the model's vocabulary of 64"), "\($0)")
+        }
+    }
+
+    func testUnsupportedConfigsAreNamed() throws {
+        var json: [String: Any] = ["vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 3]
+        XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(json, path: "c.json")) { XCTAssertTrue("\($0)".contains("do not divide"), "\($0)") }
+        json["num_attention_heads"] = 2
+        json["rope_parameters"] = ["rope_type": "yarn", "rope_theta": 1e4]
+        XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(json, path: "c.json")) { XCTAssertTrue("\($0)".contains("'yarn'"), "\($0)") }
+        json.removeValue(forKey: "rope_parameters")
+        json.removeValue(forKey: "vocab_size")
+        XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(json, path: "c.json")) { XCTAssertTrue("\($0)".contains("'vocab_size'"), "\($0)") }
+    }
+}
