@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "AttendTensor", dependencies: ["CAttendKernels"]),
         .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
-        .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
+        .target(name: "AttendTokenizers", dependencies: ["AttendTensor", "CZlib"]),
         // PNG output (loss curves) through zlib.
         .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "CAttendKernels"]),

