@@ -25,20 +25,27 @@ public enum BPETrainer {
         guard options.vocabularySize >= options.specialTokens.count + alphabet.count else {
             throw AttendError("BPE: a vocabulary of \(options.vocabularySize) cannot hold \(options.specialTokens.count) special tokens and the 256 byte symbols")
         }
-        // Word (as byte symbols) -> count.
+        // Word (its UTF-8 bytes) -> count. Only the GPT-2 pattern is split here without building strings.
+        var wordCounts: [[UInt8]: Int] = [:]
         let splitter = try ByteLevelBPETokenizer(tokens: [], merges: [], specialTokenIds: [], preTokenizer: options.preTokenizer)
-        var wordCounts: [String: Int] = [:]
         for text in texts {
-            for piece in splitter.preTokenize(text) {
-                wordCounts[String(piece.utf8.map { ByteLevelBPETokenizer.byteToCharacter[Int($0)] }), default: 0] += 1
+            if options.preTokenizer == .gpt2 {
+                let scalars = Array(text.unicodeScalars)
+                var offsets = [Int](repeating: 0, count: scalars.count + 1)  // UTF-8 offset of each scalar
+                for (i, c) in scalars.enumerated() { offsets[i + 1] = offsets[i] + (c.value < 0x80 ? 1 : c.value < 0x800 ? 2 : c.value < 0x10000 ? 3 : 4) }
+                let bytes = Array(text.utf8)
+                for r in ByteLevelBPETokenizer.gpt2Ranges(scalars) { wordCounts[Array(bytes[offsets[r.lowerBound]..<offsets[r.upperBound]]), default: 0] += 1 }
+            } else {
+                for piece in splitter.preTokenize(text) { wordCounts[Array(piece.utf8), default: 0] += 1 }
             }
         }
         var tokens = options.specialTokens + alphabet.map { String($0) }
         var ids: [String: Int32] = [:]
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
-        // Words sorted so that the run does not depend on dictionary order.
-        let entries = wordCounts.sorted { $0.key < $1.key }
-        var words = entries.map { e in e.key.map { ids[String($0)]! } }
+        let byteIds = (0..<256).map { ids[String(ByteLevelBPETokenizer.byteToCharacter[$0])]! }
+        // Words in byte order so that the run does not depend on dictionary order.
+        let entries = wordCounts.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        var words = entries.map { e in e.key.map { byteIds[Int($0)] } }
         let counts = entries.map(\.value)
 
         var pairCounts: [Pair: Int] = [:]
