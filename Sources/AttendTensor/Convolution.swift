@@ -83,7 +83,7 @@ enum Convolution {
     /// Runs `body(sampleRange, columnsBuffer, threadIndex)` over the batch, one scratch buffer per thread.
     static func perSample(_ g: Conv2dGeometry, _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void) {
         let parts = Swift.min(Parallel.threads, g.batch)
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        Parallel.forChunks(parts) { p in
             let lo = g.batch * p / parts, hi = g.batch * (p + 1) / parts
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patchSize * g.outPixels)
             defer { cols.deallocate() }

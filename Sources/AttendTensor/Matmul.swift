@@ -42,7 +42,7 @@ public enum Gemm {
         let total = splitRows ? m : n
         let unit = splitRows ? 6 : 16
         let blocks = (total + unit - 1) / unit
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        Parallel.forChunks(parts) { p in
             let lo = blocks * p / parts * unit, hi = Swift.min(total, blocks * (p + 1) / parts * unit)
             guard lo < hi else { return }
             if splitRows {

@@ -50,7 +50,7 @@ enum Normalization {
         let partial = Tensor(shape: [parts, 2, c])  // per-thread dw, db
         let xp = x.pointer, gp = gc.pointer, wp = w.pointer, dxp = dx.pointer, pp = partial.pointer
         statistics.withUnsafeBufferPointer { st in
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
+            Parallel.forChunks(parts) { part in
                 let dw = pp + part * 2 * c, db = dw + c
                 for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
                     let (mean, rstd) = (st[2 * r], st[2 * r + 1])

@@ -1,6 +1,7 @@
 // Multi-core helpers. Work is split into at most `Parallel.threads` contiguous chunks, and only when there
 // is enough of it to pay for waking other cores.
 
+import CAttendKernels
 import Dispatch
 import Foundation
 
@@ -21,9 +22,36 @@ public enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        forChunks(chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
         }
+    }
+
+    /// Runs `body(0..<chunks)` in parallel on Attend's thread pool: serially when called from inside a pool
+    /// loop, on GCD threads when another thread's loop holds the pool. For short loops; long-running workers
+    /// belong on their own threads.
+    public static func forChunks(_ chunks: Int, _ body: (Int) -> Void) {
+        if chunks <= 1 {
+            if chunks == 1 { body(0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = Job(body: body)
+            switch withUnsafeMutablePointer(to: &job, { attend_parallel_for(Int32(threads), chunks, Parallel.runChunk, $0) }) {
+            case 1: break
+            case 0: for c in 0..<chunks { body(c) }  // nested in a pool loop: the cores are taken
+            default: DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+            }
+        }
+    }
+
+    struct Job {
+        let body: (Int) -> Void
+    }
+
+    /// The C pool's entry point: chunk `c` of the job `ctx` points to.
+    static let runChunk: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { ctx, c in
+        ctx!.assumingMemoryBound(to: Job.self).pointee.body(c)
     }
 }

@@ -28,6 +28,14 @@ void attend_gemv_quantized(int type, const unsigned char *w, long rows, long col
 /// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
 typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
 
+/// A chunk of a parallel loop: called with the context and the chunk index.
+typedef void (*attend_chunk_fn)(void *ctx, long chunk);
+
+/// Runs fn(ctx, 0..<chunks) on a persistent pool of `threads` threads (the caller is one of them) and
+/// returns 1. Runs nothing and returns 0 inside a pool loop or for one thread (run it serially), or -1 when
+/// another caller's loop is in flight (use other threads).
+int attend_parallel_for(int threads, long chunks, attend_chunk_fn fn, void *ctx);
+
 /// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
 /// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
 void attend_decode_attention(const float *q, const float *k, const float *v, long hq, long hkv, long s, long capacity, long hs,
