@@ -39,3 +39,18 @@ final class LlamaHuggingFaceTests: XCTestCase {
         XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(json, path: "c.json")) { XCTAssertTrue("\($0)".contains("'vocab_size'"), "\($0)") }
     }
 }
+
+/// Dequantization of every GGML type Attend reads, against the `gguf` package's own dequantizer
+/// (scripts/reference/make_gguf_fixtures.py).
+final class GGUFTypesTests: XCTestCase {
+    func testEveryTypeDequantizesLikeTheGGUFPackage() throws {
+        let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        let e = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tiny_types_expected.json"))) as! [String: [Double]]
+        let file = try GGUFFile(dir.appendingPathComponent("tiny_types.gguf").path)
+        for (name, values) in e {
+            let t = try file.tensor(name)
+            XCTAssertEqual(t.shape, [3, 64], name)
+            for (a, b) in zip(t.toArray(), values) { XCTAssertEqual(Double(a), b, accuracy: 1e-6, name) }
+        }
+    }
+}
