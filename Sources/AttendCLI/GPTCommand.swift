@@ -86,7 +86,12 @@ struct GPTCommand: ParsableCommand {
                 print(String(format: "iter %d: train loss %.4f, val loss %.4f (%.1f s)", e.iteration, e.trainLoss, e.validationLoss,
                              Date().timeIntervalSince(started)))
             }
-            if let dir = exportHuggingFace { try model.saveHuggingFace(directory: dir); print("exported \(dir)") }
+            if let dir = exportHuggingFace {
+                try model.saveHuggingFace(directory: dir)
+                // A BPE tokenizer goes with it (tokenizer.json, vocab.json, merges.txt), so `attend generate --model DIR` runs it.
+                if case .bpe(let bpe) = tokenizer { try bpe.save(directory: dir) }
+                print("exported \(dir)")
+            }
             let final = trainer.history.last.map { String(format: "%.4f", $0.validationLoss) } ?? "n/a"
             let total = Date().timeIntervalSince(started)
             print(String(format: "done: %d iterations in %.1f s of training (+ %.1f s evaluating); final val loss %@",

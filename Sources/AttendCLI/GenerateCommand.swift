@@ -6,7 +6,7 @@ import AttendTokenizers
 import Foundation
 
 struct SamplingArguments: ParsableArguments {
-    @Option(help: "Llama-family GGUF file, a Hugging Face Llama folder (config.json, model.safetensors, tokenizer.json), or a short name (SmolLM2-135M-Instruct).") var model = "SmolLM2-135M-Instruct"
+    @Option(help: "Llama-family GGUF file; a Hugging Face Llama, GPT-2 or OPT folder (config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt); a hub repo id; or a short name (SmolLM2-135M-Instruct).") var model = "SmolLM2-135M-Instruct"
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens = 128
     @Option(help: "0 = greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-k")) var topK: Int?
@@ -41,7 +41,7 @@ struct SamplingArguments: ParsableArguments {
 
     /// A model ready to generate: the network, its tokenizer, its chat template and whether it wants a BOS token.
     struct Loaded {
-        var model: LlamaModel
+        var model: CausalLanguageModel
         var tokenizer: ByteLevelBPETokenizer
         var chatTemplate: String?
         var addBos: Bool
@@ -61,11 +61,22 @@ struct SamplingArguments: ParsableArguments {
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            // A Hugging Face folder: config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json).
-            let llama = try LlamaModel.load(huggingFace: path)
-            let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
-            guard tokenizer.tokens.count <= llama.config.vocabSize else {
-                throw AttendError("\(path)/tokenizer.json has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(llama.config.vocabSize)")
+            // A Hugging Face folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt
+            // (+ tokenizer_config.json). model_type picks the family.
+            let configData = FileManager.default.contents(atPath: path + "/config.json") ?? Data()
+            let modelType = ((try? JSONSerialization.jsonObject(with: configData)) as? [String: Any])?["model_type"] as? String ?? "llama"
+            let llama: CausalLanguageModel
+            switch modelType {
+            case "gpt2": llama = try GPTModel.loadHuggingFace(directory: path)
+            case "opt": llama = try GPTModel.loadOPT(directory: path)
+            case "llama", "mistral": llama = try LlamaModel.load(huggingFace: path)
+            default: throw AttendError("\(path)/config.json: model_type '\(modelType)' is not supported (llama, mistral, gpt2, opt)")
+            }
+            let tokenizer = FileManager.default.fileExists(atPath: path + "/tokenizer.json")
+                ? try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
+                : try ByteLevelBPETokenizer.load(vocabJSON: path + "/vocab.json", mergesText: path + "/merges.txt")
+            guard tokenizer.tokens.count <= llama.vocabularySize else {
+                throw AttendError("\(path): the tokenizer has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(llama.vocabularySize)")
             }
             var template: String?, addBos = false
             if let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
@@ -103,7 +114,8 @@ struct GenerateCommand: ParsableCommand {
         var ids = tokenizer.encode(text)
         if !chat, let bos = tokenizer.bosId, loaded.addBos { ids.insert(bos, at: 0) }
         if let attentionMap {
-            let (weights, l) = try Generation.attentionMap(model: model, prompt: ids, layer: layer, head: head)
+            guard let llama = model as? LlamaModel else { throw AttendError("--attention-map is implemented for Llama-family models") }
+            let (weights, l) = try Generation.attentionMap(model: llama, prompt: ids, layer: layer, head: head)
             let labels = ids.map { Generation.visibleToken(tokenizer.decode([$0])) }
             try Heatmap.render(weights, cell: ids.count > 40 ? 10 : 18, rowLabels: labels, columnLabels: labels,
                                title: "layer \(l) head \(head): rows attend to columns").writePNG(to: attentionMap)

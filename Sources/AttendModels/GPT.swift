@@ -68,7 +68,13 @@ public struct GPTConfig: Codable, Equatable {
     }
 }
 
-public final class GPTModel: Module {
+public final class GPTModel: Module, CausalLanguageModel {
+    public var contextLength: Int { config.contextLength }
+    public var vocabularySize: Int { config.vocabSize }
+    public func makeCache(capacity: Int) -> KVCache {
+        KVCache(layers: config.layerCount, kvHeads: config.headCount, headSize: config.width / config.headCount, capacity: capacity)
+    }
+
     public let config: GPTConfig
     public let tokenEmbedding: Embedding
     public let positionEmbedding: Embedding
@@ -108,6 +114,37 @@ public final class GPTModel: Module {
         var x = dropout(tokenEmbedding(ids) + positionEmbedding(positions))
         for block in blocks { x = block(x, causal: true) }
         return finalNorm(x).matmul(tokenEmbedding.weight.transposed(0, 1))  // tied output layer
+    }
+
+    // MARK: - Inference with a KV cache
+
+    /// Runs `tokens` after those in `cache` (inference only), appends their keys and values, and returns
+    /// logits [T, vocab] (only the last position's when `lastOnly`). Same result as `callAsFunction(_:)`
+    /// over the whole sequence, one token at a time at the cost of one.
+    public func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
+        let (t, start) = (tokens.count, cache.count)
+        precondition(start + t <= min(cache.capacity, config.contextLength), "GPT: \(start + t) tokens exceed the context")
+        let (h, hs) = (config.headCount, config.width / config.headCount)
+        return withNoGrad {
+            let positions = IntTensor((start..<(start + t)).map { Int32($0 + config.positionOffset) }, shape: [t])
+            var x = tokenEmbedding(IntTensor(tokens, shape: [t])) + positionEmbedding(positions)  // (T, C)
+            for (l, block) in blocks.enumerated() {
+                let a = block.attention
+                let n = block.attentionNorm(x)
+                let q = a.query(n).reshape([t, h, hs]).permute([1, 0, 2]).contiguous()  // (H, T, hs)
+                cache.keys[l].slice(axis: 1, start: start, length: t).assign(a.key(n).reshape([t, h, hs]).permute([1, 0, 2]))
+                cache.values[l].slice(axis: 1, start: start, length: t).assign(a.value(n).reshape([t, h, hs]).permute([1, 0, 2]))
+                let s = start + t
+                let keys = cache.keys[l].slice(axis: 1, start: 0, length: s)
+                let values = cache.values[l].slice(axis: 1, start: 0, length: s)
+                let (y, _) = Attention.scaledDotProduct(query: q, key: keys, value: values, causal: true)  // (H, T, hs)
+                x = x + a.output(y.permute([1, 0, 2]).reshape([t, config.width]))
+                x = x + block.feedForward(block.feedForwardNorm(x))
+            }
+            cache.advance(t)
+            let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
+            return finalNorm(last).matmul(tokenEmbedding.weight.transposed(0, 1))
+        }
     }
 
     // MARK: - Hugging Face layout

@@ -75,15 +75,15 @@ public enum Generation {
     }
 
     /// Generates after `prompt` ids, calling `onText` with each newly complete piece of text.
-    public static func generate(model: LlamaModel, tokenizer: ByteLevelBPETokenizer, prompt: [Int32], options: SamplingOptions,
+    public static func generate(model: CausalLanguageModel, tokenizer: ByteLevelBPETokenizer, prompt: [Int32], options: SamplingOptions,
                                 onText: (String) -> Void = { _ in }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw AttendError("the prompt is empty") }
         try model.checkTokenIds(prompt)
-        let capacity = min(model.config.contextLength, prompt.count + options.maxTokens)
-        guard prompt.count < model.config.contextLength else {
-            throw AttendError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.contextLength)")
+        let capacity = min(model.contextLength, prompt.count + options.maxTokens)
+        guard prompt.count < model.contextLength else {
+            throw AttendError("the prompt has \(prompt.count) tokens; the model's context is \(model.contextLength)")
         }
-        let cache = KVCache(config: model.config, capacity: capacity)
+        let cache = model.makeCache(capacity: capacity)
         var generator = RandomGenerator(seed: options.seed)
         let t0 = Date()
         var logits = model(prompt, cache: cache, lastOnly: true).toArray()
@@ -124,19 +124,39 @@ public enum Generation {
     }
 }
 
+/// A decoder-only language model that continues a token sequence with a KV cache: Llama, GPT-2, OPT.
+public protocol CausalLanguageModel: AnyObject {
+    var contextLength: Int { get }
+    var vocabularySize: Int { get }
+    /// An empty cache for `capacity` tokens.
+    func makeCache(capacity: Int) -> KVCache
+    /// Runs `tokens` after those already in `cache`, appends their keys and values, and returns logits
+    /// [T, vocab] (only the last position's when `lastOnly`).
+    func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool) -> Tensor
+}
+
+extension CausalLanguageModel {
+    /// A clear error for token ids the model has no embedding for (a tokenizer from another model).
+    public func checkTokenIds(_ ids: [Int32]) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+            throw AttendError("token id \(bad) is outside the model's vocabulary of \(vocabularySize) (is the tokenizer from another model?)")
+        }
+    }
+}
+
 extension Generation {
     /// Beam search: keeps the `beams` most probable continuations (sum of token log-probabilities), each with
     /// its own KV cache. A finished hypothesis (end-of-sequence) is ranked by score / length^lengthPenalty.
     /// Returns the best hypothesis' tokens (without the end token) and its score.
-    public static func beamSearch(model: LlamaModel, eosId: Int32?, prompt: [Int32], beams: Int, maxTokens: Int,
+    public static func beamSearch(model: CausalLanguageModel, eosId: Int32?, prompt: [Int32], beams: Int, maxTokens: Int,
                                   lengthPenalty: Float = 1) throws -> (tokens: [Int32], score: Float) {
         guard beams >= 1 else { throw AttendError("beam search needs at least one beam") }
-        guard !prompt.isEmpty, prompt.count + maxTokens <= model.config.contextLength else {
-            throw AttendError("the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens do not fit the context of \(model.config.contextLength)")
+        guard !prompt.isEmpty, prompt.count + maxTokens <= model.contextLength else {
+            throw AttendError("the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens do not fit the context of \(model.contextLength)")
         }
         try model.checkTokenIds(prompt)
         struct Hypothesis { var tokens: [Int32]; var logProb: Float; var cache: KVCache; var logits: [Float] }
-        let cache = KVCache(config: model.config, capacity: prompt.count + maxTokens)
+        let cache = model.makeCache(capacity: prompt.count + maxTokens)
         let first = model(prompt, cache: cache, lastOnly: true).toArray()
         var alive = [Hypothesis(tokens: [], logProb: 0, cache: cache, logits: first)]
         var finished: [(tokens: [Int32], score: Float)] = []

@@ -83,10 +83,12 @@ public final class KVCache {
     public private(set) var count = 0
     public let capacity: Int
 
-    public init(config c: LlamaConfig, capacity: Int) {
-        self.capacity = capacity
-        keys = (0..<c.layerCount).map { _ in Tensor(shape: [c.kvHeadCount, capacity, c.headSize]) }
-        values = (0..<c.layerCount).map { _ in Tensor(shape: [c.kvHeadCount, capacity, c.headSize]) }
+    public convenience init(config c: LlamaConfig, capacity: Int) {
+        self.init(layers: c.layerCount, kvHeads: c.kvHeadCount, headSize: c.headSize, capacity: capacity)
+    }
+
+    public convenience init(layers: Int, kvHeads: Int, headSize: Int, capacity: Int) {
+        self.init(layers: layers, shape: [kvHeads, capacity, headSize], capacity: capacity)
     }
 
     func advance(_ n: Int) { count += n }
@@ -314,6 +316,12 @@ extension LlamaConfig {
     }
 }
 
+extension LlamaModel: CausalLanguageModel {
+    public var contextLength: Int { config.contextLength }
+    public var vocabularySize: Int { config.vocabSize }
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+}
+
 extension LlamaModel {
     /// Hugging Face name of each of our tensors.
     public static func huggingFaceName(_ ours: String) -> String {
@@ -326,13 +334,6 @@ extension LlamaModel {
         var name = "model." + ours
         for (a, b) in table where name.contains(a) { name = name.replacingOccurrences(of: a, with: b); break }
         return name
-    }
-
-    /// A clear error for token ids the model has no embedding for (a tokenizer from another model).
-    public func checkTokenIds(_ ids: [Int32]) throws {
-        if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw AttendError("token id \(bad) is outside the model's vocabulary of \(config.vocabSize) (is the tokenizer from another model?)")
-        }
     }
 
     /// Hugging Face rotates the two halves of each head ((i, i + d/2) pairs); Attend rotates adjacent pairs

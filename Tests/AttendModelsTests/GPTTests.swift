@@ -20,6 +20,18 @@ final class GPTTests: XCTestCase {
         var worst = 0.0
         for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
         XCTAssertLessThanOrEqual(worst, 1e-4)
+        // The first row again, one token at a time through the KV cache.
+        XCTAssertLessThanOrEqual(try cachedWorst(model, ids: Array(ids[0..<7]), reference: Array(reference[0..<(7 * model.config.vocabSize)])), 1e-4)
+    }
+
+    /// Largest |difference| between logits computed token by token with a KV cache (prompt of 3, then one at
+    /// a time) and `reference` for the whole sequence.
+    func cachedWorst(_ model: GPTModel, ids: [Int32], reference: [Double]) throws -> Double {
+        let cache = model.makeCache(capacity: ids.count)
+        var logits = model(Array(ids[0..<3]), cache: cache).toArray()
+        for id in ids[3...] { logits += model([id], cache: cache, lastOnly: true).toArray() }
+        XCTAssertEqual(logits.count, reference.count)
+        return zip(logits, reference).map { abs(Double($0) - $1) }.max()!
     }
 
     func testTinyOPTCheckpointMatchesTransformers() throws {
@@ -35,6 +47,7 @@ final class GPTTests: XCTestCase {
         var worst = 0.0
         for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
         XCTAssertLessThanOrEqual(worst, 1e-4)
+        XCTAssertLessThanOrEqual(try cachedWorst(model, ids: ids, reference: reference), 1e-4)
         XCTAssertThrowsError(try GPTModel.loadOPT(directory: fixtureDirectory("tiny-gpt2"))) { XCTAssertTrue("\($0)".contains("not an OPT config"), "\($0)") }
     }
 
