@@ -54,14 +54,37 @@ public struct WordPieceTokenizer {
 
     /// The word pieces of `text` (no special tokens).
     public func tokenize(_ text: String) -> [String] {
-        basicTokens(text).flatMap(wordPieces)
+        basicTokens(text).flatMap { wordPieces($0.text) }
     }
 
     /// [CLS] pieces [SEP], truncated to `maxLength` ids including the special tokens.
     public func encode(_ text: String, maxLength: Int = 512) -> [Int32] {
-        let pieces = tokenize(text).prefix(max(0, maxLength - 2))
+        encodeWithOffsets(text, maxLength: maxLength).map(\.id)
+    }
+
+    /// [CLS] pieces [SEP] with the span of `text` each piece comes from, in Unicode code points (Python's
+    /// string indices, as Hugging Face tokenizers report offsets); the special tokens get (0, 0).
+    public func encodeWithOffsets(_ text: String, maxLength: Int = 512) -> [(id: Int32, start: Int, end: Int)] {
         let unk = vocabulary[unknownToken]!
-        return [vocabulary[classToken]!] + pieces.map { vocabulary[$0] ?? unk } + [vocabulary[separatorToken]!]
+        var out: [(Int32, Int, Int)] = [(vocabulary[classToken]!, 0, 0)]
+        let budget = max(0, maxLength - 2)
+        words: for word in basicTokens(text) {
+            var position = 0  // scalar index in the word
+            let scalarCount = word.text.unicodeScalars.count
+            for piece in wordPieces(word.text) {
+                if out.count - 1 >= budget { break words }
+                if piece == unknownToken {
+                    out.append((unk, word.origins.first!, word.origins.last! + 1))
+                    continue
+                }
+                let n = piece.unicodeScalars.count - (piece.hasPrefix("##") && position > 0 ? 2 : 0)
+                let end = min(position + n, scalarCount)
+                out.append((vocabulary[piece] ?? unk, word.origins[position], word.origins[end - 1] + 1))
+                position = end
+            }
+        }
+        out.append((vocabulary[separatorToken]!, 0, 0))
+        return out
     }
 
     public func decode(_ ids: [Int32]) -> String {
@@ -76,38 +99,42 @@ public struct WordPieceTokenizer {
 
     // MARK: - Basic tokenizer
 
-    func basicTokens(_ text: String) -> [String] {
-        var cleaned = String.UnicodeScalarView()
-        for s in text.unicodeScalars {
-            if s.value == 0 || s.value == 0xFFFD || isControl(s) { continue }
-            if isWhitespace(s) { cleaned.append(" "); continue }
-            if splitChineseCharacters && isCJK(s) {
-                cleaned.append(" "); cleaned.append(s); cleaned.append(" ")
-            } else {
-                cleaned.append(s)
-            }
+    /// Cleaned, lower-cased (per configuration), accent-stripped words and punctuation marks, each with the
+    /// index in `text` of the code point every one of its code points came from.
+    func basicTokens(_ text: String) -> [(text: String, origins: [Int])] {
+        var result: [(String, [Int])] = []
+        var current = String.UnicodeScalarView(), origins: [Int] = []
+        func flush() {
+            if !current.isEmpty { result.append((String(current), origins)) }
+            current = .init()
+            origins = []
         }
-        var result: [String] = []
-        for word in String(cleaned).split(separator: " ") {
-            var w = String(word)
-            if lowercase { w = w.lowercased() }
-            if stripAccents ?? lowercase {
-                w = String(String.UnicodeScalarView(w.decomposedStringWithCanonicalMapping.unicodeScalars.filter {
-                    $0.properties.generalCategory != .nonspacingMark
-                }))
+        let strip = stripAccents ?? lowercase
+        for (i, s) in text.unicodeScalars.enumerated() {
+            if s.value == 0 || s.value == 0xFFFD || isControl(s) { continue }
+            if isWhitespace(s) { flush(); continue }
+            if splitChineseCharacters && isCJK(s) {
+                flush()
+                result.append((String(s), [i]))
+                continue
             }
-            // Every punctuation character becomes a token of its own.
-            var current = String.UnicodeScalarView()
-            for s in w.unicodeScalars {
-                if isPunctuation(s) {
-                    if !current.isEmpty { result.append(String(current)); current = .init() }
-                    result.append(String(s))
+            // Lower-case and strip accents one code point at a time, as Hugging Face's BertNormalizer does.
+            var pieces = String(s)
+            if lowercase { pieces = pieces.lowercased() }
+            if strip { pieces = pieces.decomposedStringWithCanonicalMapping }
+            for p in pieces.unicodeScalars {
+                if strip && p.properties.generalCategory == .nonspacingMark { continue }
+                // Every punctuation character becomes a token of its own.
+                if isPunctuation(p) {
+                    flush()
+                    result.append((String(p), [i]))
                 } else {
-                    current.append(s)
+                    current.append(p)
+                    origins.append(i)
                 }
             }
-            if !current.isEmpty { result.append(String(current)) }
         }
+        flush()
         return result
     }
 

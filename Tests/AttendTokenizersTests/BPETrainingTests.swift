@@ -61,6 +61,15 @@ final class BPETrainingTests: XCTestCase {
             XCTAssertEqual(batch.ids.map { $0.map(Int.init) }, batches["wordpiece"]!.map { $0["ids"]! })
             XCTAssertEqual(batch.attentionMask.map { $0.map(Int.init) }, batches["wordpiece"]!.map { $0["mask"]! })
         }
+        if FileManager.default.fileExists(atPath: minilm) {
+            let wordPiece = try WordPieceTokenizer.load(directory: minilm)
+            for case let item as [String: Any] in e["wordpiece_offsets"] as! [Any] {
+                let text = item["text"] as! String
+                let got = wordPiece.encodeWithOffsets(text)
+                XCTAssertEqual(got.map { Int($0.id) }, item["ids"] as! [Int], "ids of \(text)")
+                XCTAssertEqual(got.map { [$0.start, $0.end] }, item["offsets"] as! [[Int]], "WordPiece offsets of \(text)")
+            }
+        }
         let fixed = tokenizer.encodeBatch(["a b c d e f", "a"], padding: .toLength(3), padId: 0)
         XCTAssertEqual(fixed.ids.map(\.count), [3, 3])
         XCTAssertEqual(fixed.attentionMask[1], [1, 0, 0])

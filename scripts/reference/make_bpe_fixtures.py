@@ -17,6 +17,7 @@ TEXTS = [
     "  Multiple   spaces\tand\nnewlines  \n\n", "Café naïve résumé — déjà vu", "日本語のテキストと中文字符",
     "Emoji 😀🚀 and symbols ©®™", "don't can't WON'T it's I'm we'll they'd", "Numbers 3.14159 1,000,000 year 2026",
     "<|endoftext|>The end.<|endoftext|>", "supercalifragilisticexpialidocious", "Mr. Woodhouse's family",
+    "ÉCOLE Ñandú ΣΊΣΥΦΟΣ straße", "tab\tand\u00a0nbsp\u200bzero-width",
 ]
 
 
@@ -37,10 +38,14 @@ def main(out, minilm):
     tok.enable_truncation(max_length=8)
     batches["bpe"] = [{"ids": e.ids, "mask": e.attention_mask} for e in tok.encode_batch(TEXTS)]
     wordpiece = Tokenizer.from_file(f"{minilm}/tokenizer.json")
+    wordpiece.no_padding()
+    wordpiece.no_truncation()
+    wordpiece_offsets = [{"text": t, "ids": wordpiece.encode(t).ids, "offsets": wordpiece.encode(t).offsets} for t in TEXTS]
     wordpiece.enable_padding(pad_id=0, pad_token="[PAD]")
     wordpiece.enable_truncation(max_length=12)
     batches["wordpiece"] = [{"ids": e.ids, "mask": e.attention_mask} for e in wordpiece.encode_batch(TEXTS)]
-    json.dump({"vocab_size": tok.get_vocab_size(), "merges": merges, "cases": cases, "batches": batches},
+    json.dump({"vocab_size": tok.get_vocab_size(), "merges": merges, "cases": cases, "batches": batches,
+               "wordpiece_offsets": wordpiece_offsets},
               open(f"{out}/bpe_expected.json", "w"), ensure_ascii=False, indent=0)
 
 
