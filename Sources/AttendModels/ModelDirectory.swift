@@ -92,14 +92,16 @@ public struct HubClient {
     func fetch(_ url: String, to path: String) throws -> Outcome {
         guard let u = URL(string: url) else { throw AttendError("\(url): not a valid URL") }
         let semaphore = DispatchSemaphore(value: 0)
-        var result: Result<Outcome, Error> = .failure(AttendError("\(url): no response"))
+        // Written by the completion handler before it signals, read after the wait.
+        final class Box: @unchecked Sendable { var result: Result<Outcome, Error> = .failure(AttendError("no response")) }
+        let box = Box()
         let partial = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
         let task = URLSession.shared.downloadTask(with: u) { temp, response, error in
             defer { semaphore.signal() }
-            if let error { result = .failure(AttendError("\(url): download failed (\(error.localizedDescription))")); return }
-            guard let http = response as? HTTPURLResponse, let temp else { result = .failure(AttendError("\(url): no HTTP response")); return }
-            if http.statusCode == 404 { result = .success(.notFound); return }
-            guard http.statusCode == 200 else { result = .failure(AttendError("\(url): HTTP \(http.statusCode)")); return }
+            if let error { box.result = .failure(AttendError("\(url): download failed (\(error.localizedDescription))")); return }
+            guard let http = response as? HTTPURLResponse, let temp else { box.result = .failure(AttendError("\(url): no HTTP response")); return }
+            if http.statusCode == 404 { box.result = .success(.notFound); return }
+            guard http.statusCode == 200 else { box.result = .failure(AttendError("\(url): HTTP \(http.statusCode)")); return }
             do {
                 let size = (try FileManager.default.attributesOfItem(atPath: temp.path)[.size] as? NSNumber)?.int64Value ?? -1
                 if http.expectedContentLength >= 0 && size != http.expectedContentLength {
@@ -109,14 +111,14 @@ public struct HubClient {
                 try? FileManager.default.removeItem(atPath: partial)
                 try FileManager.default.moveItem(atPath: temp.path, toPath: partial)
                 try FileManager.default.moveItem(atPath: partial, toPath: path)  // a rename within the folder: atomic
-                result = .success(.saved)
+                box.result = .success(.saved)
             } catch {
                 try? FileManager.default.removeItem(atPath: partial)
-                result = .failure(error)
+                box.result = .failure(error)
             }
         }
         task.resume()
         semaphore.wait()
-        return try result.get()
+        return try box.result.get()
     }
 }
