@@ -17,10 +17,10 @@ let package = Package(
         // per-function target attributes, so the default `swift build -c release` is fast without flags.
         .target(name: "CAttendKernels"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
-        .target(name: "AttendTensor", dependencies: ["CAttendKernels"]),
+        .target(name: "AttendTensor", dependencies: ["CAttendKernels", "CZlib"]),
         .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
-        .target(name: "AttendDatasets", dependencies: ["AttendTensor", "CZlib"]),
-        .target(name: "AttendTokenizers", dependencies: ["AttendTensor", "CZlib"]),
+        .target(name: "AttendDatasets", dependencies: ["AttendTensor"]),
+        .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
         // PNG output (loss curves) through zlib.
         .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "CAttendKernels"]),

@@ -3,25 +3,11 @@
 // big-endian UInt32, then the data. Files may be gzip-compressed (read through zlib).
 
 import AttendTensor
-internal import CZlib
 import Foundation
 
 public enum IDX {
     /// The whole file, decompressed when it is gzip (zlib reads plain files unchanged).
-    static func readBytes(_ path: String) throws -> [UInt8] {
-        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        guard let file = gzopen(path, "rb") else { throw AttendError("\(path): cannot open") }
-        defer { gzclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 { throw AttendError("\(path): corrupt gzip data after \(bytes.count) bytes") }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<Int(n)])
-        }
-        return bytes
-    }
+    static func readBytes(_ path: String) throws -> [UInt8] { try GzipFile.read(path) }
 
     /// Reads an unsigned-byte IDX array: its dimensions and values.
     public static func readUInt8(_ path: String) throws -> (shape: [Int], values: [UInt8]) {

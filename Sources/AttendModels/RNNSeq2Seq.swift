@@ -108,25 +108,12 @@ extension Seq2SeqTraining {
     public static func runGRU(model: GRUSeq2Seq, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
                               steps: Int, batchSize: Int = 64, learningRate: Float = 3e-3, seed: UInt64 = 1, beams: Int = 1,
                               onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
-        let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         let optimizer = Adam(parameters: model.namedParameters(), learningRate: learningRate)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(100, steps / 10), totalSteps: steps)
-        var g = RandomGenerator(seed: seed)
-        let started = Date()
-        let bar = ProgressBar(total: steps, label: model.useAttention ? "gru+attention" : "gru", unit: "step")
-        for step in 0..<steps {
-            let batch = Seq2SeqBatch(pairs: (0..<batchSize).map { _ in encodedTrain[Int(g.next() % UInt64(encodedTrain.count))] })
-            let logits = model(batch.source, lengths: batch.sourceLengths, decoderInput: batch.decoderInput)
-            let loss = Loss.crossEntropy(logits: logits, targets: batch.decoderTarget, ignoreIndex: Int(Seq2SeqVocabulary.pad))
-            model.zeroGrad()
-            loss.backward()
-            clipGradientNorm(model.parameters(), maxNorm: 1)
-            optimizer.learningRate = schedule(step)
-            optimizer.update()
-            bar.advance(1, status: String(format: "loss %.4f", loss.item))
-            if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
+        let seconds = try teacherForced(model, optimizer: optimizer, schedule: schedule, vocabulary: v, train: train, steps: steps,
+                                        batchSize: batchSize, seed: seed, label: model.useAttention ? "gru+attention" : "gru", onLog: onLog) {
+            model($0.source, lengths: $0.sourceLengths, decoderInput: $0.decoderInput)
         }
-        let seconds = Date().timeIntervalSince(started)
         let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 11)
         return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
     }

@@ -136,18 +136,30 @@ public enum Seq2SeqTraining {
     public static func run(model: Seq2SeqTransformer, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
                            steps: Int, batchSize: Int = 64, learningRate: Float = 2e-3, seed: UInt64 = 1, beams: Int = 1,
                            onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
-        let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: learningRate, weightDecay: 0.01)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(200, steps / 10), totalSteps: steps)
+        model.train()
+        let seconds = try teacherForced(model, optimizer: optimizer, schedule: schedule, vocabulary: v, train: train, steps: steps,
+                                        batchSize: batchSize, seed: seed, label: "seq2seq", onLog: onLog) { batch in
+            let (memory, mask) = model.encode(batch.source, lengths: batch.sourceLengths)
+            return model.decode(batch.decoderInput, memory: memory, memoryMask: mask)
+        }
+        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 12)
+        return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
+    }
+
+    /// The teacher-forced training loop both model families share: random batches of `train`, cross-entropy
+    /// on the shifted targets (padding ignored), clipping at 1, `schedule`. Returns the training seconds.
+    static func teacherForced(_ model: Module, optimizer: Optimizer, schedule: WarmupCosineSchedule, vocabulary v: Seq2SeqVocabulary,
+                              train: [(String, String)], steps: Int, batchSize: Int, seed: UInt64, label: String,
+                              onLog: (Int, Float) -> Void, logits: (Seq2SeqBatch) -> Tensor) throws -> Double {
+        let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         var g = RandomGenerator(seed: seed)
         let started = Date()
-        model.train()
-        let bar = ProgressBar(total: steps, label: "seq2seq", unit: "step")
+        let bar = ProgressBar(total: steps, label: label, unit: "step")
         for step in 0..<steps {
             let batch = Seq2SeqBatch(pairs: (0..<batchSize).map { _ in encodedTrain[Int(g.next() % UInt64(encodedTrain.count))] })
-            let (memory, mask) = model.encode(batch.source, lengths: batch.sourceLengths)
-            let logits = model.decode(batch.decoderInput, memory: memory, memoryMask: mask)
-            let loss = Loss.crossEntropy(logits: logits, targets: batch.decoderTarget, ignoreIndex: Int(Seq2SeqVocabulary.pad))
+            let loss = Loss.crossEntropy(logits: logits(batch), targets: batch.decoderTarget, ignoreIndex: Int(Seq2SeqVocabulary.pad))
             model.zeroGrad()
             loss.backward()
             clipGradientNorm(model.parameters(), maxNorm: 1)
@@ -156,9 +168,7 @@ public enum Seq2SeqTraining {
             bar.advance(1, status: String(format: "loss %.4f", loss.item))
             if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
         }
-        let seconds = Date().timeIntervalSince(started)
-        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 12)
-        return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
+        return Date().timeIntervalSince(started)
     }
 
     /// Cross-attention weights of the last decoder layer (mean over heads) while greedily decoding `source`:

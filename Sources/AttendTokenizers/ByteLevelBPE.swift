@@ -251,11 +251,24 @@ public struct ByteLevelBPETokenizer {
     /// Merges the byte characters of one pre-token and looks the parts up.
     func bpe(_ piece: String) -> [Int32] {
         var parts = piece.utf8.map { String(ByteLevelBPETokenizer.byteToCharacter[Int($0)]) }
+        parts = ByteLevelBPETokenizer.merge(parts) { a, b in
+            mergeRanks.isEmpty ? vocabulary[a + b].map(Int.init) : mergeRanks[a + " " + b]
+        }
+        // Every single byte is in a byte-level vocabulary; a part that is not falls back to its bytes.
+        return parts.flatMap { p -> [Int32] in
+            if let id = vocabulary[p] { return [id] }
+            return p.map { vocabulary[String($0)] ?? 0 }
+        }
+    }
+
+    /// BPE on one word's symbols: repeatedly joins every occurrence (left to right) of the adjacent pair
+    /// with the lowest rank, until no pair has one.
+    static func merge(_ symbols: [String], rank: (String, String) -> Int?) -> [String] {
+        var parts = symbols
         while parts.count > 1 {
             var best: (rank: Int, index: Int)?
             for i in 0..<(parts.count - 1) {
-                let r = mergeRanks.isEmpty ? vocabulary[parts[i] + parts[i + 1]].map(Int.init) : mergeRanks[parts[i] + " " + parts[i + 1]]
-                if let r, best == nil || r < best!.rank { best = (r, i) }
+                if let r = rank(parts[i], parts[i + 1]), best == nil || r < best!.rank { best = (r, i) }
             }
             guard let best else { break }
             let (a, b) = (parts[best.index], parts[best.index + 1])
@@ -272,11 +285,7 @@ public struct ByteLevelBPETokenizer {
             }
             parts = merged
         }
-        // Every single byte is in a byte-level vocabulary; a part that is not falls back to its bytes.
-        return parts.flatMap { p -> [Int32] in
-            if let id = vocabulary[p] { return [id] }
-            return p.map { vocabulary[String($0)] ?? 0 }
-        }
+        return parts
     }
 
     /// The UTF-8 bytes that `ids` stand for (special tokens as their text).

@@ -4,7 +4,6 @@
 // <start_of_text> ids <end_of_text>, cut and zero-padded to 77 tokens.
 
 import AttendTensor
-internal import CZlib
 import Foundation
 
 public struct CLIPTokenizer {
@@ -19,7 +18,7 @@ public struct CLIPTokenizer {
     /// From the merges file (`bpe_simple_vocab_16e6.txt(.gz)`): a header line, then "a b" merges, of which
     /// CLIP uses the first 48,894 (49,152 tokens = 512 byte symbols + merges + 2 special tokens).
     public init(mergesFile path: String) throws {
-        let bytes = try CLIPTokenizer.readMaybeGzip(path)
+        let bytes = try GzipFile.read(path)
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         let count = 49152 - 256 - 2
         guard lines.count > count else { throw AttendError("\(path): \(lines.count) lines; a CLIP merges file has more than \(count)") }
@@ -52,21 +51,6 @@ public struct CLIPTokenizer {
         endId = Int32(tokens.count - 1)
         pattern = try NSRegularExpression(pattern: "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
                                           options: [.caseInsensitive])
-    }
-
-    static func readMaybeGzip(_ path: String) throws -> [UInt8] {
-        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        guard let file = gzopen(path, "rb") else { throw AttendError("\(path): cannot open") }
-        defer { gzclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 { throw AttendError("\(path): corrupt gzip data after \(bytes.count) bytes") }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<Int(n)])
-        }
-        return bytes
     }
 
     /// open_clip's "lower" cleaning: HTML entities unescaped (twice), whitespace runs collapsed, trimmed,
@@ -137,27 +121,7 @@ public struct CLIPTokenizer {
     func bpe(_ symbols: [String]) -> [String] {
         var parts = symbols
         parts[parts.count - 1] += "</w>"
-        while parts.count > 1 {
-            var best: (rank: Int, index: Int)?
-            for i in 0..<(parts.count - 1) {
-                if let r = mergeRanks[parts[i] + " " + parts[i + 1]], best == nil || r < best!.rank { best = (r, i) }
-            }
-            guard let best else { break }
-            let (a, b) = (parts[best.index], parts[best.index + 1])
-            var merged: [String] = []
-            var i = 0
-            while i < parts.count {
-                if i + 1 < parts.count && parts[i] == a && parts[i + 1] == b {
-                    merged.append(a + b)
-                    i += 2
-                } else {
-                    merged.append(parts[i])
-                    i += 1
-                }
-            }
-            parts = merged
-        }
-        return parts
+        return ByteLevelBPETokenizer.merge(parts) { mergeRanks[$0 + " " + $1] }
     }
 
     /// The model input: <start_of_text> ids <end_of_text>, cut to `contextLength` (keeping the end token)

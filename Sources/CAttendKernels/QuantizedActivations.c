@@ -2,48 +2,13 @@
 // scaled to int8 (d = max|x| / 127), and a block's dot product is an integer sum scaled once:
 //   Q4_1 weights (w = q4 d + m):  d_w d_x sum(q4 q8) + m_w s_x,   s_x = d_x sum(q8)
 //   Q8_0 weights (w = q8 d):      d_w d_x sum(q8w q8x)
-// Scales are rounded to f16 like GGML's Q8_1 / Q8_0 blocks, so results follow llama.cpp's closely.
+// Scales are rounded to f16 as in GGML's Q8_1 / Q8_0 blocks.
 // The AVX2 path multiplies 32 int8 pairs per instruction (maddubs), 4x the work of the float32 path.
 #include "CAttendKernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-static inline float half_round(float f);
-
-static inline uint16_t float_to_half(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7FFFFF;
-    int exp = (int)((x >> 23) & 0xFF) - 127 + 15;
-    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (mant ? 0x200 : 0));
-    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
-    if (exp <= 0) {
-        if (exp < -10) return (uint16_t)sign;
-        mant |= 0x800000;
-        int shift = 14 - exp;
-        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)exp << 10) | (mant >> 13), rem = mant & 0x1FFF;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static inline float half_to_float_q(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        float v = (float)man * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    }
-    bits = exp == 31 ? sign | 0x7F800000 | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static inline float half_round(float f) { return half_to_float_q(float_to_half(f)); }
+#include "Half.h"
 
 void attend_quantize_q8(const float *x, long n, attend_q8_block *out) {
     for (long b = 0; b < n / 32; b++) {
@@ -70,7 +35,7 @@ static void q4_1_q8_generic(const uint8_t *w, long cols, const attend_q8_block *
         memcpy(&hd, w, 2); memcpy(&hm, w + 2, 2);
         int sum = 0;
         for (int j = 0; j < 16; j++) sum += (w[4 + j] & 0x0F) * x[k].q[j] + (w[4 + j] >> 4) * x[k].q[j + 16];
-        acc += half_to_float_q(hd) * x[k].d * (float)sum + half_to_float_q(hm) * x[k].s;
+        acc += half_to_float(hd) * x[k].d * (float)sum + half_to_float(hm) * x[k].s;
     }
     *y = acc;
 }
@@ -83,7 +48,7 @@ static void q8_0_q8_generic(const uint8_t *w, long cols, const attend_q8_block *
         memcpy(&hd, w, 2);
         int sum = 0;
         for (int j = 0; j < 32; j++) sum += (int8_t)w[2 + j] * x[k].q[j];
-        acc += half_to_float_q(hd) * x[k].d * (float)sum;
+        acc += half_to_float(hd) * x[k].d * (float)sum;
     }
     *y = acc;
 }

@@ -5,18 +5,8 @@
 #include "CAttendKernels.h"
 #include <stdint.h>
 #include <string.h>
+#include "Half.h"
 
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        float v = (float)man * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    }
-    bits = exp == 31 ? sign | 0x7F800000 | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 static void q4_1_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
     long blocks = cols / 32;
