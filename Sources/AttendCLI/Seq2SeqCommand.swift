@@ -28,31 +28,27 @@ struct Seq2SeqCommand: ParsableCommand {
         let test = HumanDates.pairs(count: testSize, seed: seed &+ 1_000_003)
         let vocabulary = Seq2SeqVocabulary(texts: train.flatMap { [$0.source, $0.target] })
         var g = RandomGenerator(seed: seed)
+        var curve: [(x: Double, y: Double)] = []
+        func log(_ step: Int, _ loss: Float) {
+            print(String(format: "step %d: loss %.4f", step, loss))
+            curve.append((Double(step), Double(loss)))
+            if let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
+        }
         if self.model != .transformer {
-            var curve: [(x: Double, y: Double)] = []
             let rnn = GRUSeq2Seq(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, attention: self.model == .gruAttention, generator: &g)
             print("\(self.model.rawValue): \(rnn.parameterCount) parameters; \(train.count) training and \(test.count) held-out pairs")
             let r = try Seq2SeqTraining.runGRU(model: rnn, vocabulary: vocabulary, train: train.map { ($0.source, $0.target) },
-                                               test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize, seed: seed) { step, loss in
-                print(String(format: "step %d: loss %.4f", step, loss))
-                curve.append((Double(step), Double(loss)))
-                if let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
-            }
+                                               test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize, seed: seed, onLog: log)
             for e in r.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
             print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * r.exactMatch, r.seconds))
             try reportBeams(rnn, vocabulary: vocabulary, test: test, greedy: r.exactMatch)
             return
         }
-        var curve: [(x: Double, y: Double)] = []
         let model = Seq2SeqTransformer(sourceVocabulary: vocabulary.count, targetVocabulary: vocabulary.count, config: Seq2SeqConfig(), generator: &g)
         print("\(model.parameterCount) parameters; \(train.count) training and \(test.count) held-out pairs; e.g. \"\(train[0].source)\" -> \(train[0].target)")
         let report = try Seq2SeqTraining.run(model: model, vocabulary: vocabulary, train: train.map { ($0.source, $0.target) },
                                              test: test.map { ($0.source, $0.target) }, steps: steps, batchSize: batchSize,
-                                             learningRate: learningRate, seed: seed) { step, loss in
-            print(String(format: "step %d: loss %.4f", step, loss))
-            curve.append((Double(step), Double(loss)))
-            if let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
-        }
+                                             learningRate: learningRate, seed: seed, onLog: log)
         for e in report.examples { print("  \(e.source) -> \(e.predicted) (expected \(e.target))") }
         print(String(format: "exact match on held-out dates: %.2f%% (training %.1f s)", 100 * report.exactMatch, report.seconds))
         try reportBeams(model, vocabulary: vocabulary, test: test, greedy: report.exactMatch)
