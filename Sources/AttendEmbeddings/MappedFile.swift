@@ -1,4 +1,4 @@
-// Read-only memory-mapped files: the corpus is streamed from the page cache, so it need not fit in memory.
+// Reading a memory-mapped corpus (MappedFile, in AttendTensor): line-aligned ranges for threads, and tokens.
 
 import AttendTensor
 import Foundation
@@ -8,38 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-public final class MappedFile {
-    public let path: String
-    public let bytes: UnsafePointer<UInt8>
-    public let count: Int
-    private let mapping: UnsafeMutableRawPointer?
-
-    public init(_ path: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw AttendError("\(path): cannot open (\(String(cString: strerror(errno))))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw AttendError("\(path): cannot stat") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw AttendError("\(path): not a regular file") }
-        count = Int(info.st_size)
-        if count == 0 {
-            mapping = nil
-            bytes = UnsafePointer(UnsafeMutablePointer<UInt8>.allocate(capacity: 1))
-            return
-        }
-        guard let m = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-            throw AttendError("\(path): cannot map (\(String(cString: strerror(errno))))")
-        }
-        madvise(m, count, MADV_SEQUENTIAL)
-        mapping = m
-        bytes = UnsafePointer(m.assumingMemoryBound(to: UInt8.self))
-    }
-
-    deinit {
-        if let mapping { munmap(mapping, count) } else { UnsafeMutablePointer(mutating: bytes).deallocate() }
-    }
-
+extension MappedFile {
     /// Splits [0, count) into `parts` ranges that start at line beginnings.
     public func lineAlignedRanges(_ parts: Int) -> [Range<Int>] {
         var starts = [0]

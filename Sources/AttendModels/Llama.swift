@@ -270,13 +270,12 @@ public final class LlamaModel: Module {
     public static func load(gguf file: GGUFFile) throws -> LlamaModel {
         let config = try LlamaConfig.fromGGUF(file)
         var g = RandomGenerator(seed: 0)
-        let model = LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g)
-        var loaded: [String: Tensor] = [:]
+        // Every tensor is read from the file straight into the model, which is built without initializing it.
+        let model = Initialization.skipping { LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g) }
         for (name, t) in model.namedTensors() {
-            loaded[name] = try file.tensor(ggufName(name))
+            try file.read(ggufName(name), into: t)
             if t.rank == 2, let q = try file.quantizedMatrix(ggufName(name)) { model.quantized[name] = q }
         }
-        try model.load(loaded, source: file.path)
         model.eval()
         return model
     }

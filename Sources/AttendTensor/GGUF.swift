@@ -42,15 +42,16 @@ public final class GGUFFile {
     public let tensors: [String: TensorInfo]
     /// Tensor names in file order.
     public let tensorNames: [String]
+    /// The file, mapped: quantized matrices point into it instead of copying their blocks.
+    private let file: MappedFile
     private let data: Data
     private let dataStart: Int
 
     public init(_ path: String) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
-        }
+        file = try MappedFile(path, sequential: false)
+        data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: file.bytes), count: file.count, deallocator: .none)
         var r = Reader(data: data, path: path)
         guard try r.bytes(4) == Array("GGUF".utf8) else { throw AttendError("\(path): not a GGUF file (bad magic)") }
         version = try r.u32()
@@ -104,6 +105,15 @@ public final class GGUFFile {
     public func tensor(_ name: String) throws -> Tensor {
         guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
         let t = Tensor(shape: info.shape)
+        try read(name, into: t)
+        return t
+    }
+
+    /// Dequantizes the named tensor straight into `t` (contiguous, of the same shape): no temporary copy.
+    public func read(_ name: String, into t: Tensor) throws {
+        guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
+        guard t.shape == info.shape else { throw AttendError("\(path): tensor '\(name)' has shape \(info.shape), expected \(t.shape)") }
+        precondition(t.isContiguous, "GGUFFile.read(_:into:) needs a contiguous tensor")
         let n = t.count, dst = t.pointer
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let src = raw.baseAddress! + dataStart + info.offset
@@ -135,7 +145,6 @@ public final class GGUFFile {
                 }
             }
         }
-        return t
     }
 
     public func requireInt(_ key: String) throws -> Int {
@@ -200,17 +209,17 @@ public final class QuantizedMatrix {
     public let type: UInt32
     public let rows: Int
     public let columns: Int
-    let bytes: UnsafeMutableRawPointer
+    let bytes: UnsafeRawPointer
+    /// Keeps the mapped file (which `bytes` points into) alive.
+    let owner: AnyObject
 
-    init(type: UInt32, rows: Int, columns: Int, copying source: UnsafeRawPointer, byteCount: Int) {
+    init(type: UInt32, rows: Int, columns: Int, bytes: UnsafeRawPointer, owner: AnyObject) {
         self.type = type
         self.rows = rows
         self.columns = columns
-        bytes = .allocate(byteCount: byteCount, alignment: 64)
-        bytes.copyMemory(from: source, byteCount: byteCount)
+        self.bytes = bytes
+        self.owner = owner
     }
-
-    deinit { bytes.deallocate() }
 
     /// W x for x of shape [columns] or [1, columns]; returns [1, rows].
     public func matvec(_ x: Tensor) -> Tensor {
@@ -264,10 +273,8 @@ extension GGUFFile {
     public func quantizedMatrix(_ name: String) throws -> QuantizedMatrix? {
         guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
         guard info.shape.count == 2, info.type == 3 || info.type == 8 else { return nil }
-        let byteCount = try GGUFFile.byteCount(info, path: path)
-        return data.withUnsafeBytes { raw in
-            QuantizedMatrix(type: info.type, rows: info.shape[0], columns: info.shape[1],
-                            copying: raw.baseAddress! + dataStart + info.offset, byteCount: byteCount)
-        }
+        _ = try GGUFFile.byteCount(info, path: path)  // a supported type; the init checked the blocks lie inside the file
+        return QuantizedMatrix(type: info.type, rows: info.shape[0], columns: info.shape[1],
+                               bytes: UnsafeRawPointer(file.bytes) + dataStart + info.offset, owner: file)
     }
 }

@@ -66,8 +66,9 @@ public final class Tensor {
     /// A tensor filled with `value`.
     public convenience init(shape: [Int], repeating value: Float = 0, requiresGrad: Bool = false) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape \(shape) has a negative dimension")
-        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: value == 0)
-        if value != 0 { storage.base.initialize(repeating: value, count: storage.count) }
+        let skip = Initialization.skipped
+        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: value == 0 && !skip)
+        if value != 0 && !skip { storage.base.initialize(repeating: value, count: storage.count) }
         self.init(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), requiresGrad: requiresGrad)
     }
 
