@@ -39,15 +39,7 @@ struct SamplingArguments: ParsableArguments {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
-    /// A model ready to generate: the network, its tokenizer, its chat template and whether it wants a BOS token.
-    struct Loaded {
-        var model: CausalLanguageModel
-        var tokenizer: ByteLevelBPETokenizer
-        var chatTemplate: String?
-        var addBos: Bool
-    }
-
-    func load() throws -> Loaded {
+    func load() throws -> LanguageModelFolder {
         var path = model
         if !FileManager.default.fileExists(atPath: path) {
             let asset = ModelDirectory.assetRoot + "/\(model)/\(model).Q4_1.gguf"
@@ -61,36 +53,11 @@ struct SamplingArguments: ParsableArguments {
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            // A Hugging Face folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt
-            // (+ tokenizer_config.json). model_type picks the family.
-            let configData = FileManager.default.contents(atPath: path + "/config.json") ?? Data()
-            let modelType = ((try? JSONSerialization.jsonObject(with: configData)) as? [String: Any])?["model_type"] as? String ?? "llama"
-            let llama: CausalLanguageModel
-            switch modelType {
-            case "gpt2": llama = try GPTModel.loadHuggingFace(directory: path)
-            case "opt": llama = try GPTModel.loadOPT(directory: path)
-            case "llama", "mistral": llama = try LlamaModel.load(huggingFace: path)
-            default: throw AttendError("\(path)/config.json: model_type '\(modelType)' is not supported (llama, mistral, gpt2, opt)")
-            }
-            let tokenizer = FileManager.default.fileExists(atPath: path + "/tokenizer.json")
-                ? try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
-                : try ByteLevelBPETokenizer.load(vocabJSON: path + "/vocab.json", mergesText: path + "/merges.txt")
-            guard tokenizer.tokens.count <= llama.vocabularySize else {
-                throw AttendError("\(path): the tokenizer has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(llama.vocabularySize)")
-            }
-            var template: String?, addBos = false
-            if let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
-               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
-                template = json["chat_template"] as? String
-                addBos = json["add_bos_token"] as? Bool ?? false
-            }
-            return Loaded(model: llama, tokenizer: tokenizer, chatTemplate: template, addBos: addBos)
+            return try LanguageModelFolder.load(directory: path)
         }
-        let file = try GGUFFile(path)
-        let llama = try LlamaModel.load(gguf: file)
-        llama.int8Activations = !exact
-        return Loaded(model: llama, tokenizer: try ByteLevelBPETokenizer.fromGGUF(file), chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
-                      addBos: file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true))
+        let loaded = try LanguageModelFolder.load(gguf: path)
+        (loaded.model as? LlamaModel)?.int8Activations = !exact
+        return loaded
     }
 }
 

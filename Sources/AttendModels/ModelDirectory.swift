@@ -2,6 +2,7 @@
 // name for a model that scripts/fetch-assets.sh installs into the asset cache.
 
 import AttendTensor
+import AttendTokenizers
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -31,6 +32,50 @@ public enum ModelDirectory {
             return try hub.download(repo: name, files: HubClient.modelFiles)
         }
         throw AttendError("model '\(name)': no such folder (known short names: \(knownAssets.keys.sorted().joined(separator: ", ")))")
+    }
+}
+
+/// A language model ready to generate: the network, its tokenizer, its chat template and whether it wants a
+/// BOS token, from a Hugging Face folder (Llama, Mistral, GPT-2 or OPT) or a GGUF file.
+public struct LanguageModelFolder {
+    public var model: CausalLanguageModel
+    public var tokenizer: ByteLevelBPETokenizer
+    public var chatTemplate: String?
+    public var addBos: Bool
+
+    /// config.json (its model_type picks the family), model.safetensors, tokenizer.json or vocab.json +
+    /// merges.txt, and optionally tokenizer_config.json (chat_template, add_bos_token).
+    public static func load(directory path: String) throws -> LanguageModelFolder {
+        let configData = FileManager.default.contents(atPath: path + "/config.json") ?? Data()
+        let modelType = ((try? JSONSerialization.jsonObject(with: configData)) as? [String: Any])?["model_type"] as? String ?? "llama"
+        let model: CausalLanguageModel
+        switch modelType {
+        case "gpt2": model = try GPTModel.loadHuggingFace(directory: path)
+        case "opt": model = try GPTModel.loadOPT(directory: path)
+        case "llama", "mistral": model = try LlamaModel.load(huggingFace: path)
+        default: throw AttendError("\(path)/config.json: model_type '\(modelType)' is not supported (llama, mistral, gpt2, opt)")
+        }
+        let tokenizer = FileManager.default.fileExists(atPath: path + "/tokenizer.json")
+            ? try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
+            : try ByteLevelBPETokenizer.load(vocabJSON: path + "/vocab.json", mergesText: path + "/merges.txt")
+        guard tokenizer.tokens.count <= model.vocabularySize else {
+            throw AttendError("\(path): the tokenizer has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(model.vocabularySize)")
+        }
+        var template: String?, addBos = false
+        if let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
+           let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            template = json["chat_template"] as? String
+            addBos = json["add_bos_token"] as? Bool ?? false
+        }
+        return LanguageModelFolder(model: model, tokenizer: tokenizer, chatTemplate: template, addBos: addBos)
+    }
+
+    /// A Llama-architecture GGUF file, with the tokenizer and chat template in its metadata.
+    public static func load(gguf path: String) throws -> LanguageModelFolder {
+        let file = try GGUFFile(path)
+        return LanguageModelFolder(model: try LlamaModel.load(gguf: file), tokenizer: try ByteLevelBPETokenizer.fromGGUF(file),
+                                   chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
+                                   addBos: file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true))
     }
 }
 
