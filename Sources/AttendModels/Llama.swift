@@ -123,13 +123,15 @@ public final class LlamaModel: Module {
     public var attentionMapLayer: Int?
     public internal(set) var lastAttention: Tensor?
     let ropeTables: (cos: [Float], sin: [Float])
-    /// Quantized copies of the weights (by parameter path) for one-token steps; empty for float checkpoints.
+    /// Weights kept in their GGUF blocks, by parameter path (empty for float checkpoints). Every product with
+    /// them reads the blocks: the module's float32 tensors of these weights are not loaded (see
+    /// `loadFloatWeights()`), which keeps a Q4_1 model at a sixth of its float32 size in memory.
     var quantized: [String: QuantizedMatrix] = [:]
-    /// Use the quantized weights when decoding one token (off: exact float32 everywhere).
-    public var useQuantizedDecoding = true
+    /// The file the quantized weights lie in, for `loadFloatWeights()`.
+    var ggufSource: GGUFFile?
     /// Decode one token with 8-bit activations (integer block dot products, as llama.cpp): 1.3x faster
-    /// than float activations, at the cost of rounding. The prompt always runs in float32. Off: exact
-    /// float32 everywhere (what the numpy reference checks).
+    /// than float activations, at the cost of rounding. The prompt always runs in float32 (on tiles of
+    /// weights expanded from their blocks). Off: exact float32 everywhere (what the numpy reference checks).
     public var int8Activations = true
 
     public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
@@ -189,24 +191,25 @@ public final class LlamaModel: Module {
                      "Llama: \(start + t) tokens exceed the context (\(min(cache.capacity, config.contextLength)))")
         let (hq, hkv, hs) = (config.headCount, config.kvHeadCount, config.headSize)
         let group = hq / hkv
-        let quantizedStep = t == 1 && useQuantizedDecoding && !quantized.isEmpty
-        let int8 = int8Activations && quantizedStep
+        let int8 = int8Activations && t == 1
         // The last input quantized, so q/k/v (and gate/up) share one quantization of their input.
         var lastQuantized: (input: Tensor, activations: QuantizedActivations)?
-        // One token multiplies straight from the quantized blocks (with 8-bit or float activations); several
-        // use a float32 GEMM.
-        func project(_ x: Tensor, _ linear: Linear, _ name: @autoclosure () -> String) -> Tensor {
-            if int8, let q = quantized[name()] {
-                if let c = lastQuantized, c.input === x { return q.matmul(c.activations) }
-                let a = QuantizedActivations(x)
-                lastQuantized = (x, a)
-                return q.matmul(a)
+        // Quantized weights: one token multiplies straight from the blocks (8-bit or float activations),
+        // several rows go through float32 GEMMs on expanded tiles. Float weights: the layer itself.
+        func project(_ x: Tensor, _ linear: Linear?, _ name: @autoclosure () -> String) -> Tensor {
+            if let q = quantized[name()] {
+                if int8 {
+                    if let c = lastQuantized, c.input === x { return q.matmul(c.activations) }
+                    let a = QuantizedActivations(x)
+                    lastQuantized = (x, a)
+                    return q.matmul(a)
+                }
+                return x.count == q.columns ? q.matvec(x) : q.matmul(x)
             }
-            if quantizedStep, let q = quantized[name()] { return q.matvec(x) }
-            return linear(x)
+            return linear.map { $0(x) } ?? x.matmul(embedding.weight.transposed(0, 1))
         }
         return withNoGrad {
-            var x = embedding(IntTensor(tokens, shape: [t]))  // (T, C)
+            var x = quantized["embedding.weight"]?.rows(tokens) ?? embedding(IntTensor(tokens, shape: [t]))  // (T, C)
             for (l, layer) in layers.enumerated() {
                 let h = layer.attentionNorm(x)
                 let p = "layers.\(l)."
@@ -242,10 +245,8 @@ public final class LlamaModel: Module {
             cache.advance(t)
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
             let hidden = norm(last)
-            if let output { return project(hidden, output, "output.weight") }
-            if int8, let q = quantized["embedding.weight"] { return q.matmul(QuantizedActivations(hidden)) }
-            if quantizedStep || (lastOnly && useQuantizedDecoding), let q = quantized["embedding.weight"] { return q.matvec(hidden) }
-            return hidden.matmul(embedding.weight.transposed(0, 1))
+            // Tied output (SmolLM2): the embedding table is the projection.
+            return output.map { project(hidden, $0, "output.weight") } ?? project(hidden, nil, "embedding.weight")
         }
     }
 
@@ -270,14 +271,31 @@ public final class LlamaModel: Module {
     public static func load(gguf file: GGUFFile) throws -> LlamaModel {
         let config = try LlamaConfig.fromGGUF(file)
         var g = RandomGenerator(seed: 0)
-        // Every tensor is read from the file straight into the model, which is built without initializing it.
+        // The model is built without initializing it. Float tensors are read from the file straight into it;
+        // Q4_1 / Q8_0 matrices stay in the mapped file, and their float tensors are never written, so their
+        // memory is never paged in.
         let model = Initialization.skipping { LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g) }
         for (name, t) in model.namedTensors() {
-            try file.read(ggufName(name), into: t)
-            if t.rank == 2, let q = try file.quantizedMatrix(ggufName(name)) { model.quantized[name] = q }
+            if t.rank == 2, let q = try file.quantizedMatrix(ggufName(name)) {
+                guard [q.rows, q.columns] == t.shape else {
+                    throw AttendError("\(file.path): tensor '\(ggufName(name))' has shape [\(q.rows), \(q.columns)], expected \(t.shape)")
+                }
+                model.quantized[name] = q
+            } else {
+                try file.read(ggufName(name), into: t)
+            }
         }
+        model.ggufSource = file
         model.eval()
         return model
+    }
+
+    /// Dequantizes the quantized weights into the module's float32 tensors (540 MB for SmolLM2-135M), for
+    /// code that reads the tensors directly: fine-tuning, export. Generation does not need them.
+    public func loadFloatWeights() throws {
+        guard let file = ggufSource else { return }
+        for (name, t) in namedTensors() where quantized[name] != nil { try file.read(LlamaModel.ggufName(name), into: t) }
+        ggufSource = nil
     }
 }
 

@@ -95,6 +95,87 @@ static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
 }
 #endif
 
+// Dequantization of whole rows, for products with several activation rows: a tile of weights is expanded
+// to float32 and handed to an SGEMM. Each weight is q * d + m with two roundings (no fused multiply-add), as
+// GGUFFile.read and the gguf package compute it, so both give the same floats.
+static void dequantize_generic(int type, const uint8_t *w, long blocks, float *out) {
+#pragma STDC FP_CONTRACT OFF
+    for (long k = 0; k < blocks; k++, out += 32) {
+        if (type == 3) {
+            const uint8_t *b = w + 20 * k;
+            uint16_t hd, hm;
+            memcpy(&hd, b, 2); memcpy(&hm, b + 2, 2);
+            float d = half_to_float(hd), m = half_to_float(hm);
+            for (int j = 0; j < 16; j++) {
+                out[j] = (float)(b[4 + j] & 0x0F) * d + m;
+                out[j + 16] = (float)(b[4 + j] >> 4) * d + m;
+            }
+        } else {
+            const uint8_t *b = w + 34 * k;
+            uint16_t hd;
+            memcpy(&hd, b, 2);
+            float d = half_to_float(hd);
+            for (int j = 0; j < 32; j++) out[j] = (float)(int8_t)b[2 + j] * d;
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma,f16c")))
+static void dequantize_avx2(int type, const uint8_t *w, long blocks, float *out) {
+    for (long k = 0; k < blocks; k++, out += 32) {
+        if (type == 3) {
+            const uint8_t *b = w + 20 * k;
+            __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(*(const int32_t *)b));
+            __m256 d = _mm256_broadcastss_ps(dm), m = _mm256_broadcastss_ps(_mm_shuffle_ps(dm, dm, 1));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 4));
+            __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+            __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int i = 0; i < 4; i++)
+                _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[i])), d), m));
+        } else {
+            const uint8_t *b = w + 34 * k;
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
+            __m128i parts[4] = {q01, _mm_srli_si128(q01, 8), q23, _mm_srli_si128(q23, 8)};
+            for (int i = 0; i < 4; i++)
+                _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i])), d));
+        }
+    }
+}
+
+// The same with 16 lanes, where the CPU has AVX-512: expanding a tile then costs half as much.
+__attribute__((target("avx512f,f16c")))
+static void dequantize_avx512(int type, const uint8_t *w, long blocks, float *out) {
+    for (long k = 0; k < blocks; k++, out += 32) {
+        if (type == 3) {
+            const uint8_t *b = w + 20 * k;
+            __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(*(const int32_t *)b));
+            __m512 d = _mm512_broadcastss_ps(dm), m = _mm512_broadcastss_ps(_mm_shuffle_ps(dm, dm, 1));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 4));
+            __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m));
+            _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m));
+        } else {
+            const uint8_t *b = w + 34 * k;
+            __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
+            _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q01)), d));
+            _mm512_storeu_ps(out + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q23)), d));
+        }
+    }
+}
+
+static int use_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+#endif
+
 typedef void (*gemv_fn)(const uint8_t *, long, long, const float *, float *);
 
 static int use_avx2(void) {
@@ -116,4 +197,12 @@ void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, con
     if (use_avx2()) f = type == 3 ? q4_1_avx2 : q8_0_avx2;
 #endif
     f(w, rows, cols, x, y);
+}
+
+void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (use_avx512()) { dequantize_avx512(type, w, rows * (cols / 32), out); return; }
+    if (use_avx2()) { dequantize_avx2(type, w, rows * (cols / 32), out); return; }
+#endif
+    dequantize_generic(type, w, rows * (cols / 32), out);
 }

@@ -89,6 +89,31 @@ final class LlamaTests: XCTestCase {
         XCTAssertNil(try file.quantizedMatrix("blk.0.attn_norm.weight"), "F32 tensors stay float")
     }
 
+    /// Several rows (a prompt) multiply tiles expanded from the blocks: the same floats as the dequantized
+    /// tensor, so the product equals the float32 GEMM up to summation order. Rows double as embedding lookups.
+    func testQuantizedMatmulAndRowsEqualTheDequantizedTensor() throws {
+        let (file, _) = try smolLM()
+        for name in ["blk.3.ffn_down.weight", "blk.0.attn_k.weight", "token_embd.weight"] {  // Q4_1, Q4_1, Q8_0
+            let q = try XCTUnwrap(try file.quantizedMatrix(name))
+            let w = try file.tensor(name)
+            let x = Tensor.uniform([37, q.columns], low: -1, high: 1, seed: 5)
+            let tiled = q.matmul(x).toArray(), exact = x.matmul(w.transposed(0, 1)).toArray()
+            XCTAssertEqual(tiled.count, 37 * q.rows)
+            for (a, b) in zip(tiled, exact) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), name) }
+            let ids: [Int32] = [0, Int32(q.rows - 1), 7, 7]
+            XCTAssertEqual(q.rows(ids).toArray(), w.indexSelect(IntTensor(ids, shape: [4])).toArray(), "rows of \(name), bit for bit")
+        }
+    }
+
+    /// A GGUF model keeps its quantized matrices in the file; `loadFloatWeights()` fills the module's tensors.
+    func testFloatWeightsAreLoadedOnDemand() throws {
+        let file = try GGUFFile(smolLMPath)
+        let model = try LlamaModel.load(gguf: file)
+        try model.loadFloatWeights()
+        XCTAssertEqual(model.layers[2].mlp.up.weight.toArray(), try file.tensor("blk.2.ffn_up.weight").toArray())
+        XCTAssertEqual(model.embedding.weight.toArray(), try file.tensor("token_embd.weight").toArray())
+    }
+
     /// 8-bit activations (llama.cpp's arithmetic): the product of the quantized activations with the
     /// dequantized weights, computed here in float64 from the same rounding rules, for 3 tokens at once.
     func testInt8ActivationProductMatchesItsDefinition() throws {

@@ -19,15 +19,16 @@ PROMPT = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 3451
 ATTENTION_LAYER, ATTENTION_HEAD = 10, 2  # one attention map, for `attend generate --attention-map`
 
 
-def main(path, out):
+def float_forward(path, dtype=np.float32):
+    """forward(ids, capture=None) -> logits [T, vocab]: the model in `dtype` arithmetic on the dequantized weights."""
     r = GGUFReader(path)
     meta = {k: f.contents() for k, f in r.fields.items() if not k.startswith("tokenizer.")}
     W = {}
     for t in r.tensors:
-        W[t.name] = dequantize(t.data, t.tensor_type).astype(np.float32).reshape(list(reversed(t.shape.tolist())))
+        W[t.name] = dequantize(t.data, t.tensor_type).astype(dtype).reshape(list(reversed(t.shape.tolist())))
     C = meta["llama.embedding_length"]
     H, HKV = meta["llama.attention.head_count"], meta["llama.attention.head_count_kv"]
-    L, eps, theta = meta["llama.block_count"], np.float32(meta["llama.attention.layer_norm_rms_epsilon"]), meta["llama.rope.freq_base"]
+    L, eps, theta = meta["llama.block_count"], dtype(meta["llama.attention.layer_norm_rms_epsilon"]), meta["llama.rope.freq_base"]
     hs = C // H
 
     def rms(x, w):
@@ -37,7 +38,7 @@ def main(path, out):
         T = x.shape[0]
         i = np.arange(hs // 2)
         ang = np.arange(T)[:, None] * (theta ** (-2.0 * i / hs))[None, :]
-        c, s = np.cos(ang).astype(np.float32)[:, None, :], np.sin(ang).astype(np.float32)[:, None, :]
+        c, s = np.cos(ang).astype(dtype)[:, None, :], np.sin(ang).astype(dtype)[:, None, :]
         a, b = x[..., 0::2], x[..., 1::2]
         y = np.empty_like(x)
         y[..., 0::2], y[..., 1::2] = a * c - b * s, a * s + b * c
@@ -46,7 +47,7 @@ def main(path, out):
     def forward(ids, capture=None):
         x = W["token_embd.weight"][ids]
         T = len(ids)
-        mask = np.triu(np.full((T, T), -np.inf, dtype=np.float32), 1)
+        mask = np.triu(np.full((T, T), -np.inf, dtype=dtype), 1)
         for l in range(L):
             p = f"blk.{l}."
             h = rms(x, W[p + "attn_norm.weight"])
@@ -54,7 +55,7 @@ def main(path, out):
             k = rope((h @ W[p + "attn_k.weight"].T).reshape(T, HKV, hs))
             v = (h @ W[p + "attn_v.weight"].T).reshape(T, HKV, hs)
             k, v = np.repeat(k, H // HKV, axis=1), np.repeat(v, H // HKV, axis=1)
-            att = np.einsum("thd,shd->hts", q, k) / np.float32(np.sqrt(hs)) + mask
+            att = np.einsum("thd,shd->hts", q, k) / dtype(np.sqrt(hs)) + mask
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             if capture is not None and l == ATTENTION_LAYER:
@@ -66,6 +67,11 @@ def main(path, out):
             x = x + ((g / (1 + np.exp(-g))) * (h @ W[p + "ffn_up.weight"].T)) @ W[p + "ffn_down.weight"].T
         return rms(x, W["output_norm.weight"]) @ W.get("output.weight", W["token_embd.weight"]).T
 
+    return forward
+
+
+def main(path, out):
+    forward = float_forward(path)
     captured = []
     logits = forward(PROMPT, captured)[-1]
     ids, greedy = list(PROMPT), []

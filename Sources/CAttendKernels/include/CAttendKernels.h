@@ -25,6 +25,10 @@ void attend_vgelu(const float *x, float *y, long n);
 /// consecutive blocks: type 3 = Q4_1 (20-byte blocks), 8 = Q8_0 (34-byte blocks).
 void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
 
+/// Rows of a GGML-quantized matrix (type 3 = Q4_1, 8 = Q8_0; cols a multiple of 32) as float32, row-major in
+/// `out` (rows * cols floats): q d + m rounded twice, exactly as the scalar dequantization.
+void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out);
+
 /// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
 typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
 
