@@ -7,7 +7,8 @@ threads=${1:-2}
 scripts/setup.sh
 Benchmarks/setup-peers.sh
 .cache/venv/bin/python -c "import llama_cpp" 2>/dev/null || .cache/venv/bin/pip install -q llama-cpp-python
-model=$(scripts/fetch-assets.sh SmolLM2-135M-Instruct)/SmolLM2-135M-Instruct.Q4_1.gguf
+# A second argument names another GGUF file, e.g. a Q4_0 copy made by scripts/requantize-gguf.py.
+model=${2:-$(scripts/fetch-assets.sh SmolLM2-135M-Instruct)/SmolLM2-135M-Instruct.Q4_1.gguf}
 swift build -c release >/dev/null
 mkdir -p .cache/bench
 question="Explain how a steam engine works, step by step, for a curious twelve-year-old. Mention the boiler, the piston, the valves and the flywheel, and say why coal was used."

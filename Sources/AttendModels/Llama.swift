@@ -272,7 +272,7 @@ public final class LlamaModel: Module {
         let config = try LlamaConfig.fromGGUF(file)
         var g = RandomGenerator(seed: 0)
         // The model is built without initializing it. Float tensors are read from the file straight into it;
-        // Q4_1 / Q8_0 matrices stay in the mapped file, and their float tensors are never written, so their
+        // Q4_0 / Q4_1 / Q8_0 matrices stay in the mapped file, and their float tensors are never written, so their
         // memory is never paged in.
         let model = Initialization.skipping { LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g) }
         for (name, t) in model.namedTensors() {

@@ -203,7 +203,7 @@ public final class GGUFFile {
     }
 }
 
-/// A weight matrix kept in its GGML quantized blocks (Q4_1 or Q8_0), multiplied by vectors directly:
+/// A weight matrix kept in its GGML quantized blocks (Q4_0, Q4_1 or Q8_0), multiplied by vectors directly:
 /// decoding one token reads every weight once, so fewer bytes per weight means more tokens per second.
 public final class QuantizedMatrix {
     public let type: UInt32
@@ -236,7 +236,7 @@ public final class QuantizedMatrix {
 }
 
 extension QuantizedMatrix {
-    var rowBytes: Int { columns / 32 * (type == 3 ? 20 : 34) }
+    var rowBytes: Int { columns / 32 * (type == 3 ? 20 : type == 2 ? 18 : 34) }
 
     /// The rows `ids` as float32, [ids.count, columns]: an embedding lookup that leaves the table quantized.
     public func rows(_ ids: [Int32]) -> Tensor {
@@ -310,10 +310,10 @@ extension QuantizedMatrix {
 }
 
 extension GGUFFile {
-    /// The named 2-D tensor as a QuantizedMatrix, or nil when it is not Q4_1 or Q8_0.
+    /// The named 2-D tensor as a QuantizedMatrix, or nil when it is not Q4_0, Q4_1 or Q8_0.
     public func quantizedMatrix(_ name: String) throws -> QuantizedMatrix? {
         guard let info = tensors[name] else { throw AttendError("\(path): tensor '\(name)' is missing") }
-        guard info.shape.count == 2, info.type == 3 || info.type == 8 else { return nil }
+        guard info.shape.count == 2, [2, 3, 8].contains(info.type) else { return nil }
         _ = try GGUFFile.byteCount(info, path: path)  // a supported type; the init checked the blocks lie inside the file
         return QuantizedMatrix(type: info.type, rows: info.shape[0], columns: info.shape[1],
                                bytes: UnsafeRawPointer(file.bytes) + dataStart + info.offset, owner: file)

@@ -2,6 +2,7 @@
 // scaled to int8 (d = max|x| / 127), and a block's dot product is an integer sum scaled once:
 //   Q4_1 weights (w = q4 d + m):  d_w d_x sum(q4 q8) + m_w s_x,   s_x = d_x sum(q8)
 //   Q8_0 weights (w = q8 d):      d_w d_x sum(q8w q8x)
+//   Q4_0 weights (w = (q4 - 8) d): d_w d_x sum((q4 - 8) q8)
 // Scales are rounded to f16 as in GGML's Q8_1 / Q8_0 blocks.
 // The AVX2 path multiplies 32 int8 pairs per instruction (maddubs), 4x the work of the float32 path.
 #include "CAttendKernels.h"
@@ -36,6 +37,19 @@ static void q4_1_q8_generic(const uint8_t *w, long cols, const attend_q8_block *
         int sum = 0;
         for (int j = 0; j < 16; j++) sum += (w[4 + j] & 0x0F) * x[k].q[j] + (w[4 + j] >> 4) * x[k].q[j + 16];
         acc += half_to_float(hd) * x[k].d * (float)sum + half_to_float(hm) * x[k].s;
+    }
+    *y = acc;
+}
+
+static void q4_0_q8_generic(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
+    long blocks = cols / 32;
+    float acc = 0;
+    for (long k = 0; k < blocks; k++, w += 18) {
+        uint16_t hd;
+        memcpy(&hd, w, 2);
+        int sum = 0;
+        for (int j = 0; j < 16; j++) sum += ((w[2 + j] & 0x0F) - 8) * x[k].q[j] + ((w[2 + j] >> 4) - 8) * x[k].q[j + 16];
+        acc += half_to_float(hd) * x[k].d * (float)sum;
     }
     *y = acc;
 }
@@ -84,11 +98,27 @@ static void q4_1_q8_avx2(const uint8_t *w, long cols, const attend_q8_block *x, 
 }
 
 __attribute__((target("avx2,fma,f16c")))
+static void q4_0_q8_avx2(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
+    long blocks = cols / 32;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    for (long k = 0; k < blocks; k++, w += 18) {
+        float d = attend_load_half(w);
+        __m128i q = _mm_loadu_si128((const __m128i *)(w + 2));
+        __m256i wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low), eight);  // -8..7
+        __m256i xq = _mm256_loadu_si256((const __m256i *)x[k].q);
+        __m256 s = sum_pairs_u8_i8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[k].d), s, acc);
+    }
+    *y = attend_hsum256(acc);
+}
+
+__attribute__((target("avx2,fma,f16c")))
 static void q8_0_q8_avx2(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
     long blocks = cols / 32;
     __m256 acc = _mm256_setzero_ps();
     for (long k = 0; k < blocks; k++, w += 34) {
-        float d = _cvtsh_ss(*(const uint16_t *)w);
+        float d = attend_load_half(w);
         __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
         __m256i xq = _mm256_loadu_si256((const __m256i *)x[k].q);
         // maddubs needs an unsigned operand: |w| times x with w's sign moved onto x.
@@ -99,6 +129,8 @@ static void q8_0_q8_avx2(const uint8_t *w, long cols, const attend_q8_block *x, 
 }
 
 static int q8_use_avx2(void) {
+    extern int attend_quantized_generic_only;
+    if (attend_quantized_generic_only) return 0;
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -112,11 +144,11 @@ typedef void (*dot_fn)(const uint8_t *, long, const attend_q8_block *, float *);
 
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy) {
-    dot_fn f = type == 3 ? q4_1_q8_generic : q8_0_q8_generic;
+    dot_fn f = type == 3 ? q4_1_q8_generic : type == 2 ? q4_0_q8_generic : q8_0_q8_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (q8_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : q8_0_q8_avx2;
+    if (q8_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
 #endif
-    long rowBytes = cols / 32 * (type == 3 ? 20 : 34), blocks = cols / 32;
+    long rowBytes = cols / 32 * (type == 3 ? 20 : type == 2 ? 18 : 34), blocks = cols / 32;
     for (long r = 0; r < rows; r++) {
         for (long t = 0; t < tokens; t++) f(w + r * rowBytes, cols, x + t * blocks, y + t * ldy + r);
     }

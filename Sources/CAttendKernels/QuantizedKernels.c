@@ -2,6 +2,7 @@
 // where reading the weights dominates: Q4_1 moves 5 bits per weight instead of 32. Activations stay float32.
 //   Q4_1 block (20 bytes): f16 d, f16 m, 16 bytes of nibbles (low = weights 0-15, high = 16-31); w = q d + m.
 //   Q8_0 block (34 bytes): f16 d, 32 int8; w = q d.
+//   Q4_0 block (18 bytes): f16 d, 16 bytes of nibbles as in Q4_1; w = (q - 8) d.
 #include "CAttendKernels.h"
 #include <stdint.h>
 #include <string.h>
@@ -23,6 +24,23 @@ static void q4_1_generic(const uint8_t *w, long rows, long cols, const float *x,
                 sx += xb[j] + xb[j + 16];
             }
             acc += d * sq + m * sx;
+        }
+        y[r] = acc;
+    }
+}
+
+static void q4_0_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 18;
+        float acc = 0;
+        for (long k = 0; k < blocks; k++, b += 18) {
+            uint16_t hd;
+            memcpy(&hd, b, 2);
+            float sq = 0;
+            const float *xb = x + 32 * k;
+            for (int j = 0; j < 16; j++) sq += ((b[2 + j] & 0x0F) - 8) * xb[j] + ((b[2 + j] >> 4) - 8) * xb[j + 16];
+            acc += half_to_float(hd) * sq;
         }
         y[r] = acc;
     }
@@ -75,6 +93,28 @@ static void q4_1_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
 }
 
 __attribute__((target("avx2,fma,f16c")))
+static void q4_0_avx2(const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *b = w + r * blocks * 18;
+        __m256 acc = _mm256_setzero_ps();
+        for (long k = 0; k < blocks; k++, b += 18) {
+            const float *xb = x + 32 * k;
+            __m256 d = _mm256_set1_ps(attend_load_half(b));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 2)), eight = _mm_set1_epi8(8);
+            __m128i lo = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0F)), eight);
+            __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F)), eight);
+            __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(xb));
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), _mm256_loadu_ps(xb + 8), s);
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(xb + 16), s);
+            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(xb + 24), s);
+            acc = _mm256_fmadd_ps(d, s, acc);
+        }
+        y[r] = attend_hsum256(acc);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c")))
 static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, float *y) {
     long blocks = cols / 32;
     for (long r = 0; r < rows; r++) {
@@ -82,7 +122,7 @@ static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
         __m256 acc = _mm256_setzero_ps();
         for (long k = 0; k < blocks; k++, b += 34) {
             const float *xb = x + 32 * k;
-            __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m256 d = _mm256_set1_ps(attend_load_half(b));
             __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
             __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q01)), _mm256_loadu_ps(xb));
             s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q01, 8))), _mm256_loadu_ps(xb + 8), s);
@@ -110,6 +150,15 @@ static void dequantize_generic(int type, const uint8_t *w, long blocks, float *o
                 out[j] = (float)(b[4 + j] & 0x0F) * d + m;
                 out[j + 16] = (float)(b[4 + j] >> 4) * d + m;
             }
+        } else if (type == 2) {  // (q - 8) d is exact in float32 (a 4-bit integer times an f16), so one form serves
+            const uint8_t *b = w + 18 * k;
+            uint16_t hd;
+            memcpy(&hd, b, 2);
+            float d = half_to_float(hd);
+            for (int j = 0; j < 16; j++) {
+                out[j] = (float)((b[2 + j] & 0x0F) - 8) * d;
+                out[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+            }
         } else {
             const uint8_t *b = w + 34 * k;
             uint16_t hd;
@@ -133,9 +182,18 @@ static void dequantize_avx2(int type, const uint8_t *w, long blocks, float *out)
             __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
             for (int i = 0; i < 4; i++)
                 _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[i])), d), m));
+        } else if (type == 2) {
+            const uint8_t *b = w + 18 * k;
+            __m256 d = _mm256_set1_ps(attend_load_half(b));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 2)), eight = _mm_set1_epi8(8);
+            __m128i lo = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0F)), eight);
+            __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F)), eight);
+            __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int i = 0; i < 4; i++)
+                _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i])), d));
         } else {
             const uint8_t *b = w + 34 * k;
-            __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m256 d = _mm256_set1_ps(attend_load_half(b));
             __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
             __m128i parts[4] = {q01, _mm_srli_si128(q01, 8), q23, _mm_srli_si128(q23, 8)};
             for (int i = 0; i < 4; i++)
@@ -156,9 +214,17 @@ static void dequantize_avx512(int type, const uint8_t *w, long blocks, float *ou
             __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
             _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m));
             _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m));
+        } else if (type == 2) {
+            const uint8_t *b = w + 18 * k;
+            __m512 d = _mm512_set1_ps(attend_load_half(b));
+            __m128i q = _mm_loadu_si128((const __m128i *)(b + 2)), eight = _mm_set1_epi8(8);
+            __m128i lo = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0F)), eight);
+            __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F)), eight);
+            _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d));
+            _mm512_storeu_ps(out + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d));
         } else {
             const uint8_t *b = w + 34 * k;
-            __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)b));
+            __m512 d = _mm512_set1_ps(attend_load_half(b));
             __m128i q01 = _mm_loadu_si128((const __m128i *)(b + 2)), q23 = _mm_loadu_si128((const __m128i *)(b + 18));
             _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q01)), d));
             _mm512_storeu_ps(out + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q23)), d));
@@ -167,6 +233,8 @@ static void dequantize_avx512(int type, const uint8_t *w, long blocks, float *ou
 }
 
 static int use_avx512(void) {
+    extern int attend_quantized_generic_only;
+    if (attend_quantized_generic_only) return 0;
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -178,7 +246,12 @@ static int use_avx512(void) {
 
 typedef void (*gemv_fn)(const uint8_t *, long, long, const float *, float *);
 
+int attend_quantized_generic_only = 0;
+
+void attend_set_quantized_generic_only(int on) { attend_quantized_generic_only = on; }
+
 static int use_avx2(void) {
+    if (attend_quantized_generic_only) return 0;
 #if defined(__x86_64__) || defined(__i386__)
     static int cached = -1;
     if (cached < 0) {
@@ -192,9 +265,9 @@ static int use_avx2(void) {
 }
 
 void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
-    gemv_fn f = type == 3 ? q4_1_generic : q8_0_generic;
+    gemv_fn f = type == 3 ? q4_1_generic : type == 2 ? q4_0_generic : q8_0_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (use_avx2()) f = type == 3 ? q4_1_avx2 : q8_0_avx2;
+    if (use_avx2()) f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
 #endif
     f(w, rows, cols, x, y);
 }

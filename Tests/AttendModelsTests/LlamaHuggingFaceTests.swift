@@ -1,6 +1,7 @@
 @testable import AttendModels
 import AttendTensor
 import AttendTokenizers
+import CAttendKernels
 import Foundation
 import XCTest
 
@@ -52,5 +53,26 @@ final class GGUFTypesTests: XCTestCase {
             XCTAssertEqual(t.shape, [3, 64], name)
             for (a, b) in zip(t.toArray(), values) { XCTAssertEqual(Double(a), b, accuracy: 1e-6, name) }
         }
+    }
+
+    /// Quantized matrices multiply straight from their blocks (Q4_0 has no real model here, so this file is
+    /// its check): with float activations as the dequantized product, rows bit for bit, and with 8-bit
+    /// activations as their definition. Both the SIMD kernels and the portable C ones.
+    func testQuantizedProductsForEveryQuantizedType() throws {
+        let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        let file = try GGUFFile(dir.appendingPathComponent("tiny_types.gguf").path)
+        defer { attend_set_quantized_generic_only(0) }
+        for (generic, name) in [0, 1].flatMap({ g in ["q4_0", "q4_1", "q8_0"].map { (g, $0) } }) {
+            attend_set_quantized_generic_only(Int32(generic))
+            let q = try XCTUnwrap(try file.quantizedMatrix(name), name)
+            let w = try file.tensor(name)
+            XCTAssertEqual(q.rows(Array(0..<3)).toArray(), w.toArray(), name)
+            let x = Tensor.uniform([5, 64], low: -1, high: 1, seed: 6)
+            let exact = x.matmul(w.transposed(0, 1)).toArray()
+            for (a, b) in zip(q.matmul(x).toArray(), exact) { XCTAssertEqual(a, b, accuracy: 1e-5, name) }
+            for (a, b) in zip(q.matvec(x.slice(axis: 0, start: 2, length: 1)).toArray(), exact[6..<9]) { XCTAssertEqual(a, b, accuracy: 1e-5, name) }
+            checkInt8Product(q, weights: w.toArray(), name: name)
+        }
+        XCTAssertNil(try file.quantizedMatrix("f16"))
     }
 }

@@ -119,42 +119,7 @@ final class LlamaTests: XCTestCase {
     func testInt8ActivationProductMatchesItsDefinition() throws {
         let (file, _) = try smolLM()
         for name in ["blk.3.ffn_down.weight", "blk.0.attn_k.weight", "token_embd.weight"] {
-            let q = try XCTUnwrap(try file.quantizedMatrix(name))
-            let w = try file.tensor(name).toArray()
-            let x = Tensor.uniform([3, q.columns], low: -1, high: 1, seed: 4)
-            let xs = x.toArray()
-            let y = q.matmul(QuantizedActivations(x)).toArray()
-            for t in 0..<3 {
-                // Quantize each block of 32 as GGML does: d = max|x| / 127 (stored as f16), q = round-half-even(x * 127 / max|x|),
-                // and for Q8_1 also s = f16(d * sum(q)).
-                let blocks = q.columns / 32
-                var xq = [Double](repeating: 0, count: q.columns), qs = [Double](repeating: 0, count: q.columns)
-                var sums = [Double](repeating: 0, count: blocks)
-                for b in 0..<blocks {
-                    let block = xs[(t * q.columns + 32 * b)..<(t * q.columns + 32 * b + 32)]
-                    let amax = block.map { abs($0) }.max()!
-                    let d = Float(amax / 127).roundedToHalfForTest
-                    var sum: Float = 0
-                    for (j, v) in block.enumerated() {
-                        let qv = (v * (127 / amax)).rounded(.toNearestOrEven)
-                        qs[32 * b + j] = Double(qv)
-                        xq[32 * b + j] = Double(d) * Double(qv)
-                        sum += qv
-                    }
-                    sums[b] = Double((amax / 127 * sum).roundedToHalfForTest)
-                }
-                for r in stride(from: 0, to: q.rows, by: max(1, q.rows / 50)) {
-                    var exact = 0.0
-                    for b in 0..<blocks {
-                        let row = w[(r * q.columns + 32 * b)..<(r * q.columns + 32 * b + 32)].map(Double.init)
-                        // Q4_1's m is its block minimum (the smallest weight has q = 0), so w = (w - m) + m.
-                        let m = q.type == 3 ? row.min()! : 0
-                        for j in 0..<32 { exact += (row[j] - m) * xq[32 * b + j] }
-                        exact += m * sums[b]
-                    }
-                    XCTAssertEqual(Double(y[t * q.rows + r]), exact, accuracy: 1e-4 * max(1, abs(exact)), "\(name) token \(t) row \(r)")
-                }
-            }
+            try checkInt8Product(XCTUnwrap(try file.quantizedMatrix(name)), weights: file.tensor(name).toArray(), name: name)
         }
     }
 
@@ -179,4 +144,41 @@ final class LlamaTests: XCTestCase {
 extension Float {
     /// Rounded to half precision (ties to even) and back.
     var roundedToHalfForTest: Float { Float(Float16(self)) }
+}
+
+/// Checks `q` times 8-bit activations against their definition, in float64: each block of 32 activations is
+/// quantized as GGML does, d = max|x| / 127 (stored as f16), q = round-half-even(x * 127 / max|x|), and for
+/// Q8_1 also s = f16(d * sum(q)); Q4_1 adds its block minimum times s. `weights`: the dequantized matrix.
+func checkInt8Product(_ q: QuantizedMatrix, weights w: [Float], name: String) {
+    let x = Tensor.uniform([3, q.columns], low: -1, high: 1, seed: 4)
+    let xs = x.toArray()
+    let y = q.matmul(QuantizedActivations(x)).toArray()
+    for t in 0..<3 {
+        let blocks = q.columns / 32
+        var xq = [Double](repeating: 0, count: q.columns)
+        var sums = [Double](repeating: 0, count: blocks)
+        for b in 0..<blocks {
+            let block = xs[(t * q.columns + 32 * b)..<(t * q.columns + 32 * b + 32)]
+            let amax = block.map { abs($0) }.max()!
+            let d = Float(amax / 127).roundedToHalfForTest
+            var sum: Float = 0
+            for (j, v) in block.enumerated() {
+                let qv = (v * (127 / amax)).rounded(.toNearestOrEven)
+                xq[32 * b + j] = Double(d) * Double(qv)
+                sum += qv
+            }
+            sums[b] = Double((amax / 127 * sum).roundedToHalfForTest)
+        }
+        for r in stride(from: 0, to: q.rows, by: max(1, q.rows / 50)) {
+            var exact = 0.0
+            for b in 0..<blocks {
+                let row = w[(r * q.columns + 32 * b)..<(r * q.columns + 32 * b + 32)].map(Double.init)
+                // Q4_1's m is its block minimum (the smallest weight has q = 0), so w = (w - m) + m.
+                let m = q.type == 3 ? row.min()! : 0
+                for j in 0..<32 { exact += (row[j] - m) * xq[32 * b + j] }
+                exact += m * sums[b]
+            }
+            XCTAssertEqual(Double(y[t * q.rows + r]), exact, accuracy: 1e-4 * max(1, abs(exact)), "\(name) token \(t) row \(r)")
+        }
+    }
 }

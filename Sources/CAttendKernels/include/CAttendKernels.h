@@ -22,12 +22,15 @@ void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long
 void attend_vgelu(const float *x, float *y, long n);
 
 /// y[r] = <row r of W, x> for a GGML-quantized W of `rows` x `cols` (cols a multiple of 32), stored as
-/// consecutive blocks: type 3 = Q4_1 (20-byte blocks), 8 = Q8_0 (34-byte blocks).
+/// consecutive blocks: type 2 = Q4_0 (18-byte blocks), 3 = Q4_1 (20), 8 = Q8_0 (34).
 void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
 
-/// Rows of a GGML-quantized matrix (type 3 = Q4_1, 8 = Q8_0; cols a multiple of 32) as float32, row-major in
-/// `out` (rows * cols floats): q d + m rounded twice, exactly as the scalar dequantization.
+/// Rows of a GGML-quantized matrix (type 2 = Q4_0, 3 = Q4_1, 8 = Q8_0; cols a multiple of 32) as float32,
+/// row-major in `out` (rows * cols floats): q d + m rounded twice, exactly as the scalar dequantization.
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out);
+
+/// Tests: 1 makes the quantized kernels use their portable C paths (what CPUs without AVX2 run).
+void attend_set_quantized_generic_only(int on);
 
 /// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
 typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
@@ -48,7 +51,7 @@ void attend_decode_attention(const float *q, const float *k, const float *v, lon
 /// Quantizes x (n a multiple of 32) into n / 32 blocks.
 void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
 
-/// y[t * ldy + r] = <row r of W, activations of token t> for a Q4_1 (type 3) or Q8_0 (type 8) W of `rows` x
+/// y[t * ldy + r] = <row r of W, activations of token t> for a Q4_0 (2), Q4_1 (3) or Q8_0 (8) W of `rows` x
 /// `cols` and `tokens` rows of quantized activations (cols / 32 blocks each): llama.cpp's arithmetic.
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy);
