@@ -62,7 +62,7 @@ struct SamplingArguments: ParsableArguments {
 }
 
 struct GenerateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate text with a Llama-family GGUF model, streaming.")
+    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate text with a pretrained language model (GGUF, or a Hugging Face Llama, GPT-2 or OPT folder), streaming.")
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "The prompt.") var prompt: String
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
