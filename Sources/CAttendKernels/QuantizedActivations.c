@@ -128,16 +128,6 @@ static void q8_0_q8_avx2(const uint8_t *w, long cols, const attend_q8_block *x, 
     *y = attend_hsum256(acc);
 }
 
-static int q8_use_avx2(void) {
-    extern int attend_quantized_generic_only;
-    if (attend_quantized_generic_only) return 0;
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
 #endif
 
 typedef void (*dot_fn)(const uint8_t *, long, const attend_q8_block *, float *);
@@ -146,7 +136,7 @@ void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long 
                               long ldy) {
     dot_fn f = type == 3 ? q4_1_q8_generic : type == 2 ? q4_0_q8_generic : q8_0_q8_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (q8_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
+    if (attend_quantized_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
 #endif
     long rowBytes = cols / 32 * (type == 3 ? 20 : type == 2 ? 18 : 34), blocks = cols / 32;
     for (long r = 0; r < rows; r++) {
@@ -189,7 +179,7 @@ void attend_decode_attention(const float *q, const float *k, const float *v, lon
     float (*dot)(const float *, const float *, long) = dot_generic;
     int avx2 = 0;
 #if defined(__x86_64__) || defined(__i386__)
-    if (q8_use_avx2()) { dot = dot_avx2; avx2 = 1; }
+    if (attend_quantized_use_avx2()) { dot = dot_avx2; avx2 = 1; }
 #endif
     long group = hq / hkv;
     for (long h = h0; h < h1; h++) {

@@ -231,17 +231,6 @@ static void dequantize_avx512(int type, const uint8_t *w, long blocks, float *ou
         }
     }
 }
-
-static int use_avx512(void) {
-    extern int attend_quantized_generic_only;
-    if (attend_quantized_generic_only) return 0;
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
 #endif
 
 typedef void (*gemv_fn)(const uint8_t *, long, long, const float *, float *);
@@ -250,32 +239,18 @@ int attend_quantized_generic_only = 0;
 
 void attend_set_quantized_generic_only(int on) { attend_quantized_generic_only = on; }
 
-static int use_avx2(void) {
-    if (attend_quantized_generic_only) return 0;
-#if defined(__x86_64__) || defined(__i386__)
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
-
 void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
     gemv_fn f = type == 3 ? q4_1_generic : type == 2 ? q4_0_generic : q8_0_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (use_avx2()) f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
+    if (attend_quantized_use_avx2()) f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
 #endif
     f(w, rows, cols, x, y);
 }
 
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (use_avx512()) { dequantize_avx512(type, w, rows * (cols / 32), out); return; }
-    if (use_avx2()) { dequantize_avx2(type, w, rows * (cols / 32), out); return; }
+    if (attend_quantized_use_avx512()) { dequantize_avx512(type, w, rows * (cols / 32), out); return; }
+    if (attend_quantized_use_avx2()) { dequantize_avx2(type, w, rows * (cols / 32), out); return; }
 #endif
     dequantize_generic(type, w, rows * (cols / 32), out);
 }

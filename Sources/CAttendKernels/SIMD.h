@@ -4,6 +4,31 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+/// Set by attend_set_quantized_generic_only (tests): the quantized kernels then take their portable paths.
+extern int attend_quantized_generic_only;
+
+/// Whether the quantized kernels may use AVX2 + FMA + F16C (the CPU is asked once per file).
+static inline int attend_quantized_use_avx2(void) {
+    static int cached = -1;
+    if (attend_quantized_generic_only) return 0;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+
+/// Whether they may use AVX-512F + F16C.
+static inline int attend_quantized_use_avx512(void) {
+    static int cached = -1;
+    if (attend_quantized_generic_only) return 0;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+
 /// Sum of the 8 lanes.
 __attribute__((target("avx2,fma")))
 static inline float attend_hsum256(__m256 v) {
