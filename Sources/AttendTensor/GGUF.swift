@@ -88,6 +88,10 @@ public final class GGUFFile {
         }
     }
 
+    /// Bytes per block of 32 weights: Q4_0 (2) f16 scale + 16 bytes of nibbles, Q4_1 (3) also an f16 minimum,
+    /// Q8_0 (8) f16 scale + 32 bytes.
+    static func blockBytes(_ type: UInt32) -> Int { type == 2 ? 18 : type == 3 ? 20 : 34 }
+
     static func byteCount(_ info: TensorInfo, path: String) throws -> Int {
         let n = info.shape.reduce(1, *)
         switch info.type {
@@ -95,7 +99,7 @@ public final class GGUFFile {
         case 1: return 2 * n
         case 2, 3, 8:
             guard n % 32 == 0 else { throw AttendError("\(path): tensor '\(info.name)' has \(n) elements, not a multiple of the 32-element block") }
-            return n / 32 * (info.type == 2 ? 18 : info.type == 3 ? 20 : 34)
+            return n / 32 * blockBytes(info.type)
         default:
             throw AttendError("\(path): tensor '\(info.name)' has GGML type \(info.type); Attend reads F32 (0), F16 (1), Q4_0 (2), Q4_1 (3) and Q8_0 (8)")
         }
@@ -121,27 +125,10 @@ public final class GGUFFile {
             switch info.type {
             case 0: UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: 4 * n)
             case 1: for i in 0..<n { dst[i] = half(2 * i) }
-            case 8:  // Q8_0: f16 scale, 32 int8
+            default:  // Q4_0, Q4_1, Q8_0: the same kernel as the products' tiles, so both give the same floats
+                let w = src.assumingMemoryBound(to: UInt8.self), bytes = GGUFFile.blockBytes(info.type)
                 Parallel.forRanges(n / 32, costPerItem: 32) { blocks in
-                    for b in blocks {
-                        let d = half(34 * b)
-                        for j in 0..<32 { dst[32 * b + j] = d * Float(src.load(fromByteOffset: 34 * b + 2 + j, as: Int8.self)) }
-                    }
-                }
-            default:  // Q4_0: f16 scale, nibbles - 8.  Q4_1: f16 scale, f16 minimum, nibbles. Low nibbles are elements 0-15.
-                let q41 = info.type == 3
-                let blockBytes = q41 ? 20 : 18
-                Parallel.forRanges(n / 32, costPerItem: 32) { blocks in
-                    for b in blocks {
-                        let base = blockBytes * b
-                        let d = half(base), m: Float = q41 ? half(base + 2) : -8 * d
-                        let qs = base + (q41 ? 4 : 2)
-                        for j in 0..<16 {
-                            let q = src.load(fromByteOffset: qs + j, as: UInt8.self)
-                            dst[32 * b + j] = Float(q & 0x0F) * d + m
-                            dst[32 * b + j + 16] = Float(q >> 4) * d + m
-                        }
-                    }
+                    attend_dequantize_rows(Int32(info.type), w + blocks.lowerBound * bytes, blocks.count, 32, dst + 32 * blocks.lowerBound)
                 }
             }
         }
@@ -236,7 +223,7 @@ public final class QuantizedMatrix {
 }
 
 extension QuantizedMatrix {
-    var rowBytes: Int { columns / 32 * (type == 3 ? 20 : type == 2 ? 18 : 34) }
+    var rowBytes: Int { columns / 32 * GGUFFile.blockBytes(type) }
 
     /// The rows `ids` as float32, [ids.count, columns]: an embedding lookup that leaves the table quantized.
     public func rows(_ ids: [Int32]) -> Tensor {

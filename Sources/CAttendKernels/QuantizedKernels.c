@@ -136,8 +136,8 @@ static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
 #endif
 
 // Dequantization of whole rows, for products with several activation rows: a tile of weights is expanded
-// to float32 and handed to an SGEMM. Each weight is q * d + m with two roundings (no fused multiply-add), as
-// GGUFFile.read and the gguf package compute it, so both give the same floats.
+// to float32 and handed to an SGEMM; GGUFFile.read uses it too. Each weight is q * d + m with two roundings
+// (no fused multiply-add), as the gguf package computes it, so both give the same floats.
 static void dequantize_generic(int type, const uint8_t *w, long blocks, float *out) {
 #pragma STDC FP_CONTRACT OFF
     for (long k = 0; k < blocks; k++, out += 32) {

@@ -26,7 +26,7 @@ void attend_vgelu(const float *x, float *y, long n);
 void attend_gemv_quantized(int type, const unsigned char *w, long rows, long cols, const float *x, float *y);
 
 /// Rows of a GGML-quantized matrix (type 2 = Q4_0, 3 = Q4_1, 8 = Q8_0; cols a multiple of 32) as float32,
-/// row-major in `out` (rows * cols floats): q d + m rounded twice, exactly as the scalar dequantization.
+/// row-major in `out` (rows * cols floats): q d + m rounded twice, as the gguf package computes it.
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out);
 
 /// Tests: 1 makes the quantized kernels use their portable C paths (what CPUs without AVX2 run).
