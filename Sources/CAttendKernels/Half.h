@@ -39,4 +39,27 @@ static inline uint16_t float_to_half(float f) {
 }
 
 static inline float half_round(float f) { return half_to_float(float_to_half(f)); }
+/// Bytes of one block of 32 weights: Q4_0 (type 2), Q4_1 (3), Q8_0 (8).
+static inline long ggml_block_bytes(int type) { return type == 2 ? 18 : type == 3 ? 20 : 34; }
+
+/// One block of 32 weights as integers with its scale and offset: w[j] = q[j] * d + m. Q4_1: q in 0..15;
+/// Q4_0: q - 8 in -8..7, m = 0; Q8_0: q as stored, m = 0. Nibbles: low ones are weights 0-15, high ones 16-31.
+static inline void ggml_block_unpack(int type, const uint8_t *b, int8_t q[32], float *d, float *m) {
+    uint16_t h;
+    memcpy(&h, b, 2);
+    *d = half_to_float(h);
+    *m = 0;
+    if (type == 8) {
+        memcpy(q, b + 2, 32);
+        return;
+    }
+    const uint8_t *qs = b + (type == 3 ? 4 : 2);
+    int bias = type == 3 ? 0 : 8;
+    if (type == 3) { memcpy(&h, b + 2, 2); *m = half_to_float(h); }
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((qs[j] & 0x0F) - bias);
+        q[j + 16] = (int8_t)((qs[j] >> 4) - bias);
+    }
+}
+
 #endif

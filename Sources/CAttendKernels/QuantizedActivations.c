@@ -28,41 +28,17 @@ void attend_quantize_q8(const float *x, long n, attend_q8_block *out) {
     }
 }
 
-static void q4_1_q8_generic(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
-    long blocks = cols / 32;
+// Portable path: per block d_w d_x sum(q_w q_x) + m_w s_x (m_w = 0 but for Q4_1).
+static void dot_q8_generic(int type, const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
+    long blocks = cols / 32, bytes = ggml_block_bytes(type);
     float acc = 0;
-    for (long k = 0; k < blocks; k++, w += 20) {
-        uint16_t hd, hm;
-        memcpy(&hd, w, 2); memcpy(&hm, w + 2, 2);
+    for (long k = 0; k < blocks; k++, w += bytes) {
+        int8_t q[32];
+        float d, m;
+        ggml_block_unpack(type, w, q, &d, &m);
         int sum = 0;
-        for (int j = 0; j < 16; j++) sum += (w[4 + j] & 0x0F) * x[k].q[j] + (w[4 + j] >> 4) * x[k].q[j + 16];
-        acc += half_to_float(hd) * x[k].d * (float)sum + half_to_float(hm) * x[k].s;
-    }
-    *y = acc;
-}
-
-static void q4_0_q8_generic(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
-    long blocks = cols / 32;
-    float acc = 0;
-    for (long k = 0; k < blocks; k++, w += 18) {
-        uint16_t hd;
-        memcpy(&hd, w, 2);
-        int sum = 0;
-        for (int j = 0; j < 16; j++) sum += ((w[2 + j] & 0x0F) - 8) * x[k].q[j] + ((w[2 + j] >> 4) - 8) * x[k].q[j + 16];
-        acc += half_to_float(hd) * x[k].d * (float)sum;
-    }
-    *y = acc;
-}
-
-static void q8_0_q8_generic(const uint8_t *w, long cols, const attend_q8_block *x, float *y) {
-    long blocks = cols / 32;
-    float acc = 0;
-    for (long k = 0; k < blocks; k++, w += 34) {
-        uint16_t hd;
-        memcpy(&hd, w, 2);
-        int sum = 0;
-        for (int j = 0; j < 32; j++) sum += (int8_t)w[2 + j] * x[k].q[j];
-        acc += half_to_float(hd) * x[k].d * (float)sum;
+        for (int j = 0; j < 32; j++) sum += q[j] * x[k].q[j];
+        acc += d * x[k].d * (float)sum + m * x[k].s;
     }
     *y = acc;
 }
@@ -134,13 +110,16 @@ typedef void (*dot_fn)(const uint8_t *, long, const attend_q8_block *, float *);
 
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy) {
-    dot_fn f = type == 3 ? q4_1_q8_generic : type == 2 ? q4_0_q8_generic : q8_0_q8_generic;
+    dot_fn f = NULL;
 #if defined(__x86_64__) || defined(__i386__)
     if (attend_quantized_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
 #endif
-    long rowBytes = cols / 32 * (type == 3 ? 20 : type == 2 ? 18 : 34), blocks = cols / 32;
+    long rowBytes = cols / 32 * ggml_block_bytes(type), blocks = cols / 32;
     for (long r = 0; r < rows; r++) {
-        for (long t = 0; t < tokens; t++) f(w + r * rowBytes, cols, x + t * blocks, y + t * ldy + r);
+        for (long t = 0; t < tokens; t++) {
+            if (f) f(w + r * rowBytes, cols, x + t * blocks, y + t * ldy + r);
+            else dot_q8_generic(type, w + r * rowBytes, cols, x + t * blocks, y + t * ldy + r);
+        }
     }
 }
 

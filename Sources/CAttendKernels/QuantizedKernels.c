@@ -9,54 +9,18 @@
 #include "Half.h"
 
 
-static void q4_1_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
-    long blocks = cols / 32;
+// Portable path: w x = sum over blocks of d sum(q x) + m sum(x).
+static void gemv_generic(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
+    long blocks = cols / 32, bytes = ggml_block_bytes(type);
     for (long r = 0; r < rows; r++) {
-        const uint8_t *b = w + r * blocks * 20;
+        const uint8_t *b = w + r * blocks * bytes;
         float acc = 0;
-        for (long k = 0; k < blocks; k++, b += 20) {
-            uint16_t hd, hm;
-            memcpy(&hd, b, 2); memcpy(&hm, b + 2, 2);
-            float d = half_to_float(hd), m = half_to_float(hm), sq = 0, sx = 0;
-            const float *xb = x + 32 * k;
-            for (int j = 0; j < 16; j++) {
-                sq += (b[4 + j] & 0x0F) * xb[j] + (b[4 + j] >> 4) * xb[j + 16];
-                sx += xb[j] + xb[j + 16];
-            }
+        for (long k = 0; k < blocks; k++, b += bytes) {
+            int8_t q[32];
+            float d, m, sq = 0, sx = 0;
+            ggml_block_unpack(type, b, q, &d, &m);
+            for (int j = 0; j < 32; j++) { sq += q[j] * x[32 * k + j]; sx += x[32 * k + j]; }
             acc += d * sq + m * sx;
-        }
-        y[r] = acc;
-    }
-}
-
-static void q4_0_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
-    long blocks = cols / 32;
-    for (long r = 0; r < rows; r++) {
-        const uint8_t *b = w + r * blocks * 18;
-        float acc = 0;
-        for (long k = 0; k < blocks; k++, b += 18) {
-            uint16_t hd;
-            memcpy(&hd, b, 2);
-            float sq = 0;
-            const float *xb = x + 32 * k;
-            for (int j = 0; j < 16; j++) sq += ((b[2 + j] & 0x0F) - 8) * xb[j] + ((b[2 + j] >> 4) - 8) * xb[j + 16];
-            acc += half_to_float(hd) * sq;
-        }
-        y[r] = acc;
-    }
-}
-
-static void q8_0_generic(const uint8_t *w, long rows, long cols, const float *x, float *y) {
-    long blocks = cols / 32;
-    for (long r = 0; r < rows; r++) {
-        const uint8_t *b = w + r * blocks * 34;
-        float acc = 0;
-        for (long k = 0; k < blocks; k++, b += 34) {
-            uint16_t hd;
-            memcpy(&hd, b, 2);
-            float sq = 0;
-            for (int j = 0; j < 32; j++) sq += (float)(int8_t)b[2 + j] * x[32 * k + j];
-            acc += half_to_float(hd) * sq;
         }
         y[r] = acc;
     }
@@ -140,32 +104,12 @@ static void q8_0_avx2(const uint8_t *w, long rows, long cols, const float *x, fl
 // (no fused multiply-add), as the gguf package computes it, so both give the same floats.
 static void dequantize_generic(int type, const uint8_t *w, long blocks, float *out) {
 #pragma STDC FP_CONTRACT OFF
+    long bytes = ggml_block_bytes(type);
     for (long k = 0; k < blocks; k++, out += 32) {
-        if (type == 3) {
-            const uint8_t *b = w + 20 * k;
-            uint16_t hd, hm;
-            memcpy(&hd, b, 2); memcpy(&hm, b + 2, 2);
-            float d = half_to_float(hd), m = half_to_float(hm);
-            for (int j = 0; j < 16; j++) {
-                out[j] = (float)(b[4 + j] & 0x0F) * d + m;
-                out[j + 16] = (float)(b[4 + j] >> 4) * d + m;
-            }
-        } else if (type == 2) {  // (q - 8) d is exact in float32 (a 4-bit integer times an f16), so one form serves
-            const uint8_t *b = w + 18 * k;
-            uint16_t hd;
-            memcpy(&hd, b, 2);
-            float d = half_to_float(hd);
-            for (int j = 0; j < 16; j++) {
-                out[j] = (float)((b[2 + j] & 0x0F) - 8) * d;
-                out[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
-            }
-        } else {
-            const uint8_t *b = w + 34 * k;
-            uint16_t hd;
-            memcpy(&hd, b, 2);
-            float d = half_to_float(hd);
-            for (int j = 0; j < 32; j++) out[j] = (float)(int8_t)b[2 + j] * d;
-        }
+        int8_t q[32];
+        float d, m;
+        ggml_block_unpack(type, w + k * bytes, q, &d, &m);
+        for (int j = 0; j < 32; j++) out[j] = (float)q[j] * d + m;  // for Q4_0 and Q8_0, m = 0 adds nothing
     }
 }
 
@@ -240,11 +184,14 @@ int attend_quantized_generic_only = 0;
 void attend_set_quantized_generic_only(int on) { attend_quantized_generic_only = on; }
 
 void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
-    gemv_fn f = type == 3 ? q4_1_generic : type == 2 ? q4_0_generic : q8_0_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (attend_quantized_use_avx2()) f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
+    if (attend_quantized_use_avx2()) {
+        gemv_fn f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
+        f(w, rows, cols, x, y);
+        return;
+    }
 #endif
-    f(w, rows, cols, x, y);
+    gemv_generic(type, w, rows, cols, x, y);
 }
 
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out) {
