@@ -40,7 +40,7 @@ static inline float attend_hsum256(__m256 v) {
 
 /// The f16 at p as a float. Not _cvtsh_ss or a plain load: since only the low lane is used, compilers build
 /// the operand by inserting the 16 bits into whatever register is free, often a loop's accumulator, which
-/// chains every iteration to the last (measured: 2x slower loops). Passing the bits through an empty asm
+/// chains every iteration to the last (SmolLM2 Q4_0 decoding ran at 150 instead of 235 tokens/s). Passing the bits through an empty asm
 /// makes them a whole integer register, which moves into a fresh vector register.
 __attribute__((target("f16c")))
 static inline float attend_load_half(const void *p) {
