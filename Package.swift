@@ -1,12 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: AttendTensor <- AttendNN <- AttendModels; AttendDatasets sits beside them.
+// Dependencies point one way: AttendTensor <- AttendNN <- AttendLM <- AttendModels <- AttendCLI; AttendDatasets,
+// AttendTokenizers, AttendPlots and AttendEmbeddings sit beside them. Each floor is its own product, so a program that
+// needs only tensors and word2vec builds neither the models nor the command line (nor, later, the server's HTTP stack,
+// the database clients or MPI, which join as their own targets and products).
 let package = Package(
     name: "Attend",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots"]),
+        .library(name: "Attend", targets: ["AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots"]),
+        .library(name: "AttendTensor", targets: ["AttendTensor"]),
+        .library(name: "AttendNN", targets: ["AttendNN", "AttendTensor"]),
+        .library(name: "AttendEmbeddings", targets: ["AttendEmbeddings", "AttendNN", "AttendTensor"]),
+        .library(name: "AttendTokenizers", targets: ["AttendTokenizers"]),
+        .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
     dependencies: [
@@ -23,13 +32,16 @@ let package = Package(
         .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
         // PNG output (loss curves) through zlib.
         .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
-        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "CAttendKernels"]),
+        // The language-model interface, the KV cache, the generation engine and chat templates: what every decoder
+        // family implements and every caller (CLI, server, trainers) drives.
+        .target(name: "AttendLM", dependencies: ["AttendTensor", "AttendTokenizers"]),
+        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "AttendLM", "CAttendKernels"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
@@ -37,7 +49,7 @@ let package = Package(
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
         .testTarget(name: "AttendPlotsTests", dependencies: ["AttendPlots"]),
         .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendTokenizers", "AttendNN", "AttendTensor"],
+        .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendLM", "AttendTokenizers", "AttendNN", "AttendTensor"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),
     ],

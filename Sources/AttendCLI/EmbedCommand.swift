@@ -7,7 +7,7 @@ struct EmbeddingModelOptions: ParsableArguments {
     @Option(help: "Sentence-transformers model: a folder, a Hugging Face cache repo id, or a short name.") var model = "all-MiniLM-L6-v2"
     @Option(name: .customLong("batch-size"), help: "Sentences per forward pass.") var batchSize = 32
 
-    func load() throws -> SentenceEmbedder { try SentenceEmbedder.load(directory: ModelDirectory.resolve(model)) }
+    func load() throws -> SentenceEmbedder { try ModelLocator.sentenceEmbedder(model) }
 }
 
 struct EmbedCommand: ParsableCommand {

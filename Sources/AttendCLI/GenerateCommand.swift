@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttendLM
 import AttendModels
 import AttendPlots
 import AttendTensor
@@ -39,26 +40,7 @@ struct SamplingArguments: ParsableArguments {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
-    func load() throws -> LanguageModelFolder {
-        var path = model
-        if !FileManager.default.fileExists(atPath: path) {
-            let asset = ModelDirectory.assetRoot + "/\(model)/\(model).Q4_1.gguf"
-            if FileManager.default.fileExists(atPath: asset) {
-                path = asset
-            } else if model.contains("/") {
-                path = try ModelDirectory.resolve(model)  // a hub repo id: the local hub cache, else a download
-            } else {
-                throw AttendError("model '\(model)': no such file or folder (for the short name run scripts/fetch-assets.sh SmolLM2-135M-Instruct)")
-            }
-        }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            return try LanguageModelFolder.load(directory: path)
-        }
-        let loaded = try LanguageModelFolder.load(gguf: path)
-        (loaded.model as? LlamaModel)?.int8Activations = !exact
-        return loaded
-    }
+    func load() throws -> LoadedLanguageModel { try ModelLocator.languageModel(model, int8Activations: !exact) }
 }
 
 struct GenerateCommand: ParsableCommand {
@@ -77,12 +59,9 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let loaded = try sampling.load()
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
-        let text = chat ? ChatTemplate(ggufTemplate: loaded.chatTemplate).render([("user", prompt)]) : prompt
-        var ids = tokenizer.encode(text)
-        if !chat, let bos = tokenizer.bosId, loaded.addBos { ids.insert(bos, at: 0) }
+        let ids = loaded.promptIds(prompt, chat: chat)
         if let attentionMap {
-            guard let llama = model as? LlamaModel else { throw AttendError("--attention-map is implemented for Llama-family models") }
-            let (weights, l) = try Generation.attentionMap(model: llama, prompt: ids, layer: layer, head: head)
+            let (weights, l) = try Generation.attentionMap(model: model, prompt: ids, layer: layer, head: head)
             let labels = ids.map { Generation.visibleToken(tokenizer.decode([$0])) }
             try Heatmap.render(weights, cell: ids.count > 40 ? 10 : 18, rowLabels: labels, columnLabels: labels,
                                title: "layer \(l) head \(head): rows attend to columns").writePNG(to: attentionMap)

@@ -36,7 +36,7 @@ struct MNISTCommand: ParsableCommand {
             : CNNClassifier(height: h, width: w, classCount: 10, generator: &generator)
         print("model: \(model.rawValue), \(network.parameterCount) parameters; train \(train.count), test \(test.count); threads \(Parallel.threads); BLAS \(BLAS.loadedPath ?? "none")")
         let config = ClassifierTrainingConfig(epochs: epochs ?? (model == .mlp ? 10 : 5), batchSize: batchSize, learningRate: learningRate, seed: seed)
-        let reports = ClassifierTraining.run(model: network, train: train, test: test, config: config) { r in
+        let reports = try ClassifierTraining.run(model: network, train: train, test: test, config: config) { r in
             print(String(format: "epoch %d: train loss %.4f, test accuracy %.2f%%, %.2f s", r.epoch, r.trainLoss, 100 * r.testAccuracy, r.seconds))
         }
         if let save {

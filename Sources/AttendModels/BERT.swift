@@ -110,31 +110,16 @@ public final class BERTModel: Module {
         return h
     }
 
-    /// Attend's parameter path -> the Hugging Face checkpoint name. One table, applied to each path.
-    static let checkpointNames: [(ours: String, theirs: String)] = [
-        ("embeddings.wordEmbeddings.", "embeddings.word_embeddings."),
-        ("embeddings.positionEmbeddings.", "embeddings.position_embeddings."),
-        ("embeddings.tokenTypeEmbeddings.", "embeddings.token_type_embeddings."),
-        ("embeddings.layerNorm.", "embeddings.LayerNorm."),
-        ("attention.query.", "attention.self.query."),
-        ("attention.key.", "attention.self.key."),
-        ("attention.value.", "attention.self.value."),
-        ("attention.output.", "attention.output.dense."),
-        ("attentionNorm.", "attention.output.LayerNorm."),
-        ("feedForward.up.", "intermediate.dense."),
-        ("feedForward.down.", "output.dense."),
-        ("feedForwardNorm.", "output.LayerNorm."),
-    ]
+    /// Hugging Face BertModel names of our parameter paths.
+    public static let huggingFaceNames = CheckpointNames(
+        prefixes: [("layers.", "encoder.layer.")],
+        rules: [("embeddings.wordEmbeddings.", "embeddings.word_embeddings."), ("embeddings.positionEmbeddings.", "embeddings.position_embeddings."),
+                ("embeddings.tokenTypeEmbeddings.", "embeddings.token_type_embeddings."), ("embeddings.layerNorm.", "embeddings.LayerNorm."),
+                ("attention.query.", "attention.self.query."), ("attention.key.", "attention.self.key."), ("attention.value.", "attention.self.value."),
+                ("attention.output.", "attention.output.dense."), ("attentionNorm.", "attention.output.LayerNorm."),
+                ("feedForward.up.", "intermediate.dense."), ("feedForward.down.", "output.dense."), ("feedForwardNorm.", "output.LayerNorm.")])
 
-    public static func checkpointName(_ ours: String) -> String {
-        var name = ours
-        if name.hasPrefix("layers.") { name = "encoder.layer." + name.dropFirst("layers.".count) }
-        for (a, b) in checkpointNames where name.contains(a) {
-            name = name.replacingOccurrences(of: a, with: b)
-            break
-        }
-        return name
-    }
+    public static func checkpointName(_ ours: String) -> String { huggingFaceNames(ours) }
 
     /// Loads a Hugging Face BERT folder: config.json and model.safetensors.
     public static func load(directory: String) throws -> BERTModel {
@@ -153,12 +138,7 @@ public final class BERTModel: Module {
         // Task heads save the encoder under "bert."; accept both layouts.
         var tensors = file.tensors
         for (k, v) in file.tensors where k.hasPrefix("bert.") { tensors[String(k.dropFirst(5))] = v }
-        var renamed: [String: Tensor] = [:]
-        for (name, _) in model.namedTensors() { if let t = tensors[checkpointName(name)] { renamed[name] = t } }
-        if let missing = model.namedTensors().first(where: { renamed[$0.name] == nil }) {
-            throw AttendError("\(weightsPath): tensor '\(checkpointName(missing.name))' is missing")
-        }
-        try model.load(renamed, source: weightsPath)
+        try model.load(try huggingFaceNames.select(for: model, from: tensors, source: weightsPath), source: weightsPath)
         model.eval()
         return model
     }

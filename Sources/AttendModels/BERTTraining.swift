@@ -75,16 +75,6 @@ struct BERTBatch {
     }
 }
 
-/// `model`'s tensors picked out of `tensors` by their names in another layout; throws naming a missing one.
-func renamed(_ model: Module, _ tensors: [String: Tensor], _ name: (String) -> String, source: String) throws -> [String: Tensor] {
-    var out: [String: Tensor] = [:]
-    for (ours, _) in model.namedTensors() {
-        guard let t = tensors[name(ours)] else { throw AttendError("\(source): tensor '\(name(ours))' is missing") }
-        out[ours] = t
-    }
-    return out
-}
-
 /// BERT with its masked-LM head: dense + GELU + LayerNorm, then the (tied) token embedding plus a bias.
 public final class BERTForMaskedLM: Module {
     public let bert: BERTModel
@@ -108,18 +98,22 @@ public final class BERTForMaskedLM: Module {
         }
     }
 
-    /// Hugging Face BertForMaskedLM name of each of our tensors.
-    public static func huggingFaceName(_ ours: String) -> String {
-        if ours.hasPrefix("bert.") { return "bert." + BERTModel.checkpointName(String(ours.dropFirst(5))) }
-        if ours.hasPrefix("transformNorm.") { return "cls.predictions.transform.LayerNorm." + ours.dropFirst("transformNorm.".count) }
-        if ours.hasPrefix("transform.") { return "cls.predictions.transform.dense." + ours.dropFirst("transform.".count) }
-        if ours == "outputBias" { return "cls.predictions.bias" }
-        return ours
-    }
+    /// Hugging Face BertForMaskedLM names of our parameter paths: the encoder under "bert.", then the head.
+    public static let huggingFaceNames: CheckpointNames = {
+        var n = BERTModel.huggingFaceNames.nested(under: "bert.", as: "bert.")
+        for p in ["weight", "bias"] {
+            n.exact["transform.\(p)"] = "cls.predictions.transform.dense.\(p)"
+            n.exact["transformNorm.\(p)"] = "cls.predictions.transform.LayerNorm.\(p)"
+        }
+        n.exact["outputBias"] = "cls.predictions.bias"
+        return n
+    }()
+
+    public static func huggingFaceName(_ ours: String) -> String { huggingFaceNames(ours) }
 
     /// Loads tensors named as in a Hugging Face BertForMaskedLM checkpoint.
     public func loadHuggingFace(_ tensors: [String: Tensor], source: String) throws {
-        try load(try renamed(self, tensors, Self.huggingFaceName, source: source), source: source)
+        try load(try Self.huggingFaceNames.select(for: self, from: tensors, source: source), source: source)
     }
 
     /// Logits [N, vocab] at the `positions` (flat indices into [B * T]) of the hidden states.
@@ -199,12 +193,11 @@ public final class BERTPretrainer {
         self.specials = specials
         self.config = config
         self.maxLength = min(maxLength ?? model.bert.config.maxPositions, model.bert.config.maxPositions)
-        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
-        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
-        optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: 0.999, weightDecay: config.weightDecay,
-                         decoupledWeightDecay: true)
-        optimizer.decayExempt = Set(plain.map(\.name))
+        optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
     }
+
+    /// Called with the gradients before each optimizer step (see `Trainer.gradientHook`).
+    public var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)?
 
     /// The masked batch of step `step` (seeded by the step, so a resumed run continues identically).
     func batch(step: Int, salt: UInt64 = 0) -> MaskedLMBatch {
@@ -224,33 +217,22 @@ public final class BERTPretrainer {
     /// `onLog` every `logEvery` steps with (step, mean loss since the last log).
     public func run(progress: Bool = true, logEvery: Int = 100, checkpointEvery: Int = 500, checkpoint: (BERTPretrainer) throws -> Void = { _ in },
                     onLog: (Int, Float) -> Void = { _, _ in }) throws {
-        model.train()
         let schedule = WarmupCosineSchedule(peak: config.learningRate, minimum: config.learningRate / 10,
                                             warmupSteps: config.warmupSteps, totalSteps: config.steps)
+        let trainer = Trainer(model: model, optimizer: optimizer,
+                              config: TrainerConfig(steps: config.steps, gradientClip: config.gradientClip, evaluationInterval: logEvery,
+                                                    checkpointInterval: checkpointEvery),
+                              schedule: schedule.callAsFunction)
+        trainer.gradientHook = gradientHook
         let bar = progress ? ProgressBar(total: config.steps - optimizer.step, label: "bert mlm", unit: "step") : nil
-        var sum: Float = 0, n = 0
-        let started = Date()
-        var tokens = 0
-        while optimizer.step < config.steps {
-            let step = optimizer.step
+        var lastLog = optimizer.step
+        try trainer.run(progress: bar, rateUnit: "tok", loss: { step, _ in
             let b = batch(step: step)
-            tokens += b.batch.lengths.reduce(0, +)
-            model.zeroGrad()
-            let l = loss(b)
-            l.backward()
-            if config.gradientClip > 0 { clipGradientNorm(model.parameters(), maxNorm: config.gradientClip) }
-            optimizer.learningRate = schedule(step)
-            optimizer.update()
-            sum += l.item
-            n += 1
-            bar?.advance(1, status: String(format: "loss %.3f, %.0f tok/s", l.item, Double(tokens) / Date().timeIntervalSince(started)))
-            if optimizer.step % logEvery == 0 || optimizer.step == config.steps {
-                onLog(optimizer.step, sum / Float(n))
-                sum = 0
-                n = 0
-            }
-            if optimizer.step % checkpointEvery == 0 || optimizer.step == config.steps { try checkpoint(self) }
-        }
+            return TrainingLoss(loss(b), items: b.batch.lengths.reduce(0, +))
+        }, evaluate: { step in
+            onLog(step, trainer.recentLoss(step - lastLog))
+            lastLog = step
+        }, checkpoint: { _ in try checkpoint(self) })
     }
 
     /// Masked-LM loss and top-1 accuracy of the masked tokens on `texts` (fixed masking by `seed`).
@@ -295,15 +277,18 @@ public final class BERTClassifier: Module {
         }
     }
 
-    /// Hugging Face BertForSequenceClassification name of each of our tensors.
-    public static func huggingFaceName(_ ours: String) -> String {
-        if ours.hasPrefix("pooler.") { return "bert.pooler.dense." + ours.dropFirst("pooler.".count) }
-        return BERTForMaskedLM.huggingFaceName(ours)
-    }
+    /// Hugging Face BertForSequenceClassification names: BertForMaskedLM's encoder names, the pooler, the classifier.
+    public static let huggingFaceNames: CheckpointNames = {
+        var n = BERTModel.huggingFaceNames.nested(under: "bert.", as: "bert.")
+        for p in ["weight", "bias"] { n.exact["pooler.\(p)"] = "bert.pooler.dense.\(p)" }
+        return n
+    }()
+
+    public static func huggingFaceName(_ ours: String) -> String { huggingFaceNames(ours) }
 
     /// Loads tensors named as in a Hugging Face BertForSequenceClassification checkpoint.
     public func loadHuggingFace(_ tensors: [String: Tensor], source: String) throws {
-        try load(try renamed(self, tensors, Self.huggingFaceName, source: source), source: source)
+        try load(try Self.huggingFaceNames.select(for: self, from: tensors, source: source), source: source)
     }
 
     /// Class logits [B, classes] for token ids and segment ids [B, T] with real lengths per row.
@@ -349,11 +334,8 @@ public enum BERTFineTuning {
     public static func run(_ model: BERTClassifier, train: [ClassificationExample], test: [ClassificationExample], specials: BERTSpecialTokens,
                            config: BERTFineTuningConfig, progress: Bool = true, onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
         guard !train.isEmpty, !test.isEmpty else { throw AttendError("fine-tuning needs training and test examples (got \(train.count) and \(test.count))") }
-        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
-        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
-        let optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: 0.999, weightDecay: config.weightDecay,
-                             decoupledWeightDecay: true)
-        optimizer.decayExempt = Set(plain.map(\.name))
+        guard config.epochs >= 1, config.batchSize >= 1 else { throw AttendError("fine-tuning needs at least one epoch and a batch size of at least 1") }
+        let optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
         let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
         let total = stepsPerEpoch * config.epochs
         let warmup = Int(Float(total) * config.warmupFraction)
@@ -364,27 +346,26 @@ public enum BERTFineTuning {
         var g = RandomGenerator(seed: config.seed)
         var accuracies: [Double] = []
         let bar = progress ? ProgressBar(total: total, label: "fine-tune", unit: "step") : nil
-        for epoch in 1...config.epochs {
-            model.train()
-            var order = Array(train.indices)
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
-            var sum: Float = 0
-            for start in stride(from: 0, to: order.count, by: config.batchSize) {
-                let rows = order[start..<min(order.count, start + config.batchSize)].map { train[$0] }
-                let batch = BERTBatch(rows.map { BERTInput($0.a, $0.b, specials: specials, maxLength: config.maxLength) }, pad: specials.pad)
-                let loss = Loss.crossEntropy(logits: model(batch), targets: IntTensor(rows.map { Int32($0.label) }, shape: [rows.count]))
-                model.zeroGrad()
-                loss.backward()
-                clipGradientNorm(model.parameters(), maxNorm: 1)
-                optimizer.learningRate = rate(optimizer.step)
-                optimizer.update()
-                sum += loss.item * Float(rows.count)
-                bar?.advance(1, status: String(format: "epoch %d, loss %.3f", epoch, loss.item))
+        let trainer = Trainer(model: model, optimizer: optimizer,
+                              config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate)
+        var order = Array(train.indices)
+        var lossSum: Float = 0
+        try trainer.run(progress: bar, rateUnit: "ex", loss: { step, _ in
+            let k = step % stepsPerEpoch
+            if k == 0 {  // a new epoch: a new order
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+                lossSum = 0
             }
+            let rows = order[(k * config.batchSize)..<min(order.count, (k + 1) * config.batchSize)].map { train[$0] }
+            let batch = BERTBatch(rows.map { BERTInput($0.a, $0.b, specials: specials, maxLength: config.maxLength) }, pad: specials.pad)
+            let loss = Loss.crossEntropy(logits: model(batch), targets: IntTensor(rows.map { Int32($0.label) }, shape: [rows.count]))
+            lossSum += loss.item * Float(rows.count)
+            return TrainingLoss(loss, items: rows.count)
+        }, evaluate: { step in
             let accuracy = evaluate(model, test, specials: specials, maxLength: config.maxLength)
             accuracies.append(accuracy)
-            onEpoch(epoch, sum / Float(train.count), accuracy)
-        }
+            onEpoch(step / stepsPerEpoch, lossSum / Float(train.count), accuracy)
+        })
         return accuracies
     }
 

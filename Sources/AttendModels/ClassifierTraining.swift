@@ -32,37 +32,39 @@ public struct EpochReport: Codable {
 public enum ClassifierTraining {
     /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`.
     public static func run(model: Module & UnaryLayer, train: ImageDataset, test: ImageDataset,
-                           config: ClassifierTrainingConfig, onEpoch: (EpochReport) -> Void = { _ in }) -> [EpochReport] {
+                           config: ClassifierTrainingConfig, onEpoch: (EpochReport) -> Void = { _ in }) throws -> [EpochReport] {
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: config.learningRate, weightDecay: config.weightDecay)
         var reports: [EpochReport] = []
         // Cosine decay to zero over the whole run: the last epochs average out minibatch noise.
         let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
-        let schedule = WarmupCosineSchedule(peak: config.learningRate, minimum: 0, warmupSteps: 0,
-                                            totalSteps: config.epochs * stepsPerEpoch)
-        for epoch in 1...config.epochs {
-            model.train()
-            let started = Date()
-            let batches = ShuffledBatches(count: train.count, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
-            let bar = config.showProgress ? ProgressBar(total: train.count, label: "epoch \(epoch)/\(config.epochs)", unit: "img") : nil
-            var lossSum: Double = 0
-            var seen = 0
-            for indices in batches {
-                let (x, y) = train.batch(indices)
-                let loss = Loss.crossEntropy(logits: model(x), targets: y)
-                model.zeroGrad()
-                loss.backward()
-                optimizer.learningRate = schedule(optimizer.step)
-                optimizer.update()
-                lossSum += Double(loss.item) * Double(indices.count)
-                seen += indices.count
-                bar?.advance(indices.count, status: String(format: "loss %.4f", lossSum / Double(seen)))
+        let total = config.epochs * stepsPerEpoch
+        let schedule = WarmupCosineSchedule(peak: config.learningRate, minimum: 0, warmupSteps: 0, totalSteps: total)
+        let trainer = Trainer(model: model, optimizer: optimizer, config: TrainerConfig(steps: total, evaluationInterval: stepsPerEpoch),
+                              schedule: schedule.callAsFunction)
+        let bar = config.showProgress ? ProgressBar(total: total, label: "train \(config.epochs) epochs", unit: "step") : nil
+        var batches: [[Int]] = []
+        var lossSum: Double = 0, seen = 0
+        var started = Date()
+        guard config.epochs >= 1, config.batchSize >= 1, train.count > 0 else {
+            throw AttendError("classifier training needs at least one epoch, a batch size of at least 1 and some training images")
+        }
+        try trainer.run(progress: bar, rateUnit: "img", loss: { step, _ in
+            if step % stepsPerEpoch == 0 {  // a new epoch: a new shuffle
+                batches = Array(ShuffledBatches(count: train.count, batchSize: config.batchSize, seed: config.seed, epoch: step / stepsPerEpoch + 1))
+                (lossSum, seen, started) = (0, 0, Date())
             }
-            let seconds = Date().timeIntervalSince(started)
-            let report = EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(seen)),
-                                     testAccuracy: accuracy(model: model, dataset: test), seconds: seconds)
+            let indices = batches[step % stepsPerEpoch]
+            let (x, y) = train.batch(indices)
+            let loss = Loss.crossEntropy(logits: model(x), targets: y)
+            lossSum += Double(loss.item) * Double(indices.count)
+            seen += indices.count
+            return TrainingLoss(loss, items: indices.count)
+        }, evaluate: { step in
+            let report = EpochReport(epoch: step / stepsPerEpoch, trainLoss: Float(lossSum / Double(seen)),
+                                     testAccuracy: accuracy(model: model, dataset: test), seconds: Date().timeIntervalSince(started))
             reports.append(report)
             onEpoch(report)
-        }
+        })
         return reports
     }
 

@@ -2,10 +2,13 @@
 // causal self-attention and a tanh-GELU MLP, a final LayerNorm, and an output layer tied to the token
 // embedding. Trains from scratch (next-token prediction) and loads / saves the Hugging Face GPT-2 layout.
 
+import AttendLM
 import AttendNN
 import AttendTensor
 import Foundation
 
+/// The shape of a GPT. Its coding keys are the Hugging Face GPT-2 `config.json` names, so the same type reads
+/// an exported folder and the metadata of Attend's own checkpoints.
 public struct GPTConfig: Codable, Equatable {
     public var vocabSize: Int
     public var contextLength: Int
@@ -14,8 +17,8 @@ public struct GPTConfig: Codable, Equatable {
     public var headCount: Int
     public var dropout: Float = 0
     public var layerNormEps: Float = 1e-5
-    /// Feed-forward width (GPT-2: 4 x width; OPT: ffn_dim).
-    public var hiddenSize: Int?
+    /// Feed-forward width (GPT-2: 4 x width when nil; OPT: ffn_dim).
+    public var feedForwardSize: Int?
     /// GPT-2 uses tanh-GELU; OPT uses ReLU.
     public var activation: Activation.Kind = .geluTanh
     /// OPT's learned positions start at row 2 of its table.
@@ -23,7 +26,8 @@ public struct GPTConfig: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "n_positions", width = "n_embd", layerCount = "n_layer"
-        case headCount = "n_head", dropout = "resid_pdrop", layerNormEps = "layer_norm_epsilon", hiddenSize = "n_inner"
+        case headCount = "n_head", dropout = "resid_pdrop", layerNormEps = "layer_norm_epsilon", feedForwardSize = "n_inner"
+        case activation = "activation_function", positionOffset = "position_offset"
     }
 
     public init(vocabSize: Int, contextLength: Int, width: Int, layerCount: Int, headCount: Int, dropout: Float = 0) {
@@ -44,7 +48,15 @@ public struct GPTConfig: Codable, Equatable {
         headCount = try c.decode(Int.self, forKey: .headCount)
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize)
+        feedForwardSize = try c.decodeIfPresent(Int.self, forKey: .feedForwardSize)
+        if let name = try c.decodeIfPresent(String.self, forKey: .activation) {
+            // transformers writes GPT-2's tanh approximation under either name.
+            guard let kind = name == "gelu_pytorch_tanh" ? .geluTanh : Activation.Kind(rawValue: name) else {
+                throw AttendError("activation_function '\(name)' is not supported (GPT-2 uses gelu_new)")
+            }
+            activation = kind
+        }
+        positionOffset = try c.decodeIfPresent(Int.self, forKey: .positionOffset) ?? 0
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -56,21 +68,37 @@ public struct GPTConfig: Codable, Equatable {
         try c.encode(headCount, forKey: .headCount)
         try c.encode(dropout, forKey: .dropout)
         try c.encode(layerNormEps, forKey: .layerNormEps)
-        try c.encodeIfPresent(hiddenSize, forKey: .hiddenSize)
+        try c.encodeIfPresent(feedForwardSize, forKey: .feedForwardSize)
+        try c.encode(activation, forKey: .activation)
+        if positionOffset != 0 { try c.encode(positionOffset, forKey: .positionOffset) }
     }
 
     /// A clear error when the shape of the model does not work (heads must divide the width).
     public func validate() throws {
-        guard vocabSize > 0, contextLength > 0, width > 0, layerCount > 0, headCount > 0 else {
-            throw AttendError("GPT config: sizes must be positive (\(self))")
-        }
+        let sizes = [("vocab_size", vocabSize), ("n_positions", contextLength), ("n_embd", width), ("n_layer", layerCount), ("n_head", headCount)]
+        if let (key, value) = sizes.first(where: { $0.1 <= 0 }) { throw AttendError("GPT config: \(key) is \(value); it must be positive") }
         guard width % headCount == 0 else { throw AttendError("GPT config: \(headCount) heads do not divide width \(width)") }
+        if let f = feedForwardSize, f <= 0 { throw AttendError("GPT config: n_inner is \(f); it must be positive") }
+        guard contextLength <= 1 << 20, positionOffset >= 0 else { throw AttendError("GPT config: n_positions \(contextLength) is more than 2^20") }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw AttendError("GPT config: dropout \(dropout) is not in [0, 1)") }
     }
 }
 
-public final class GPTModel: Module, CausalLanguageModel {
+/// GPT-2 (and OPT, which runs on it): trained here from scratch or loaded from a Hugging Face folder.
+///
+/// ```swift
+/// var g = RandomGenerator(seed: 0)
+/// let model = GPTModel(GPTConfig(vocabSize: 65, contextLength: 256, width: 384, layerCount: 6, headCount: 6), generator: &g)
+/// let logits = model(ids)                                   // ids [B, T] -> [B, T, 65], differentiable
+/// let cache = model.makeCache(capacity: 256)
+/// let next = model([0, 1, 2], cache: cache, lastOnly: true) // inference with a KV cache
+/// ```
+public final class GPTModel: Module, LanguageModel {
     public var contextLength: Int { config.contextLength }
     public var vocabularySize: Int { config.vocabSize }
+    public var embeddingWidth: Int { config.width }
+    public var layerCount: Int { config.layerCount }
+    public var queryHeadCount: Int { config.headCount }
     public func makeCache(capacity: Int) -> KVCache {
         KVCache(layers: config.layerCount, kvHeads: config.headCount, headSize: config.width / config.headCount, capacity: capacity)
     }
@@ -88,7 +116,7 @@ public final class GPTModel: Module, CausalLanguageModel {
         tokenEmbedding = Embedding(config.vocabSize, config.width, generator: &generator)
         positionEmbedding = Embedding(config.contextLength + config.positionOffset, config.width, generator: &generator)
         let block = TransformerBlockConfig(dimension: config.width, headCount: config.headCount,
-                                           hiddenDimension: config.hiddenSize ?? 4 * config.width, dropout: config.dropout,
+                                           hiddenDimension: config.feedForwardSize ?? 4 * config.width, dropout: config.dropout,
                                            activation: config.activation, preNorm: true, layerNormEps: config.layerNormEps)
         blocks = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
         finalNorm = LayerNorm(config.width, eps: config.layerNormEps)
@@ -107,27 +135,34 @@ public final class GPTModel: Module, CausalLanguageModel {
     }
 
     /// ids: [B, T] -> logits [B, T, vocab].
-    public func callAsFunction(_ ids: IntTensor) -> Tensor {
-        let t = ids.shape[1]
+    public func callAsFunction(_ ids: IntTensor) -> Tensor { logits(inputEmbeddings: embed(ids)) }
+
+    /// Token embeddings (positions are added inside the model, so spliced vectors get them too).
+    public func embed(_ ids: IntTensor) -> Tensor { tokenEmbedding(ids) }
+
+    /// Input vectors [B, T, C] -> logits [B, T, vocab], causal; differentiable.
+    public func logits(inputEmbeddings e: Tensor) -> Tensor {
+        let t = e.shape[1]
         precondition(t <= config.contextLength, "GPT: \(t) tokens exceed the context of \(config.contextLength)")
         let positions = IntTensor((0..<t).map { Int32($0 + config.positionOffset) }, shape: [t])
-        var x = dropout(tokenEmbedding(ids) + positionEmbedding(positions))
+        var x = dropout(e + positionEmbedding(positions))
         for block in blocks { x = block(x, causal: true) }
         return finalNorm(x).matmul(tokenEmbedding.weight.transposed(0, 1))  // tied output layer
     }
 
     // MARK: - Inference with a KV cache
 
-    /// Runs `tokens` after those in `cache` (inference only), appends their keys and values, and returns
+    /// Runs `input` after the positions in `cache` (inference only), appends their keys and values, and returns
     /// logits [T, vocab] (only the last position's when `lastOnly`). Same result as `callAsFunction(_:)`
     /// over the whole sequence, one token at a time at the cost of one.
-    public func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
-        let (t, start) = (tokens.count, cache.count)
+    public func forward(_ input: LMInput, cache: KVCache, lastOnly: Bool, attentionLayer: Int?) -> LMOutput {
+        let (t, start) = (input.count, cache.count)
         precondition(start + t <= min(cache.capacity, config.contextLength), "GPT: \(start + t) tokens exceed the context")
         let (h, hs) = (config.headCount, config.width / config.headCount)
         return withNoGrad {
             let positions = IntTensor((start..<(start + t)).map { Int32($0 + config.positionOffset) }, shape: [t])
-            var x = tokenEmbedding(IntTensor(tokens, shape: [t])) + positionEmbedding(positions)  // (T, C)
+            var x = inputEmbeddings(input) + positionEmbedding(positions)  // (T, C)
+            var attention: Tensor?
             for (l, block) in blocks.enumerated() {
                 let a = block.attention
                 let n = block.attentionNorm(x)
@@ -137,27 +172,33 @@ public final class GPTModel: Module, CausalLanguageModel {
                 let s = start + t
                 let keys = cache.keys[l].slice(axis: 1, start: 0, length: s)
                 let values = cache.values[l].slice(axis: 1, start: 0, length: s)
-                let (y, _) = Attention.scaledDotProduct(query: q, key: keys, value: values, causal: true)  // (H, T, hs)
+                let (y, weights) = Attention.scaledDotProduct(query: q, key: keys, value: values, causal: true)  // (H, T, hs)
+                if attentionLayer == l { attention = weights }
                 x = x + a.output(y.permute([1, 0, 2]).reshape([t, config.width]))
                 x = x + block.feedForward(block.feedForwardNorm(x))
             }
             cache.advance(t)
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
-            return finalNorm(last).matmul(tokenEmbedding.weight.transposed(0, 1))
+            return LMOutput(logits: finalNorm(last).matmul(tokenEmbedding.weight.transposed(0, 1)), attention: attention)
         }
     }
 
     // MARK: - Hugging Face layout
 
-    /// Hugging Face names (GPT2LMHeadModel, without the "transformer." prefix) of each block tensor, and
-    /// whether it is a Conv1D weight (stored [in, out], the transpose of a Linear weight).
-    static let blockNames: [(ours: String, theirs: String)] = [
-        ("attentionNorm.weight", "ln_1.weight"), ("attentionNorm.bias", "ln_1.bias"),
-        ("attention.output.weight", "attn.c_proj.weight"), ("attention.output.bias", "attn.c_proj.bias"),
-        ("feedForwardNorm.weight", "ln_2.weight"), ("feedForwardNorm.bias", "ln_2.bias"),
-        ("feedForward.up.weight", "mlp.c_fc.weight"), ("feedForward.up.bias", "mlp.c_fc.bias"),
-        ("feedForward.down.weight", "mlp.c_proj.weight"), ("feedForward.down.bias", "mlp.c_proj.bias"),
-    ]
+    /// Hugging Face GPT2LMHeadModel names of a block's tensors (relative to "transformer.h.N."), except the query,
+    /// key and value, which GPT-2 fuses into one c_attn. Its Conv1D weights are stored [in, out], transposed.
+    public static let huggingFaceBlockNames = CheckpointNames(rules: [
+        ("attentionNorm.", "ln_1."), ("attention.output.", "attn.c_proj."), ("feedForwardNorm.", "ln_2."),
+        ("feedForward.up.", "mlp.c_fc."), ("feedForward.down.", "mlp.c_proj."),
+    ])
+
+    /// A block tensor stored by GPT-2 outside the fused c_attn, and whether it is a transposed Conv1D weight.
+    static func separateBlockTensors(_ block: TransformerEncoderBlock) -> [(ours: String, theirs: String, tensor: Tensor, transposed: Bool)] {
+        block.namedTensors().filter { !["attention.query.", "attention.key.", "attention.value."].contains(where: $0.name.hasPrefix) }.map {
+            let theirs = huggingFaceBlockNames($0.name)
+            return ($0.name, theirs, $0.tensor, theirs.hasSuffix(".weight") && !theirs.hasPrefix("ln_"))
+        }
+    }
 
     /// The tensors under Hugging Face GPT-2 names: c_attn fuses query, key and value; Conv1D weights transposed.
     public func huggingFaceTensors() -> [(name: String, tensor: Tensor)] {
@@ -168,10 +209,8 @@ public final class GPTModel: Module, CausalLanguageModel {
                 let a = b.attention
                 out.append((p + "attn.c_attn.weight", Tensor.concat([a.query.weight, a.key.weight, a.value.weight], axis: 0).transposed(0, 1).contiguous()))
                 out.append((p + "attn.c_attn.bias", Tensor.concat([a.query.bias!, a.key.bias!, a.value.bias!], axis: 0)))
-                let ours = Dictionary(uniqueKeysWithValues: b.namedTensors().map { ($0.name, $0.tensor) })
-                for (o, t) in GPTModel.blockNames {
-                    let tensor = ours[o]!
-                    out.append((p + t, t.hasSuffix(".weight") && !t.hasPrefix("ln_") ? tensor.transposed(0, 1).contiguous() : tensor))
+                for t in GPTModel.separateBlockTensors(b) {
+                    out.append((p + t.theirs, t.transposed ? t.tensor.transposed(0, 1).contiguous() : t.tensor))
                 }
             }
             out.append(("transformer.ln_f.weight", finalNorm.weight))
@@ -197,13 +236,8 @@ public final class GPTModel: Module, CausalLanguageModel {
     public static func loadHuggingFace(directory: String) throws -> GPTModel {
         let configPath = directory + "/config.json"
         guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
-        let config: GPTConfig
-        do { config = try JSONDecoder().decode(GPTConfig.self, from: data) } catch { throw AttendError("\(configPath): not a GPT-2 config (\(error))") }
-        try config.validate()
-        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let act = object["activation_function"] as? String, act != "gelu_new", act != "gelu_pytorch_tanh" {
-            throw AttendError("\(configPath): activation_function '\(act)' is not supported (GPT-2 uses gelu_new)")
-        }
+        let config = try ConfigDecoding.decode(GPTConfig.self, from: data, source: configPath, kind: "a GPT-2 config")
+        do { try config.validate() } catch let e as AttendError { throw AttendError("\(configPath): \(e.message)") }
         var config0 = config
         config0.dropout = 0
         var g = RandomGenerator(seed: 0)
@@ -227,13 +261,10 @@ public final class GPTModel: Module, CausalLanguageModel {
                 linear.weight.assign(w.slice(axis: 0, start: i * c, length: c))
                 linear.bias!.assign(bias.slice(axis: 0, start: i * c, length: c))
             }
-            let ours = Dictionary(uniqueKeysWithValues: b.namedTensors().map { ($0.name, $0.tensor) })
-            for (o, t) in blockNames {
-                let target = ours[o]!
-                let conv = t.hasSuffix(".weight") && !t.hasPrefix("ln_")
-                let shape = conv ? [target.shape[1], target.shape[0]] : target.shape
-                let loaded = try take(p + t, shape)
-                target.assign(conv ? loaded.transposed(0, 1) : loaded)
+            for t in separateBlockTensors(b) {
+                let shape = t.transposed ? [t.tensor.shape[1], t.tensor.shape[0]] : t.tensor.shape
+                let loaded = try take(p + t.theirs, shape)
+                t.tensor.assign(t.transposed ? loaded.transposed(0, 1) : loaded)
             }
         }
         model.finalNorm.weight.assign(try take("transformer.ln_f.weight", [c]))

@@ -2,6 +2,7 @@
 // stream, AdamW with linear warmup and cosine decay, gradient clipping and accumulation, periodic
 // train/validation estimates, and checkpoints that resume exactly.
 
+import AttendLM
 import AttendNN
 import AttendTensor
 import AttendTokenizers
@@ -52,12 +53,11 @@ public final class GPTTrainer {
         train = Array(tokens[..<cut])
         validation = Array(tokens[cut...])
         // Weight decay on matrices (embeddings included) only, as nanoGPT: biases and norm gains are exempt.
-        let decayed = model.namedParameters().filter { $0.tensor.rank >= 2 }
-        let plain = model.namedParameters().filter { $0.tensor.rank < 2 }
-        optimizer = Adam(parameters: decayed + plain, learningRate: config.learningRate, beta2: config.beta2,
-                         weightDecay: config.weightDecay, decoupledWeightDecay: true)
-        optimizer.decayExempt = Set(plain.map(\.name))
+        optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, beta2: config.beta2, weightDecay: config.weightDecay)
     }
+
+    /// Called with the gradients before each optimizer step (see `Trainer.gradientHook`).
+    public var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)?
 
     /// A batch of windows for iteration `step` (seeded by step, so a resumed run draws the same batches).
     func batch(_ data: [Int32], step: Int, micro: Int, salt: UInt64 = 0) -> (IntTensor, IntTensor) {
@@ -98,37 +98,21 @@ public final class GPTTrainer {
     /// called after each evaluation; `onLog` with each evaluation.
     public func run(progress: Bool = true, checkpoint: (GPTTrainer) throws -> Void = { _ in },
                     onLog: (GPTEvaluation) -> Void = { _ in }) throws {
-        model.train()
-        let tokensPerStep = config.batchSize * model.config.contextLength * config.gradientAccumulation
+        let trainer = Trainer(model: model, optimizer: optimizer,
+                              config: TrainerConfig(steps: config.iterations, gradientAccumulation: config.gradientAccumulation,
+                                                    gradientClip: config.gradientClip, evaluationInterval: config.evalInterval),
+                              schedule: schedule.callAsFunction)
+        trainer.gradientHook = gradientHook
         let bar = progress ? ProgressBar(total: config.iterations - optimizer.step, label: "gpt", unit: "it") : nil
-        var lastLoss: Float = 0
-        let started = Date()
-        var trainedTokens = 0
-        while optimizer.step < config.iterations {
-            let step = optimizer.step
-            model.zeroGrad()
-            var loss: Float = 0
-            for micro in 0..<config.gradientAccumulation {
-                let (x, y) = batch(train, step: step, micro: micro)
-                let l = Loss.crossEntropy(logits: model(x), targets: y) * (1 / Float(config.gradientAccumulation))
-                l.backward()
-                loss += l.item
-            }
-            if config.gradientClip > 0 { clipGradientNorm(model.parameters(), maxNorm: config.gradientClip) }
-            optimizer.learningRate = schedule(step)
-            optimizer.update()
-            lastLoss = loss
-            trainedTokens += tokensPerStep
-            bar?.advance(1, status: String(format: "loss %.4f, %.0f tok/s", lastLoss, Double(trainedTokens) / Date().timeIntervalSince(started)))
-            if optimizer.step % config.evalInterval == 0 || optimizer.step == config.iterations {
-                let started = Date()
-                let e = evaluate()
-                evaluationSeconds += Date().timeIntervalSince(started)
-                history.append(e)
-                onLog(e)
-                try checkpoint(self)
-            }
-        }
+        try trainer.run(progress: bar, rateUnit: "tok", loss: { step, micro in
+            let (x, y) = batch(train, step: step, micro: micro)
+            return TrainingLoss(Loss.crossEntropy(logits: model(x), targets: y), items: x.count)
+        }, evaluate: { _ in
+            let e = evaluate()
+            history.append(e)
+            onLog(e)
+        }, checkpoint: { _ in try checkpoint(self) })
+        evaluationSeconds += trainer.evaluationSeconds
     }
 
     /// Saves model, optimizer state, step, model config and `extra` metadata (e.g. the tokenizer).
@@ -150,30 +134,32 @@ public final class GPTTrainer {
         if let h = meta["history"], let saved = try? JSONDecoder().decode([GPTEvaluation].self, from: Data(h.utf8)) { history = saved }
     }
 
-    /// Samples `count` tokens after `context` (temperature and top-k, as nanoGPT's sample.py).
+    /// Samples `count` tokens after `context` (temperature and top-k, as nanoGPT's sample.py), through the
+    /// generation engine with a KV cache. Past the context, the model re-reads the last half of the text and goes
+    /// on (nanoGPT re-reads the whole window for every token).
     public static func sample(model: GPTModel, context: [Int32], count: Int, temperature: Float = 0.8, topK: Int? = 200,
                               seed: UInt64 = 1) -> [Int32] {
         model.eval()
-        var ids = context.isEmpty ? [0] : context
-        var g = RandomGenerator(seed: seed)
         var options = SamplingOptions()
         options.temperature = temperature
         options.topK = topK
-        withNoGrad {
-            for _ in 0..<count {
-                let window = Array(ids.suffix(model.config.contextLength))
-                let logits = model(IntTensor(window, shape: [1, window.count]))
-                let last = logits.slice(axis: 1, start: window.count - 1, length: 1).toArray()
-                ids.append(Generation.pick(last, context: [], generated: [], options: options, generator: &g))
-            }
+        options.seed = seed
+        options.maxTokens = count
+        options.contextShift = true
+        let prompt = Array((context.isEmpty ? [0] : context).suffix(model.config.contextLength - 1))
+        var out: [Int32] = []
+        do {
+            _ = try Generation.decode(model: model, input: LMInput(prompt), options: options, eosId: nil) { out.append($0); return true }
+        } catch {
+            preconditionFailure("GPT sampling: \(error)")  // the prompt was cut to the context and its ids come from the model's tokenizer
         }
-        return Array(ids.suffix(count))
+        return out
     }
 }
 
 /// The tokenizer of a model trained here (GPT, BERT): characters (nanoGPT's shakespeare_char) or a byte-level BPE trained
 /// on the corpus. It travels in the checkpoint's metadata.
-public enum TrainedTokenizer {
+public enum TrainedTokenizer: TextTokenizer {
     case characters(CharacterTokenizer)
     case bpe(ByteLevelBPETokenizer)
 
@@ -197,6 +183,12 @@ public enum TrainedTokenizer {
         case .bpe(let t): return t.decode(ids)
         }
     }
+
+    public func encode(_ text: String, allowSpecial: Bool) throws -> [Int32] { try encode(text) }
+    public func bytes(_ ids: [Int32]) -> [UInt8] { Array(decode(ids).utf8) }
+    public var bosId: Int32? { nil }
+    public var eosId: Int32? { nil }
+    public var vocabularyCount: Int { count }
 
     public var metadata: [String: String] {
         switch self {

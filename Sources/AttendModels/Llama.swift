@@ -1,12 +1,17 @@
 // Llama-family decoder (Touvron et al., 2023): RMSNorm, rotary position embeddings (Su et al., 2021),
 // grouped-query attention (Ainslie et al., 2023) with a KV cache, and a SwiGLU feed-forward network.
-// Loads GGUF checkpoints (e.g. SmolLM2-135M-Instruct), dequantizing weights to Float32.
+// Loads GGUF checkpoints (e.g. SmolLM2-135M-Instruct; Q4_0 / Q4_1 / Q8_0 matrices stay in their blocks) and
+// Hugging Face folders (float32). With float weights it trains like every other model: `logits(inputEmbeddings:)`
+// records gradients for the weights and for the input vectors.
 
+import AttendLM
 import AttendNN
 import AttendTensor
 import CAttendKernels
 import Foundation
 
+/// The shape of a Llama model. Decodes a Hugging Face `config.json` (the coding keys are its names);
+/// `fromGGUF` reads the same values from GGUF metadata.
 public struct LlamaConfig: Codable, Equatable {
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -20,6 +25,88 @@ public struct LlamaConfig: Codable, Equatable {
 
     public var headSize: Int { hiddenSize / headCount }
 
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case layerCount = "num_hidden_layers", headCount = "num_attention_heads", kvHeadCount = "num_key_value_heads"
+        case ropeTheta = "rope_theta", rmsNormEps = "rms_norm_eps", contextLength = "max_position_embeddings"
+        case ropeParameters = "rope_parameters", ropeScaling = "rope_scaling", headDim = "head_dim"
+    }
+
+    /// transformers 5 keeps RoPE settings in rope_parameters; older configs have rope_theta / rope_scaling.
+    struct RopeParameters: Codable {
+        var ropeType: String?
+        var ropeTheta: Double?
+        enum CodingKeys: String, CodingKey { case ropeType = "rope_type", ropeTheta = "rope_theta" }
+    }
+
+    public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int, kvHeadCount: Int,
+                ropeTheta: Float, rmsNormEps: Float, contextLength: Int) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.kvHeadCount = kvHeadCount
+        self.ropeTheta = ropeTheta
+        self.rmsNormEps = rmsNormEps
+        self.contextLength = contextLength
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let heads = try c.decode(Int.self, forKey: .headCount)
+        let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+        if let type = rope?.ropeType, type != "default" {
+            throw AttendError("rope_type '\(type)' is not supported (only 'default')")
+        }
+        if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) { throw AttendError("rope_scaling is not supported") }
+        let theta = try rope?.ropeTheta ?? c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10_000
+        self.init(vocabSize: try c.decode(Int.self, forKey: .vocabSize), hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+                  intermediateSize: try c.decode(Int.self, forKey: .intermediateSize), layerCount: try c.decode(Int.self, forKey: .layerCount),
+                  headCount: heads, kvHeadCount: try c.decodeIfPresent(Int.self, forKey: .kvHeadCount) ?? heads,
+                  ropeTheta: Float(theta), rmsNormEps: Float(try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6),
+                  contextLength: try c.decodeIfPresent(Int.self, forKey: .contextLength) ?? 2048)
+        if let d = try c.decodeIfPresent(Int.self, forKey: .headDim), heads > 0, d != hiddenSize / heads {
+            throw AttendError("head_dim \(d) differs from hidden_size / num_attention_heads = \(hiddenSize / heads), which Attend assumes")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(layerCount, forKey: .layerCount)
+        try c.encode(headCount, forKey: .headCount)
+        try c.encode(kvHeadCount, forKey: .kvHeadCount)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encode(rmsNormEps, forKey: .rmsNormEps)
+        try c.encode(contextLength, forKey: .contextLength)
+    }
+
+    /// A clear error for sizes that cannot make a model: every count positive, heads dividing the width into
+    /// even head sizes, query heads a multiple of KV heads, and a context no larger than 2^20 positions.
+    public func validate(source: String) throws {
+        let sizes = [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
+                     ("num_hidden_layers", layerCount), ("num_attention_heads", headCount), ("num_key_value_heads", kvHeadCount),
+                     ("max_position_embeddings", contextLength)]
+        if let (key, value) = sizes.first(where: { $0.1 <= 0 }) { throw AttendError("\(source): \(key) is \(value); it must be positive") }
+        guard hiddenSize % headCount == 0, headCount % kvHeadCount == 0, headSize % 2 == 0 else {
+            throw AttendError("\(source): \(headCount) heads / \(kvHeadCount) KV heads do not divide width \(hiddenSize) into even head sizes")
+        }
+        guard contextLength <= 1 << 20 else { throw AttendError("\(source): a context of \(contextLength) positions is more than Attend supports (2^20)") }
+        guard ropeTheta.isFinite, ropeTheta > 0, rmsNormEps.isFinite, rmsNormEps >= 0 else {
+            throw AttendError("\(source): rope_theta \(ropeTheta) and rms_norm_eps \(rmsNormEps) must be finite and positive")
+        }
+    }
+
+    /// From a Hugging Face LlamaForCausalLM config.json already parsed (decoded through the coding keys, then validated).
+    public static func fromHuggingFace(_ json: [String: Any], path: String) throws -> LlamaConfig {
+        let c = try ConfigDecoding.decode(LlamaConfig.self, from: try JSONSerialization.data(withJSONObject: json), source: path)
+        try c.validate(source: path)
+        return c
+    }
+
     /// The GGUF metadata keys (llama.*) this configuration comes from.
     public static func fromGGUF(_ f: GGUFFile) throws -> LlamaConfig {
         let arch = f.metadata["general.architecture"]?.string ?? "?"
@@ -32,142 +119,88 @@ public struct LlamaConfig: Codable, Equatable {
                             ropeTheta: Float(f.metadata["llama.rope.freq_base"]?.double ?? 10_000),
                             rmsNormEps: Float(f.metadata["llama.attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
                             contextLength: f.metadata["llama.context_length"]?.int ?? 2048)
-        guard c.hiddenSize % c.headCount == 0, c.headCount % c.kvHeadCount == 0 else {
-            throw AttendError("\(f.path): \(c.headCount) heads / \(c.kvHeadCount) KV heads do not divide width \(c.hiddenSize)")
-        }
+        try c.validate(source: f.path)
         return c
     }
 }
 
-public final class LlamaAttention: Module {
-    public let query: Linear, key: Linear, value: Linear, output: Linear
+/// y = x W^T, with W [out, in] in float32 or kept in its GGUF blocks (Q4_0, Q4_1, Q8_0). The checkpoint path of
+/// the weight is this layer's (`layers.0.attention.query.weight`) either way.
+public final class LlamaLinear: Module {
+    public let weight: Tensor
+    /// The weight's GGUF blocks; when set, `weight` is not loaded (see `LlamaModel.loadFloatWeights()`).
+    public internal(set) var blocks: QuantizedMatrix?
 
-    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
-        query = Linear(c.hiddenSize, c.headCount * c.headSize, bias: false, generator: &generator)
-        key = Linear(c.hiddenSize, c.kvHeadCount * c.headSize, bias: false, generator: &generator)
-        value = Linear(c.hiddenSize, c.kvHeadCount * c.headSize, bias: false, generator: &generator)
-        output = Linear(c.headCount * c.headSize, c.hiddenSize, bias: false, generator: &generator)
+    init(_ inFeatures: Int, _ outFeatures: Int, generator: inout RandomGenerator) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: &generator, requiresGrad: true)
+    }
+
+    /// Differentiable with float weights. Quantized weights compute in float32 on expanded tiles, without gradients.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
+        precondition(!(GradMode.isEnabled && x.requiresGrad), "LlamaLinear: gradients through quantized weights need float weights (call loadFloatWeights() first)")
+        let rows = x.reshape([-1, q.columns])
+        return q.matmul(rows).reshape(Array(x.shape.dropLast()) + [q.rows])
     }
 }
 
-public final class LlamaMLP: Module {
-    public let gate: Linear, up: Linear, down: Linear
+/// One inference pass's shared state: whether one-token steps use 8-bit activations, and the last input so
+/// quantized (q/k/v and gate/up read the same input; it is quantized once).
+final class LlamaPass {
+    let int8: Bool
+    private var last: (input: Tensor, activations: QuantizedActivations)?
 
-    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
-        gate = Linear(c.hiddenSize, c.intermediateSize, bias: false, generator: &generator)
-        up = Linear(c.hiddenSize, c.intermediateSize, bias: false, generator: &generator)
-        down = Linear(c.intermediateSize, c.hiddenSize, bias: false, generator: &generator)
-    }
+    init(int8: Bool) { self.int8 = int8 }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { down(gate(x).silu() * up(x)) }
-}
+    /// x W^T for x [T, in]: one token multiplies straight from the blocks (8-bit or float activations),
+    /// several rows go through float32 GEMMs on expanded tiles. Float weights: the plain product.
+    func project(_ x: Tensor, _ layer: LlamaLinear) -> Tensor { project(x, layer.blocks, layer.weight) }
 
-public final class LlamaBlock: Module {
-    public let attentionNorm: RMSNorm
-    public let attention: LlamaAttention
-    public let mlpNorm: RMSNorm
-    public let mlp: LlamaMLP
-
-    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
-        attentionNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
-        attention = LlamaAttention(c, generator: &generator)
-        mlpNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
-        mlp = LlamaMLP(c, generator: &generator)
-    }
-}
-
-/// Keys and values of the tokens seen so far, per layer: [kvHeads, capacity, headSize].
-public final class KVCache {
-    var keys: [Tensor]
-    var values: [Tensor]
-    public private(set) var count = 0
-    public let capacity: Int
-
-    public convenience init(config c: LlamaConfig, capacity: Int) {
-        self.init(layers: c.layerCount, kvHeads: c.kvHeadCount, headSize: c.headSize, capacity: capacity)
-    }
-
-    public convenience init(layers: Int, kvHeads: Int, headSize: Int, capacity: Int) {
-        self.init(layers: layers, shape: [kvHeads, capacity, headSize], capacity: capacity)
-    }
-
-    func advance(_ n: Int) { count += n }
-    public func reset() { count = 0 }
-
-    /// An independent copy (beam search forks a cache for each surviving hypothesis).
-    public func copy() -> KVCache {
-        let c = KVCache(layers: keys.count, shape: keys.first?.shape ?? [0, 0, 0], capacity: capacity)
-        for l in 0..<keys.count {
-            c.keys[l].pointer.update(from: keys[l].pointer, count: keys[l].count)
-            c.values[l].pointer.update(from: values[l].pointer, count: values[l].count)
+    func project(_ x: Tensor, _ blocks: QuantizedMatrix?, _ weight: Tensor) -> Tensor {
+        guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
+        if int8 {
+            if let c = last, c.input === x { return q.matmul(c.activations) }
+            let a = QuantizedActivations(x)
+            last = (x, a)
+            return q.matmul(a)
         }
-        c.count = count
-        return c
-    }
-
-    private init(layers: Int, shape: [Int], capacity: Int) {
-        self.capacity = capacity
-        keys = (0..<layers).map { _ in Tensor(shape: shape) }
-        values = (0..<layers).map { _ in Tensor(shape: shape) }
+        return x.count == q.columns ? q.matvec(x) : q.matmul(x)
     }
 }
 
-public final class LlamaModel: Module {
-    public let config: LlamaConfig
-    public let embedding: Embedding
-    public let layers: [LlamaBlock]
-    public let norm: RMSNorm
-    /// Nil when the output projection is tied to the embedding (SmolLM2).
-    public let output: Linear?
-    /// The attention weights of one layer from the last call, [heads, T, S], when `attentionMapLayer` is set.
-    public var attentionMapLayer: Int?
-    public internal(set) var lastAttention: Tensor?
-    let ropeTables: (cos: [Float], sin: [Float])
-    /// Weights kept in their GGUF blocks, by parameter path (empty for float checkpoints). Every product with
-    /// them reads the blocks: the module's float32 tensors of these weights are not loaded (see
-    /// `loadFloatWeights()`), which keeps a Q4_1 model at a sixth of its float32 size in memory.
-    var quantized: [String: QuantizedMatrix] = [:]
-    /// The file the quantized weights lie in, for `loadFloatWeights()`.
-    var ggufSource: GGUFFile?
-    /// Decode one token with 8-bit activations (integer block dot products, as llama.cpp): 1.3x faster
-    /// than float activations, at the cost of rounding. The prompt always runs in float32 (on tiles of
-    /// weights expanded from their blocks). Off: exact float32 everywhere (what the numpy reference checks).
-    public var int8Activations = true
+/// cos / sin of every rotary angle for positions start..<start + count: [count, headSize / 2] each.
+struct RotaryTables {
+    let cos: [Float], sin: [Float]
+    let start: Int, count: Int, half: Int
 
-    public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
-        self.config = config
-        embedding = Embedding(config.vocabSize, config.hiddenSize, generator: &generator)
-        layers = (0..<config.layerCount).map { _ in LlamaBlock(config, generator: &generator) }
-        norm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
-        output = tiedOutput ? nil : Linear(config.hiddenSize, config.vocabSize, bias: false, generator: &generator)
-        ropeTables = LlamaModel.rope(config)
-    }
-
-    /// cos/sin for every position and frequency: [contextLength, headSize / 2].
-    static func rope(_ c: LlamaConfig) -> (cos: [Float], sin: [Float]) {
-        let half = c.headSize / 2
-        var cosT = [Float](repeating: 0, count: c.contextLength * half), sinT = cosT
-        for p in 0..<c.contextLength {
+    init(headSize: Int, theta: Float, start: Int, count: Int) {
+        half = headSize / 2
+        self.start = start
+        self.count = count
+        var cosT = [Float](repeating: 0, count: count * half), sinT = cosT
+        for p in 0..<count {
             for i in 0..<half {
-                let angle = Double(p) * pow(Double(c.ropeTheta), -2 * Double(i) / Double(c.headSize))
+                let angle = Double(start + p) * pow(Double(theta), -2 * Double(i) / Double(headSize))
                 cosT[p * half + i] = Float(Foundation.cos(angle))
                 sinT[p * half + i] = Float(Foundation.sin(angle))
             }
         }
-        return (cosT, sinT)
+        cos = cosT
+        sin = sinT
     }
 
-    /// Rotates adjacent pairs (2i, 2i+1) of each head by position (llama.cpp's normal RoPE mode, which GGUF
-    /// checkpoints are permuted for). x: [T, heads, headSize], contiguous; inference only (no gradient).
-    func applyRope(_ x: Tensor, start: Int) -> Tensor {
+    /// Rotates adjacent pairs (2i, 2i+1) of each head (llama.cpp's normal RoPE mode, which GGUF checkpoints are
+    /// permuted for). x: [T, heads, headSize]; inference (no gradient).
+    func apply(_ x: Tensor) -> Tensor {
         let (t, h, d) = (x.shape[0], x.shape[1], x.shape[2])
-        let half = d / 2
+        precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
         let out = Tensor(shape: x.shape)
         let src = x.contiguous().pointer, dst = out.pointer
-        ropeTables.cos.withUnsafeBufferPointer { cosT in
-            ropeTables.sin.withUnsafeBufferPointer { sinT in
+        cos.withUnsafeBufferPointer { cosT in
+            sin.withUnsafeBufferPointer { sinT in
                 for p in 0..<t {
-                    let row = (start + p) * half
+                    let row = p * half
                     for head in 0..<h {
                         let base = (p * h + head) * d
                         for i in 0..<half {
@@ -183,89 +216,226 @@ public final class LlamaModel: Module {
         return out
     }
 
-    /// Runs `tokens` after those already in `cache`, appends their keys and values, and returns logits
-    /// [T, vocab] (only the last position's when `lastOnly`).
-    public func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
-        let (t, start) = (tokens.count, cache.count)
+    /// The same rotation composed from differentiable ops, for x [B, T, heads, headSize].
+    func applyDifferentiable(_ x: Tensor) -> Tensor {
+        let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
+        let pairs = x.reshape([b, t, h, half, 2])
+        let (even, odd) = (pairs.slice(axis: 4, start: 0, length: 1), pairs.slice(axis: 4, start: 1, length: 1))
+        let c = Tensor(cos, shape: [t, 1, half, 1]), s = Tensor(sin, shape: [t, 1, half, 1])
+        return Tensor.concat([even * c - odd * s, even * s + odd * c], axis: 4).reshape([b, t, h, d])
+    }
+}
+
+public final class LlamaAttention: Module {
+    public let query: LlamaLinear, key: LlamaLinear, value: LlamaLinear, output: LlamaLinear
+    let headCount: Int, kvHeadCount: Int, headSize: Int, ropeTheta: Float
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        (headCount, kvHeadCount, headSize, ropeTheta) = (c.headCount, c.kvHeadCount, c.headSize, c.ropeTheta)
+        query = LlamaLinear(c.hiddenSize, c.headCount * c.headSize, generator: &generator)
+        key = LlamaLinear(c.hiddenSize, c.kvHeadCount * c.headSize, generator: &generator)
+        value = LlamaLinear(c.hiddenSize, c.kvHeadCount * c.headSize, generator: &generator)
+        output = LlamaLinear(c.headCount * c.headSize, c.hiddenSize, generator: &generator)
+    }
+
+    /// Training: x [B, T, C] -> [B, T, C], causal over the whole sequence, differentiable.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
+        let rope = RotaryTables(headSize: hs, theta: ropeTheta, start: 0, count: t)
+        let q = rope.applyDifferentiable(query(x).reshape([b, t, hq, hs])).permute([0, 2, 1, 3])     // (B, Hq, T, hs)
+        var k = rope.applyDifferentiable(key(x).reshape([b, t, hkv, hs])).permute([0, 2, 1, 3])      // (B, Hkv, T, hs)
+        var v = value(x).reshape([b, t, hkv, hs]).permute([0, 2, 1, 3])
+        if hq != hkv {  // each KV head serves `group` query heads
+            let group = hq / hkv
+            k = k.reshape([b, hkv, 1, t, hs]).expand(to: [b, hkv, group, t, hs]).reshape([b, hq, t, hs])
+            v = v.reshape([b, hkv, 1, t, hs]).expand(to: [b, hkv, group, t, hs]).reshape([b, hq, t, hs])
+        }
+        let (y, _) = Attention.scaledDotProduct(query: q, key: k, value: v, causal: true)           // (B, Hq, T, hs)
+        return output(y.permute([0, 2, 1, 3]).reshape([b, t, hq * hs]))
+    }
+
+    /// Inference: x [T, C] after the `cache.count` positions of layer `l`; appends keys and values. Returns the
+    /// output [T, C] and, when `keepWeights`, the attention weights [heads, T, S].
+    func callAsFunction(_ x: Tensor, cache: KVCache, layer l: Int, rope: RotaryTables, pass: LlamaPass, keepWeights: Bool) -> (Tensor, Tensor?) {
+        let (t, start) = (x.shape[0], cache.count)
+        let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
+        let q = rope.apply(pass.project(x, query).reshape([t, hq, hs]))  // (T, Hq, hs)
+        let k = rope.apply(pass.project(x, key).reshape([t, hkv, hs]))   // (T, Hkv, hs)
+        let v = pass.project(x, value).reshape([t, hkv, hs])
+        cache.keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
+        cache.values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
+        let s = start + t
+        var weights: Tensor?
+        let attended: Tensor  // (T, Hq * hs)
+        if t == 1 && !keepWeights {
+            // One step: read the cache in place (no copies, no GEMM set-up for a 1-row product).
+            attended = Tensor(shape: [1, hq * hs])
+            let scores = Tensor(shape: [hq, s])
+            let (qp, kp, vp, sp, yp) = (q.contiguous().pointer, cache.keys[l].pointer, cache.values[l].pointer, scores.pointer, attended.pointer)
+            let capacity = cache.capacity
+            Parallel.forRanges(hq, costPerItem: s * hs * 2) { r in
+                attend_decode_attention(qp, kp, vp, hq, hkv, s, capacity, hs, 1 / Float(hs).squareRoot(), r.lowerBound, r.upperBound, sp, yp)
+            }
+        } else {
+            let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+            let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
+            let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, hq / hkv, t, hs])  // query heads grouped by KV head
+            let (y, w) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
+            if keepWeights { weights = w.reshape([hq, t, s]) }
+            attended = y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs])
+        }
+        return (pass.project(attended, output), weights)
+    }
+}
+
+public final class LlamaMLP: Module {
+    public let gate: LlamaLinear, up: LlamaLinear, down: LlamaLinear
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        gate = LlamaLinear(c.hiddenSize, c.intermediateSize, generator: &generator)
+        up = LlamaLinear(c.hiddenSize, c.intermediateSize, generator: &generator)
+        down = LlamaLinear(c.intermediateSize, c.hiddenSize, generator: &generator)
+    }
+
+    /// SwiGLU: down(silu(gate(x)) * up(x)). Differentiable with float weights.
+    public func callAsFunction(_ x: Tensor) -> Tensor { down(gate(x).silu() * up(x)) }
+
+    func callAsFunction(_ x: Tensor, pass: LlamaPass) -> Tensor {
+        pass.project(pass.project(x, gate).silu() * pass.project(x, up), down)
+    }
+}
+
+public final class LlamaBlock: Module {
+    public let attentionNorm: RMSNorm
+    public let attention: LlamaAttention
+    public let mlpNorm: RMSNorm
+    public let mlp: LlamaMLP
+
+    init(_ c: LlamaConfig, generator: inout RandomGenerator) {
+        attentionNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+        attention = LlamaAttention(c, generator: &generator)
+        mlpNorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+        mlp = LlamaMLP(c, generator: &generator)
+    }
+
+    /// Training: x [B, T, C] -> [B, T, C] (pre-norm residual attention, then the SwiGLU MLP).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + attention(attentionNorm(x))
+        return h + mlp(mlpNorm(h))
+    }
+
+    /// Inference after the cached positions of layer `l`.
+    func callAsFunction(_ x: Tensor, cache: KVCache, layer l: Int, rope: RotaryTables, pass: LlamaPass, keepWeights: Bool) -> (Tensor, Tensor?) {
+        let (a, weights) = attention(attentionNorm(x), cache: cache, layer: l, rope: rope, pass: pass, keepWeights: keepWeights)
+        let h = x + a
+        return (h + mlp(mlpNorm(h), pass: pass), weights)
+    }
+}
+
+/// A Llama-family causal language model.
+///
+/// ```swift
+/// let model = try LlamaModel.load(gguf: GGUFFile("SmolLM2-135M-Instruct.Q4_1.gguf"))
+/// let cache = model.makeCache(capacity: 256)
+/// let logits = model([1, 504, 3458], cache: cache, lastOnly: true)    // [1, 49152]
+///
+/// // Training (float weights): gradients for every weight and for the input vectors.
+/// try model.loadFloatWeights()
+/// let loss = Loss.crossEntropy(logits: model.logits(ids), targets: next)
+/// loss.backward()
+/// ```
+public final class LlamaModel: Module, LanguageModel {
+    public let config: LlamaConfig
+    public let embedding: Embedding
+    public let layers: [LlamaBlock]
+    public let norm: RMSNorm
+    /// Nil when the output projection is tied to the embedding (SmolLM2).
+    public let output: LlamaLinear?
+    /// The token embedding's GGUF blocks (rows are looked up from them; the tied output multiplies them).
+    var embeddingBlocks: QuantizedMatrix?
+    /// The file the quantized weights lie in, for `loadFloatWeights()`.
+    var ggufSource: GGUFFile?
+    /// Decode one token with 8-bit activations (integer block dot products, as llama.cpp): 1.3x faster
+    /// than float activations, at the cost of rounding. The prompt always runs in float32 (on tiles of
+    /// weights expanded from their blocks). Off: exact float32 everywhere (what the numpy reference checks).
+    public var int8Activations = true
+
+    public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
+        self.config = config
+        embedding = Embedding(config.vocabSize, config.hiddenSize, generator: &generator)
+        layers = (0..<config.layerCount).map { _ in LlamaBlock(config, generator: &generator) }
+        norm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
+        output = tiedOutput ? nil : LlamaLinear(config.hiddenSize, config.vocabSize, generator: &generator)
+    }
+
+    public var contextLength: Int { config.contextLength }
+    public var vocabularySize: Int { config.vocabSize }
+    public var embeddingWidth: Int { config.hiddenSize }
+    public var layerCount: Int { config.layerCount }
+    public var queryHeadCount: Int { config.headCount }
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+
+    /// Whether any matrix is still in its GGUF blocks (training needs `loadFloatWeights()` first).
+    public var isQuantized: Bool { embeddingBlocks != nil || namedModules().contains { ($0.module as? LlamaLinear)?.blocks != nil } }
+
+    public func embed(_ ids: IntTensor) -> Tensor {
+        guard let q = embeddingBlocks else { return embedding(ids) }
+        return q.rows(ids.data).reshape(ids.shape + [config.hiddenSize])
+    }
+
+    /// The output projection of final hidden states [..., C] -> [..., vocab] (tied: the embedding table).
+    func project(_ hidden: Tensor, pass: LlamaPass?) -> Tensor {
+        if let output { return pass?.project(hidden, output) ?? output(hidden) }
+        if let pass { return pass.project(hidden, embeddingBlocks, embedding.weight) }
+        precondition(embeddingBlocks == nil || !(GradMode.isEnabled && hidden.requiresGrad),
+                     "LlamaModel: gradients through the quantized embedding need float weights (call loadFloatWeights() first)")
+        if let q = embeddingBlocks { return q.matmul(hidden.reshape([-1, config.hiddenSize])).reshape(Array(hidden.shape.dropLast()) + [config.vocabSize]) }
+        return hidden.matmul(embedding.weight.transposed(0, 1))
+    }
+
+    /// Training: input vectors [B, T, C] -> logits [B, T, vocab], causal, no cache; differentiable.
+    public func logits(inputEmbeddings x: Tensor) -> Tensor {
+        precondition(x.rank == 3 && x.shape[2] == config.hiddenSize, "Llama: input embeddings must be [B, T, \(config.hiddenSize)], got \(x.shape)")
+        precondition(x.shape[1] <= config.contextLength, "Llama: \(x.shape[1]) positions exceed the context (\(config.contextLength))")
+        var h = x
+        for layer in layers { h = layer(h) }
+        return project(norm(h), pass: nil)
+    }
+
+    /// Inference: runs `input` after the positions in `cache`, appends their keys and values, and returns logits.
+    public func forward(_ input: LMInput, cache: KVCache, lastOnly: Bool, attentionLayer: Int?) -> LMOutput {
+        let (t, start) = (input.count, cache.count)
         precondition(start + t <= min(cache.capacity, config.contextLength),
                      "Llama: \(start + t) tokens exceed the context (\(min(cache.capacity, config.contextLength)))")
-        let (hq, hkv, hs) = (config.headCount, config.kvHeadCount, config.headSize)
-        let group = hq / hkv
-        let int8 = int8Activations && t == 1
-        // The last input quantized, so q/k/v (and gate/up) share one quantization of their input.
-        var lastQuantized: (input: Tensor, activations: QuantizedActivations)?
-        // Quantized weights: one token multiplies straight from the blocks (8-bit or float activations),
-        // several rows go through float32 GEMMs on expanded tiles. Float weights: the layer itself.
-        func project(_ x: Tensor, _ linear: Linear?, _ name: @autoclosure () -> String) -> Tensor {
-            if let q = quantized[name()] {
-                if int8 {
-                    if let c = lastQuantized, c.input === x { return q.matmul(c.activations) }
-                    let a = QuantizedActivations(x)
-                    lastQuantized = (x, a)
-                    return q.matmul(a)
-                }
-                return x.count == q.columns ? q.matvec(x) : q.matmul(x)
-            }
-            return linear.map { $0(x) } ?? x.matmul(embedding.weight.transposed(0, 1))
-        }
         return withNoGrad {
-            var x = quantized["embedding.weight"]?.rows(tokens) ?? embedding(IntTensor(tokens, shape: [t]))  // (T, C)
+            let pass = LlamaPass(int8: int8Activations && t == 1)
+            let rope = RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: start, count: t)
+            var x = inputEmbeddings(input)  // (T, C)
+            var weights: Tensor?
             for (l, layer) in layers.enumerated() {
-                let h = layer.attentionNorm(x)
-                let p = "layers.\(l)."
-                let q = applyRope(project(h, layer.attention.query, p + "attention.query.weight").reshape([t, hq, hs]), start: start)  // (T, Hq, hs)
-                let k = applyRope(project(h, layer.attention.key, p + "attention.key.weight").reshape([t, hkv, hs]), start: start)     // (T, Hkv, hs)
-                let v = project(h, layer.attention.value, p + "attention.value.weight").reshape([t, hkv, hs])
-                cache.keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
-                cache.values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
-                let s = start + t
-                let attended: Tensor  // (T, Hq * hs)
-                if t == 1 && attentionMapLayer != l {
-                    // One step: read the cache in place (no copies, no GEMM set-up for a 1-row product).
-                    attended = Tensor(shape: [1, hq * hs])
-                    let scores = Tensor(shape: [hq, s])
-                    let (qp, kp, vp, sp, yp) = (q.contiguous().pointer, cache.keys[l].pointer, cache.values[l].pointer, scores.pointer, attended.pointer)
-                    let capacity = cache.capacity
-                    Parallel.forRanges(hq, costPerItem: s * hs * 2) { r in
-                        attend_decode_attention(qp, kp, vp, hq, hkv, s, capacity, hs, 1 / Float(hs).squareRoot(), r.lowerBound, r.upperBound, sp, yp)
-                    }
-                } else {
-                    let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
-                    let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
-                    let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])  // query heads grouped by KV head
-                    let (y, weights) = Attention.scaledDotProduct(query: queries, key: keys, value: values, causal: true)
-                    if attentionMapLayer == l { lastAttention = weights.reshape([hq, t, s]) }
-                    attended = y.reshape([hq, t, hs]).permute([1, 0, 2]).reshape([t, hq * hs])
-                }
-                x = x + project(attended, layer.attention.output, p + "attention.output.weight")
-                let m = layer.mlpNorm(x)
-                let gated = project(m, layer.mlp.gate, p + "mlp.gate.weight").silu() * project(m, layer.mlp.up, p + "mlp.up.weight")
-                x = x + project(gated, layer.mlp.down, p + "mlp.down.weight")
+                let (y, w) = layer(x, cache: cache, layer: l, rope: rope, pass: pass, keepWeights: attentionLayer == l)
+                x = y
+                if let w { weights = w }
             }
             cache.advance(t)
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
-            let hidden = norm(last)
-            // Tied output (SmolLM2): the embedding table is the projection.
-            return output.map { project(hidden, $0, "output.weight") } ?? project(hidden, nil, "embedding.weight")
+            return LMOutput(logits: project(norm(last), pass: pass), attention: weights)
         }
     }
 
-    /// Attend path -> GGUF tensor name.
-    static let ggufNames: [(ours: String, theirs: String)] = [
-        ("attentionNorm.", "attn_norm."), ("attention.query.", "attn_q."), ("attention.key.", "attn_k."),
-        ("attention.value.", "attn_v."), ("attention.output.", "attn_output."), ("mlpNorm.", "ffn_norm."),
-        ("mlp.gate.", "ffn_gate."), ("mlp.up.", "ffn_up."), ("mlp.down.", "ffn_down."),
-    ]
+    // MARK: - GGUF
 
-    public static func ggufName(_ ours: String) -> String {
-        if ours == "embedding.weight" { return "token_embd.weight" }
-        if ours == "norm.weight" { return "output_norm.weight" }
-        if ours == "output.weight" { return "output.weight" }
-        var name = ours
-        if name.hasPrefix("layers.") { name = "blk." + name.dropFirst("layers.".count) }
-        for (a, b) in ggufNames where name.contains(a) { return name.replacingOccurrences(of: a, with: b) }
-        return name
-    }
+    /// GGUF tensor names of our parameter paths.
+    public static let ggufNames = CheckpointNames(
+        exact: ["embedding.weight": "token_embd.weight", "norm.weight": "output_norm.weight", "output.weight": "output.weight"],
+        prefixes: [("layers.", "blk.")],
+        rules: [("attentionNorm.", "attn_norm."), ("attention.query.", "attn_q."), ("attention.key.", "attn_k."),
+                ("attention.value.", "attn_v."), ("attention.output.", "attn_output."), ("mlpNorm.", "ffn_norm."),
+                ("mlp.gate.", "ffn_gate."), ("mlp.up.", "ffn_up."), ("mlp.down.", "ffn_down.")])
+
+    public static func ggufName(_ ours: String) -> String { ggufNames(ours) }
 
     /// Loads a llama-architecture GGUF file.
     public static func load(gguf file: GGUFFile) throws -> LlamaModel {
@@ -275,14 +445,15 @@ public final class LlamaModel: Module {
         // Q4_0 / Q4_1 / Q8_0 matrices stay in the mapped file, and their float tensors are never written, so their
         // memory is never paged in.
         let model = Initialization.skipping { LlamaModel(config, tiedOutput: file.tensors["output.weight"] == nil, generator: &g) }
+        let linears = Dictionary(uniqueKeysWithValues: model.namedModules().compactMap { m in (m.module as? LlamaLinear).map { (m.name + ".weight", $0) } })
         for (name, t) in model.namedTensors() {
-            if t.rank == 2, let q = try file.quantizedMatrix(ggufName(name)) {
+            if t.rank == 2, let q = try file.quantizedMatrix(ggufNames(name)) {
                 guard [q.rows, q.columns] == t.shape else {
-                    throw AttendError("\(file.path): tensor '\(ggufName(name))' has shape [\(q.rows), \(q.columns)], expected \(t.shape)")
+                    throw AttendError("\(file.path): tensor '\(ggufNames(name))' has shape [\(q.rows), \(q.columns)], but the metadata gives '\(name)' the shape \(t.shape)")
                 }
-                model.quantized[name] = q
+                if name == "embedding.weight" { model.embeddingBlocks = q } else { linears[name]?.blocks = q }
             } else {
-                try file.read(ggufName(name), into: t)
+                try file.read(ggufNames(name), into: t)
             }
         }
         model.ggufSource = file
@@ -291,75 +462,64 @@ public final class LlamaModel: Module {
     }
 
     /// Dequantizes the quantized weights into the module's float32 tensors (540 MB for SmolLM2-135M), for
-    /// code that reads the tensors directly: fine-tuning, export. Generation does not need them.
+    /// code that reads the tensors directly or trains: fine-tuning, export. Generation does not need them.
     public func loadFloatWeights() throws {
         guard let file = ggufSource else { return }
-        for (name, t) in namedTensors() where quantized[name] != nil { try file.read(LlamaModel.ggufName(name), into: t) }
+        for (name, m) in namedModules() {
+            guard let linear = m as? LlamaLinear, linear.blocks != nil else { continue }
+            try file.read(LlamaModel.ggufNames(name + ".weight"), into: linear.weight)
+            linear.blocks = nil
+        }
+        if embeddingBlocks != nil {
+            try file.read(LlamaModel.ggufNames("embedding.weight"), into: embedding.weight)
+            embeddingBlocks = nil
+        }
         ggufSource = nil
+    }
+}
+
+extension KVCache {
+    /// A cache for a Llama model of configuration `c`.
+    public convenience init(config c: LlamaConfig, capacity: Int) {
+        self.init(layers: c.layerCount, kvHeads: c.kvHeadCount, headSize: c.headSize, capacity: capacity)
     }
 }
 
 // MARK: - Hugging Face layout (config.json + model.safetensors)
 
-extension LlamaConfig {
-    /// From a Hugging Face LlamaForCausalLM config.json.
-    public static func fromHuggingFace(_ json: [String: Any], path: String) throws -> LlamaConfig {
-        func int(_ key: String) throws -> Int {
-            guard let v = json[key] as? Int else { throw AttendError("\(path): key '\(key)' is missing or not an integer") }
-            return v
-        }
-        if let archs = json["architectures"] as? [String], !archs.contains(where: { $0.hasPrefix("Llama") || $0.hasPrefix("Mistral") }) {
-            throw AttendError("\(path): architecture \(archs) is not supported (Attend reads LlamaForCausalLM checkpoints)")
-        }
-        let heads = try int("num_attention_heads")
-        // transformers 5 keeps RoPE settings in rope_parameters; older configs have rope_theta / rope_scaling.
-        let rope = json["rope_parameters"] as? [String: Any]
-        if let type = rope?["rope_type"] as? String, type != "default" {
-            throw AttendError("\(path): rope_type '\(type)' is not supported (only 'default')")
-        }
-        let theta = (rope?["rope_theta"] as? Double) ?? (json["rope_theta"] as? Double) ?? 10_000
-        let c = LlamaConfig(vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"), intermediateSize: try int("intermediate_size"),
-                            layerCount: try int("num_hidden_layers"), headCount: heads, kvHeadCount: json["num_key_value_heads"] as? Int ?? heads,
-                            ropeTheta: Float(theta), rmsNormEps: Float(json["rms_norm_eps"] as? Double ?? 1e-6),
-                            contextLength: json["max_position_embeddings"] as? Int ?? 2048)
-        guard c.hiddenSize % c.headCount == 0, c.headCount % c.kvHeadCount == 0 else {
-            throw AttendError("\(path): \(c.headCount) heads / \(c.kvHeadCount) KV heads do not divide width \(c.hiddenSize)")
-        }
-        if let d = json["head_dim"] as? Int, d != c.headSize {
-            throw AttendError("\(path): head_dim \(d) differs from hidden_size / num_attention_heads = \(c.headSize), which Attend assumes")
-        }
-        if let scaling = json["rope_scaling"], !(scaling is NSNull) { throw AttendError("\(path): rope_scaling is not supported") }
-        return c
-    }
-}
-
-extension LlamaModel: CausalLanguageModel {
-    public var contextLength: Int { config.contextLength }
-    public var vocabularySize: Int { config.vocabSize }
-    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
-}
-
 extension LlamaModel {
+    /// Hugging Face names of our parameter paths.
+    public static let huggingFaceNames = CheckpointNames(
+        exact: ["embedding.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"],
+        prefixes: [("", "model.")],
+        rules: [("attentionNorm.", "input_layernorm."), ("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."),
+                ("attention.value.", "self_attn.v_proj."), ("attention.output.", "self_attn.o_proj."), ("mlpNorm.", "post_attention_layernorm."),
+                ("mlp.gate.", "mlp.gate_proj."), ("mlp.up.", "mlp.up_proj."), ("mlp.down.", "mlp.down_proj.")])
+
     /// Hugging Face name of each of our tensors.
-    public static func huggingFaceName(_ ours: String) -> String {
-        if ours == "embedding.weight" { return "model.embed_tokens.weight" }
-        if ours == "norm.weight" { return "model.norm.weight" }
-        if ours == "output.weight" { return "lm_head.weight" }
-        let table = [("attentionNorm.", "input_layernorm."), ("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."),
-                     ("attention.value.", "self_attn.v_proj."), ("attention.output.", "self_attn.o_proj."), ("mlpNorm.", "post_attention_layernorm."),
-                     ("mlp.gate.", "mlp.gate_proj."), ("mlp.up.", "mlp.up_proj."), ("mlp.down.", "mlp.down_proj.")]
-        var name = "model." + ours
-        for (a, b) in table where name.contains(a) { name = name.replacingOccurrences(of: a, with: b); break }
-        return name
-    }
+    public static func huggingFaceName(_ ours: String) -> String { huggingFaceNames(ours) }
 
     /// Hugging Face rotates the two halves of each head ((i, i + d/2) pairs); Attend rotates adjacent pairs
     /// (2i, 2i + 1) as GGUF files are stored. Reordering the rows of the query and key projections per head
     /// (llama.cpp's conversion) makes the two the same model. w: [heads * d, in].
-    static func interleaveRotaryRows(_ w: Tensor, heads: Int) -> Tensor {
+    public static func interleaveRotaryRows(_ w: Tensor, heads: Int) -> Tensor {
         let (rows, cols) = (w.shape[0], w.shape[1])
         let d = rows / heads
         return w.contiguous().reshape([heads, 2, d / 2, cols]).permute([0, 2, 1, 3]).contiguous().reshape([rows, cols])
+    }
+
+    /// The inverse of `interleaveRotaryRows`: our query / key rows (or their gradients) in Hugging Face's order.
+    public static func deinterleaveRotaryRows(_ w: Tensor, heads: Int) -> Tensor {
+        let (rows, cols) = (w.shape[0], w.shape[1])
+        let d = rows / heads
+        return w.contiguous().reshape([heads, d / 2, 2, cols]).permute([0, 2, 1, 3]).contiguous().reshape([rows, cols])
+    }
+
+    /// What a Hugging Face config.json says beside the model's shape.
+    struct HuggingFaceHeader: Decodable {
+        var architectures: [String]?
+        var tieWordEmbeddings: Bool?
+        enum CodingKeys: String, CodingKey { case architectures, tieWordEmbeddings = "tie_word_embeddings" }
     }
 
     /// Loads a Hugging Face Llama folder (config.json + model.safetensors, F32/F16/BF16) in float32.
@@ -367,21 +527,21 @@ extension LlamaModel {
         let dir = URL(fileURLWithPath: directory)
         let configPath = dir.appendingPathComponent("config.json").path
         guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw AttendError("\(configPath): does not parse as a JSON object")
+        let header = try ConfigDecoding.decode(HuggingFaceHeader.self, from: data, source: configPath)
+        let config = try ConfigDecoding.decode(LlamaConfig.self, from: data, source: configPath)
+        if let archs = header.architectures, !archs.contains(where: { $0.hasPrefix("Llama") || $0.hasPrefix("Mistral") }) {
+            throw AttendError("\(configPath): architecture \(archs) is not supported (Attend reads LlamaForCausalLM checkpoints)")
         }
-        let config = try LlamaConfig.fromHuggingFace(json, path: configPath)
-        let tied = json["tie_word_embeddings"] as? Bool ?? false
+        try config.validate(source: configPath)
         let weightsPath = dir.appendingPathComponent("model.safetensors").path
         let file = try Safetensors.read(weightsPath)
         var g = RandomGenerator(seed: 0)
-        let model = LlamaModel(config, tiedOutput: tied || file.tensors["lm_head.weight"] == nil, generator: &g)
-        var loaded: [String: Tensor] = [:]
-        for (name, _) in model.namedTensors() {
-            guard var t = file.tensors[huggingFaceName(name)] else { throw AttendError("\(weightsPath): tensor '\(huggingFaceName(name))' is missing") }
-            if name.hasSuffix("attention.query.weight") { t = interleaveRotaryRows(t, heads: config.headCount) }
-            if name.hasSuffix("attention.key.weight") { t = interleaveRotaryRows(t, heads: config.kvHeadCount) }
-            loaded[name] = t
+        let tied = header.tieWordEmbeddings ?? false
+        let model = Initialization.skipping { LlamaModel(config, tiedOutput: tied || file.tensors["lm_head.weight"] == nil, generator: &g) }
+        let loaded = try huggingFaceNames.select(for: model, from: file.tensors, source: weightsPath) { name, t in
+            if name.hasSuffix("attention.query.weight") { return interleaveRotaryRows(t, heads: config.headCount) }
+            if name.hasSuffix("attention.key.weight") { return interleaveRotaryRows(t, heads: config.kvHeadCount) }
+            return t
         }
         try model.load(loaded, source: weightsPath)
         model.eval()

@@ -24,20 +24,21 @@ public struct OPTConfig: Codable {
 }
 
 extension GPTModel {
-    /// Hugging Face names of an OPT block's tensors (same weight layout as ours: Linear is [out, in]).
-    static let optBlockNames: [(ours: String, theirs: String)] = [
-        ("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."), ("attention.value.", "self_attn.v_proj."),
-        ("attention.output.", "self_attn.out_proj."), ("attentionNorm.", "self_attn_layer_norm."),
-        ("feedForward.up.", "fc1."), ("feedForward.down.", "fc2."), ("feedForwardNorm.", "final_layer_norm."),
-    ]
+    /// Hugging Face OPTForCausalLM names of our parameter paths (the same weight layout: Linear is [out, in]).
+    public static let optNames = CheckpointNames(
+        exact: ["tokenEmbedding.weight": "model.decoder.embed_tokens.weight", "positionEmbedding.weight": "model.decoder.embed_positions.weight",
+                "finalNorm.weight": "model.decoder.final_layer_norm.weight", "finalNorm.bias": "model.decoder.final_layer_norm.bias"],
+        prefixes: [("blocks.", "model.decoder.layers.")],
+        rules: [("attention.query.", "self_attn.q_proj."), ("attention.key.", "self_attn.k_proj."), ("attention.value.", "self_attn.v_proj."),
+                ("attention.output.", "self_attn.out_proj."), ("attentionNorm.", "self_attn_layer_norm."),
+                ("feedForward.up.", "fc1."), ("feedForward.down.", "fc2."), ("feedForwardNorm.", "final_layer_norm.")])
 
     /// Loads a Hugging Face OPT folder (config.json + model.safetensors) with pre-norm blocks and no
     /// embedding projection (true for the released sizes except 350m).
     public static func loadOPT(directory: String) throws -> GPTModel {
         let configPath = directory + "/config.json"
         guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
-        let opt: OPTConfig
-        do { opt = try JSONDecoder().decode(OPTConfig.self, from: data) } catch { throw AttendError("\(configPath): not an OPT config (\(error))") }
+        let opt = try ConfigDecoding.decode(OPTConfig.self, from: data, source: configPath, kind: "an OPT config")
         guard opt.layerNormBefore else { throw AttendError("\(configPath): post-norm OPT (do_layer_norm_before false, OPT-350m) is not supported") }
         guard opt.wordEmbedProjectionDim == nil || opt.wordEmbedProjectionDim == opt.hiddenSize else {
             throw AttendError("\(configPath): word_embed_proj_dim \(opt.wordEmbedProjectionDim!) != hidden_size (project_in/out) is not supported")
@@ -45,7 +46,7 @@ extension GPTModel {
         guard opt.activation == "relu" else { throw AttendError("\(configPath): activation '\(opt.activation)' is not supported (OPT uses relu)") }
         var config = GPTConfig(vocabSize: opt.vocabSize, contextLength: opt.maxPositions, width: opt.hiddenSize,
                                layerCount: opt.layerCount, headCount: opt.headCount)
-        config.hiddenSize = opt.ffnDim
+        config.feedForwardSize = opt.ffnDim
         config.activation = .relu
         config.positionOffset = 2
         try config.validate()
@@ -54,21 +55,7 @@ extension GPTModel {
         let path = directory + "/model.safetensors"
         var file = try Safetensors.read(path).tensors
         for (k, v) in file where k.hasPrefix("decoder.") { file["model." + k] = v }
-        var mapped: [String: Tensor] = [:]
-        let prefix = "model.decoder."
-        mapped["tokenEmbedding.weight"] = file[prefix + "embed_tokens.weight"]
-        mapped["positionEmbedding.weight"] = file[prefix + "embed_positions.weight"]
-        mapped["finalNorm.weight"] = file[prefix + "final_layer_norm.weight"]
-        mapped["finalNorm.bias"] = file[prefix + "final_layer_norm.bias"]
-        for (name, _) in model.namedTensors() where name.hasPrefix("blocks.") {
-            let parts = name.split(separator: ".", maxSplits: 2)  // blocks, N, rest
-            let rest = String(parts[2])
-            guard let (ours, theirs) = optBlockNames.first(where: { rest.hasPrefix($0.ours) }) else { continue }
-            mapped[name] = file[prefix + "layers.\(parts[1])." + theirs + rest.dropFirst(ours.count)]
-        }
-        if let missing = model.namedTensors().first(where: { mapped[$0.name] == nil }) {
-            throw AttendError("\(path): no OPT tensor for '\(missing.name)'")
-        }
+        let mapped = try optNames.select(for: model, from: file, source: path)
         try model.load(mapped, source: path)
         model.eval()
         return model

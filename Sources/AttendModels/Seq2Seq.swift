@@ -156,19 +156,14 @@ public enum Seq2SeqTraining {
         let encodedTrain = try train.map { (try v.encode($0.0), try v.encode($0.1)) }
         var g = RandomGenerator(seed: seed)
         let started = Date()
-        let bar = ProgressBar(total: steps, label: label, unit: "step")
-        for step in 0..<steps {
+        let trainer = Trainer(model: model, optimizer: optimizer, config: TrainerConfig(steps: steps, gradientClip: 1, evaluationInterval: 250),
+                              schedule: schedule.callAsFunction)
+        try trainer.run(progress: ProgressBar(total: steps, label: label, unit: "step"), rateUnit: "pairs", loss: { _, _ in
             let batch = Seq2SeqBatch(pairs: (0..<batchSize).map { _ in encodedTrain[Int(g.next() % UInt64(encodedTrain.count))] })
             let loss = Loss.crossEntropy(logits: logits(batch), targets: batch.decoderTarget, ignoreIndex: Int(Seq2SeqVocabulary.pad))
-            model.zeroGrad()
-            loss.backward()
-            clipGradientNorm(model.parameters(), maxNorm: 1)
-            optimizer.learningRate = schedule(step)
-            optimizer.update()
-            bar.advance(1, status: String(format: "loss %.4f", loss.item))
-            if (step + 1) % 250 == 0 { onLog(step + 1, loss.item) }
-        }
-        return Date().timeIntervalSince(started)
+            return TrainingLoss(loss, items: batchSize)
+        }, evaluate: { step in onLog(step, trainer.recentLoss(1)) })
+        return Date().timeIntervalSince(started) - trainer.evaluationSeconds
     }
 
     /// Cross-attention weights of the last decoder layer (mean over heads) while greedily decoding `source`:

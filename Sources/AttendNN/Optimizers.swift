@@ -123,6 +123,23 @@ public final class Adam: Optimizer {
     }
 }
 
+extension Adam {
+    /// AdamW over `module`'s parameters with weight decay on matrices only (embeddings included): biases and
+    /// norm gains (rank < 2) are exempt, as in GPT-2, BERT and nanoGPT. Decayed parameters come first.
+    ///
+    /// ```swift
+    /// let optimizer = Adam.decayingMatrices(of: model, learningRate: 1e-3, beta2: 0.99, weightDecay: 0.1)
+    /// ```
+    public static func decayingMatrices(of module: Module, learningRate: Float, beta2: Float = 0.999, weightDecay: Float) -> Adam {
+        let decayed = module.namedParameters().filter { $0.tensor.rank >= 2 }
+        let plain = module.namedParameters().filter { $0.tensor.rank < 2 }
+        let optimizer = Adam(parameters: decayed + plain, learningRate: learningRate, beta2: beta2, weightDecay: weightDecay,
+                             decoupledWeightDecay: true)
+        optimizer.decayExempt = Set(plain.map(\.name))
+        return optimizer
+    }
+}
+
 /// AdamW: Adam with decoupled weight decay.
 public func AdamW(parameters: [(name: String, tensor: Tensor)], learningRate: Float = 1e-3, beta1: Float = 0.9,
                   beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) -> Adam {

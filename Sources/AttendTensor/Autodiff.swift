@@ -5,17 +5,28 @@
 import Foundation
 
 /// Whether ops record gradient history. Turn it off for inference with `withNoGrad`.
+///
+/// The switch is task-local (and thread-local outside tasks), not process-wide: two generations or
+/// requests running at once in one process each see their own setting.
+///
+/// ```swift
+/// let y = withNoGrad { model(x) }      // records nothing
+/// GradMode.isEnabled                    // true again here
+/// ```
 public enum GradMode {
-    public static var isEnabled = true
+    @TaskLocal public static var isEnabled = true
 }
 
 /// Runs `body` without recording gradient history (inference, optimizer updates).
 @discardableResult
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
-    let previous = GradMode.isEnabled
-    GradMode.isEnabled = false
-    defer { GradMode.isEnabled = previous }
-    return try body()
+    try GradMode.$isEnabled.withValue(false) { try body() }
+}
+
+/// Runs `body` with gradient recording on, inside code that turned it off.
+@discardableResult
+public func withGrad<T>(_ body: () throws -> T) rethrows -> T {
+    try GradMode.$isEnabled.withValue(true) { try body() }
 }
 
 /// The differentiable primitives. Composite ops (layer norm, cross-entropy, attention) are built from these.

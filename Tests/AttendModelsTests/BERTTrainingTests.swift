@@ -1,4 +1,5 @@
 @testable import AttendModels
+import AttendLM
 import AttendNN
 import AttendTensor
 import AttendTokenizers

@@ -1,4 +1,5 @@
 @testable import AttendModels
+import AttendLM
 import AttendTensor
 import AttendTokenizers
 import Foundation

@@ -1,4 +1,5 @@
 @testable import AttendModels
+import AttendLM
 import Foundation
 import XCTest
 

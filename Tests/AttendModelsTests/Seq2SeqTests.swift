@@ -1,5 +1,6 @@
 import AttendDatasets
 @testable import AttendModels
+import AttendLM
 import AttendNN
 import AttendTensor
 import Foundation

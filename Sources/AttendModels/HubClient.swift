@@ -1,83 +1,11 @@
-// Finding a model folder: a local path, a Hugging Face hub cache snapshot (models--ORG--NAME), or a short
-// name for a model that scripts/fetch-assets.sh installs into the asset cache.
+// A client for the Hugging Face hub's file layout: downloads into the hub cache (models--ORG--NAME/snapshots/REV)
+// and finds what is already there, so later runs and other tools work offline.
 
 import AttendTensor
-import AttendTokenizers
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-public enum ModelDirectory {
-    /// Short names of the models that scripts/fetch-assets.sh fetches by package name.
-    public static let knownAssets = ["all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
-                                     "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"]
-
-    /// Where fetched assets live: $ATTEND_ASSETS, else .cache/assets under the current directory.
-    public static var assetRoot: String {
-        ProcessInfo.processInfo.environment["ATTEND_ASSETS"] ?? FileManager.default.currentDirectoryPath + "/.cache/assets"
-    }
-
-    public static func resolve(_ name: String) throws -> String {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: name, isDirectory: &isDirectory), isDirectory.boolValue { return name }
-        if let asset = knownAssets[name] {
-            let path = assetRoot + "/" + asset
-            if FileManager.default.fileExists(atPath: path + "/config.json") { return path }
-            throw AttendError("model '\(name)' is not in \(assetRoot); run scripts/fetch-assets.sh \(asset)")
-        }
-        if name.contains("/") && !name.hasPrefix("/") && !name.hasPrefix(".") {
-            let hub = HubClient()
-            if let cached = hub.cachedSnapshot(repo: name) { return cached }
-            return try hub.download(repo: name, files: HubClient.modelFiles)
-        }
-        throw AttendError("model '\(name)': no such folder (known short names: \(knownAssets.keys.sorted().joined(separator: ", ")))")
-    }
-}
-
-/// A language model ready to generate: the network, its tokenizer, its chat template and whether it wants a
-/// BOS token, from a Hugging Face folder (Llama, Mistral, GPT-2 or OPT) or a GGUF file.
-public struct LanguageModelFolder {
-    public var model: CausalLanguageModel
-    public var tokenizer: ByteLevelBPETokenizer
-    public var chatTemplate: String?
-    public var addBos: Bool
-
-    /// config.json (its model_type picks the family), model.safetensors, tokenizer.json or vocab.json +
-    /// merges.txt, and optionally tokenizer_config.json (chat_template, add_bos_token).
-    public static func load(directory path: String) throws -> LanguageModelFolder {
-        let configData = FileManager.default.contents(atPath: path + "/config.json") ?? Data()
-        let modelType = ((try? JSONSerialization.jsonObject(with: configData)) as? [String: Any])?["model_type"] as? String ?? "llama"
-        let model: CausalLanguageModel
-        switch modelType {
-        case "gpt2": model = try GPTModel.loadHuggingFace(directory: path)
-        case "opt": model = try GPTModel.loadOPT(directory: path)
-        case "llama", "mistral": model = try LlamaModel.load(huggingFace: path)
-        default: throw AttendError("\(path)/config.json: model_type '\(modelType)' is not supported (llama, mistral, gpt2, opt)")
-        }
-        let tokenizer = FileManager.default.fileExists(atPath: path + "/tokenizer.json")
-            ? try ByteLevelBPETokenizer.load(tokenizerJSON: path + "/tokenizer.json")
-            : try ByteLevelBPETokenizer.load(vocabJSON: path + "/vocab.json", mergesText: path + "/merges.txt")
-        guard tokenizer.tokens.count <= model.vocabularySize else {
-            throw AttendError("\(path): the tokenizer has \(tokenizer.tokens.count) tokens, more than the model's vocabulary of \(model.vocabularySize)")
-        }
-        var template: String?, addBos = false
-        if let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
-           let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
-            template = json["chat_template"] as? String
-            addBos = json["add_bos_token"] as? Bool ?? false
-        }
-        return LanguageModelFolder(model: model, tokenizer: tokenizer, chatTemplate: template, addBos: addBos)
-    }
-
-    /// A Llama-architecture GGUF file, with the tokenizer and chat template in its metadata.
-    public static func load(gguf path: String) throws -> LanguageModelFolder {
-        let file = try GGUFFile(path)
-        return LanguageModelFolder(model: try LlamaModel.load(gguf: file), tokenizer: try ByteLevelBPETokenizer.fromGGUF(file),
-                                   chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
-                                   addBos: file.metadata["tokenizer.ggml.add_bos_token"] == .bool(true))
-    }
-}
 
 /// Downloads model repositories from the Hugging Face hub (or a mirror: $HF_ENDPOINT) into the hub cache
 /// layout (models--ORG--NAME/snapshots/REVISION), so later runs and other tools find them offline. Each file
@@ -112,6 +40,9 @@ public struct HubClient {
 
     /// Downloads `files` of `repo` (a missing optional file is skipped) and returns the snapshot folder.
     public func download(repo: String, files: [(name: String, required: Bool)]) throws -> String {
+        guard ModelLocator.isHubRepoId(repo) else {
+            throw AttendError("'\(repo)' is not a hub repo id (org/name of letters, digits, '-', '_', '.'; no '..')")
+        }
         if let offline = ProcessInfo.processInfo.environment["HF_HUB_OFFLINE"], offline == "1" {
             throw AttendError("model '\(repo)' is not in the Hugging Face cache (\(snapshots(repo))) and HF_HUB_OFFLINE=1 forbids downloading it")
         }

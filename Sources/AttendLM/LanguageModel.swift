@@ -1,0 +1,170 @@
+// The language-model interface every decoder family implements (Llama, GPT-2, OPT, the GPTs trained here),
+// so that one generation engine, one server and one trainer serve them all. Its input is token ids, input
+// embeddings, or both spliced together: the way a multimodal model feeds image vectors to the decoder
+// (llama.cpp's `llama_batch.embd`, mlx-swift-lm's `LMInput`).
+
+import AttendTensor
+
+/// What a language model reads: token ids, and vectors spliced in between them (image features projected
+/// into the model's embedding space), in order.
+///
+/// ```swift
+/// let input = LMInput([1, 42, 7])                                         // tokens only
+/// let withImage = LMInput(segments: [.tokens(prefix), .embeddings(imageVectors), .tokens(question)])
+/// withImage.count                                                          // prefix + image rows + question
+/// ```
+public struct LMInput {
+    public enum Segment {
+        case tokens([Int32])
+        /// Vectors [n, width] that stand in the sequence as n positions.
+        case embeddings(Tensor)
+    }
+
+    public var segments: [Segment]
+
+    public init(_ tokens: [Int32]) { segments = [.tokens(tokens)] }
+    public init(segments: [Segment]) { self.segments = segments }
+
+    /// Positions in the sequence (tokens plus embedding rows).
+    public var count: Int {
+        segments.reduce(0) { n, s in
+            switch s {
+            case .tokens(let t): return n + t.count
+            case .embeddings(let e): return n + e.shape[0]
+            }
+        }
+    }
+
+    /// The token ids alone (what repetition penalties look at).
+    public var tokenIds: [Int32] {
+        segments.flatMap { s -> [Int32] in if case .tokens(let t) = s { return t } else { return [] } }
+    }
+
+    /// Token ids when there are no spliced vectors.
+    public var onlyTokens: [Int32]? {
+        if segments.allSatisfy({ if case .tokens = $0 { return true } else { return false } }) { return tokenIds }
+        return nil
+    }
+}
+
+/// What one forward pass returns: logits [T, vocab] (or [1, vocab] for the last position), and the attention
+/// weights [heads, T, S] of one layer when they were asked for.
+public struct LMOutput {
+    public var logits: Tensor
+    public var attention: Tensor?
+
+    public init(logits: Tensor, attention: Tensor? = nil) {
+        self.logits = logits
+        self.attention = attention
+    }
+}
+
+/// A decoder-only language model: Llama (GGUF or Hugging Face), GPT-2, OPT, or a GPT trained here.
+///
+/// Inference runs through `forward(_:cache:lastOnly:attentionLayer:)`, one prompt or one token at a time
+/// after what the KV cache holds. Training runs through `logits(inputEmbeddings:)`, which records gradients
+/// for the weights and for the input vectors (so a projector in front of a frozen LM trains).
+///
+/// ```swift
+/// let cache = model.makeCache(capacity: 64)
+/// let logits = model([1, 17, 3], cache: cache, lastOnly: true)            // [1, vocab]
+/// let next = model([Int32(logits.argmax(axis: -1).data[0])], cache: cache, lastOnly: true)
+/// ```
+public protocol LanguageModel: AnyObject {
+    var contextLength: Int { get }
+    var vocabularySize: Int { get }
+    /// Width of the token embeddings, which spliced input vectors must have.
+    var embeddingWidth: Int { get }
+    var layerCount: Int { get }
+    var queryHeadCount: Int { get }
+    /// An empty cache for `capacity` positions.
+    func makeCache(capacity: Int) -> KVCache
+    /// Token embeddings: ids [...] -> [..., width]. Differentiable with float weights.
+    func embed(_ ids: IntTensor) -> Tensor
+    /// Reads `input` after the positions already in `cache` (inference: no gradients), appends their keys and
+    /// values, and returns logits [T, vocab] (only the last position's when `lastOnly`), with the attention
+    /// weights [heads, T, S] of `attentionLayer` when it is set.
+    func forward(_ input: LMInput, cache: KVCache, lastOnly: Bool, attentionLayer: Int?) -> LMOutput
+    /// Logits [B, T, vocab] for whole sequences of input vectors [B, T, width], causal, with no cache.
+    /// Records gradients (for the weights and for `inputEmbeddings`) when gradient mode is on.
+    func logits(inputEmbeddings: Tensor) -> Tensor
+}
+
+extension LanguageModel {
+    /// Logits for token ids after those in `cache` (see `forward`).
+    public func callAsFunction(_ tokens: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
+        forward(LMInput(tokens), cache: cache, lastOnly: lastOnly, attentionLayer: nil).logits
+    }
+
+    /// Logits [B, T, vocab] for token ids [B, T] (training).
+    public func logits(_ ids: IntTensor) -> Tensor { logits(inputEmbeddings: embed(ids)) }
+
+    /// The input's rows [T, width]: token embeddings with the spliced vectors in their places.
+    public func inputEmbeddings(_ input: LMInput) -> Tensor {
+        let parts = input.segments.compactMap { s -> Tensor? in
+            switch s {
+            case .tokens(let t): return t.isEmpty ? nil : embed(IntTensor(t, shape: [t.count]))
+            case .embeddings(let e):
+                precondition(e.rank == 2 && e.shape[1] == embeddingWidth,
+                             "LMInput: spliced vectors must be [n, \(embeddingWidth)], got \(e.shape)")
+                return e
+            }
+        }
+        return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+    }
+
+    /// A clear error for token ids the model has no embedding for (a tokenizer from another model).
+    public func checkTokenIds(_ ids: [Int32]) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+            throw AttendError("token id \(bad) is outside the model's vocabulary of \(vocabularySize) (is the tokenizer from another model?)")
+        }
+    }
+
+    /// Checks an input before a forward pass: valid ids, spliced vectors of the model's width, and room in the context.
+    public func check(_ input: LMInput) throws {
+        try checkTokenIds(input.tokenIds)
+        for case .embeddings(let e) in input.segments where e.rank != 2 || e.shape[1] != embeddingWidth {
+            throw AttendError("spliced input vectors have shape \(e.shape); the model reads [n, \(embeddingWidth)]")
+        }
+        guard input.count > 0 else { throw AttendError("the prompt is empty") }
+    }
+}
+
+/// Keys and values of the positions seen so far, per layer: [kvHeads, capacity, headSize]. One cache per
+/// sequence; beam search forks it with `copy()`.
+public final class KVCache {
+    package var keys: [Tensor]
+    package var values: [Tensor]
+    public private(set) var count = 0
+    public let capacity: Int
+
+    public convenience init(layers: Int, kvHeads: Int, headSize: Int, capacity: Int) {
+        self.init(layers: layers, shape: [kvHeads, capacity, headSize], capacity: capacity)
+    }
+
+    package func advance(_ n: Int) { count += n }
+    public func reset() { count = 0 }
+
+    /// Forgets everything after the first `n` positions (a shared prompt prefix stays).
+    public func truncate(to n: Int) {
+        precondition(n >= 0 && n <= count, "KVCache.truncate(to: \(n)) with \(count) positions")
+        count = n
+    }
+
+    /// An independent copy (beam search forks a cache for each surviving hypothesis).
+    public func copy() -> KVCache {
+        let c = KVCache(layers: keys.count, shape: keys.first?.shape ?? [0, 0, 0], capacity: capacity)
+        for l in 0..<keys.count {
+            c.keys[l].pointer.update(from: keys[l].pointer, count: keys[l].count)
+            c.values[l].pointer.update(from: values[l].pointer, count: values[l].count)
+        }
+        c.count = count
+        return c
+    }
+
+    private init(layers: Int, shape: [Int], capacity: Int) {
+        self.capacity = capacity
+        keys = (0..<layers).map { _ in Tensor(shape: shape) }
+        values = (0..<layers).map { _ in Tensor(shape: shape) }
+    }
+}

@@ -1,0 +1,87 @@
+// Picking the next token from logits: repetition / presence / frequency penalties, temperature, top-k,
+// top-p and min-p, then greedy choice or seeded sampling. Shared by every caller of the generation engine.
+
+import AttendTensor
+import Foundation
+
+/// How the next token is chosen, and when generation stops.
+///
+/// ```swift
+/// var options = SamplingOptions()
+/// options.temperature = 0.8
+/// options.topP = 0.95
+/// options.stop = ["\n\n"]
+/// ```
+public struct SamplingOptions: Codable, Equatable {
+    /// 0 means greedy decoding.
+    public var temperature: Float = 0
+    public var topK: Int?
+    public var topP: Float?
+    public var minP: Float?
+    /// > 1 discourages tokens already in the context (positive logits divided, negative multiplied).
+    public var repetitionPenalty: Float = 1
+    /// Subtracted once from the logit of every token already generated.
+    public var presencePenalty: Float = 0
+    /// Subtracted per occurrence from the logit of every token already generated.
+    public var frequencyPenalty: Float = 0
+    public var maxTokens = 128
+    public var stop: [String] = []
+    public var seed: UInt64 = 0
+    /// When the context fills, re-read its last half and go on instead of stopping (for long samples from
+    /// small models trained here).
+    public var contextShift = false
+
+    public init() {}
+}
+
+/// The generated tokens and text, with timings and why generation stopped ("stop", "length", "cancelled").
+public struct GenerationResult {
+    public var tokens: [Int32]
+    public var text: String
+    public var promptTokens: Int
+    public var promptSeconds: Double
+    public var generationSeconds: Double
+    public var finishReason: String
+}
+
+public enum Generation {
+    /// Picks the next token from `logits` given the tokens seen so far (`context`) and those generated.
+    public static func pick(_ logits: [Float], context: [Int32], generated: [Int32], options o: SamplingOptions,
+                            generator: inout RandomGenerator) -> Int32 {
+        var l = logits
+        if o.repetitionPenalty != 1 {
+            for id in Set(context + generated) { let i = Int(id); l[i] = l[i] > 0 ? l[i] / o.repetitionPenalty : l[i] * o.repetitionPenalty }
+        }
+        if o.presencePenalty != 0 || o.frequencyPenalty != 0 {
+            var counts: [Int32: Int] = [:]
+            for id in generated { counts[id, default: 0] += 1 }
+            for (id, n) in counts { l[Int(id)] -= o.presencePenalty + o.frequencyPenalty * Float(n) }
+        }
+        if o.temperature <= 0 { return Int32(l.indices.max { l[$0] < l[$1] }!) }
+        // Candidates sorted by logit; each filter keeps a prefix.
+        var order = l.indices.sorted { l[$0] > l[$1] }
+        if let k = o.topK, k > 0 { order = Array(order.prefix(k)) }
+        let scaled = order.map { l[$0] / o.temperature }
+        let m = scaled[0]
+        var p = scaled.map { Foundation.exp($0 - m) }
+        let total = p.reduce(0, +)
+        p = p.map { $0 / total }
+        var keep = p.count
+        if let topP = o.topP, topP < 1 {
+            var cumulative: Float = 0
+            for (i, x) in p.enumerated() {
+                cumulative += x
+                if cumulative >= topP { keep = min(keep, i + 1); break }
+            }
+        }
+        if let minP = o.minP, minP > 0 { keep = min(keep, max(1, p.prefix(keep).filter { $0 >= minP * p[0] }.count)) }
+        let kept = p.prefix(keep), mass = kept.reduce(0, +)
+        var u = generator.nextUniform() * mass
+        for (i, x) in kept.enumerated() {
+            u -= x
+            if u <= 0 { return Int32(order[i]) }
+        }
+        return Int32(order[keep - 1])
+    }
+
+}
