@@ -14,13 +14,15 @@ public enum ConfigDecoding {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch {
-            let detail = (error as? AttendError)?.message ?? describe(error)
+            let detail = (error as? AttendError)?.message ?? describe(error, data: data)
             throw AttendError("\(source): " + (kind.map { "not \($0) (\(detail))" } ?? detail))
         }
     }
 
-    /// A one-line account of a decoding error: which key, what was expected.
-    public static func describe(_ error: Error) -> String {
+    /// A one-line account of a decoding error: which key, what was expected. Foundation on Linux reports a
+    /// fractional number for an integer key as "not valid JSON"; when `data` does parse, the keys holding
+    /// fractional numbers where counts are expected are named instead.
+    public static func describe(_ error: Error, data: Data? = nil) -> String {
         func path(_ keys: [CodingKey]) -> String {
             keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
         }
@@ -29,7 +31,13 @@ public enum ConfigDecoding {
         case .typeMismatch(let type, let c)?: return "key '\(path(c.codingPath))': expected \(type)"
         case .valueNotFound(let type, let c)?: return "key '\(path(c.codingPath))' is null; expected \(type)"
         case .dataCorrupted(let c)?:
-            return c.codingPath.isEmpty ? "not valid JSON" : "key '\(path(c.codingPath))': \(c.debugDescription)"
+            guard c.codingPath.isEmpty else { return "key '\(path(c.codingPath))': \(c.debugDescription)" }
+            guard let data, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return "not valid JSON" }
+            let fractional = object.compactMap { key, value -> String? in
+                guard !(value is Bool), let n = value as? Double, n.rounded() != n else { return nil }
+                return "key '\(key)': expected Int, found \(n)"
+            }.sorted()
+            return fractional.isEmpty ? "a value has a type other than expected" : fractional.joined(separator: "; ")
         default: return "\(error)"
         }
     }

@@ -1,5 +1,6 @@
 @testable import AttendModels
 import AttendLM
+import AttendNN
 import AttendTensor
 import AttendTokenizers
 import CAttendKernels
@@ -28,6 +29,53 @@ final class LlamaHuggingFaceTests: XCTestCase {
         XCTAssertThrowsError(try Generation.generate(model: model, tokenizer: tokenizer, prompt: [1, 100], options: SamplingOptions())) {
             XCTAssertTrue("\($0)".contains("token id 100 is outside the model's vocabulary of 64"), "\($0)")
         }
+    }
+
+    /// Logits and gradients (every weight, and the input vectors) against transformers on a batch of two, through
+    /// the token path and the embeddings path: scripts/reference/make_llama_grad_fixtures.py. Tolerance 1e-4.
+    func testTinyLlamaGradientsMatchTransformers() throws {
+        let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        let e = try Safetensors.read(dir.appendingPathComponent("tiny_llama_gradients.safetensors").path).tensors
+        let model = try LlamaModel.load(huggingFace: dir.appendingPathComponent("tiny-llama").path)
+        let (ids, r) = (try XCTUnwrap(e["ids"]), try XCTUnwrap(e["r"]))
+        let tokens = IntTensor(ids.toArray().map { Int32($0) }, shape: ids.shape)
+        func assertClose(_ a: Tensor, _ b: Tensor?, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let b = try XCTUnwrap(b, what)
+            XCTAssertEqual(a.shape, b.shape, what, file: file, line: line)
+            let worst = zip(a.toArray(), b.toArray()).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 1e-4, what, file: file, line: line)
+            XCTAssertGreaterThan(b.toArray().map(abs).max() ?? 0, 1e-3, "\(what): the reference gradient is not trivially zero", file: file, line: line)
+        }
+
+        // Token path: every weight's gradient, under its Hugging Face name (query / key rows back in HF's order).
+        model.zeroGrad()
+        let logits = model.logits(tokens)
+        try assertClose(logits, e["logits_tokens"], "logits (token path)")
+        (logits * r).sum().backward()
+        var checked = 0
+        for (name, p) in model.namedParameters() {
+            var grad = try XCTUnwrap(p.grad, name)
+            if name.hasSuffix("attention.query.weight") { grad = LlamaModel.deinterleaveRotaryRows(grad, heads: model.config.headCount) }
+            if name.hasSuffix("attention.key.weight") { grad = LlamaModel.deinterleaveRotaryRows(grad, heads: model.config.kvHeadCount) }
+            try assertClose(grad, e["grad." + LlamaModel.huggingFaceName(name)], "gradient of \(name)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, e.keys.filter { $0.hasPrefix("grad.") }.count, "every weight's gradient is compared")
+
+        // Embeddings path: vectors spliced in place of three tokens; the gradient reaches them.
+        model.zeroGrad()
+        let embeds = try XCTUnwrap(e["inputs_embeds"]).copy()
+        embeds.requiresGrad = true
+        let logitsE = model.logits(inputEmbeddings: embeds)
+        try assertClose(logitsE, e["logits_embeds"], "logits (embeddings path)")
+        (logitsE * r).sum().backward()
+        try assertClose(try XCTUnwrap(embeds.grad), e["grad_inputs_embeds"], "gradient of the input embeddings")
+
+        // The inference path (KV cache, fast RoPE kernel) gives the same logits as the training path, row by row.
+        let cache = model.makeCache(capacity: 9)
+        let inference = model.forward(LMInput(segments: [.embeddings(embeds.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous())]),
+                                      cache: cache, lastOnly: false, attentionLayer: nil).logits
+        try assertClose(inference, logitsE.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference on spliced vectors")
     }
 
     func testUnsupportedConfigsAreNamed() throws {
