@@ -7,6 +7,10 @@ struct EmbeddingModelOptions: ParsableArguments {
     @Option(help: "Sentence-transformers model: a folder, a Hugging Face cache repo id, or a short name.") var model = "all-MiniLM-L6-v2"
     @Option(name: .customLong("batch-size"), help: "Sentences per forward pass.") var batchSize = 32
 
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
     func load() throws -> SentenceEmbedder { try ModelLocator.sentenceEmbedder(model) }
 }
 

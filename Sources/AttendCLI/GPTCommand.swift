@@ -103,23 +103,37 @@ struct GPTCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sample text from a checkpoint written by `attend gpt train`.")
         @Argument(help: "Checkpoint file.") var checkpoint: String
         @Option(help: "Text to continue.") var prompt = "\n"
-        @Option var length = 500
+        @Option(help: "Tokens to sample.") var length = 500
         @Option var temperature: Float = 0.8
         @Option(name: .customLong("top-k")) var topK = 200
         @Option var seed: UInt64 = 1
+
+        func validate() throws {
+            guard length >= 1 else { throw ValidationError("--length must be at least 1, got \(length)") }
+            guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be finite and >= 0") }
+            guard topK >= 1 else { throw ValidationError("--top-k must be at least 1, got \(topK)") }
+        }
 
         func run() throws {
             let file = try Safetensors.read(checkpoint)
             guard let configText = file.metadata["gpt_config"], let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(configText.utf8)) else {
                 throw AttendError("\(checkpoint): not a checkpoint from `attend gpt train` (metadata 'gpt_config' missing)")
             }
+            do { try config.validate() } catch let e as AttendError { throw AttendError("\(checkpoint): metadata 'gpt_config': \(e.message)") }
             let tokenizer = try TrainedTokenizer(metadata: file.metadata, source: checkpoint)
+            guard tokenizer.count <= config.vocabSize else {
+                throw AttendError("\(checkpoint): the tokenizer has \(tokenizer.count) tokens, more than the model's vocabulary of \(config.vocabSize)")
+            }
             var g = RandomGenerator(seed: 0)
-            let model = GPTModel(config, generator: &g)
+            let model = Initialization.skipping { GPTModel(config, generator: &g) }
             try model.load(file.tensors, source: checkpoint, strict: true)
+            let started = Date()
             let ids = GPTTrainer.sample(model: model, context: try tokenizer.encode(prompt), count: length, temperature: temperature,
                                         topK: topK, seed: seed)
+            let seconds = Date().timeIntervalSince(started)
             print(prompt + tokenizer.decode(ids))
+            FileHandle.standardError.write(String(format: "sampled %d tokens in %.3f s (%.0f tokens/s)\n", ids.count, seconds,
+                                                  Double(ids.count) / max(seconds, 1e-9)).data(using: .utf8)!)
         }
     }
 }

@@ -5,6 +5,12 @@
 import AttendTensor
 import Foundation
 
+/// A generated sequence-to-sequence task: dates as people write them, paired with the ISO date.
+///
+/// ```swift
+/// let pairs = HumanDates.pairs(count: 20_000, seed: 1)
+/// let (source, target) = pairs[0]   // e.g. ("5 Mar 98", "1998-03-05")
+/// ```
 public enum HumanDates {
     static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
     static let weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]

@@ -5,6 +5,12 @@
 import AttendTensor
 import Foundation
 
+/// Reads the IDX arrays of MNIST and Fashion-MNIST, gzip-compressed or not.
+///
+/// ```swift
+/// let (shape, pixels) = try IDX.readUInt8("train-images-idx3-ubyte.gz")   // [60000, 28, 28]
+/// let train = try ImageDataset(idxImages: "train-images-idx3-ubyte.gz", idxLabels: "train-labels-idx1-ubyte.gz")
+/// ```
 public enum IDX {
     /// The whole file, decompressed when it is gzip (zlib reads plain files unchanged).
     static func readBytes(_ path: String) throws -> [UInt8] { try GzipFile.read(path) }
@@ -78,6 +84,12 @@ public struct ImageDataset {
     }
 }
 
+/// Where Fashion-MNIST is installed and its class names; `ImageDataset.fashionMNIST` loads it.
+///
+/// ```swift
+/// let test = try ImageDataset.fashionMNIST(directory: FashionMNIST.defaultDirectory, train: false)
+/// print(FashionMNIST.classNames[Int(test.labels.data[0])])   // "Ankle boot"
+/// ```
 public enum FashionMNIST {
     /// Where Debian's `dataset-fashion-mnist` installs the files.
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"

@@ -4,6 +4,13 @@
 import AttendTensor
 import Foundation
 
+/// A graph in compressed sparse rows, with node names: the input of DeepWalk and node2vec.
+///
+/// ```swift
+/// let graph = try Graph.load(edgeList: "karate.edges")
+/// print(graph.nodeCount, graph.edgeCount, graph.degree(0))
+/// let (vectors, _) = GraphEmbedding.train(graph: graph, walks: WalkConfig(), word2vec: Word2VecConfig())
+/// ```
 public struct Graph {
     /// Node names in first-seen order; node i is `names[i]`.
     public let names: [String]

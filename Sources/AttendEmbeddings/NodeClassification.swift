@@ -40,6 +40,15 @@ public struct NodeClassificationResult: Codable {
     public var testNodes: Int
 }
 
+/// DeepWalk's test of node vectors: one-vs-rest logistic regression on part of the labelled nodes, Micro- and
+/// Macro-F1 on the rest.
+///
+/// ```swift
+/// let labels = try NodeLabels.load("karate.labels")
+/// for r in try NodeClassification.evaluate(vectors: vectors, labels: labels, trainingRatios: [0.1, 0.5]) {
+///     print(r.trainingRatio, r.microF1, r.macroF1)
+/// }
+/// ```
 public enum NodeClassification {
     /// Scores `vectors` on `labels` at each training ratio, averaging `repeats` random splits.
     public static func evaluate(vectors: WordVectors, labels: NodeLabels, trainingRatios: [Double] = [0.1, 0.5, 0.9],

@@ -9,6 +9,15 @@ import AttendTensor
 import CAttendKernels
 import Foundation
 
+/// word2vec's settings: architecture, vector size, window, negative sampling or hierarchical softmax,
+/// subsampling, epochs and threads.
+///
+/// ```swift
+/// var config = Word2VecConfig()
+/// config.architecture = .cbow
+/// config.dimension = 300
+/// config.threads = 1   // Hogwild threads race on the weights; one thread makes a run repeatable
+/// ```
 public struct Word2VecConfig: Codable, Equatable {
     public enum Architecture: String, Codable { case skipGram = "skipgram", cbow }
 
@@ -94,6 +103,14 @@ public struct Word2VecTrainingSummary: Codable {
     public var wordsPerSecond: Double { Double(wordsProcessed) / max(seconds, 1e-9) }
 }
 
+/// A word2vec model: its vocabulary and weight matrices, trained on any `SentenceSource` (a corpus, graph walks).
+///
+/// ```swift
+/// let (model, summary) = try Word2Vec.train(corpus: "text8", config: Word2VecConfig())
+/// print(summary.wordsPerSecond)
+/// try model.vectors.save(to: "text8.bin", format: .binary)
+/// try model.saveState(to: "text8.safetensors")   // Word2Vec.loadState(from:) continues training from it
+/// ```
 public final class Word2Vec {
     public let config: Word2VecConfig
     public let vocabulary: Vocabulary

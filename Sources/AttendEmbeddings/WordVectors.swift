@@ -5,6 +5,15 @@
 import AttendTensor
 import Foundation
 
+/// Words with their vectors: nearest neighbours, analogies and the standard evaluations, read from and
+/// written to word2vec's text and binary files.
+///
+/// ```swift
+/// let wv = try WordVectors.load(from: "text8.bin")
+/// let neighbours = try wv.nearest(to: "france", k: 5)
+/// let answer = try wv.analogy("man", "king", "woman", k: 1)   // man is to king as woman is to ?
+/// let r = try wv.evaluateAnalogies(path: "questions-words.txt")
+/// ```
 public struct WordVectors {
     public let words: [String]
     /// [V, D] raw vectors.

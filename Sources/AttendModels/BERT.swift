@@ -7,6 +7,13 @@ import AttendTensor
 import AttendTokenizers
 import Foundation
 
+/// A BERT encoder's sizes; decodes a Hugging Face config.json (its snake_case keys).
+///
+/// ```swift
+/// let config = BERTConfig(vocabSize: 8000, hiddenSize: 128, layerCount: 4, headCount: 4, intermediateSize: 512, maxPositions: 128)
+/// try config.validate()
+/// let miniLM = try JSONDecoder().decode(BERTConfig.self, from: Data(contentsOf: URL(fileURLWithPath: "all-MiniLM-L6-v2/config.json")))
+/// ```
 public struct BERTConfig: Codable, Equatable {
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -84,6 +91,15 @@ public final class BERTEmbeddings: Module {
     }
 }
 
+/// The BERT encoder: embeddings, then post-norm Transformer blocks. It returns hidden states; task heads
+/// (`BERTForMaskedLM`, `BERTClassifier`, `SentenceEmbedder`) wrap it.
+///
+/// ```swift
+/// let bert = try BERTModel.load(directory: "all-MiniLM-L6-v2")
+/// let tokenizer = try WordPieceTokenizer.load(directory: "all-MiniLM-L6-v2")
+/// let ids = tokenizer.encode("A man is eating food.")
+/// let h = bert(IntTensor(ids, shape: [1, ids.count]), lengths: [ids.count])   // [1, T, 384]
+/// ```
 public final class BERTModel: Module {
     public let config: BERTConfig
     public let embeddings: BERTEmbeddings
@@ -144,8 +160,15 @@ public final class BERTModel: Module {
     }
 }
 
-/// Sentence embeddings from a BERT encoder: pooled token states, optionally L2-normalized.
-public final class SentenceEmbedder {
+/// Sentence embeddings from a BERT encoder: pooled token states, optionally L2-normalized (sentence-transformers'
+/// recipe). A `VectorEncoder` of strings.
+///
+/// ```swift
+/// let embedder = try ModelLocator.sentenceEmbedder("all-MiniLM-L6-v2")
+/// let v = embedder.embed(["A man is eating food.", "A man is eating bread."])   // [2, 384], unit length
+/// let cosine = (v.slice(axis: 0, start: 0, length: 1) * v.slice(axis: 0, start: 1, length: 1)).sum().item
+/// ```
+public final class SentenceEmbedder: VectorEncoder {
     public enum Pooling: String, Codable { case mean, cls, max }
 
     public let model: BERTModel
@@ -187,8 +210,13 @@ public final class SentenceEmbedder {
         return embedder
     }
 
+    public var dimension: Int { model.config.hiddenSize }
+    public var producesUnitVectors: Bool { normalize }
+    public func encode(_ inputs: [String]) throws -> Tensor { embed(inputs) }
+
     /// Embeddings [N, D] for `sentences`, in order. Sentences are batched by length to limit padding.
     public func embed(_ sentences: [String], batchSize: Int = 32) -> Tensor {
+        precondition(batchSize >= 1, "SentenceEmbedder.embed: batch size \(batchSize) must be at least 1")
         let encoded = sentences.map { tokenizer.encode($0, maxLength: maxLength) }
         let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
         let d = model.config.hiddenSize
@@ -196,11 +224,8 @@ public final class SentenceEmbedder {
         withNoGrad {
             for start in stride(from: 0, to: order.count, by: batchSize) {
                 let batch = Array(order[start..<min(order.count, start + batchSize)])
-                let t = batch.map { encoded[$0].count }.max()!
-                var ids = [Int32](repeating: tokenizer.padId, count: batch.count * t)
-                for (r, i) in batch.enumerated() { for (k, id) in encoded[i].enumerated() { ids[r * t + k] = id } }
                 let lengths = batch.map { encoded[$0].count }
-                let h = model(IntTensor(ids, shape: [batch.count, t]), lengths: lengths)  // (B, T, C)
+                let h = model(IntTensor.padded(batch.map { encoded[$0] }, with: tokenizer.padId), lengths: lengths)  // (B, T, C)
                 var pooled = pool(h, lengths: lengths)                                     // (B, C)
                 if normalize { pooled = Loss.normalize(pooled) }
                 let p = pooled.contiguous().pointer

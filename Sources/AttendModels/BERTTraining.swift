@@ -65,17 +65,19 @@ struct BERTBatch {
 
     init(_ inputs: [BERTInput], pad: Int32) {
         let t = inputs.map(\.ids.count).max() ?? 1
-        var ids = [Int32](repeating: pad, count: inputs.count * t), segments = [Int32](repeating: 0, count: inputs.count * t)
-        for (r, x) in inputs.enumerated() {
-            for k in x.ids.indices { ids[r * t + k] = x.ids[k]; segments[r * t + k] = x.segments[k] }
-        }
-        self.ids = IntTensor(ids, shape: [inputs.count, t])
-        self.segments = IntTensor(segments, shape: [inputs.count, t])
+        ids = IntTensor.padded(inputs.map(\.ids), with: pad, width: t)
+        segments = IntTensor.padded(inputs.map(\.segments), with: 0, width: t)
         lengths = inputs.map(\.ids.count)
     }
 }
 
 /// BERT with its masked-LM head: dense + GELU + LayerNorm, then the (tied) token embedding plus a bias.
+///
+/// ```swift
+/// var g = RandomGenerator(seed: 1)
+/// let model = BERTForMaskedLM(BERTConfig(vocabSize: 8000, hiddenSize: 128, layerCount: 4, headCount: 4, intermediateSize: 512), generator: &g)
+/// let logits = model.logits(ids, segments: segments, lengths: lengths, positions: masked)   // [masked.count, 8000]
+/// ```
 public final class BERTForMaskedLM: Module {
     public let bert: BERTModel
     public let transform: Linear
@@ -163,6 +165,13 @@ public struct MaskedLMBatch {
     }
 }
 
+/// Masked-LM pretraining settings: steps, batch, AdamW with warmup and cosine decay to a tenth of the peak, clipping.
+///
+/// ```swift
+/// var config = BERTPretrainingConfig()
+/// config.steps = 10_000
+/// config.warmupSteps = 1000
+/// ```
 public struct BERTPretrainingConfig: Codable, Equatable {
     public var steps = 2000
     public var batchSize = 32
@@ -175,6 +184,15 @@ public struct BERTPretrainingConfig: Codable, Equatable {
 }
 
 /// Masked-LM pretraining over tokenized texts (each becomes [CLS] text [SEP], cut to the model's positions).
+///
+/// ```swift
+/// let specials = try BERTSpecialTokens(tokenizer: tokenizer)   // a BPE trained with BERTSpecialTokens.names
+/// let encoded = texts.map { tokenizer.encode($0, allowSpecial: false) }
+/// let trainer = try BERTPretrainer(model: BERTForMaskedLM(config, generator: &g), texts: encoded, specials: specials,
+///                                  config: BERTPretrainingConfig())
+/// try trainer.run(onLog: { step, loss in print("step \(step): masked-LM loss \(loss)") })
+/// let (loss, accuracy) = trainer.evaluate(heldOut)
+/// ```
 public final class BERTPretrainer {
     public let model: BERTForMaskedLM
     public let config: BERTPretrainingConfig
@@ -257,6 +275,11 @@ public final class BERTPretrainer {
 
 /// BERT with a classification head on the pooled [CLS] state. The same model serves single texts and
 /// pairs; only the input layout differs.
+///
+/// ```swift
+/// let classifier = BERTClassifier(bert: pretrained.bert, classCount: 2, generator: &g)
+/// let logits = classifier.logits(ids, segments: segments, lengths: lengths)   // [B, 2]
+/// ```
 public final class BERTClassifier: Module {
     public let bert: BERTModel
     public let pooler: Linear
@@ -304,6 +327,13 @@ public final class BERTClassifier: Module {
     }
 }
 
+/// Fine-tuning settings: epochs, batch, AdamW with linear warmup then linear decay, and the longest input.
+///
+/// ```swift
+/// var config = BERTFineTuningConfig()
+/// config.epochs = 3
+/// config.maxLength = pretrained.bert.config.maxPositions   // the encoder has no positions past these
+/// ```
 public struct BERTFineTuningConfig: Codable, Equatable {
     public var epochs = 5
     public var batchSize = 32
@@ -327,6 +357,13 @@ public struct ClassificationExample {
     }
 }
 
+/// Fine-tunes a `BERTClassifier` on labelled texts or text pairs, and predicts and scores with it.
+///
+/// ```swift
+/// let pair = ClassificationExample(tokenizer.encode(premise), tokenizer.encode(hypothesis), label: 0)
+/// let accuracies = try BERTFineTuning.run(classifier, train: train, test: test, specials: specials, config: BERTFineTuningConfig())
+/// let predicted = BERTFineTuning.predict(classifier, test, specials: specials, maxLength: 128)
+/// ```
 public enum BERTFineTuning {
     /// Fine-tunes every weight (encoder and head) with AdamW, linear warmup and linear decay, as BERT's
     /// recipe; returns test accuracy after each epoch.

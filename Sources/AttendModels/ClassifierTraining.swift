@@ -5,6 +5,12 @@ import AttendNN
 import AttendTensor
 import Foundation
 
+/// How an image classifier is trained: epochs, batch, AdamW with cosine decay to zero, and the shuffling seed.
+///
+/// ```swift
+/// var config = ClassifierTrainingConfig(epochs: 10, batchSize: 128, learningRate: 1e-3)
+/// config.showProgress = false
+/// ```
 public struct ClassifierTrainingConfig: Codable {
     public var epochs = 5
     public var batchSize = 128
@@ -29,6 +35,15 @@ public struct EpochReport: Codable {
     public var seconds: Double
 }
 
+/// Mini-batch training of an image classifier, with test accuracy after each epoch.
+///
+/// ```swift
+/// let train = try ImageDataset.fashionMNIST(train: true), test = try ImageDataset.fashionMNIST(train: false)
+/// var g = RandomGenerator(seed: 0)
+/// let model = CNNClassifier(classCount: 10, generator: &g)
+/// let reports = try ClassifierTraining.run(model: model, train: train, test: test, config: ClassifierTrainingConfig(epochs: 5))
+/// print(reports.last!.testAccuracy, ClassifierTraining.accuracy(model: model, dataset: test))
+/// ```
 public enum ClassifierTraining {
     /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`.
     public static func run(model: Module & UnaryLayer, train: ImageDataset, test: ImageDataset,

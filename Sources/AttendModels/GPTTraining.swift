@@ -8,6 +8,15 @@ import AttendTensor
 import AttendTokenizers
 import Foundation
 
+/// How a GPT is trained from scratch: batch, iterations, AdamW with warmup and cosine decay, clipping and the
+/// evaluation cadence. It is saved in the checkpoint beside the model config.
+///
+/// ```swift
+/// var config = GPTTrainingConfig()
+/// config.iterations = 5000
+/// config.batchSize = 32
+/// config.gradientAccumulation = 4   // 128 windows per step without the memory of a 128-window batch
+/// ```
 public struct GPTTrainingConfig: Codable, Equatable {
     public var batchSize = 12
     public var iterations = 2000
@@ -31,6 +40,16 @@ public struct GPTEvaluation: Codable {
     public var validationLoss: Float
 }
 
+/// Trains a `GPTModel` by next-token prediction on one token stream, holding out its tail for validation.
+///
+/// ```swift
+/// let tokenizer = CharacterTokenizer(text: text)
+/// var g = RandomGenerator(seed: 1337)
+/// let model = GPTModel(GPTConfig(vocabSize: tokenizer.count, contextLength: 64, width: 128, layerCount: 4, headCount: 4), generator: &g)
+/// let trainer = try GPTTrainer(model: model, tokens: try tokenizer.encode(text), config: GPTTrainingConfig())
+/// try trainer.run(progress: true)
+/// print(tokenizer.decode(GPTTrainer.sample(model: model, context: try tokenizer.encode("ROMEO:"), count: 200)))
+/// ```
 public final class GPTTrainer {
     public let model: GPTModel
     public let config: GPTTrainingConfig
@@ -159,6 +178,12 @@ public final class GPTTrainer {
 
 /// The tokenizer of a model trained here (GPT, BERT): characters (nanoGPT's shakespeare_char) or a byte-level BPE trained
 /// on the corpus. It travels in the checkpoint's metadata.
+///
+/// ```swift
+/// let tokenizer = TrainedTokenizer.characters(CharacterTokenizer(text: text))
+/// try trainer.save(to: "gpt.safetensors", extra: tokenizer.metadata)
+/// let restored = try TrainedTokenizer(metadata: try Safetensors.read("gpt.safetensors").metadata, source: "gpt.safetensors")
+/// ```
 public enum TrainedTokenizer: TextTokenizer {
     case characters(CharacterTokenizer)
     case bpe(ByteLevelBPETokenizer)

@@ -5,6 +5,13 @@ import AttendNN
 import AttendTensor
 import Foundation
 
+/// The fields of a Hugging Face OPT config.json that `GPTModel.loadOPT` reads.
+///
+/// ```swift
+/// let data = try Data(contentsOf: URL(fileURLWithPath: "opt-125m/config.json"))
+/// let opt = try ConfigDecoding.decode(OPTConfig.self, from: data, source: "opt-125m/config.json", kind: "an OPT config")
+/// let model = try GPTModel.loadOPT(directory: "opt-125m")
+/// ```
 public struct OPTConfig: Codable {
     public var vocabSize: Int
     public var hiddenSize: Int

@@ -29,6 +29,14 @@ public final class GRUCell: Module {
     }
 }
 
+/// A GRU encoder-decoder, with or without dot-product attention over the encoder states: the recurrent
+/// baseline the Transformer is compared with.
+///
+/// ```swift
+/// let gru = GRUSeq2Seq(sourceVocabulary: v.count, targetVocabulary: v.count, attention: true, generator: &g)
+/// let report = try Seq2SeqTraining.runGRU(model: gru, vocabulary: v, train: train, test: test, steps: 3000)
+/// let predicted = gru.greedy(source, lengths: lengths, maxLength: 11)
+/// ```
 public final class GRUSeq2Seq: Module {
     public let sourceEmbedding: Embedding
     public let targetEmbedding: Embedding

@@ -5,12 +5,28 @@ import AttendNN
 import AttendTensor
 import Foundation
 
+/// An encoder-decoder that gives next-token logits for target prefixes: all that greedy and beam search need,
+/// so the Transformer and the GRU models share one decoder.
+///
+/// ```swift
+/// let models: [Seq2SeqModel] = [transformer, gru]
+/// for m in models { print(try Seq2SeqDecoding.exactMatch(m, vocabulary: v, test: test, beams: 4, maxLength: 12).accuracy) }
+/// ```
 public protocol Seq2SeqModel: AnyObject {
     /// Next-token logits [B, V] after each row's target prefix (BOS first; all rows the same length), for
     /// source rows [B, S] with real lengths `lengths`.
     func nextTokenLogits(_ source: IntTensor, lengths: [Int], prefixes: IntTensor) -> Tensor
 }
 
+/// Greedy decoding and beam search over any `Seq2SeqModel`, and exact-match scoring.
+///
+/// ```swift
+/// let ids = try v.encode("Thursday, March 5, 1998")
+/// let source = IntTensor(ids, shape: [1, ids.count])
+/// let greedy = Seq2SeqDecoding.greedy(model, source: source, lengths: [ids.count], maxLength: 12)[0]
+/// let best = Seq2SeqDecoding.beam(model, source: source, lengths: [ids.count], beams: 4, maxLength: 12)[0]
+/// v.decode(best)   // "1998-03-05"
+/// ```
 public enum Seq2SeqDecoding {
     /// Greedy decoding of a batch; target ids (without BOS/EOS) per row.
     public static func greedy(_ model: Seq2SeqModel, source: IntTensor, lengths: [Int], maxLength: Int) -> [[Int32]] {
@@ -109,9 +125,7 @@ public enum Seq2SeqDecoding {
         for chunk in stride(from: 0, to: test.count, by: chunkSize) {
             let part = Array(test[chunk..<min(test.count, chunk + chunkSize)])
             let sources = try part.map { try v.encode($0.0) }
-            let s = sources.map(\.count).max()!
-            let padded = sources.flatMap { $0 + [Int32](repeating: Seq2SeqVocabulary.pad, count: s - $0.count) }
-            let predicted = beam(model, source: IntTensor(padded, shape: [part.count, s]), lengths: sources.map(\.count), beams: beams,
+            let predicted = beam(model, source: IntTensor.padded(sources, with: Seq2SeqVocabulary.pad), lengths: sources.map(\.count), beams: beams,
                                  maxLength: maxLength)
             for (pair, p) in zip(part, predicted) {
                 let text = v.decode(p)

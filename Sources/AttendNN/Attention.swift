@@ -4,6 +4,13 @@
 import AttendTensor
 import Foundation
 
+/// Scaled dot-product attention and its masks (1 = may not attend).
+///
+/// ```swift
+/// let q = Tensor.randn([2, 4, 10, 16], seed: 0), k = Tensor.randn([2, 4, 12, 16], seed: 1), v = Tensor.randn([2, 4, 12, 16], seed: 2)
+/// let mask = Attention.paddingMask(lengths: [12, 7], maxLength: 12)   // [2, 1, 1, 12]
+/// let (out, weights) = Attention.scaledDotProduct(query: q, key: k, value: v, mask: mask, causal: true)   // [2, 4, 10, 16], [2, 4, 10, 12]
+/// ```
 public enum Attention {
     /// softmax(Q K^T / sqrt(d) + mask) V.
     ///

@@ -3,6 +3,13 @@
 import AttendTensor
 import Foundation
 
+/// The loss functions, built from differentiable tensor operations so `backward()` runs through them.
+///
+/// ```swift
+/// let loss = Loss.crossEntropy(logits: model(x), targets: y, ignoreIndex: 0)   // padding ids add nothing
+/// loss.backward()
+/// let clip = Loss.infoNCE(imageEmbeddings, textEmbeddings, temperature: 0.07)
+/// ```
 public enum Loss {
     /// Mean cross-entropy between logits [..., C] and class ids [...].
     /// Targets equal to `ignoreIndex` contribute nothing (and are not counted in the mean).

@@ -5,6 +5,16 @@ import AttendTensor
 import CAttendKernels
 import Foundation
 
+/// An optimizer as the training loop drives it: a learning rate to schedule, the step count, one update from
+/// the gradients, and state tensors a checkpoint holds so training resumes exactly.
+///
+/// ```swift
+/// let optimizer: Optimizer = AdamW(parameters: model.namedParameters(), learningRate: 3e-4, weightDecay: 0.01)
+/// Loss.crossEntropy(logits: model(x), targets: y).backward()
+/// optimizer.learningRate = schedule(optimizer.step)
+/// optimizer.update()
+/// model.zeroGrad()
+/// ```
 public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// Updates taken so far.

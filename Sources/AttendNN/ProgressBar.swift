@@ -3,6 +3,13 @@
 
 import Foundation
 
+/// Progress of long work on standard error: a redrawn bar with rate and ETA on a terminal, a line per tenth otherwise.
+///
+/// ```swift
+/// let bar = ProgressBar(total: steps, label: "train", unit: "step")
+/// for step in 0..<steps { bar.advance(status: String(format: "loss %.3f", train(step))) }
+/// bar.finish()   // needed only when the loop can stop before `total`
+/// ```
 public final class ProgressBar {
     public let total: Int
     public let label: String

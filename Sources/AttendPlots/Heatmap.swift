@@ -3,6 +3,12 @@
 
 import AttendTensor
 
+/// Matrices (attention maps) as images: one cell per entry, white at 0 to dark blue at the maximum.
+///
+/// ```swift
+/// let image = Heatmap.render(weights, cell: 20, rowLabels: ["a", "b"], columnLabels: ["x", "y", "z"])   // weights [2, 3]
+/// try image.writePNG(to: "attention.png")
+/// ```
 public enum Heatmap {
     /// `matrix` [rows, cols] scaled by its maximum; `cell` pixels per entry, with a 1-pixel grid.
     /// `rowLabels` are written left of the rows, `columnLabels` above the columns (bottom to top), and

@@ -3,6 +3,15 @@
 
 import Foundation
 
+/// A line chart (loss curves) drawn into an `RGBImage`: axes, one colour per series, min and max ticks.
+///
+/// ```swift
+/// let chart = LineChart(series: [
+///     .init(points: history.map { (Double($0.iteration), Double($0.trainLoss)) }, color: (31, 119, 180)),
+///     .init(points: history.map { (Double($0.iteration), Double($0.validationLoss)) }, color: (255, 127, 14)),
+/// ])
+/// try chart.render().writePNG(to: "loss.png")
+/// ```
 public struct LineChart {
     public struct Series {
         public var points: [(x: Double, y: Double)]

@@ -5,6 +5,14 @@ import AttendTensor
 internal import CZlib
 import Foundation
 
+/// An 8-bit RGB image, written as PNG.
+///
+/// ```swift
+/// var image = RGBImage(width: 64, height: 32)   // white
+/// image.set(10, 5, (255, 0, 0))
+/// PixelFont.draw("loss", x: 2, y: 20, on: &image)
+/// try image.writePNG(to: "out.png")
+/// ```
 public struct RGBImage {
     public let width: Int
     public let height: Int

@@ -8,6 +8,13 @@ import Glibc
 import Darwin
 #endif
 
+/// The BLAS library matmul uses, found at run time (OpenBLAS, a CBLAS that ATTEND_BLAS names, Accelerate on
+/// macOS); without one, Attend's own GEMM kernel runs.
+///
+/// ```swift
+/// print(BLAS.loadedPath ?? "no BLAS: Attend's own GEMM")
+/// BLAS.isEnabled = false   // to time Attend's own kernel against it
+/// ```
 public enum BLAS {
     typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
                                         UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,

@@ -27,6 +27,14 @@ public enum GGUFValue: Equatable {
     public var array: [GGUFValue]? { if case .array(let a) = self { return a } else { return nil } }
 }
 
+/// A GGUF file (llama.cpp's model format), mapped: metadata, tensor descriptors, and tensors read on request.
+///
+/// ```swift
+/// let file = try GGUFFile("SmolLM2-135M-Instruct.Q4_1.gguf")
+/// let layers = try file.requireInt("llama.block_count")
+/// let embedding = try file.tensor("token_embd.weight")   // dequantized to Float32
+/// let down = try file.quantizedMatrix("blk.0.ffn_down.weight")   // stays in its blocks; nil for F32 and F16
+/// ```
 public final class GGUFFile {
     public struct TensorInfo {
         public let name: String

@@ -8,6 +8,13 @@ import Glibc
 import Darwin
 #endif
 
+/// A read-only memory-mapped file: its bytes without a copy in memory.
+///
+/// ```swift
+/// let file = try MappedFile("text8")
+/// let bytes = UnsafeBufferPointer(start: file.bytes, count: file.count)
+/// let lines = bytes.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+/// ```
 public final class MappedFile {
     public let path: String
     public let bytes: UnsafePointer<UInt8>

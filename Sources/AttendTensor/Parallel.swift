@@ -5,6 +5,15 @@ import CAttendKernels
 import Dispatch
 import Foundation
 
+/// Attend's multi-core loops: ranges or chunks on its thread pool, serial when the work is too small to share.
+///
+/// ```swift
+/// let x = Tensor.randn([1 << 20], seed: 0), y = Tensor(shape: [1 << 20])
+/// let (src, dst) = (x.pointer, y.pointer)
+/// Parallel.forRanges(x.count) { range in
+///     for i in range { dst[i] = max(src[i], 0) }
+/// }
+/// ```
 public enum Parallel {
     /// Threads used by Attend's kernels: `ATTEND_NUM_THREADS` if set, else the active core count.
     public static var threads: Int = {

@@ -4,6 +4,13 @@
 
 import Foundation
 
+/// The safetensors format: every tensor of a file with its metadata strings, and atomic writes.
+///
+/// ```swift
+/// let file = try Safetensors.read("model.safetensors")
+/// let w = file.tensors["embeddings.word_embeddings.weight"]
+/// try Safetensors.write([(name: "w", tensor: Tensor.randn([4, 4], seed: 0))], metadata: ["note": "test"], to: "w.safetensors")
+/// ```
 public enum Safetensors {
     /// The tensors of a file and its `__metadata__` strings.
     public struct File {

@@ -197,3 +197,19 @@ public struct IntTensor: Equatable {
 
     public var count: Int { data.count }
 }
+
+extension IntTensor {
+    /// Rows of different lengths, padded on the right with `pad` to the longest (or to `width`): [rows, width].
+    /// The one padder behind every batch of token ids (BERT inputs and segments, sentence embeddings, seq2seq).
+    ///
+    /// ```swift
+    /// IntTensor.padded([[5, 6, 7], [8]], with: 0)   // shape [2, 3], data [5, 6, 7, 8, 0, 0]
+    /// ```
+    public static func padded(_ rows: [[Int32]], with pad: Int32, width: Int? = nil) -> IntTensor {
+        let w = width ?? rows.map(\.count).max() ?? 0
+        precondition(rows.allSatisfy { $0.count <= w }, "IntTensor.padded: a row is longer than the width \(w)")
+        var data = [Int32](repeating: pad, count: rows.count * w)
+        for (r, row) in rows.enumerated() { for (k, id) in row.enumerated() { data[r * w + k] = id } }
+        return IntTensor(data, shape: [rows.count, w])
+    }
+}

@@ -17,6 +17,14 @@ public struct BPETrainingOptions {
     public init() {}
 }
 
+/// Trains a byte-level BPE on a corpus, choosing the merges Hugging Face's BpeTrainer would.
+///
+/// ```swift
+/// var options = BPETrainingOptions()
+/// options.vocabularySize = 2000
+/// let tokenizer = try BPETrainer.train(text.components(separatedBy: "\n"), options: options)
+/// try tokenizer.save(directory: "tokenizer")   // vocab.json, merges.txt, tokenizer.json
+/// ```
 public enum BPETrainer {
     /// Trains on `texts` (each pre-tokenized on its own, so a pair never spans two texts).
     public static func train(_ texts: [String], options: BPETrainingOptions = BPETrainingOptions(),

@@ -11,6 +11,13 @@ public enum Padding: Equatable {
     case toLength(Int)
 }
 
+/// The ids of a batch of texts padded to one width, with the mask of real tokens.
+///
+/// ```swift
+/// let batch = tokenizer.encodeBatch(texts, maxLength: 128, padding: .longest, padId: tokenizer.padId)
+/// let ids = IntTensor(batch.ids.flatMap { $0 }, shape: [texts.count, batch.ids[0].count])
+/// let lengths = batch.attentionMask.map { Int($0.reduce(0, +)) }
+/// ```
 public struct BatchEncoding: Equatable {
     public var ids: [[Int32]]
     /// 1 for a real token, 0 for padding.

@@ -5,6 +5,14 @@
 import AttendTensor
 import Foundation
 
+/// GPT-2's byte-level BPE tokenizer (also Llama 3, SmolLM, OPT): every byte has a symbol, so no text is unknown.
+///
+/// ```swift
+/// let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: "tokenizer.json")
+/// let ids = tokenizer.encode("Hello world")
+/// tokenizer.decode(ids)   // "Hello world"
+/// let spans = tokenizer.encodeWithOffsets("Hello world")   // code-point offsets, as Hugging Face reports them
+/// ```
 public struct ByteLevelBPETokenizer {
     public enum PreTokenizer: String, Codable {
         /// GPT-2's pattern.

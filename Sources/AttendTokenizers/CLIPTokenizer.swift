@@ -6,6 +6,14 @@
 import AttendTensor
 import Foundation
 
+/// CLIP's tokenizer (open_clip's SimpleTokenizer): cleaned, lower-cased text, BPE with end-of-word markers,
+/// 77-token model inputs.
+///
+/// ```swift
+/// let tokenizer = try CLIPTokenizer(mergesFile: "bpe_simple_vocab_16e6.txt.gz")
+/// let input = tokenizer.modelInput("a photo of a cat.")   // 77 ids: start, text, end, zeros
+/// tokenizer.decode(tokenizer.encode("a photo of a cat."))   // "a photo of a cat . "
+/// ```
 public struct CLIPTokenizer {
     public let tokens: [String]
     let vocabulary: [String: Int32]

@@ -3,6 +3,13 @@
 
 import AttendTensor
 
+/// A character-level tokenizer (nanoGPT's shakespeare_char): one id per distinct character of the training text.
+///
+/// ```swift
+/// let tokenizer = CharacterTokenizer(text: "hello world")
+/// let ids = try tokenizer.encode("hello")   // throws on a character the text did not have
+/// tokenizer.decode(ids)   // "hello"
+/// ```
 public struct CharacterTokenizer: Codable, Equatable {
     public let characters: [Character]
     private let index: [Character: Int32]

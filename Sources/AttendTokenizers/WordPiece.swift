@@ -6,6 +6,13 @@
 import AttendTensor
 import Foundation
 
+/// BERT's WordPiece tokenizer; its ids match Hugging Face's BertTokenizer.
+///
+/// ```swift
+/// let tokenizer = try WordPieceTokenizer.load(directory: "all-MiniLM-L6-v2")
+/// let pieces = tokenizer.tokenize("Tokenization is fun")   // continuations start with "##"
+/// let ids = tokenizer.encode("Tokenization is fun", maxLength: 128)   // [CLS] ... [SEP]
+/// ```
 public struct WordPieceTokenizer {
     public let vocabulary: [String: Int32]
     public let tokens: [String]
