@@ -75,4 +75,27 @@ final class GPTTests: XCTestCase {
         XCTAssertEqual(Array(a[0..<30]), Array(b[0..<30]), "changing the last token leaves earlier positions alone")
         XCTAssertNotEqual(Array(a[30..<40]), Array(b[30..<40]))
     }
+
+    /// The config's coding keys are GPT-2's config.json names, and every field survives a round trip (OPT's ReLU and
+    /// position offset included, which the hand-written coding used to drop).
+    func testConfigRoundTripKeepsEveryField() throws {
+        var c = GPTConfig(vocabSize: 50, contextLength: 32, width: 16, layerCount: 2, headCount: 4, dropout: 0.1)
+        c.feedForwardSize = 24
+        c.activation = .relu
+        c.positionOffset = 2
+        c.layerNormEps = 1e-6
+        let data = try JSONEncoder().encode(c)
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        XCTAssertEqual(json["n_embd"] as? Int, 16)
+        XCTAssertEqual(json["n_inner"] as? Int, 24)
+        XCTAssertEqual(json["activation_function"] as? String, "relu")
+        XCTAssertEqual(try JSONDecoder().decode(GPTConfig.self, from: data), c)
+        // transformers' other name for GPT-2's tanh GELU, and a clear error for one Attend lacks.
+        let hf = #"{"vocab_size": 5, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2, "activation_function": "gelu_pytorch_tanh"}"#
+        XCTAssertEqual(try JSONDecoder().decode(GPTConfig.self, from: Data(hf.utf8)).activation, .geluTanh)
+        let bad = hf.replacingOccurrences(of: "gelu_pytorch_tanh", with: "swish_beta")
+        XCTAssertThrowsError(try ConfigDecoding.decode(GPTConfig.self, from: Data(bad.utf8), source: "c.json")) {
+            XCTAssertTrue("\($0)".contains("c.json: activation_function 'swish_beta' is not supported"), "\($0)")
+        }
+    }
 }
