@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: AttendTensor <- AttendNN <- AttendLM <- AttendModels <- AttendCLI; AttendDatasets,
-// AttendTokenizers, AttendPlots and AttendEmbeddings sit beside them. Each floor is its own product, so a program that
+// Dependencies point one way: AttendTensor <- AttendNN, AttendTokenizers <- AttendLM <- AttendModels <- AttendCLI;
+// AttendDatasets, AttendPlots and AttendEmbeddings sit beside them. Each floor is its own product, so a program that
 // needs only tensors and word2vec builds neither the models nor the command line (nor, later, the server's HTTP stack,
 // the database clients or MPI, which join as their own targets and products).
 let package = Package(
