@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "AttendPlots", dependencies: ["AttendTensor", "CZlib"]),
         // The language-model interface, the KV cache, the generation engine and chat templates: what every decoder
         // family implements and every caller (CLI, server, trainers) drives.
-        .target(name: "AttendLM", dependencies: ["AttendTensor", "AttendTokenizers"]),
+        .target(name: "AttendLM", dependencies: ["AttendTensor", "AttendTokenizers", "CAttendKernels"]),
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "AttendLM", "CAttendKernels"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),

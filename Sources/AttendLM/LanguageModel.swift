@@ -4,6 +4,7 @@
 // (llama.cpp's `llama_batch.embd`, mlx-swift-lm's `LMInput`).
 
 import AttendTensor
+import CAttendKernels
 
 /// What a language model reads: token ids, and vectors spliced in between them (image features projected
 /// into the model's embedding space), in order.
@@ -142,7 +143,8 @@ public final class KVCache {
         self.init(layers: layers, shape: [kvHeads, capacity, headSize], capacity: capacity)
     }
 
-    package func advance(_ n: Int) { count += n }
+    /// Counts `n` more positions as written (a model calls it after writing their keys and values in every layer).
+    public func advance(_ n: Int) { count += n }
     public func reset() { count = 0 }
 
     /// Forgets everything after the first `n` positions (a shared prompt prefix stays).
@@ -166,5 +168,31 @@ public final class KVCache {
         self.capacity = capacity
         keys = (0..<layers).map { _ in Tensor(shape: shape) }
         values = (0..<layers).map { _ in Tensor(shape: shape) }
+    }
+}
+
+extension KVCache {
+    /// Causal attention of queries [T, heads, headSize] at the positions after the `count` already here, over
+    /// every position of `layer` up to and including theirs (their keys and values already written), with the
+    /// fused tiled kernel: no [T, S] score matrix, no copy of the cache. Grouped-query heads share KV head
+    /// `h / (heads / kvHeads)`. Returns [T, heads * headSize]. Inference only.
+    public func causalAttention(queries q: Tensor, layer l: Int, kvHeads: Int) -> Tensor {
+        let (t, hq, hs) = (q.shape[0], q.shape[1], q.shape[2])
+        precondition(q.rank == 3 && hs <= 256 && hq % kvHeads == 0 && count + t <= capacity && keys[l].shape == [kvHeads, capacity, hs],
+                     "causalAttention: queries \(q.shape), \(kvHeads) KV heads, \(count) + \(t) positions in a cache of \(keys[l].shape)")
+        let y = Tensor(shape: [t, hq * hs])
+        let qc = q.contiguous()
+        let (qp, kp, vp, yp) = (qc.pointer, keys[l].pointer, values[l].pointer, y.pointer)
+        let (start, capacity) = (count, capacity)
+        let scale = 1 / Float(hs).squareRoot()
+        let items = attend_prefill_attention_items(t, hq)
+        // Items differ in cost (later rows see more keys), so the pool hands them out one at a time; a small
+        // problem runs on this thread.
+        if t * (start + t) * hq * hs < 1 << 17 {
+            attend_prefill_attention(qp, kp, vp, t, start, hq, kvHeads, capacity, hs, scale, 0, items, yp)
+        } else {
+            Parallel.forChunks(items) { w in attend_prefill_attention(qp, kp, vp, t, start, hq, kvHeads, capacity, hs, scale, w, w + 1, yp) }
+        }
+        return y
     }
 }

@@ -166,15 +166,21 @@ public final class GPTModel: Module, LanguageModel {
             for (l, block) in blocks.enumerated() {
                 let a = block.attention
                 let n = block.attentionNorm(x)
-                let q = a.query(n).reshape([t, h, hs]).permute([1, 0, 2]).contiguous()  // (H, T, hs)
+                let q = a.query(n).reshape([t, h, hs])  // (T, H, hs)
                 cache.keys[l].slice(axis: 1, start: start, length: t).assign(a.key(n).reshape([t, h, hs]).permute([1, 0, 2]))
                 cache.values[l].slice(axis: 1, start: start, length: t).assign(a.value(n).reshape([t, h, hs]).permute([1, 0, 2]))
-                let s = start + t
-                let keys = cache.keys[l].slice(axis: 1, start: 0, length: s)
-                let values = cache.values[l].slice(axis: 1, start: 0, length: s)
-                let (y, weights) = Attention.scaledDotProduct(query: q, key: keys, value: values, causal: true)  // (H, T, hs)
-                if attentionLayer == l { attention = weights }
-                x = x + a.output(y.permute([1, 0, 2]).reshape([t, config.width]))
+                let attended: Tensor  // (T, C)
+                if attentionLayer == l {
+                    let s = start + t
+                    let keys = cache.keys[l].slice(axis: 1, start: 0, length: s)
+                    let values = cache.values[l].slice(axis: 1, start: 0, length: s)
+                    let (y, weights) = Attention.scaledDotProduct(query: q.permute([1, 0, 2]), key: keys, value: values, causal: true)  // (H, T, hs)
+                    attention = weights
+                    attended = y.permute([1, 0, 2]).reshape([t, config.width])
+                } else {
+                    attended = cache.causalAttention(queries: q, layer: l, kvHeads: h)  // the fused kernel, cache read in place
+                }
+                x = x + a.output(attended)
                 x = x + block.feedForward(block.feedForwardNorm(x))
             }
             cache.advance(t)

@@ -278,6 +278,9 @@ public final class LlamaAttention: Module {
             Parallel.forRanges(hq, costPerItem: s * hs * 2) { r in
                 attend_decode_attention(qp, kp, vp, hq, hkv, s, capacity, hs, 1 / Float(hs).squareRoot(), r.lowerBound, r.upperBound, sp, yp)
             }
+        } else if !keepWeights {
+            // Many rows: the tiled kernel reads the cache in place and never stores the [T, S] scores.
+            attended = cache.causalAttention(queries: q, layer: l, kvHeads: hkv)
         } else {
             let keys = cache.keys[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])
             let values = cache.values[l].slice(axis: 1, start: 0, length: s).contiguous().reshape([hkv, 1, s, hs])

@@ -91,7 +91,7 @@ public enum ModelLocator {
     public static func languageModel(_ spec: String, int8Activations: Bool = true) throws -> LoadedLanguageModel {
         let path = try locate(spec, kind: .languageModel)
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         return isDirectory.boolValue ? try languageModel(folder: path) : try languageModel(gguf: path, int8Activations: int8Activations)
     }
 

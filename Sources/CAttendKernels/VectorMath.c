@@ -13,25 +13,7 @@ static inline float gelu_tanh_scalar(float x, float *tanh_out) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-// exp of 8 lanes (inputs clamped to the float range); shared by vexp and vgelu.
-__attribute__((target("avx2,fma")))
-static inline __m256 exp8(__m256 v) {
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365447505531f);
-    __m256 under = _mm256_cmp_ps(v, lo, _CMP_LT_OQ);
-    v = _mm256_max_ps(_mm256_min_ps(v, hi), lo);
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), v);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500E-4f), r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
+#include "SIMD.h"
 
 // GELU(x) = x/2 (1 + erf(x/sqrt 2)), erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7).
 __attribute__((target("avx2,fma")))
@@ -49,7 +31,7 @@ static void vgelu_avx2(const float *x, float *y, long n) {
         poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736f));
         poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592f));
         poly = _mm256_mul_ps(poly, t);
-        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+        __m256 e = attend_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
         __m256 erf_abs = _mm256_fnmadd_ps(poly, e, one);
         __m256 erf = _mm256_or_ps(erf_abs, sign);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, erf)));
@@ -61,7 +43,7 @@ static void vgelu_avx2(const float *x, float *y, long n) {
 __attribute__((target("avx2,fma")))
 static inline __m256 tanh8(__m256 u) {
     const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 e = exp8(_mm256_add_ps(u, u));
+    __m256 e = attend_exp8(_mm256_add_ps(u, u));
     return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
 }
 
@@ -98,7 +80,7 @@ static void vgelu_tanh_avx2(const float *x, float *y, const float *g, float *dx,
 __attribute__((target("avx2,fma")))
 static void vexp_avx2(const float *x, float *y, long n) {
     long i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, attend_exp8(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = expf(x[i]);
 }
 #endif

@@ -1,0 +1,163 @@
+// Causal attention for many query rows at once (a prompt, or a chunk of one) straight from the KV cache, tiled
+// as in FlashAttention (Dao et al., 2022): each work item is one query head and a block of BQ rows; it walks the
+// cached keys in blocks of BK with an online softmax (running max and sum per row), so the [T, S] score matrix is
+// never built, key blocks past the block's last row are never visited, and grouped-query heads read their
+// shared K/V rows in place. The AVX2 path transposes each key block once so that scores for 8 keys come from one
+// FMA per dimension, with no horizontal sums; the portable path is the same algorithm in plain C.
+#include "CAttendKernels.h"
+#include "SIMD.h"
+#include <math.h>
+#include <string.h>
+
+enum { BQ = 16, BK = 64, MAX_HEAD = 256 };
+
+/// Shape of one call: q [t, hq, hs], k / v [hkv, capacity, hs], y [t, hq, hs]; row i sits at position start + i.
+typedef struct {
+    const float *q, *k, *v;
+    float *y;
+    long t, start, hq, hkv, capacity, hs;
+    float scale;
+} attention_shape;
+
+/// The rows r0..r1 of head h: online softmax over the keys 0 ..< start + r1 (key j visible to row i when
+/// j <= start + i).
+static void block_generic(const attention_shape *a, long h, long r0, long r1) {
+    const long hs = a->hs, group = a->hq / a->hkv;
+    const float *kh = a->k + (h / group) * a->capacity * hs, *vh = a->v + (h / group) * a->capacity * hs;
+    float m[BQ], l[BQ], o[BQ * MAX_HEAD], s[BK];
+    long n = r1 - r0, keys = a->start + r1;
+    for (long i = 0; i < n; i++) { m[i] = -INFINITY; l[i] = 0; }
+    memset(o, 0, sizeof(float) * n * hs);
+    for (long j0 = 0; j0 < keys; j0 += BK) {
+        long nb = keys - j0 < BK ? keys - j0 : BK;
+        for (long i = 0; i < n; i++) {
+            const float *qi = a->q + ((r0 + i) * a->hq + h) * hs;
+            long visible = a->start + r0 + i + 1 - j0;  // keys j0 ..< j0 + visible
+            if (visible <= 0) continue;
+            if (visible > nb) visible = nb;
+            float mx = m[i];
+            for (long jj = 0; jj < visible; jj++) {
+                const float *kj = kh + (j0 + jj) * hs;
+                float d = 0;
+                for (long c = 0; c < hs; c++) d += qi[c] * kj[c];
+                s[jj] = d * a->scale;
+                if (s[jj] > mx) mx = s[jj];
+            }
+            float correction = expf(m[i] - mx), sum = 0;
+            float *oi = o + i * hs;
+            for (long c = 0; c < hs; c++) oi[c] *= correction;
+            for (long jj = 0; jj < visible; jj++) {
+                float p = expf(s[jj] - mx);
+                sum += p;
+                const float *vj = vh + (j0 + jj) * hs;
+                for (long c = 0; c < hs; c++) oi[c] += p * vj[c];
+            }
+            l[i] = l[i] * correction + sum;
+            m[i] = mx;
+        }
+    }
+    for (long i = 0; i < n; i++) {
+        float *yi = a->y + ((r0 + i) * a->hq + h) * hs, inv = 1 / l[i];
+        for (long c = 0; c < hs; c++) yi[c] = o[i * hs + c] * inv;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/// The same block with AVX2 + FMA; hs a multiple of 8.
+__attribute__((target("avx2,fma")))
+static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
+    const long hs = a->hs, group = a->hq / a->hkv;
+    const float *kh = a->k + (h / group) * a->capacity * hs, *vh = a->v + (h / group) * a->capacity * hs;
+    float m[BQ], l[BQ], s[BQ * BK] __attribute__((aligned(32)));
+    float o[BQ * MAX_HEAD] __attribute__((aligned(32))), kt[MAX_HEAD * BK] __attribute__((aligned(32)));
+    long n = r1 - r0, keys = a->start + r1;
+    for (long i = 0; i < n; i++) { m[i] = -INFINITY; l[i] = 0; }
+    memset(o, 0, sizeof(float) * n * hs);
+    const __m256 scale = _mm256_set1_ps(a->scale), minus_inf = _mm256_set1_ps(-INFINITY);
+    for (long j0 = 0; j0 < keys; j0 += BK) {
+        long nb = keys - j0 < BK ? keys - j0 : BK, nb8 = (nb + 7) & ~7L;
+        // kt[c][jj] = key j0 + jj, dimension c (zero past nb, so the padded lanes are finite before masking).
+        for (long jj = 0; jj < nb8; jj++) {
+            if (jj < nb) { const float *kj = kh + (j0 + jj) * hs; for (long c = 0; c < hs; c++) kt[c * BK + jj] = kj[c]; }
+            else { for (long c = 0; c < hs; c++) kt[c * BK + jj] = 0; }
+        }
+        // Scores for 4 rows x 8 keys per pass over the dimensions.
+        for (long i = 0; i < n; i += 4) {
+            long rows = n - i < 4 ? n - i : 4;
+            const float *qr[4];
+            for (long u = 0; u < 4; u++) qr[u] = a->q + ((r0 + i + (u < rows ? u : 0)) * a->hq + h) * hs;
+            for (long jj = 0; jj < nb8; jj += 8) {
+                __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+                for (long c = 0; c < hs; c++) {
+                    __m256 kv = _mm256_load_ps(kt + c * BK + jj);
+                    acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(qr[0] + c), kv, acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(qr[1] + c), kv, acc1);
+                    acc2 = _mm256_fmadd_ps(_mm256_broadcast_ss(qr[2] + c), kv, acc2);
+                    acc3 = _mm256_fmadd_ps(_mm256_broadcast_ss(qr[3] + c), kv, acc3);
+                }
+                __m256 accs[4] = {acc0, acc1, acc2, acc3};
+                for (long u = 0; u < rows; u++) {
+                    // Keys past this row's position (and past nb) are masked to -inf.
+                    long visible = a->start + r0 + i + u + 1 - j0;
+                    if (visible > nb) visible = nb;
+                    __m256i lane = _mm256_add_epi32(_mm256_set1_epi32((int)jj), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                    __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)visible), lane));
+                    _mm256_store_ps(s + (i + u) * BK + jj, _mm256_blendv_ps(minus_inf, _mm256_mul_ps(accs[u], scale), keep));
+                }
+            }
+        }
+        // Online softmax and the weighted values, row by row.
+        for (long i = 0; i < n; i++) {
+            long visible = a->start + r0 + i + 1 - j0;
+            if (visible <= 0) continue;
+            if (visible > nb) visible = nb;
+            float *si = s + i * BK;
+            __m256 mv = _mm256_set1_ps(m[i]);
+            for (long jj = 0; jj < nb8; jj += 8) mv = _mm256_max_ps(mv, _mm256_load_ps(si + jj));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+            float mx = _mm_cvtss_f32(m4);
+            __m256 mxv = _mm256_set1_ps(mx), sumv = _mm256_setzero_ps();
+            for (long jj = 0; jj < nb8; jj += 8) {
+                __m256 p = attend_exp8(_mm256_sub_ps(_mm256_load_ps(si + jj), mxv));
+                _mm256_store_ps(si + jj, p);
+                sumv = _mm256_add_ps(sumv, p);
+            }
+            float correction = expf(m[i] - mx);
+            l[i] = l[i] * correction + attend_hsum256(sumv);
+            m[i] = mx;
+            float *oi = o + i * hs;
+            const __m256 corr = _mm256_set1_ps(correction);
+            for (long c = 0; c < hs; c += 8) {
+                __m256 acc = _mm256_mul_ps(_mm256_load_ps(oi + c), corr);
+                for (long jj = 0; jj < visible; jj++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vh + (j0 + jj) * hs + c), acc);
+                _mm256_store_ps(oi + c, acc);
+            }
+        }
+    }
+    for (long i = 0; i < n; i++) {
+        float *yi = a->y + ((r0 + i) * a->hq + h) * hs;
+        const __m256 inv = _mm256_set1_ps(1 / l[i]);
+        for (long c = 0; c < hs; c += 8) _mm256_storeu_ps(yi + c, _mm256_mul_ps(_mm256_load_ps(o + i * hs + c), inv));
+    }
+}
+#endif
+
+long attend_prefill_attention_items(long t, long hq) { return hq * ((t + BQ - 1) / BQ); }
+
+void attend_prefill_attention(const float *q, const float *k, const float *v, long t, long start, long hq, long hkv, long capacity,
+                              long hs, float scale, long w0, long w1, float *y) {
+    attention_shape a = {q, k, v, y, t, start, hq, hkv, capacity, hs, scale};
+    long blocks = (t + BQ - 1) / BQ;
+    void (*block)(const attention_shape *, long, long, long) = block_generic;
+#if defined(__x86_64__) || defined(__i386__)
+    if (hs % 8 == 0 && attend_quantized_use_avx2()) block = block_avx2;
+#endif
+    for (long w = w0; w < w1; w++) {
+        // The longest row blocks (the last rows see the most keys) come first, so the pool's last chunks are short.
+        long rb = blocks - 1 - w / hq, h = w % hq;
+        long r0 = rb * BQ, r1 = r0 + BQ < t ? r0 + BQ : t;
+        block(&a, h, r0, r1);
+    }
+}

@@ -1,0 +1,44 @@
+import AttendLM
+import AttendNN
+import AttendTensor
+import CAttendKernels
+import XCTest
+
+/// The fused tiled attention kernel against the plain composition (scores, causal mask, softmax, weighted values)
+/// on odd lengths, a cache that already holds positions, grouped-query heads, head sizes on and off the SIMD
+/// width, on the AVX2 path and the portable one. Tolerance 1e-5.
+final class AttentionKernelTests: XCTestCase {
+    func check(t: Int, start: Int, hq: Int, hkv: Int, hs: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let capacity = start + t + 3
+        let cache = KVCache(layers: 1, kvHeads: hkv, headSize: hs, capacity: capacity)
+        let keys = Tensor.randn([hkv, start + t, hs], seed: seed), values = Tensor.randn([hkv, start + t, hs], seed: seed + 1)
+        cache.keys[0].slice(axis: 1, start: 0, length: start + t).assign(keys)
+        cache.values[0].slice(axis: 1, start: 0, length: start + t).assign(values)
+        if start > 0 {  // positions already in the cache before these queries
+            cache.advance(start)
+        }
+        let q = Tensor.randn([t, hq, hs], seed: seed + 2) * 2
+        let fused = cache.causalAttention(queries: q, layer: 0, kvHeads: hkv).toArray()
+        // The composition: each query head against its KV head's rows, causal with the queries at the end.
+        let group = hq / hkv
+        let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])
+        let (y, _) = withNoGrad { Attention.scaledDotProduct(query: queries, key: keys.reshape([hkv, 1, start + t, hs]),
+                                                              value: values.reshape([hkv, 1, start + t, hs]), causal: true) }
+        let expected = y.reshape([hq, t, hs]).permute([1, 0, 2]).contiguous().toArray()
+        let worst = zip(fused, expected).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, 1e-5, "t \(t), start \(start), heads \(hq)/\(hkv), head size \(hs)", file: file, line: line)
+    }
+
+    func testFusedAttentionEqualsTheComposition() {
+        for generic in [false, true] {
+            attend_set_quantized_generic_only(generic ? 1 : 0)
+            defer { attend_set_quantized_generic_only(0) }
+            check(t: 1, start: 0, hq: 2, hkv: 1, hs: 8, seed: 1)
+            check(t: 37, start: 0, hq: 6, hkv: 2, hs: 64, seed: 2)     // GQA, rows not a multiple of the 16-row block
+            check(t: 70, start: 23, hq: 3, hkv: 3, hs: 16, seed: 3)    // a cache that already holds 23 positions
+            check(t: 5, start: 130, hq: 4, hkv: 1, hs: 24, seed: 4)    // key blocks of 64 past the first, partly masked
+            check(t: 200, start: 0, hq: 9, hkv: 3, hs: 64, seed: 5)    // SmolLM2's heads, threaded
+            check(t: 17, start: 3, hq: 2, hkv: 2, hs: 20, seed: 6)     // head size off the 8-lane width (portable path)
+        }
+    }
+}
