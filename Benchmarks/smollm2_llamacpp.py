@@ -16,8 +16,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--prompt-file", required=True)
     p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--n-ctx", type=int, default=2048, help="context size (the prompt plus the generated tokens must fit)")
     a = p.parse_args()
-    llm = Llama(model_path=a.model, n_ctx=2048, n_threads=a.threads, n_threads_batch=a.threads, n_batch=512, verbose=False)
+    llm = Llama(model_path=a.model, n_ctx=a.n_ctx, n_threads=a.threads, n_threads_batch=a.threads, n_batch=512, verbose=False)
     ids = llm.tokenize(open(a.prompt_file, encoding="utf-8").read().encode(), add_bos=False, special=True)
     llm.eval(ids[:8]); llm.reset()  # warm-up
     t0 = time.perf_counter()

@@ -122,7 +122,7 @@ public final class BERTModel: Module {
         precondition(ids.shape[1] <= config.maxPositions, "BERT: \(ids.shape[1]) tokens exceed the \(config.maxPositions) positions")
         let mask = lengths.map { Attention.paddingMask(lengths: $0, maxLength: ids.shape[1]) }
         var h = embeddings(ids, typeIds: typeIds)
-        for layer in layers { h = layer(h, mask: mask) }
+        for layer in layers { h = layer(h, mask: mask, keyLengths: lengths) }
         return h
     }
 

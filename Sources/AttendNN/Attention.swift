@@ -2,6 +2,7 @@
 // cross-attention with causal and padding masks. Masks are 0/1 tensors where 1 means "may not attend".
 
 import AttendTensor
+import CAttendKernels
 import Foundation
 
 /// Scaled dot-product attention and its masks (1 = may not attend).
@@ -29,6 +30,33 @@ public enum Attention {
         if let mask { scores = scores.maskedFill(mask, -.infinity) }
         let weights = scores.softmax(axis: -1)
         return (weights.matmul(value), weights)
+    }
+
+    /// Self-attention for inference with the fused tiled kernel (no [T, T] scores stored): queries [B, T, H, hs],
+    /// keys and values [B, H, T, hs], both contiguous. Causal, or with `keyLengths`: row b attends to its first
+    /// keyLengths[b] keys (the rest is padding). Returns [B, T, H * hs]. No gradients.
+    public static func fusedSelfAttention(query q: Tensor, key k: Tensor, value v: Tensor, keyLengths: [Int]?, causal: Bool) -> Tensor {
+        let (b, t, h, hs) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        precondition(k.shape == [b, h, t, hs] && v.shape == k.shape && hs <= 256 && (keyLengths?.count ?? b) == b,
+                     "fusedSelfAttention: query \(q.shape), key \(k.shape), value \(v.shape), \(keyLengths?.count ?? b) lengths")
+        precondition(causal != (keyLengths != nil), "fusedSelfAttention: causal, or key lengths, not both")
+        let y = Tensor(shape: [b, t, h * hs])
+        let (qc, kc, vc) = (q.contiguous(), k.contiguous(), v.contiguous())
+        let (qp, kp, vp, yp) = (qc.pointer, kc.pointer, vc.pointer, y.pointer)
+        let perRow = Int(attend_prefill_attention_items(t, h)), stride = t * h * hs
+        let lengths = keyLengths.map { $0.map { Swift.min(Swift.max($0, 1), t) } }
+        let scale = 1 / Float(hs).squareRoot()
+        func run(_ w0: Int, _ w1: Int) {
+            var w = w0
+            while w < w1 {
+                let r = w / perRow, end = Swift.min(w1, (r + 1) * perRow)
+                attend_fused_attention(qp + r * stride, kp + r * stride, vp + r * stride, t, 0, lengths.map { $0[r] } ?? -1, h, h, t, hs, scale,
+                                       w - r * perRow, end - r * perRow, yp + r * stride)
+                w = end
+            }
+        }
+        if b * t * t * h * hs < 1 << 17 { run(0, b * perRow) } else { Parallel.forChunks(b * perRow) { run($0, $0 + 1) } }
+        return y
     }
 
     /// [Tq, Tk] with 1 above the diagonal: query i (at absolute position Tk - Tq + i) may see keys 0...that.
@@ -79,12 +107,20 @@ public final class MultiHeadAttention: Module {
     }
 
     /// Self-attention when `context` is nil, else cross-attention from `x` to `context`.
-    /// x: [B, Tq, C]; context: [B, Tk, Ckv]; mask: 1 = blocked, broadcastable to [B, H, Tq, Tk].
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: Tensor? = nil, causal: Bool = false) -> Tensor {
+    /// x: [B, Tq, C]; context: [B, Tk, Ckv]; mask: 1 = blocked, broadcastable to [B, H, Tq, Tk]. `keyLengths`, when
+    /// given, says the same as a padding mask (row b's first keyLengths[b] keys are real): without gradients,
+    /// self-attention then runs on the fused kernel, as causal self-attention without a mask does.
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: Tensor? = nil, causal: Bool = false, keyLengths: [Int]? = nil) -> Tensor {
         let source = context ?? x
         let (b, tq, c) = (x.shape[0], x.shape[1], x.shape[2])
         let tk = source.shape[1]
         let hs = c / headCount
+        if context == nil && !keepWeights && !GradMode.isEnabled && hs <= 256 && (causal ? mask == nil && keyLengths == nil : keyLengths != nil) {
+            let q = query(x).reshape([b, tq, headCount, hs])
+            let k = key(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
+            let v = value(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
+            return output(Attention.fusedSelfAttention(query: q, key: k, value: v, keyLengths: keyLengths, causal: causal))
+        }
         let q = query(x).reshape([b, tq, headCount, hs]).transposed(1, 2)       // (B, H, Tq, hs)
         let k = key(source).reshape([b, tk, headCount, hs]).transposed(1, 2)    // (B, H, Tk, hs)
         let v = value(source).reshape([b, tk, headCount, hs]).transposed(1, 2)  // (B, H, Tk, hs)

@@ -66,12 +66,13 @@ public final class TransformerEncoderBlock: Module {
     }
 
     /// x: [B, T, C]; mask: 1 = blocked, broadcastable to [B, H, T, T]; causal for decoder-only (GPT) use.
-    public func callAsFunction(_ x: Tensor, mask: Tensor? = nil, causal: Bool = false) -> Tensor {
+    /// `keyLengths` (real tokens per row, the same as a padding `mask`) lets inference use the fused attention kernel.
+    public func callAsFunction(_ x: Tensor, mask: Tensor? = nil, causal: Bool = false, keyLengths: [Int]? = nil) -> Tensor {
         if preNorm {
-            let h = x + dropout(attention(attentionNorm(x), mask: mask, causal: causal))
+            let h = x + dropout(attention(attentionNorm(x), mask: mask, causal: causal, keyLengths: keyLengths))
             return h + dropout(feedForward(feedForwardNorm(h)))
         }
-        let h = attentionNorm(x + dropout(attention(x, mask: mask, causal: causal)))
+        let h = attentionNorm(x + dropout(attention(x, mask: mask, causal: causal, keyLengths: keyLengths)))
         return feedForwardNorm(h + dropout(feedForward(h)))
     }
 }

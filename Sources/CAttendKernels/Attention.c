@@ -12,12 +12,20 @@
 enum { BQ = 16, BK = 64, MAX_HEAD = 256 };
 
 /// Shape of one call: q [t, hq, hs], k / v [hkv, capacity, hs], y [t, hq, hs]; row i sits at position start + i.
+/// Causal when kv_len < 0 (row i sees keys 0 ... start + i); otherwise every row sees keys 0 ..< kv_len (an
+/// encoder, padding cut off).
 typedef struct {
     const float *q, *k, *v;
     float *y;
-    long t, start, hq, hkv, capacity, hs;
+    long t, start, hq, hkv, capacity, hs, kv_len;
     float scale;
 } attention_shape;
+
+/// Keys of the block starting at j0 (of nb keys) that row `row` may see: a prefix of the block.
+static inline long visible_keys(const attention_shape *a, long row, long j0, long nb) {
+    long v = (a->kv_len < 0 ? a->start + row + 1 : a->kv_len) - j0;
+    return v < 0 ? 0 : v > nb ? nb : v;
+}
 
 /// The rows r0..r1 of head h: online softmax over the keys 0 ..< start + r1 (key j visible to row i when
 /// j <= start + i).
@@ -25,16 +33,15 @@ static void block_generic(const attention_shape *a, long h, long r0, long r1) {
     const long hs = a->hs, group = a->hq / a->hkv;
     const float *kh = a->k + (h / group) * a->capacity * hs, *vh = a->v + (h / group) * a->capacity * hs;
     float m[BQ], l[BQ], o[BQ * MAX_HEAD], s[BK];
-    long n = r1 - r0, keys = a->start + r1;
+    long n = r1 - r0, keys = a->kv_len < 0 ? a->start + r1 : a->kv_len;
     for (long i = 0; i < n; i++) { m[i] = -INFINITY; l[i] = 0; }
     memset(o, 0, sizeof(float) * n * hs);
     for (long j0 = 0; j0 < keys; j0 += BK) {
         long nb = keys - j0 < BK ? keys - j0 : BK;
         for (long i = 0; i < n; i++) {
             const float *qi = a->q + ((r0 + i) * a->hq + h) * hs;
-            long visible = a->start + r0 + i + 1 - j0;  // keys j0 ..< j0 + visible
-            if (visible <= 0) continue;
-            if (visible > nb) visible = nb;
+            long visible = visible_keys(a, r0 + i, j0, nb);  // keys j0 ..< j0 + visible
+            if (visible == 0) continue;
             float mx = m[i];
             for (long jj = 0; jj < visible; jj++) {
                 const float *kj = kh + (j0 + jj) * hs;
@@ -70,7 +77,7 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
     const float *kh = a->k + (h / group) * a->capacity * hs, *vh = a->v + (h / group) * a->capacity * hs;
     float m[BQ], l[BQ], s[BQ * BK] __attribute__((aligned(32)));
     float o[BQ * MAX_HEAD] __attribute__((aligned(32))), kt[MAX_HEAD * BK] __attribute__((aligned(32)));
-    long n = r1 - r0, keys = a->start + r1;
+    long n = r1 - r0, keys = a->kv_len < 0 ? a->start + r1 : a->kv_len;
     for (long i = 0; i < n; i++) { m[i] = -INFINITY; l[i] = 0; }
     memset(o, 0, sizeof(float) * n * hs);
     const __m256 scale = _mm256_set1_ps(a->scale), minus_inf = _mm256_set1_ps(-INFINITY);
@@ -98,8 +105,7 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
                 __m256 accs[4] = {acc0, acc1, acc2, acc3};
                 for (long u = 0; u < rows; u++) {
                     // Keys past this row's position (and past nb) are masked to -inf.
-                    long visible = a->start + r0 + i + u + 1 - j0;
-                    if (visible > nb) visible = nb;
+                    long visible = visible_keys(a, r0 + i + u, j0, nb);
                     __m256i lane = _mm256_add_epi32(_mm256_set1_epi32((int)jj), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
                     __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)visible), lane));
                     _mm256_store_ps(s + (i + u) * BK + jj, _mm256_blendv_ps(minus_inf, _mm256_mul_ps(accs[u], scale), keep));
@@ -108,9 +114,8 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
         }
         // Online softmax and the weighted values, row by row.
         for (long i = 0; i < n; i++) {
-            long visible = a->start + r0 + i + 1 - j0;
-            if (visible <= 0) continue;
-            if (visible > nb) visible = nb;
+            long visible = visible_keys(a, r0 + i, j0, nb);
+            if (visible == 0) continue;
             float *si = s + i * BK;
             __m256 mv = _mm256_set1_ps(m[i]);
             for (long jj = 0; jj < nb8; jj += 8) mv = _mm256_max_ps(mv, _mm256_load_ps(si + jj));
@@ -148,14 +153,19 @@ long attend_prefill_attention_items(long t, long hq) { return hq * ((t + BQ - 1)
 
 void attend_prefill_attention(const float *q, const float *k, const float *v, long t, long start, long hq, long hkv, long capacity,
                               long hs, float scale, long w0, long w1, float *y) {
-    attention_shape a = {q, k, v, y, t, start, hq, hkv, capacity, hs, scale};
+    attend_fused_attention(q, k, v, t, start, -1, hq, hkv, capacity, hs, scale, w0, w1, y);
+}
+
+void attend_fused_attention(const float *q, const float *k, const float *v, long t, long start, long kv_len, long hq, long hkv,
+                            long capacity, long hs, float scale, long w0, long w1, float *y) {
+    attention_shape a = {q, k, v, y, t, start, hq, hkv, capacity, hs, kv_len, scale};
     long blocks = (t + BQ - 1) / BQ;
     void (*block)(const attention_shape *, long, long, long) = block_generic;
 #if defined(__x86_64__) || defined(__i386__)
     if (hs % 8 == 0 && attend_quantized_use_avx2()) block = block_avx2;
 #endif
     for (long w = w0; w < w1; w++) {
-        // The longest row blocks (the last rows see the most keys) come first, so the pool's last chunks are short.
+        // The longest row blocks (causal: the last rows see the most keys) come first, so the pool's last chunks are short.
         long rb = blocks - 1 - w / hq, h = w % hq;
         long r0 = rb * BQ, r1 = r0 + BQ < t ? r0 + BQ : t;
         block(&a, h, r0, r1);

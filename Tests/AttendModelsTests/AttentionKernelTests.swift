@@ -41,4 +41,25 @@ final class AttentionKernelTests: XCTestCase {
             check(t: 17, start: 3, hq: 2, hkv: 2, hs: 20, seed: 6)     // head size off the 8-lane width (portable path)
         }
     }
+
+    /// Multi-head self-attention without gradients takes the fused kernel (padding by key lengths, or causal);
+    /// with gradients it takes the composition. Both must give the same output.
+    func testMultiHeadAttentionFusedPathEqualsComposition() {
+        for generic in [false, true] {
+            attend_set_quantized_generic_only(generic ? 1 : 0)
+            defer { attend_set_quantized_generic_only(0) }
+            for (width, heads, t, lengths) in [(16, 2, 37, [37, 20, 1]), (384, 6, 70, [70, 65]), (24, 3, 5, [2])] {
+                var g = RandomGenerator(seed: UInt64(width))
+                let mha = MultiHeadAttention(dimension: width, headCount: heads, generator: &g)
+                let x = Tensor.randn([lengths.count, t, width], seed: 9)
+                let mask = Attention.paddingMask(lengths: lengths, maxLength: t)
+                let reference = mha(x, mask: mask).toArray()  // gradient mode on: the composition
+                let fused = withNoGrad { mha(x, mask: mask, keyLengths: lengths) }.toArray()
+                XCTAssertLessThanOrEqual(zip(reference, fused).map { abs($0 - $1) }.max()!, 1e-5, "padding, width \(width), generic \(generic)")
+                let causalReference = mha(x, causal: true).toArray()
+                let causalFused = withNoGrad { mha(x, causal: true) }.toArray()
+                XCTAssertLessThanOrEqual(zip(causalReference, causalFused).map { abs($0 - $1) }.max()!, 1e-5, "causal, width \(width), generic \(generic)")
+            }
+        }
+    }
 }

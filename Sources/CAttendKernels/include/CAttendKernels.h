@@ -50,6 +50,10 @@ int attend_parallel_for(int threads, long chunks, attend_chunk_fn fn, void *ctx)
 void attend_prefill_attention(const float *q, const float *k, const float *v, long t, long start, long hq, long hkv, long capacity,
                               long hs, float scale, long w0, long w1, float *y);
 long attend_prefill_attention_items(long t, long hq);
+/// The same kernel, non-causal when kv_len >= 0: every row sees keys 0 ..< kv_len (an encoder row with its padding
+/// cut off); kv_len < 0 is attend_prefill_attention.
+void attend_fused_attention(const float *q, const float *k, const float *v, long t, long start, long kv_len, long hq, long hkv,
+                            long capacity, long hs, float scale, long w0, long w1, float *y);
 
 /// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
 /// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
