@@ -169,9 +169,10 @@ final class LlamaPass {
     }
 }
 
-/// cos / sin of every rotary angle for positions start..<start + count: [count, headSize / 2] each.
+/// cos / sin of every rotary angle for positions start..<start + count: [count, headSize / 2] each, and the
+/// same laid out for the vector kernel: each cosine twice, (-sin, +sin) per pair, [count, headSize].
 struct RotaryTables {
-    let cos: [Float], sin: [Float]
+    let cos: [Float], sin: [Float], cos2: [Float], sin2: [Float]
     let start: Int, count: Int, half: Int
 
     init(headSize: Int, theta: Float, start: Int, count: Int) {
@@ -179,38 +180,32 @@ struct RotaryTables {
         self.start = start
         self.count = count
         var cosT = [Float](repeating: 0, count: count * half), sinT = cosT
+        var cos2 = [Float](repeating: 0, count: count * headSize), sin2 = cos2
         for p in 0..<count {
             for i in 0..<half {
                 let angle = Double(start + p) * pow(Double(theta), -2 * Double(i) / Double(headSize))
-                cosT[p * half + i] = Float(Foundation.cos(angle))
-                sinT[p * half + i] = Float(Foundation.sin(angle))
+                let (c, s) = (Float(Foundation.cos(angle)), Float(Foundation.sin(angle)))
+                cosT[p * half + i] = c
+                sinT[p * half + i] = s
+                (cos2[p * headSize + 2 * i], cos2[p * headSize + 2 * i + 1]) = (c, c)
+                (sin2[p * headSize + 2 * i], sin2[p * headSize + 2 * i + 1]) = (-s, s)
             }
         }
-        cos = cosT
-        sin = sinT
+        (cos, sin, self.cos2, self.sin2) = (cosT, sinT, cos2, sin2)
     }
 
     /// Rotates adjacent pairs (2i, 2i+1) of each head (llama.cpp's normal RoPE mode, which GGUF checkpoints are
-    /// permuted for). x: [T, heads, headSize]; inference (no gradient).
+    /// permuted for). x: [T, heads, headSize]; inference (no gradient); vectorized and threaded over rows.
     func apply(_ x: Tensor) -> Tensor {
         let (t, h, d) = (x.shape[0], x.shape[1], x.shape[2])
         precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
         let out = Tensor(shape: x.shape)
-        let src = x.contiguous().pointer, dst = out.pointer
-        cos.withUnsafeBufferPointer { cosT in
-            sin.withUnsafeBufferPointer { sinT in
-                for p in 0..<t {
-                    let row = p * half
-                    for head in 0..<h {
-                        let base = (p * h + head) * d
-                        for i in 0..<half {
-                            let (a, b) = (src[base + 2 * i], src[base + 2 * i + 1])
-                            let (c, s) = (cosT[row + i], sinT[row + i])
-                            dst[base + 2 * i] = a * c - b * s
-                            dst[base + 2 * i + 1] = a * s + b * c
-                        }
-                    }
-                }
+        let xc = x.contiguous()
+        let (src, dst) = (xc.pointer, out.pointer)
+        cos2.withUnsafeBufferPointer { c in
+            sin2.withUnsafeBufferPointer { s in
+                let (cp, sp) = (c.baseAddress!, s.baseAddress!)
+                Parallel.forRanges(t, costPerItem: h * d) { r in attend_rope(src, dst, r.lowerBound, r.upperBound, h, d, cp, sp) }
             }
         }
         return out

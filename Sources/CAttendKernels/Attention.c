@@ -171,3 +171,46 @@ void attend_fused_attention(const float *q, const float *k, const float *v, long
         block(&a, h, r0, r1);
     }
 }
+
+// Rotary position embeddings on adjacent pairs (llama.cpp's normal mode): for rows [r0, r1) of x [t, heads, d],
+// pair (2i, 2i+1) of row p turns by angle p_i: out = x * cos + swap(x) * sin, with cos2 [t, d] holding each
+// cosine twice and sin2 [t, d] holding (-sin, +sin) per pair, so 8 lanes turn 4 pairs with one shuffle.
+static void rope_generic(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2) {
+    for (long p = r0; p < r1; p++) {
+        const float *c = cos2 + p * d, *s = sin2 + p * d;
+        for (long h = 0; h < heads; h++) {
+            const float *xi = x + (p * heads + h) * d;
+            float *yi = y + (p * heads + h) * d;
+            for (long i = 0; i < d; i += 2) {
+                float a = xi[i], b = xi[i + 1];
+                yi[i] = a * c[i] + b * s[i];
+                yi[i + 1] = b * c[i + 1] + a * s[i + 1];
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma")))
+static void rope_avx2(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2) {
+    for (long p = r0; p < r1; p++) {
+        const float *c = cos2 + p * d, *s = sin2 + p * d;
+        for (long h = 0; h < heads; h++) {
+            const float *xi = x + (p * heads + h) * d;
+            float *yi = y + (p * heads + h) * d;
+            for (long i = 0; i < d; i += 8) {
+                __m256 v = _mm256_loadu_ps(xi + i);
+                __m256 swapped = _mm256_permute_ps(v, 0xB1);  // (b, a) per pair
+                _mm256_storeu_ps(yi + i, _mm256_fmadd_ps(swapped, _mm256_loadu_ps(s + i), _mm256_mul_ps(v, _mm256_loadu_ps(c + i))));
+            }
+        }
+    }
+}
+#endif
+
+void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (d % 8 == 0 && attend_quantized_use_avx2()) { rope_avx2(x, y, r0, r1, heads, d, cos2, sin2); return; }
+#endif
+    rope_generic(x, y, r0, r1, heads, d, cos2, sin2);
+}

@@ -71,11 +71,16 @@ final class LlamaHuggingFaceTests: XCTestCase {
         (logitsE * r).sum().backward()
         try assertClose(try XCTUnwrap(embeds.grad), e["grad_inputs_embeds"], "gradient of the input embeddings")
 
-        // The inference path (KV cache, fast RoPE kernel) gives the same logits as the training path, row by row.
-        let cache = model.makeCache(capacity: 9)
-        let inference = model.forward(LMInput(segments: [.embeddings(embeds.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous())]),
-                                      cache: cache, lastOnly: false, attentionLayer: nil).logits
-        try assertClose(inference, logitsE.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference on spliced vectors")
+        // The inference path (KV cache, RoPE and attention kernels, vector and portable) gives the same logits as the
+        // training path, row by row.
+        for generic in [false, true] {
+            attend_set_quantized_generic_only(generic ? 1 : 0)
+            defer { attend_set_quantized_generic_only(0) }
+            let cache = model.makeCache(capacity: 9)
+            let inference = model.forward(LMInput(segments: [.embeddings(embeds.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous())]),
+                                          cache: cache, lastOnly: false, attentionLayer: nil).logits
+            try assertClose(inference, logitsE.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference on spliced vectors (portable: \(generic))")
+        }
     }
 
     func testUnsupportedConfigsAreNamed() throws {

@@ -55,6 +55,10 @@ long attend_prefill_attention_items(long t, long hq);
 void attend_fused_attention(const float *q, const float *k, const float *v, long t, long start, long kv_len, long hq, long hkv,
                             long capacity, long hs, float scale, long w0, long w1, float *y);
 
+/// Rotary embeddings on adjacent pairs for rows [r0, r1) of x [t, heads, d] into y: y = x * cos2 + swap(x) * sin2,
+/// cos2 / sin2 [t, d] holding (cos, cos) and (-sin, +sin) per pair.
+void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2);
+
 /// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
 /// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
 void attend_decode_attention(const float *q, const float *k, const float *v, long hq, long hkv, long s, long capacity, long hs,
