@@ -98,4 +98,23 @@ final class GPTTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("c.json: activation_function 'swish_beta' is not supported"), "\($0)")
         }
     }
+
+    /// Attention maps come from every family through the one interface: for GPT-2, causal rows of weights summing
+    /// to 1, the same as the composition's weights from the model's own projections.
+    func testAttentionMapForGPT2() throws {
+        let model = try GPTModel.loadHuggingFace(directory: fixtureDirectory("tiny-gpt2"))
+        let ids: [Int32] = [3, 14, 15, 9, 26, 5]
+        let (w, layer) = try Generation.attentionMap(model: model, prompt: ids, layer: -1, head: 1)
+        XCTAssertEqual(layer, model.config.layerCount - 1)
+        XCTAssertEqual(w.shape, [6, 6])
+        let v = w.toArray()
+        for i in 0..<6 {
+            XCTAssertEqual(v[(i * 6)..<(i * 6 + 6)].reduce(0, +), 1, accuracy: 1e-5)
+            for j in (i + 1)..<6 { XCTAssertEqual(v[i * 6 + j], 0) }
+        }
+        XCTAssertGreaterThan(v[5 * 6 + 0], 0)
+        XCTAssertThrowsError(try Generation.attentionMap(model: model, prompt: ids, layer: 0, head: model.config.headCount)) {
+            XCTAssertTrue("\($0)".contains("query heads"), "\($0)")
+        }
+    }
 }
