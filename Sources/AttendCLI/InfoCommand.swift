@@ -6,7 +6,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() {
         print("threads: \(Parallel.threads)")
-        print("BLAS: \(BLAS.loadedPath ?? "none (own kernel)")")
+        print("BLAS: \(BLAS.loadedPath.map { $0 + (BLAS.beatsOwnKernel ? " (used: faster than the own kernel here)" : " (not used: slower than the own kernel here)") } ?? "none (own kernel)")")
         print("own GEMM micro-kernel: \(Gemm.ownKernelName)")
         print("backend: \(Backend.current.name)")
     }

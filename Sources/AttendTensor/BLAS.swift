@@ -1,6 +1,7 @@
 // BLAS found at run time: OpenBLAS (or any CBLAS named by ATTEND_BLAS) through dlopen on Linux, Accelerate
 // on macOS. Loading at run time keeps BLAS optional: without it Attend uses its own GEMM kernel.
 
+import CAttendKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +58,36 @@ public enum BLAS {
     /// Whether matmul may use BLAS (true when a library loaded). Benchmarks switch it off to time the own kernel.
     public static var isEnabled = true
 
-    static var active: Library? { isEnabled ? library : nil }
+    /// Whether the loaded library beats Attend's own kernel on this CPU, measured once on a single-threaded
+    /// 256 x 256 x 256 product (a few milliseconds): a BLAS build that does not know the processor can run at a
+    /// third of the own kernel's speed (Debian's OpenBLAS 0.3.21 on an AVX-512 Xeon here: 25 against 75 GFLOP/s),
+    /// and being present is no reason to use it. A library named by ATTEND_BLAS is used as asked.
+    public static let beatsOwnKernel: Bool = {
+        guard let lib = library else { return false }
+        if let choice = ProcessInfo.processInfo.environment["ATTEND_BLAS"], !choice.isEmpty { return true }
+        let n = 256
+        let a = [Float](repeating: 0.5, count: n * n), b = a
+        var c = [Float](repeating: 0, count: n * n)
+        func best(_ body: () -> Void) -> Double {
+            body()  // warm-up: first-touch pages, library set-up
+            var fastest = Double.infinity
+            for _ in 0..<3 {
+                let t = DispatchTime.now().uptimeNanoseconds
+                body()
+                fastest = Swift.min(fastest, Double(DispatchTime.now().uptimeNanoseconds - t))
+            }
+            return fastest
+        }
+        let blas = best { lib.sgemm(101, 111, 111, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n)) }
+        let own = best { attend_sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, &c, n) }
+        return blas <= own * 1.05
+    }()
+
+    /// Use the loaded library even where the own kernel is faster (tests that compare the two paths).
+    public static var usedEvenIfSlower = false
+
+    /// The library matmul calls: the loaded one when enabled and faster than the own kernel here.
+    static var active: Library? { isEnabled && (usedEvenIfSlower || beatsOwnKernel) ? library : nil }
 
     /// Sets OpenBLAS's own thread count (no effect for other libraries). Attend keeps it at 1; benchmarks
     /// raise it to time OpenBLAS's threading directly.
