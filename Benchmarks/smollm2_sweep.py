@@ -14,7 +14,9 @@ ap.add_argument("--lengths", default="128,512,1024,2048,4096")
 ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--max-tokens", default="128")
 a = ap.parse_args()
-env = dict(os.environ, ATTEND_NUM_THREADS=a.threads, OMP_WAIT_POLICY="PASSIVE")
+# No OMP_WAIT_POLICY=PASSIVE here: llama.cpp's OpenMP threads would sleep between its hundreds of small loops per token.
+env = dict(os.environ, ATTEND_NUM_THREADS=a.threads)
+env.pop("OMP_WAIT_POLICY", None)
 os.makedirs(".cache/bench", exist_ok=True)
 
 # Prose from the corpus, cut to each length in the model's own tokens (llama.cpp's tokenizer; Attend's gives the same ids).

@@ -195,4 +195,29 @@ extension KVCache {
         }
         return y
     }
+
+    /// One decoding step: the query [1, heads, headSize] of the position after the `count` here (its key and value
+    /// already written) against every position of `layer`. Each cached row is read once for the group of query
+    /// heads sharing it, and long caches are split over the threads by key ranges (flash-decoding's split), the
+    /// parts merged by their softmax statistics. Returns [1, heads * headSize].
+    public func decodeAttention(query q: Tensor, layer l: Int, kvHeads: Int) -> Tensor {
+        let (hq, hs) = (q.shape[1], q.shape[2])
+        let s = count + 1
+        precondition(q.shape[0] == 1 && hq % kvHeads == 0 && s <= capacity && keys[l].shape == [kvHeads, capacity, hs],
+                     "decodeAttention: query \(q.shape), \(kvHeads) KV heads, \(s) positions in a cache of \(keys[l].shape)")
+        let parts = Swift.max(1, Swift.min(Parallel.threads, s * kvHeads * hs / 32_768))
+        let y = Tensor(shape: [1, hq * hs])
+        let qc = q.contiguous()
+        let scores = Tensor(shape: [hq * s]), m = Tensor(shape: [parts * hq]), sums = Tensor(shape: [parts * hq])
+        let o = Tensor(shape: [parts * hq * hs])
+        let (qp, kp, vp, sp, mp, lp, op) = (qc.pointer, keys[l].pointer, values[l].pointer, scores.pointer, m.pointer, sums.pointer, o.pointer)
+        let capacity = capacity
+        let scale = 1 / Float(hs).squareRoot()
+        Parallel.forChunks(parts) { p in
+            let (j0, j1) = (s * p / parts, s * (p + 1) / parts)
+            attend_decode_attention_part(qp, kp, vp, hq, kvHeads, capacity, hs, scale, j0, j1, sp + hq * j0, mp + p * hq, lp + p * hq, op + p * hq * hs)
+        }
+        attend_decode_attention_merge(parts, hq, hs, mp, lp, op, y.pointer)
+        return y
+    }
 }

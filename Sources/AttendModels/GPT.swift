@@ -178,7 +178,8 @@ public final class GPTModel: Module, LanguageModel {
                     attention = weights
                     attended = y.permute([1, 0, 2]).reshape([t, config.width])
                 } else {
-                    attended = cache.causalAttention(queries: q, layer: l, kvHeads: h)  // the fused kernel, cache read in place
+                    // The fused kernels, reading the cache in place.
+                    attended = t == 1 ? cache.decodeAttention(query: q, layer: l, kvHeads: h) : cache.causalAttention(queries: q, layer: l, kvHeads: h)
                 }
                 x = x + a.output(attended)
                 x = x + block.feedForward(block.feedForwardNorm(x))

@@ -265,14 +265,8 @@ public final class LlamaAttention: Module {
         var weights: Tensor?
         let attended: Tensor  // (T, Hq * hs)
         if t == 1 && !keepWeights {
-            // One step: read the cache in place (no copies, no GEMM set-up for a 1-row product).
-            attended = Tensor(shape: [1, hq * hs])
-            let scores = Tensor(shape: [hq, s])
-            let (qp, kp, vp, sp, yp) = (q.contiguous().pointer, cache.keys[l].pointer, cache.values[l].pointer, scores.pointer, attended.pointer)
-            let capacity = cache.capacity
-            Parallel.forRanges(hq, costPerItem: s * hs * 2) { r in
-                attend_decode_attention(qp, kp, vp, hq, hkv, s, capacity, hs, 1 / Float(hs).squareRoot(), r.lowerBound, r.upperBound, sp, yp)
-            }
+            // One step: read the cache in place, each row once for its group of query heads.
+            attended = cache.decodeAttention(query: q.reshape([1, hq, hs]), layer: l, kvHeads: hkv)
         } else if !keepWeights {
             // Many rows: the tiled kernel reads the cache in place and never stores the [T, S] scores.
             attended = cache.causalAttention(queries: q, layer: l, kvHeads: hkv)

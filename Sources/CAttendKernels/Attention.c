@@ -214,3 +214,107 @@ void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d,
 #endif
     rope_generic(x, y, r0, r1, heads, d, cos2, sin2);
 }
+
+// One decoding step over keys [j0, j1) of the cache for every query head, reading each cached key and value row
+// once for the whole group of query heads that shares it (the per-head loop read them hq / hkv times, which at
+// long contexts made decoding memory-bound on the cache). Leaves per head the local max m, the sum l of
+// exp(score - m) and the unnormalized weighted values o; attend_decode_attention_merge combines the parts.
+static inline float dot_plain(const float *a, const float *b, long n) {
+    float s = 0;
+    for (long i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma")))
+static inline float dot8(const float *a, const float *b, long n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (long i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    return attend_hsum256(acc);
+}
+
+__attribute__((target("avx2,fma")))
+static inline void axpy8(float alpha, const float *x, float *y, long n) {
+    __m256 a = _mm256_set1_ps(alpha);
+    for (long i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+}
+
+__attribute__((target("avx2,fma")))
+static void decode_part_avx2(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
+                             long j0, long j1, float *scores, float *m, float *l, float *o) {
+    long group = hq / hkv, n = j1 - j0;
+    for (long g = 0; g < hkv; g++) {
+        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
+        for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
+        for (long j = j0; j < j1; j++) {
+            const float *kj = kg + j * hs;
+            for (long u = 0; u < group; u++) {
+                long h = g * group + u;
+                float sc = dot8(q + h * hs, kj, hs) * scale;
+                scores[h * n + (j - j0)] = sc;
+                if (sc > m[h]) m[h] = sc;
+            }
+        }
+        for (long u = 0; u < group; u++) {
+            long h = g * group + u;
+            float *sh = scores + h * n, sum = 0;
+            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
+            l[h] = sum;
+            memset(o + h * hs, 0, sizeof(float) * hs);
+        }
+        for (long j = j0; j < j1; j++) {
+            const float *vj = vg + j * hs;
+            for (long u = 0; u < group; u++) { long h = g * group + u; axpy8(scores[h * n + (j - j0)], vj, o + h * hs, hs); }
+        }
+    }
+}
+#endif
+
+static void decode_part_generic(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
+                                long j0, long j1, float *scores, float *m, float *l, float *o) {
+    long group = hq / hkv, n = j1 - j0;
+    for (long g = 0; g < hkv; g++) {
+        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
+        for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
+        for (long j = j0; j < j1; j++) {
+            for (long u = 0; u < group; u++) {
+                long h = g * group + u;
+                float sc = dot_plain(q + h * hs, kg + j * hs, hs) * scale;
+                scores[h * n + (j - j0)] = sc;
+                if (sc > m[h]) m[h] = sc;
+            }
+        }
+        for (long u = 0; u < group; u++) {
+            long h = g * group + u;
+            float *sh = scores + h * n, sum = 0;
+            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
+            l[h] = sum;
+            for (long c = 0; c < hs; c++) o[h * hs + c] = 0;
+            for (long j = 0; j < n; j++) for (long c = 0; c < hs; c++) o[h * hs + c] += sh[j] * vg[(j0 + j) * hs + c];
+        }
+    }
+}
+
+void attend_decode_attention_part(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
+                                  long j0, long j1, float *scores, float *m, float *l, float *o) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (hs % 8 == 0 && attend_quantized_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
+#endif
+    decode_part_generic(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o);
+}
+
+void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y) {
+    for (long h = 0; h < hq; h++) {
+        float mx = -INFINITY, sum = 0;
+        for (long p = 0; p < parts; p++) if (m[p * hq + h] > mx) mx = m[p * hq + h];
+        float *yh = y + h * hs;
+        for (long c = 0; c < hs; c++) yh[c] = 0;
+        for (long p = 0; p < parts; p++) {
+            float w = expf(m[p * hq + h] - mx);
+            sum += l[p * hq + h] * w;
+            const float *op = o + (p * hq + h) * hs;
+            for (long c = 0; c < hs; c++) yh[c] += w * op[c];
+        }
+        for (long c = 0; c < hs; c++) yh[c] /= sum;
+    }
+}

@@ -19,6 +19,10 @@ final class AttentionKernelTests: XCTestCase {
         }
         let q = Tensor.randn([t, hq, hs], seed: seed + 2) * 2
         let fused = cache.causalAttention(queries: q, layer: 0, kvHeads: hkv).toArray()
+        if t == 1 {  // the decoding kernel (key ranges split over threads, parts merged) gives the same row
+            let decoded = cache.decodeAttention(query: q, layer: 0, kvHeads: hkv).toArray()
+            XCTAssertLessThanOrEqual(zip(decoded, fused).map { abs($0 - $1) }.max()!, 1e-5, "decode, start \(start)", file: file, line: line)
+        }
         // The composition: each query head against its KV head's rows, causal with the queries at the end.
         let group = hq / hkv
         let queries = q.permute([1, 0, 2]).contiguous().reshape([hkv, group, t, hs])
@@ -39,6 +43,8 @@ final class AttentionKernelTests: XCTestCase {
             check(t: 5, start: 130, hq: 4, hkv: 1, hs: 24, seed: 4)    // key blocks of 64 past the first, partly masked
             check(t: 200, start: 0, hq: 9, hkv: 3, hs: 64, seed: 5)    // SmolLM2's heads, threaded
             check(t: 17, start: 3, hq: 2, hkv: 2, hs: 20, seed: 6)     // head size off the 8-lane width (portable path)
+            check(t: 1, start: 1500, hq: 9, hkv: 3, hs: 64, seed: 7)   // one decoding step over a long cache (split in parts)
+            check(t: 1, start: 40, hq: 4, hkv: 2, hs: 24, seed: 8)
         }
     }
 

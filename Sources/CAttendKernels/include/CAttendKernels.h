@@ -59,6 +59,14 @@ void attend_fused_attention(const float *q, const float *k, const float *v, long
 /// cos2 / sin2 [t, d] holding (cos, cos) and (-sin, +sin) per pair.
 void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2);
 
+/// One decoding step over cached keys [j0, j1) for every query head, each K/V row read once for its group of query
+/// heads: per head the local max m[h], sum l[h] of exp(score - m) and unnormalized weighted values o[h * hs];
+/// scores needs hq * (j1 - j0) floats. attend_decode_attention_merge turns `parts` such partials (part p at
+/// m + p * hq, l + p * hq, o + p * hq * hs) into y [hq, hs].
+void attend_decode_attention_part(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
+                                  long j0, long j1, float *scores, float *m, float *l, float *o);
+void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y);
+
 /// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
 /// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
 void attend_decode_attention(const float *q, const float *k, const float *v, long hq, long hkv, long s, long capacity, long hs,
