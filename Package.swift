@@ -44,7 +44,7 @@ let package = Package(
                 "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor"]),
+        .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
         .testTarget(name: "AttendPlotsTests", dependencies: ["AttendPlots"]),

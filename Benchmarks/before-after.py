@@ -20,6 +20,7 @@ ap.add_argument("before")
 ap.add_argument("--after", default=".build/release/attend")
 ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--threads", default="2")
+ap.add_argument("--only", default="", help="run only the benchmarks whose name contains this text")
 a = ap.parse_args()
 env = dict(os.environ, ATTEND_NUM_THREADS=a.threads)
 os.makedirs(".cache/bench", exist_ok=True)
@@ -40,8 +41,13 @@ def prompt_of(words):
     return "Summarize this text.\n\n" + " ".join(text.split()[:words])
 
 
+STEAM = ("Explain how a steam engine works, step by step, for a curious twelve-year-old. Mention the boiler, the piston, "
+         "the valves and the flywheel, and say why coal was used.")  # Benchmarks/smollm2.sh's prompt
+
+
 def smollm(binary, words):
-    p, _ = run(binary, ["generate", "--model", model, "--chat", "--prompt", prompt_of(words), "--max-tokens", "128", "--print-ids"])
+    prompt = STEAM if words == 0 else prompt_of(words)
+    p, _ = run(binary, ["generate", "--model", model, "--chat", "--prompt", prompt, "--max-tokens", "128", "--print-ids"])
     s = json.loads(p.stdout.strip().splitlines()[-1])
     return s["prompt_tps"], s["generation_tps"], s["prompt_tokens"]
 
@@ -73,9 +79,12 @@ def mnist(binary):
 
 
 # A checkpoint to sample from (its weights do not change the speed).
-gpt_train(a.after, ".cache/bench/ba-sample.safetensors", "50")
+if "sample" in a.only or not a.only:
+    gpt_train(a.after, ".cache/bench/ba-sample.safetensors", "50")
 
 benches = [
+    ("SmolLM2 prompt tok/s, smollm2.sh prompt", lambda b: smollm(b, 0)[0], True),
+    ("SmolLM2 generation tok/s, smollm2.sh prompt", lambda b: smollm(b, 0)[1], True),
     ("SmolLM2 prompt tok/s, short", lambda b: smollm(b, 40)[0], True),
     ("SmolLM2 generation tok/s, short", lambda b: smollm(b, 40)[1], True),
     ("SmolLM2 prompt tok/s, ~350 tokens", lambda b: smollm(b, 250)[0], True),
@@ -88,6 +97,8 @@ benches = [
 ]
 print(f"{'benchmark':42} {'before':>10} {'after':>10} {'after/before':>13}   ({a.repeats} runs each, {a.threads} threads, medians)")
 for name, f, higher_is_better in benches:
+    if a.only not in name:
+        continue
     before, after = [], []
     for _ in range(a.repeats):
         before.append(f(a.before))

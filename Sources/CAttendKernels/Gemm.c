@@ -1,6 +1,7 @@
 // A BLIS-style SGEMM: pack a KC x NC block of B and an MC x KC block of A into contiguous panels, then a
-// register-blocked micro-kernel multiplies MR x KC by KC x NR panels. The AVX2+FMA micro-kernel is compiled
-// with a function-level target attribute and chosen at run time, so a baseline x86-64 build still gets it.
+// register-blocked micro-kernel multiplies MR x KC by KC x NR panels. The AVX-512 (12 x 16) and AVX2+FMA (6 x 16)
+// micro-kernels are compiled with function-level target attributes and chosen at run time, so a baseline x86-64
+// build still gets them.
 #include "CAttendKernels.h"
 #include <stdlib.h>
 #include <string.h>
@@ -10,24 +11,25 @@
 #define ATTEND_X86 1
 #endif
 
-enum { MR = 6, NR = 16, KC = 256, MC = 120, NC = 3072 };
+// MR is the generic and AVX2 kernels' row count; the AVX-512 kernel packs and multiplies MR512 rows.
+enum { MR = 6, MR512 = 12, NR = 16, KC = 256, MC = 120, NC = 3072 };
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
 
-// Packs rows [0, mc) x cols [0, kc) of A (element (i, p) at a[i * rs + p * cs]) into MR-row panels,
+// Packs rows [0, mc) x cols [0, kc) of A (element (i, p) at a[i * rs + p * cs]) into `rows`-row panels,
 // each stored p-major, zero-padding the last panel.
-static void pack_a(long mc, long kc, const float *a, long rs, long cs, float *buf) {
-    for (long i0 = 0; i0 < mc; i0 += MR) {
-        long mr = min_l(MR, mc - i0);
+static void pack_a(long mc, long kc, const float *a, long rs, long cs, float *buf, long rows) {
+    for (long i0 = 0; i0 < mc; i0 += rows) {
+        long mr = min_l(rows, mc - i0);
         const float *src = a + i0 * rs;
-        if (mr == MR && cs == 1) {
+        if (mr == rows && cs == 1) {
             for (long p = 0; p < kc; p++)
-                for (long i = 0; i < MR; i++) buf[p * MR + i] = src[i * rs + p];
+                for (long i = 0; i < rows; i++) buf[p * rows + i] = src[i * rs + p];
         } else {
             for (long p = 0; p < kc; p++)
-                for (long i = 0; i < MR; i++) buf[p * MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
+                for (long i = 0; i < rows; i++) buf[p * rows + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
         }
-        buf += kc * MR;
+        buf += kc * rows;
     }
 }
 
@@ -115,11 +117,49 @@ static void kernel_avx2(long kc, const float *a, const float *b, float *c, long 
 }
 #endif
 
+#ifdef ATTEND_X86
+// 12 rows x 16 columns: one zmm per row, 12 independent accumulators (enough to cover the FMA latency on two
+// ports), one B load and 12 broadcasts per step.
+__attribute__((target("avx512f")))
+static void kernel_avx512(long kc, const float *a, const float *b, float *c, long ldc,
+                          long mr, long nr, float alpha, float beta) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    for (long p = 0; p < kc; p++) {
+        __m512 bv = _mm512_load_ps(b);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), bv, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), bv, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), bv, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3]), bv, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4]), bv, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5]), bv, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a[6]), bv, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a[7]), bv, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a[8]), bv, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a[9]), bv, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a[10]), bv, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a[11]), bv, c11);
+        a += MR512;
+        b += NR;
+    }
+    __m512 acc[MR512] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 mask = nr >= NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    for (long i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        __m512 v = _mm512_mul_ps(va, acc[i]);
+        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, ci), v);
+        _mm512_mask_storeu_ps(ci, mask, v);
+    }
+}
+#endif
+
 typedef void (*micro_kernel_fn)(long, const float *, const float *, float *, long, long, long, float, float);
 
 static micro_kernel_fn pick_kernel(void) {
 #ifdef ATTEND_X86
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return kernel_avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernel_avx2;
 #endif
     return kernel_generic;
@@ -127,8 +167,25 @@ static micro_kernel_fn pick_kernel(void) {
 
 static micro_kernel_fn selected_kernel = 0;
 
+int attend_sgemm_use_kernel(const char *name) {
+    micro_kernel_fn k = 0;
+    if (!strcmp(name, "generic")) k = kernel_generic;
+#ifdef ATTEND_X86
+    __builtin_cpu_init();
+    if (!strcmp(name, "avx2-fma") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k = kernel_avx2;
+    if (!strcmp(name, "avx512f") && __builtin_cpu_supports("avx512f")) k = kernel_avx512;
+#endif
+    if (!strcmp(name, "auto")) k = pick_kernel();
+    if (!k) return 0;
+    selected_kernel = k;
+    return 1;
+}
+
 const char *attend_sgemm_kernel_name(void) {
     if (!selected_kernel) selected_kernel = pick_kernel();
+#ifdef ATTEND_X86
+    if (selected_kernel == kernel_avx512) return "avx512f";
+#endif
     return selected_kernel == kernel_generic ? "generic" : "avx2-fma";
 }
 
@@ -137,6 +194,10 @@ void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
     if (M <= 0 || N <= 0) return;
     if (!selected_kernel) selected_kernel = pick_kernel();
     micro_kernel_fn kernel = selected_kernel;
+    long rows = MR;
+#ifdef ATTEND_X86
+    if (kernel == kernel_avx512) rows = MR512;
+#endif
     if (K <= 0 || alpha == 0.0f) {
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
@@ -146,7 +207,7 @@ void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
     long ars = transA ? 1 : lda, acs = transA ? lda : 1;
     long brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
     long ncMax = min_l(NC, ((N + NR - 1) / NR) * NR);
-    long mcMax = min_l(MC, ((M + MR - 1) / MR) * MR);
+    long mcMax = min_l(MC, ((M + rows - 1) / rows) * rows);
     // C11 aligned_alloc wants a size that is a multiple of the alignment.
     size_t bytesB = ((size_t)(KC * ncMax) * sizeof(float) + 127) / 64 * 64;
     size_t bytesA = ((size_t)(KC * mcMax) * sizeof(float) + 127) / 64 * 64;
@@ -160,11 +221,11 @@ void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
             pack_b(kc, nc, B + pc * brs + jc * bcs, brs, bcs, bufB);
             for (long ic = 0; ic < M; ic += MC) {
                 long mc = min_l(MC, M - ic);
-                pack_a(mc, kc, A + ic * ars + pc * acs, ars, acs, bufA);
+                pack_a(mc, kc, A + ic * ars + pc * acs, ars, acs, bufA, rows);
                 for (long jr = 0; jr < nc; jr += NR) {
                     long nr = min_l(NR, nc - jr);
-                    for (long ir = 0; ir < mc; ir += MR) {
-                        long mr = min_l(MR, mc - ir);
+                    for (long ir = 0; ir < mc; ir += rows) {
+                        long mr = min_l(rows, mc - ir);
                         kernel(kc, bufA + ir * kc, bufB + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
                                mr, nr, alpha, betaBlock);
                     }

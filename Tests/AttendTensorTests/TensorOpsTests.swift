@@ -2,13 +2,14 @@
 
 @testable import AttendTensor
 import CAttendKernels
+import CAttendKernels
 import Foundation
 import XCTest
 
-func assertClose(_ a: [Float], _ b: [Float], tolerance: Float, file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(_ a: [Float], _ b: [Float], tolerance: Float, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, "lengths differ", file: file, line: line)
     for i in 0..<min(a.count, b.count) where abs(a[i] - b[i]) > tolerance * max(1, abs(b[i])) {
-        XCTFail("element \(i): \(a[i]) vs \(b[i]) (tolerance \(tolerance))", file: file, line: line)
+        XCTFail("element \(i): \(a[i]) vs \(b[i]) (tolerance \(tolerance)) \(message)", file: file, line: line)
         return
     }
 }
@@ -31,8 +32,22 @@ func naiveGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: [Float], l
 }
 
 final class TensorOpsTests: XCTestCase {
+    /// Every micro-kernel this CPU runs (generic always; AVX2 and AVX-512 where present), on odd shapes, all
+    /// transposes, one and two threads, and alpha / beta.
     func testOwnGemmMatchesNaiveOnOddShapesAndTransposes() {
-        for (m, n, k) in [(1, 1, 1), (7, 17, 5), (13, 33, 300), (6, 16, 256), (70, 50, 513)] {
+        defer { _ = attend_sgemm_use_kernel("auto") }
+        var ran: [String] = []
+        for kernel in ["generic", "avx2-fma", "avx512f"] where attend_sgemm_use_kernel(kernel) == 1 {
+            ran.append(Gemm.ownKernelName)
+            checkOwnGemm()
+            testGemmAlphaBeta()
+        }
+        XCTAssertEqual(ran.first, "generic")
+        XCTAssertTrue(ran.contains("avx2-fma") || !["avx2-fma", "avx512f"].contains(Gemm.ownKernelName), "\(ran)")
+    }
+
+    func checkOwnGemm() {
+        for (m, n, k) in [(1, 1, 1), (7, 17, 5), (13, 33, 300), (6, 16, 256), (12, 16, 256), (70, 50, 513), (25, 15, 3)] {
             for transA in [false, true] {
                 for transB in [false, true] {
                     let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 1
@@ -43,7 +58,7 @@ final class TensorOpsTests: XCTestCase {
                         var c = [Float](repeating: 7, count: m * n)
                         Gemm.ownSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
                                       beta: 0, c: &c, ldc: n, threads: threads)
-                        assertClose(c, expected, tolerance: 1e-4)
+                        assertClose(c, expected, tolerance: 1e-4, "kernel \(Gemm.ownKernelName), \(m)x\(n)x\(k), transA \(transA), transB \(transB)")
                     }
                 }
             }

@@ -6,6 +6,9 @@
 /// Single-threaded row-major SGEMM: C = alpha * op(A) * op(B) + beta * C.
 /// op(A) is M x K, op(B) is K x N. When transA is non-zero, A is stored K x M (lda >= M), and so on.
 /// The caller splits work across threads; this function keeps its packing buffers on the heap per call.
+/// Makes attend_sgemm use one micro-kernel ("generic", "avx2-fma", "avx512f", or "auto" for the best this CPU runs):
+/// tests run every path the machine has. Returns 0 (and changes nothing) when the CPU lacks it.
+int attend_sgemm_use_kernel(const char *name);
 void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
                   const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
 
