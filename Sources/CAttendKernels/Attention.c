@@ -225,6 +225,41 @@ static inline float dot_plain(const float *a, const float *b, long n) {
     return s;
 }
 
+static inline void axpy_plain(float alpha, const float *x, float *y, long n) {
+    for (long i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+/// The one body of both paths; inlined into each with its own dot product and axpy, which it then inlines too.
+static inline __attribute__((always_inline)) void decode_part(const float *q, const float *k, const float *v, long hq, long hkv,
+        long capacity, long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o,
+        float (*dot)(const float *, const float *, long), void (*axpy)(float, const float *, float *, long)) {
+    long group = hq / hkv, n = j1 - j0;
+    for (long g = 0; g < hkv; g++) {
+        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
+        for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
+        for (long j = j0; j < j1; j++) {
+            const float *kj = kg + j * hs;  // read once for the group's query heads
+            for (long u = 0; u < group; u++) {
+                long h = g * group + u;
+                float sc = dot(q + h * hs, kj, hs) * scale;
+                scores[h * n + (j - j0)] = sc;
+                if (sc > m[h]) m[h] = sc;
+            }
+        }
+        for (long u = 0; u < group; u++) {
+            long h = g * group + u;
+            float *sh = scores + h * n, sum = 0;
+            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
+            l[h] = sum;
+            memset(o + h * hs, 0, sizeof(float) * hs);
+        }
+        for (long j = j0; j < j1; j++) {
+            const float *vj = vg + j * hs;
+            for (long u = 0; u < group; u++) { long h = g * group + u; axpy(scores[h * n + (j - j0)], vj, o + h * hs, hs); }
+        }
+    }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2,fma")))
 static inline float dot8(const float *a, const float *b, long n) {
@@ -242,65 +277,16 @@ static inline void axpy8(float alpha, const float *x, float *y, long n) {
 __attribute__((target("avx2,fma")))
 static void decode_part_avx2(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                              long j0, long j1, float *scores, float *m, float *l, float *o) {
-    long group = hq / hkv, n = j1 - j0;
-    for (long g = 0; g < hkv; g++) {
-        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
-        for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
-        for (long j = j0; j < j1; j++) {
-            const float *kj = kg + j * hs;
-            for (long u = 0; u < group; u++) {
-                long h = g * group + u;
-                float sc = dot8(q + h * hs, kj, hs) * scale;
-                scores[h * n + (j - j0)] = sc;
-                if (sc > m[h]) m[h] = sc;
-            }
-        }
-        for (long u = 0; u < group; u++) {
-            long h = g * group + u;
-            float *sh = scores + h * n, sum = 0;
-            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
-            l[h] = sum;
-            memset(o + h * hs, 0, sizeof(float) * hs);
-        }
-        for (long j = j0; j < j1; j++) {
-            const float *vj = vg + j * hs;
-            for (long u = 0; u < group; u++) { long h = g * group + u; axpy8(scores[h * n + (j - j0)], vj, o + h * hs, hs); }
-        }
-    }
+    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8, axpy8);
 }
 #endif
-
-static void decode_part_generic(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
-                                long j0, long j1, float *scores, float *m, float *l, float *o) {
-    long group = hq / hkv, n = j1 - j0;
-    for (long g = 0; g < hkv; g++) {
-        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
-        for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
-        for (long j = j0; j < j1; j++) {
-            for (long u = 0; u < group; u++) {
-                long h = g * group + u;
-                float sc = dot_plain(q + h * hs, kg + j * hs, hs) * scale;
-                scores[h * n + (j - j0)] = sc;
-                if (sc > m[h]) m[h] = sc;
-            }
-        }
-        for (long u = 0; u < group; u++) {
-            long h = g * group + u;
-            float *sh = scores + h * n, sum = 0;
-            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
-            l[h] = sum;
-            for (long c = 0; c < hs; c++) o[h * hs + c] = 0;
-            for (long j = 0; j < n; j++) for (long c = 0; c < hs; c++) o[h * hs + c] += sh[j] * vg[(j0 + j) * hs + c];
-        }
-    }
-}
 
 void attend_decode_attention_part(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                                   long j0, long j1, float *scores, float *m, float *l, float *o) {
 #if defined(__x86_64__) || defined(__i386__)
     if (hs % 8 == 0 && attend_quantized_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
 #endif
-    decode_part_generic(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o);
+    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain);
 }
 
 void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y) {

@@ -70,11 +70,6 @@ void attend_decode_attention_part(const float *q, const float *k, const float *v
                                   long j0, long j1, float *scores, float *m, float *l, float *o);
 void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y);
 
-/// One decoding step of causal attention from a KV cache [kv heads, capacity, hs] for query heads [h0, h1):
-/// scores[h * s + j] get the softmax weights over the first s positions and y[h * hs ...] the weighted values.
-void attend_decode_attention(const float *q, const float *k, const float *v, long hq, long hkv, long s, long capacity, long hs,
-                             float scale, long h0, long h1, float *scores, float *y);
-
 /// Quantizes x (n a multiple of 32) into n / 32 blocks.
 void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
 
