@@ -56,6 +56,11 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--eval-iters", type=int, default=200)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--context", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=12)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1337)
@@ -64,16 +69,17 @@ def main():
     data = torch.tensor([chars.index(c) for c in text] if len(chars) < 2 else [{c: i for i, c in enumerate(chars)}[c] for c in text])
     cut = int(len(data) * 0.9)
     train, val = data[:cut], data[cut:]
-    B, T = 12, 64
-    model = GPT(len(chars), T, 128, 4, 4)
+    B, T = a.batch_size, a.context
+    model = GPT(len(chars), T, a.width, a.layers, a.heads)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     plain = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": plain, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
 
     def lr_at(it):
-        if it < 100:
-            return 1e-3 * (it + 1) / 100
-        return 1e-4 + 0.5 * (1 + math.cos(math.pi * (it - 100) / (a.iterations - 100))) * (1e-3 - 1e-4)
+        warmup = min(100, a.iterations // 10) if a.iterations < 1000 else 100
+        if it < warmup:
+            return 1e-3 * (it + 1) / warmup
+        return 1e-4 + 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, a.iterations - warmup))) * (1e-3 - 1e-4)
 
     def batch(d):
         ix = torch.randint(len(d) - T - 1, (B,))
