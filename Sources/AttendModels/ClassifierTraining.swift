@@ -75,8 +75,9 @@ public enum ClassifierTraining {
             seen += indices.count
             return TrainingLoss(loss, items: indices.count)
         }, evaluate: { step in
+            let seconds = Date().timeIntervalSince(started)  // training time of the epoch, before the test pass
             let report = EpochReport(epoch: step / stepsPerEpoch, trainLoss: Float(lossSum / Double(seen)),
-                                     testAccuracy: accuracy(model: model, dataset: test), seconds: Date().timeIntervalSince(started))
+                                     testAccuracy: accuracy(model: model, dataset: test), seconds: seconds)
             reports.append(report)
             onEpoch(report)
         })
