@@ -18,13 +18,14 @@ extension Generation {
     ///                                      options: options) { print($0, terminator: "") }
     /// ```
     public static func generate(model: any LanguageModel, tokenizer: any TextTokenizer, prompt: [Int32], options: SamplingOptions,
-                                isCancelled: () -> Bool = { false }, onText: (String) -> Void = { _ in }) throws -> GenerationResult {
-        try generate(model: model, tokenizer: tokenizer, input: LMInput(prompt), options: options, isCancelled: isCancelled, onText: onText)
+                                onText: (String) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> GenerationResult {
+        try generate(model: model, tokenizer: tokenizer, input: LMInput(prompt), options: options, onText: onText, isCancelled: isCancelled)
     }
 
     /// Generates after `input` (token ids with spliced input vectors, e.g. an image's).
+    /// `isCancelled` is asked before each token; when it says yes, generation ends with finish reason "cancelled".
     public static func generate(model: any LanguageModel, tokenizer: any TextTokenizer, input: LMInput, options: SamplingOptions,
-                                isCancelled: () -> Bool = { false }, onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+                                onText: (String) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> GenerationResult {
         var emittedBytes = 0
         var stoppedText: String?
         let stops = options.stop.filter { !$0.isEmpty }
@@ -119,7 +120,7 @@ extension Generation {
         // The model and tokenizer are only read while this generation runs.
         final class Job: @unchecked Sendable {
             let model: any LanguageModel, tokenizer: any TextTokenizer, input: LMInput, options: SamplingOptions
-            let cancelled = ManagedAtomicFlag()
+            let cancelled = CancellationFlag()
             init(_ m: any LanguageModel, _ t: any TextTokenizer, _ i: LMInput, _ o: SamplingOptions) { model = m; tokenizer = t; input = i; options = o }
         }
         let job = Job(model, tokenizer, input, options)
@@ -128,7 +129,7 @@ extension Generation {
             Thread.detachNewThread {
                 do {
                     let r = try generate(model: job.model, tokenizer: job.tokenizer, input: job.input, options: job.options,
-                                         isCancelled: { job.cancelled.isSet }) { continuation.yield(.text($0)) }
+                                         onText: { continuation.yield(.text($0)) }, isCancelled: { job.cancelled.isSet })
                     continuation.yield(.finished(r))
                     continuation.finish()
                 } catch {
@@ -140,7 +141,7 @@ extension Generation {
 }
 
 /// A flag set once from any thread (a stream's consumer going away) and read by the decoding loop.
-final class ManagedAtomicFlag: @unchecked Sendable {
+final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }

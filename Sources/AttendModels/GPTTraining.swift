@@ -158,6 +158,7 @@ public final class GPTTrainer {
     /// on (nanoGPT re-reads the whole window for every token).
     public static func sample(model: GPTModel, context: [Int32], count: Int, temperature: Float = 0.8, topK: Int? = 200,
                               seed: UInt64 = 1) -> [Int32] {
+        guard count > 0 else { return [] }
         model.eval()
         var options = SamplingOptions()
         options.temperature = temperature

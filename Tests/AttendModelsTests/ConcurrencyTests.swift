@@ -103,5 +103,11 @@ final class ConcurrencyTests: XCTestCase {
             if pieces == 3 { break }
         }
         XCTAssertEqual(pieces, 3)
+        // A caller's cancellation ends the loop before the next token, with its own finish reason.
+        var asked = 0
+        let cancelled = try Generation.generate(model: model, tokenizer: tokenizer, prompt: [1, 2, 3], options: o,
+                                                isCancelled: { asked += 1; return asked > 4 })
+        XCTAssertEqual(cancelled.tokens.count, 4)
+        XCTAssertEqual(cancelled.finishReason, "cancelled")
     }
 }
