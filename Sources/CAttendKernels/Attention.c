@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { BQ = 16, BK = 64, MAX_HEAD = 256 };
+enum { BQ = 32, BK = 64, MAX_HEAD = 256 };
 
 /// Shape of one call: q [t, hq, hs], k / v [hkv, capacity, hs], y [t, hq, hs]; row i sits at position start + i.
 /// Causal when kv_len < 0 (row i sees keys 0 ... start + i); otherwise every row sees keys 0 ..< kv_len (an
@@ -135,9 +135,18 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
             float *oi = o + i * hs;
             const __m256 corr = _mm256_set1_ps(correction);
             for (long c = 0; c < hs; c += 8) {
-                __m256 acc = _mm256_mul_ps(_mm256_load_ps(oi + c), corr);
-                for (long jj = 0; jj < visible; jj++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vh + (j0 + jj) * hs + c), acc);
-                _mm256_store_ps(oi + c, acc);
+                // Four accumulators: one chain of dependent FMAs would wait on each one's latency.
+                __m256 a0 = _mm256_mul_ps(_mm256_load_ps(oi + c), corr), a1 = _mm256_setzero_ps(), a2 = a1, a3 = a1;
+                long jj = 0;
+                for (; jj + 4 <= visible; jj += 4) {
+                    const float *vb = vh + (j0 + jj) * hs + c;
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vb), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 1), _mm256_loadu_ps(vb + hs), a1);
+                    a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 2), _mm256_loadu_ps(vb + 2 * hs), a2);
+                    a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 3), _mm256_loadu_ps(vb + 3 * hs), a3);
+                }
+                for (; jj < visible; jj++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vh + (j0 + jj) * hs + c), a0);
+                _mm256_store_ps(oi + c, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
             }
         }
     }

@@ -48,7 +48,7 @@ int attend_parallel_for(int threads, long chunks, attend_chunk_fn fn, void *ctx)
 
 /// Causal attention of t query rows q [t, hq, hs] at positions start ..< start + t over the first start + t rows
 /// of a KV cache k, v [hkv, capacity, hs] (read in place; query head h reads KV head h / (hq / hkv)), into
-/// y [t, hq, hs]; work items [w0, w1) of attend_prefill_attention_items(t, hq) (one head, 16 rows each). Tiled with
+/// y [t, hq, hs]; work items [w0, w1) of attend_prefill_attention_items(t, hq) (one head, 32 rows each). Tiled with
 /// an online softmax: the [t, s] scores are never stored. hs at most 256.
 void attend_prefill_attention(const float *q, const float *k, const float *v, long t, long start, long hq, long hkv, long capacity,
                               long hs, float scale, long w0, long w1, float *y);
