@@ -169,29 +169,26 @@ final class LlamaPass {
     }
 }
 
-/// cos / sin of every rotary angle for positions start..<start + count: [count, headSize / 2] each, and the
-/// same laid out for the vector kernel: each cosine twice, (-sin, +sin) per pair, [count, headSize].
+/// cos / sin of every rotary angle for positions start..<start + count, laid out for the vector kernel: each
+/// cosine twice, (-sin, +sin) per pair, [count, headSize].
 struct RotaryTables {
-    let cos: [Float], sin: [Float], cos2: [Float], sin2: [Float]
+    let cos2: [Float], sin2: [Float]
     let start: Int, count: Int, half: Int
 
     init(headSize: Int, theta: Float, start: Int, count: Int) {
         half = headSize / 2
         self.start = start
         self.count = count
-        var cosT = [Float](repeating: 0, count: count * half), sinT = cosT
         var cos2 = [Float](repeating: 0, count: count * headSize), sin2 = cos2
         for p in 0..<count {
             for i in 0..<half {
                 let angle = Double(start + p) * pow(Double(theta), -2 * Double(i) / Double(headSize))
                 let (c, s) = (Float(Foundation.cos(angle)), Float(Foundation.sin(angle)))
-                cosT[p * half + i] = c
-                sinT[p * half + i] = s
                 (cos2[p * headSize + 2 * i], cos2[p * headSize + 2 * i + 1]) = (c, c)
                 (sin2[p * headSize + 2 * i], sin2[p * headSize + 2 * i + 1]) = (-s, s)
             }
         }
-        (cos, sin, self.cos2, self.sin2) = (cosT, sinT, cos2, sin2)
+        (self.cos2, self.sin2) = (cos2, sin2)
     }
 
     /// Rotates adjacent pairs (2i, 2i+1) of each head (llama.cpp's normal RoPE mode, which GGUF checkpoints are
@@ -217,7 +214,9 @@ struct RotaryTables {
         precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
         let pairs = x.reshape([b, t, h, half, 2])
         let (even, odd) = (pairs.slice(axis: 4, start: 0, length: 1), pairs.slice(axis: 4, start: 1, length: 1))
-        let c = Tensor(cos, shape: [t, 1, half, 1]), s = Tensor(sin, shape: [t, 1, half, 1])
+        // cos from the even slots of cos2, +sin from the odd slots of sin2: [T, 1, half, 1].
+        let c = Tensor(cos2, shape: [t, 1, half, 2]).slice(axis: 3, start: 0, length: 1)
+        let s = Tensor(sin2, shape: [t, 1, half, 2]).slice(axis: 3, start: 1, length: 1)
         return Tensor.concat([even * c - odd * s, even * s + odd * c], axis: 4).reshape([b, t, h, d])
     }
 }
