@@ -235,9 +235,13 @@ public final class LlamaAttention: Module {
 
     /// Training: x [B, T, C] -> [B, T, C], causal over the whole sequence, differentiable.
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        self(x, rope: RotaryTables(headSize: headSize, theta: ropeTheta, start: 0, count: x.shape[1]))
+    }
+
+    /// The same with the rotary tables of positions 0 ..< T made once for all layers.
+    func callAsFunction(_ x: Tensor, rope: RotaryTables) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
         let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
-        let rope = RotaryTables(headSize: hs, theta: ropeTheta, start: 0, count: t)
         let q = rope.applyDifferentiable(query(x).reshape([b, t, hq, hs])).permute([0, 2, 1, 3])     // (B, Hq, T, hs)
         var k = rope.applyDifferentiable(key(x).reshape([b, t, hkv, hs])).permute([0, 2, 1, 3])      // (B, Hkv, T, hs)
         var v = value(x).reshape([b, t, hkv, hs]).permute([0, 2, 1, 3])
@@ -313,7 +317,11 @@ public final class LlamaBlock: Module {
 
     /// Training: x [B, T, C] -> [B, T, C] (pre-norm residual attention, then the SwiGLU MLP).
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = x + attention(attentionNorm(x))
+        self(x, rope: RotaryTables(headSize: attention.headSize, theta: attention.ropeTheta, start: 0, count: x.shape[1]))
+    }
+
+    func callAsFunction(_ x: Tensor, rope: RotaryTables) -> Tensor {
+        let h = x + attention(attentionNorm(x), rope: rope)
         return h + mlp(mlpNorm(h))
     }
 
@@ -390,8 +398,9 @@ public final class LlamaModel: Module, LanguageModel {
     public func logits(inputEmbeddings x: Tensor) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == config.hiddenSize, "Llama: input embeddings must be [B, T, \(config.hiddenSize)], got \(x.shape)")
         precondition(x.shape[1] <= config.contextLength, "Llama: \(x.shape[1]) positions exceed the context (\(config.contextLength))")
+        let rope = RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: 0, count: x.shape[1])
         var h = x
-        for layer in layers { h = layer(h) }
+        for layer in layers { h = layer(h, rope: rope) }
         return project(norm(h), pass: nil)
     }
 
