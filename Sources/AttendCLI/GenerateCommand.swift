@@ -19,6 +19,8 @@ struct SamplingArguments: ParsableArguments {
     @Option(help: "Stop when this text appears (repeatable).") var stop: [String] = []
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Flag(help: "Exact float32 arithmetic on the dequantized weights instead of llama.cpp's 8-bit activations (slower).") var exact = false
+    @Option(help: "A LoRA adapter folder (PEFT layout, from `attend lora train` or PEFT) applied without merging (Llama models).") var adapter: String?
+    @Flag(name: .customLong("allow-other-base"), help: "Apply an --adapter that names another base model (shapes must still fit).") var allowOtherBase = false
 
     var options: SamplingOptions {
         var o = SamplingOptions()
@@ -40,7 +42,16 @@ struct SamplingArguments: ParsableArguments {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
-    func load() throws -> LoadedLanguageModel { try ModelLocator.languageModel(model, int8Activations: !exact) }
+    func load() throws -> LoadedLanguageModel {
+        let loaded = try ModelLocator.languageModel(model, int8Activations: !exact)
+        if let adapter {
+            guard let llama = loaded.model as? LlamaModel else {
+                throw AttendError("--adapter: \(loaded.source) is a \(type(of: loaded.model)); LoRA adapters apply to Llama-family models")
+            }
+            try llama.loadAdapter(directory: adapter, allowOtherBase: allowOtherBase)
+        }
+        return loaded
+    }
 }
 
 struct GenerateCommand: ParsableCommand {

@@ -130,6 +130,8 @@ public final class LlamaLinear: Module {
     public let weight: Tensor
     /// The weight's GGUF blocks; when set, `weight` is not loaded (see `LlamaModel.loadFloatWeights()`).
     public internal(set) var blocks: QuantizedMatrix?
+    /// A low-rank update added to the product (LoRA), trained or loaded; nil for a plain projection.
+    public internal(set) var adapter: LoRA?
 
     init(_ inFeatures: Int, _ outFeatures: Int, generator: inout RandomGenerator) {
         let bound = 1 / Float(inFeatures).squareRoot()
@@ -138,10 +140,14 @@ public final class LlamaLinear: Module {
 
     /// Differentiable with float weights. Quantized weights compute in float32 on expanded tiles, without gradients.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
-        precondition(!(GradMode.isEnabled && x.requiresGrad), "LlamaLinear: gradients through quantized weights need float weights (call loadFloatWeights() first)")
-        let rows = x.reshape([-1, q.columns])
-        return q.matmul(rows).reshape(Array(x.shape.dropLast()) + [q.rows])
+        let base: Tensor
+        if let q = blocks {
+            precondition(!(GradMode.isEnabled && x.requiresGrad), "LlamaLinear: gradients through quantized weights need float weights (call loadFloatWeights() first)")
+            base = q.matmul(x.reshape([-1, q.columns])).reshape(Array(x.shape.dropLast()) + [q.rows])
+        } else {
+            base = x.matmul(weight.transposed(0, 1))
+        }
+        return adapter.map { base + $0(x) } ?? base
     }
 }
 
@@ -155,7 +161,10 @@ final class LlamaPass {
 
     /// x W^T for x [T, in]: one token multiplies straight from the blocks (8-bit or float activations),
     /// several rows go through float32 GEMMs on expanded tiles. Float weights: the plain product.
-    func project(_ x: Tensor, _ layer: LlamaLinear) -> Tensor { project(x, layer.blocks, layer.weight) }
+    func project(_ x: Tensor, _ layer: LlamaLinear) -> Tensor {
+        let base = project(x, layer.blocks, layer.weight)
+        return layer.adapter.map { base + $0(x) } ?? base
+    }
 
     func project(_ x: Tensor, _ blocks: QuantizedMatrix?, _ weight: Tensor) -> Tensor {
         guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
@@ -192,32 +201,10 @@ struct RotaryTables {
     }
 
     /// Rotates adjacent pairs (2i, 2i+1) of each head (llama.cpp's normal RoPE mode, which GGUF checkpoints are
-    /// permuted for). x: [T, heads, headSize]; inference (no gradient); vectorized and threaded over rows.
+    /// permuted for). x: [T, heads, headSize] or [B, T, heads, headSize]; differentiable, vectorized, threaded.
     func apply(_ x: Tensor) -> Tensor {
-        let (t, h, d) = (x.shape[0], x.shape[1], x.shape[2])
-        precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
-        let out = Tensor(shape: x.shape)
-        let xc = x.contiguous()
-        let (src, dst) = (xc.pointer, out.pointer)
-        cos2.withUnsafeBufferPointer { c in
-            sin2.withUnsafeBufferPointer { s in
-                let (cp, sp) = (c.baseAddress!, s.baseAddress!)
-                Parallel.forRanges(t, costPerItem: h * d) { r in attend_rope(src, dst, r.lowerBound, r.upperBound, h, d, cp, sp) }
-            }
-        }
-        return out
-    }
-
-    /// The same rotation composed from differentiable ops, for x [B, T, heads, headSize].
-    func applyDifferentiable(_ x: Tensor) -> Tensor {
-        let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        precondition(t == count && d == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
-        let pairs = x.reshape([b, t, h, half, 2])
-        let (even, odd) = (pairs.slice(axis: 4, start: 0, length: 1), pairs.slice(axis: 4, start: 1, length: 1))
-        // cos from the even slots of cos2, +sin from the odd slots of sin2: [T, 1, half, 1].
-        let c = Tensor(cos2, shape: [t, 1, half, 2]).slice(axis: 3, start: 0, length: 1)
-        let s = Tensor(sin2, shape: [t, 1, half, 2]).slice(axis: 3, start: 1, length: 1)
-        return Tensor.concat([even * c - odd * s, even * s + odd * c], axis: 4).reshape([b, t, h, d])
+        precondition(x.shape[x.rank - 3] == count && x.shape[x.rank - 1] == 2 * half, "RoPE: input \(x.shape) for \(count) positions of head size \(2 * half)")
+        return x.rotaryPairs(cos2: cos2, sin2: sin2)
     }
 }
 
@@ -242,8 +229,8 @@ public final class LlamaAttention: Module {
     func callAsFunction(_ x: Tensor, rope: RotaryTables) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
         let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
-        let q = rope.applyDifferentiable(query(x).reshape([b, t, hq, hs])).permute([0, 2, 1, 3])     // (B, Hq, T, hs)
-        var k = rope.applyDifferentiable(key(x).reshape([b, t, hkv, hs])).permute([0, 2, 1, 3])      // (B, Hkv, T, hs)
+        let q = rope.apply(query(x).reshape([b, t, hq, hs])).permute([0, 2, 1, 3])     // (B, Hq, T, hs)
+        var k = rope.apply(key(x).reshape([b, t, hkv, hs])).permute([0, 2, 1, 3])      // (B, Hkv, T, hs)
         var v = value(x).reshape([b, t, hkv, hs]).permute([0, 2, 1, 3])
         if hq != hkv {  // each KV head serves `group` query heads
             let group = hq / hkv
@@ -360,6 +347,12 @@ public final class LlamaModel: Module, LanguageModel {
     /// than float activations, at the cost of rounding. The prompt always runs in float32 (on tiles of
     /// weights expanded from their blocks). Off: exact float32 everywhere (what the numpy reference checks).
     public var int8Activations = true
+    /// What the model is called where it came from (the GGUF file's or the folder's name); adapters record it.
+    public internal(set) var name = ""
+    /// Other names the same model goes by (GGUF general.name), which an adapter may record instead.
+    public internal(set) var aliases: [String] = []
+    /// The settings of the attached LoRA adapters (nil without adapters).
+    public internal(set) var loraConfig: LoRAConfig?
 
     public init(_ config: LlamaConfig, tiedOutput: Bool = true, generator: inout RandomGenerator) {
         self.config = config
@@ -395,14 +388,21 @@ public final class LlamaModel: Module, LanguageModel {
     }
 
     /// Training: input vectors [B, T, C] -> logits [B, T, vocab], causal, no cache; differentiable.
-    public func logits(inputEmbeddings x: Tensor) -> Tensor {
+    public func logits(inputEmbeddings x: Tensor) -> Tensor { vocabularyLogits(finalHiddenStates(inputEmbeddings: x)) }
+
+    /// Training: input vectors [B, T, C] -> the final normalized hidden states [B, T, C] (before the output
+    /// projection), causal; differentiable. A loss on some positions only projects those (`vocabularyLogits`).
+    public func finalHiddenStates(inputEmbeddings x: Tensor) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == config.hiddenSize, "Llama: input embeddings must be [B, T, \(config.hiddenSize)], got \(x.shape)")
         precondition(x.shape[1] <= config.contextLength, "Llama: \(x.shape[1]) positions exceed the context (\(config.contextLength))")
         let rope = RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: 0, count: x.shape[1])
         var h = x
         for layer in layers { h = layer(h, rope: rope) }
-        return project(norm(h), pass: nil)
+        return norm(h)
     }
+
+    /// Hidden states [..., C] -> logits [..., vocabulary] through the output projection; differentiable.
+    public func vocabularyLogits(_ hidden: Tensor) -> Tensor { project(hidden, pass: nil) }
 
     /// Inference: runs `input` after the positions in `cache`, appends their keys and values, and returns logits.
     public func forward(_ input: LMInput, cache: KVCache, lastOnly: Bool, attentionLayer: Int?) -> LMOutput {
@@ -457,6 +457,8 @@ public final class LlamaModel: Module, LanguageModel {
             }
         }
         model.ggufSource = file
+        model.name = URL(fileURLWithPath: file.path).lastPathComponent
+        model.aliases = [file.metadata["general.name"]?.string].compactMap { $0 }
         model.eval()
         return model
     }
@@ -544,7 +546,37 @@ extension LlamaModel {
             return t
         }
         try model.load(loaded, source: weightsPath)
+        model.name = dir.standardizedFileURL.lastPathComponent
         model.eval()
         return model
+    }
+}
+
+extension LlamaModel {
+    /// Writes this model (float weights) as a Hugging Face Llama folder: config.json and model.safetensors, query and
+    /// key rows back in Hugging Face's order. Tokenizer files in `tokenizerFolder` (tokenizer.json, its config,
+    /// generation_config.json) are copied beside them.
+    public func saveHuggingFace(directory: String, copyingTokenizerFrom tokenizerFolder: String? = nil) throws {
+        if isQuantized { try loadFloatWeights() }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as! [String: Any]
+        json["model_type"] = "llama"
+        json["architectures"] = ["LlamaForCausalLM"]
+        json["tie_word_embeddings"] = output == nil
+        json["hidden_act"] = "silu"
+        json["torch_dtype"] = "float32"
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: directory + "/config.json")
+        let tensors = namedTensors().filter { !$0.name.contains(".adapter.") }.map { name, t -> (name: String, tensor: Tensor) in
+            if name.hasSuffix("attention.query.weight") { return (LlamaModel.huggingFaceName(name), LlamaModel.deinterleaveRotaryRows(t, heads: config.headCount)) }
+            if name.hasSuffix("attention.key.weight") { return (LlamaModel.huggingFaceName(name), LlamaModel.deinterleaveRotaryRows(t, heads: config.kvHeadCount)) }
+            return (LlamaModel.huggingFaceName(name), t)
+        }
+        try Safetensors.write(tensors, metadata: ["format": "pt"], to: directory + "/model.safetensors")
+        guard let from = tokenizerFolder else { return }
+        for file in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt"] {
+            let (src, dst) = (from + "/" + file, directory + "/" + file)
+            guard FileManager.default.fileExists(atPath: src), !FileManager.default.fileExists(atPath: dst) else { continue }
+            try FileManager.default.copyItem(atPath: src, toPath: dst)
+        }
     }
 }

@@ -24,11 +24,10 @@ public enum Attention {
                                         causal: Bool = false) -> (output: Tensor, weights: Tensor) {
         let d = query.shape[query.rank - 1]
         precondition(key.shape[key.rank - 1] == d, "attention: query \(query.shape) and key \(key.shape) differ in width")
-        var scores = query.matmul(key.transposed(-2, -1)) * (1 / Float(d).squareRoot())
-        let (tq, tk) = (query.shape[query.rank - 2], key.shape[key.rank - 2])
-        if causal { scores = scores.maskedFill(causalMask(queries: tq, keys: tk), -.infinity) }
+        // The scale goes on the queries ([.., T, d]) rather than the scores ([.., T, T]): fewer products.
+        var scores = (query * (1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
         if let mask { scores = scores.maskedFill(mask, -.infinity) }
-        let weights = scores.softmax(axis: -1)
+        let weights = causal ? scores.causalSoftmax() : scores.softmax(axis: -1)
         return (weights.matmul(value), weights)
     }
 

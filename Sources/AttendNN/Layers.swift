@@ -68,9 +68,7 @@ public final class RMSNorm: Module, UnaryLayer {
         self.eps = eps
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        x * ((x * x).mean(axes: [-1], keepDims: true) + eps).rsqrt() * weight
-    }
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, eps: eps) }
 }
 
 /// Zeroes elements with probability p during training and scales the rest by 1/(1-p).

@@ -50,6 +50,8 @@ enum Op {
     case avgPool2d(kernel: Int, stride: Int)
     case upsampleNearest2d(scale: Int)
     case layerNorm(statistics: [Float])
+    case rmsNorm(rstd: [Float])
+    case rotaryPairs(cos2: [Float], sin2: [Float])
 }
 
 final class GradNode {
@@ -144,6 +146,11 @@ final class GradNode {
         case .layerNorm(let statistics):
             let (dx, dw, db) = Normalization.layerNormBackward(g, input: x[0], weight: x[1], statistics: statistics, hasBias: x.count == 3)
             return x.count == 3 ? [dx, dw, db] : [dx, dw]
+        case .rmsNorm(let rstd):
+            let (dx, dw) = Normalization.rmsNormBackward(g, input: x[0], weight: x[1], rstd: rstd)
+            return [dx, dw]
+        case .rotaryPairs(let cos2, let sin2):
+            return [Tensor.rotaryPairsBackward(g, cos2: cos2, sin2: sin2)]
         }
     }
 

@@ -54,6 +54,9 @@ public final class GGUFFile {
     private let file: MappedFile
     private let data: Data
     private let dataStart: Int
+    /// The key-value section as it lies in the file (for writing a modified copy) and its entry count.
+    private let metadataBytes: Range<Int>
+    private let metadataCount: UInt64
 
     public init(_ path: String) throws {
         self.path = path
@@ -67,11 +70,14 @@ public final class GGUFFile {
         let tensorCount = try r.u64(), kvCount = try r.u64()
         guard tensorCount < 1 << 20, kvCount < 1 << 20 else { throw AttendError("\(path): implausible header counts; the file is corrupt") }
         var meta: [String: GGUFValue] = [:]
+        let metadataStart = r.position
         for _ in 0..<kvCount {
             let key = try r.string()
             meta[key] = try r.value(type: try r.u32(), key: key)
         }
         metadata = meta
+        metadataBytes = metadataStart..<r.position
+        metadataCount = kvCount
         var infos: [String: TensorInfo] = [:], names: [String] = []
         for _ in 0..<tensorCount {
             let name = try r.string()
@@ -94,6 +100,62 @@ public final class GGUFFile {
                 throw AttendError("\(path): tensor '\(info.name)' ends past the end of the file; the file is truncated")
             }
         }
+    }
+
+    /// Writes a copy of this file to `path` (a temporary file renamed into place) with the tensors in
+    /// `replacing` (GGUF names) stored as float32 instead; the metadata and every other tensor are copied
+    /// byte for byte.
+    public func write(replacing: [String: Tensor], to path: String) throws {
+        for (name, t) in replacing {
+            guard let info = tensors[name] else { throw AttendError("\(self.path): no tensor '\(name)' to replace") }
+            guard info.shape == t.shape else { throw AttendError("\(self.path): tensor '\(name)' has shape \(info.shape), the replacement \(t.shape)") }
+        }
+        guard URL(fileURLWithPath: path).standardizedFileURL.path != URL(fileURLWithPath: self.path).standardizedFileURL.path else {
+            throw AttendError("\(path): the output would overwrite the model it is made from")
+        }
+        let alignment = metadata["general.alignment"]?.int ?? 32
+        func pad(_ out: inout Data) { while out.count % alignment != 0 { out.append(0) } }
+        func append<T: FixedWidthInteger>(_ v: T, to out: inout Data) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        var layout: [(name: String, type: UInt32, offset: Int, bytes: Int)] = []
+        var offset = 0
+        for name in tensorNames {
+            let info = tensors[name]!
+            let replaced = replacing[name] != nil
+            let bytes = replaced ? 4 * info.shape.reduce(1, *) : try GGUFFile.byteCount(info, path: self.path)
+            offset = (offset + alignment - 1) / alignment * alignment
+            layout.append((name, replaced ? 0 : info.type, offset, bytes))
+            offset += bytes
+        }
+        var out = Data()
+        out.reserveCapacity(metadataBytes.upperBound + tensorNames.count * 96 + offset + alignment)
+        out.append(contentsOf: Array("GGUF".utf8))
+        append(version, to: &out)
+        append(UInt64(tensorNames.count), to: &out)
+        append(metadataCount, to: &out)
+        out.append(data[(data.startIndex + metadataBytes.lowerBound)..<(data.startIndex + metadataBytes.upperBound)])
+        for entry in layout {
+            let utf8 = Array(entry.name.utf8)
+            append(UInt64(utf8.count), to: &out)
+            out.append(contentsOf: utf8)
+            let dims = tensors[entry.name]!.shape.reversed()
+            append(UInt32(dims.count), to: &out)
+            for d in dims { append(UInt64(d), to: &out) }
+            append(entry.type, to: &out)
+            append(UInt64(entry.offset), to: &out)
+        }
+        pad(&out)
+        let start = out.count
+        for entry in layout {
+            while out.count - start < entry.offset { out.append(0) }
+            if let t = replacing[entry.name] {
+                let c = t.contiguous()
+                out.append(UnsafeBufferPointer(start: c.pointer, count: c.count))
+            } else {
+                let from = data.startIndex + dataStart + tensors[entry.name]!.offset
+                out.append(data[from..<(from + entry.bytes)])
+            }
+        }
+        try AtomicFile.write(out, to: path)
     }
 
     /// Bytes per block of 32 weights: Q4_0 (2) f16 scale + 16 bytes of nibbles, Q4_1 (3) also an f16 minimum,

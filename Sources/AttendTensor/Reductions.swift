@@ -141,6 +141,38 @@ extension Tensor {
         softmaxKernel(axis: axis(a), log: true)
     }
 
+    /// Softmax over the last axis where row i of the last two dimensions [Tq, Tk] sees keys 0 ... i + Tk - Tq
+    /// only (causal attention): the same as masking the rest with -infinity, without the mask's passes, and
+    /// without exponentials for the masked half. Differentiable (softmax's gradient: masked weights are zero).
+    public func causalSoftmax() -> Tensor {
+        precondition(rank >= 2, "causalSoftmax needs [..., Tq, Tk], got \(shape)")
+        let (tq, n) = (shape[rank - 2], shape[rank - 1])
+        let x = contiguous()
+        let rows = count / Swift.max(n, 1)
+        let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: shape)
+        let src = x.pointer, dst = out.pointer
+        Parallel.forRanges(rows, costPerItem: n * 4) { range in
+            var scratch = [Float](repeating: 0, count: n)
+            scratch.withUnsafeMutableBufferPointer { buf in
+                let tmp = buf.baseAddress!
+                for r in range {
+                    let (xr, y) = (src + r * n, dst + r * n)
+                    let visible = Swift.max(0, Swift.min(n, r % tq + n - tq + 1))
+                    var m = -Float.infinity
+                    for i in 0..<visible where xr[i] > m { m = xr[i] }
+                    if m == -.infinity { m = 0 }
+                    for i in 0..<visible { tmp[i] = xr[i] - m }
+                    attend_vexp(tmp, y, visible)
+                    let s = Reductions.rowSum(y, visible)
+                    let inv = s > 0 ? 1 / s : 0
+                    for i in 0..<visible { y[i] *= inv }
+                    for i in visible..<n { y[i] = 0 }
+                }
+            }
+        }
+        return out.recording(.softmax(axis: rank - 1), inputs: [self])
+    }
+
     private func softmaxKernel(axis d: Int, log: Bool) -> Tensor {
         let (moved, rows, n) = Reductions.lastAxisRows(self, axis: d)
         let out = Tensor(contiguousStorage: TensorStorage(count: count, zeroed: false), shape: moved.shape)

@@ -160,6 +160,42 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x, y]) { Tensor.where(mask, $0[0], $0[1]) }
     }
 
+    /// Rotary pairs: the op against its definition (each pair rotated by its angle), and its gradient, over a
+    /// batch of two so the batch offset of the tables is covered.
+    func testRotaryPairs() {
+        let (t, h, d) = (3, 2, 4)
+        var cos2 = [Float](), sin2 = [Float]()
+        for p in 0..<t {
+            for i in 0..<d / 2 {
+                let angle = Float(p + 1) * Float(i + 1) * 0.7
+                cos2 += [cos(angle), cos(angle)]
+                sin2 += [-sin(angle), sin(angle)]
+            }
+        }
+        let x = Tensor.uniform([2, t, h, d], low: -1, high: 1, seed: 7, requiresGrad: true)
+        let y = x.rotaryPairs(cos2: cos2, sin2: sin2).toArray(), xs = x.toArray()
+        for b in 0..<2 { for p in 0..<t { for k in 0..<h { for i in 0..<d / 2 {
+            let base = ((b * t + p) * h + k) * d + 2 * i
+            let angle = Float(p + 1) * Float(i + 1) * 0.7
+            XCTAssertEqual(y[base], xs[base] * cos(angle) - xs[base + 1] * sin(angle), accuracy: 1e-5)
+            XCTAssertEqual(y[base + 1], xs[base] * sin(angle) + xs[base + 1] * cos(angle), accuracy: 1e-5)
+        } } } }
+        checkGradients([x]) { $0[0].rotaryPairs(cos2: cos2, sin2: sin2) * Tensor.arange(d) }
+    }
+
+    /// Causal softmax equals masking above the diagonal with -infinity and a softmax, for square scores and for
+    /// fewer queries than keys (the queries are the last positions); its gradient checks out.
+    func testCausalSoftmax() {
+        for (tq, tk) in [(4, 4), (2, 5), (1, 3)] {
+            let x = Tensor.uniform([2, tq, tk], low: -3, high: 3, seed: UInt64(tq * 10 + tk), requiresGrad: true)
+            var mask = [Float](repeating: 0, count: tq * tk)
+            for i in 0..<tq { for j in 0..<tk where j > i + tk - tq { mask[i * tk + j] = 1 } }
+            let reference = x.maskedFill(Tensor(mask, shape: [tq, tk]), -.infinity).softmax(axis: -1).toArray()
+            for (a, b) in zip(x.causalSoftmax().toArray(), reference) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+            checkGradients([x]) { $0[0].causalSoftmax() * Tensor.arange(tk) }
+        }
+    }
+
     func testFusedLayerNormGradients() {
         for layout in Layout.allCases {
             let (x, view) = leaf([3, 4], layout, seed: 1)
@@ -167,7 +203,13 @@ final class GradientCheckTests: XCTestCase {
             let b = Tensor.uniform([4], low: -1, high: 1, seed: 3, requiresGrad: true)
             checkGradients([x, w, b]) { view($0[0]).layerNorm(weight: $0[1], bias: $0[2], eps: 1e-5) }
             checkGradients([x, w]) { view($0[0]).layerNorm(weight: $0[1], bias: nil, eps: 1e-5) }
+            checkGradients([x, w]) { view($0[0]).rmsNorm(weight: $0[1], eps: 1e-5) }
         }
+        // rmsNorm equals its composition (the formula Llama and T5 state).
+        let x = Tensor.uniform([5, 7], low: -2, high: 2, seed: 4)
+        let w = Tensor.uniform([7], low: -1.5, high: 1.5, seed: 5)
+        let composed = x * ((x * x).mean(axes: [-1], keepDims: true) + 1e-6).rsqrt() * w
+        for (a, b) in zip(x.rmsNorm(weight: w, eps: 1e-6).toArray(), composed.toArray()) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
     func testConvolutionAndPooling() {

@@ -85,6 +85,11 @@ void attend_adam_step(float *p, const float *g, float *m, float *v, long n, floa
 
 /// Keeps large freed blocks in glibc's heap instead of returning them to the OS (no-op elsewhere).
 void attend_tune_allocator(void);
+// 64-byte aligned tensor memory; blocks of 4 MiB and more are pooled by exact size on free (ATTEND_POOL_MB caps
+// the pool, default 2048). attend_free must get the size attend_alloc was asked for.
+void *attend_alloc(size_t bytes);
+void attend_free(void *p, size_t bytes);
+void attend_release_pool(void);
 
 /// Selects the word2vec kernels for this CPU and builds the sigmoid table; call once before training.
 void attend_w2v_prepare(void);

@@ -1,0 +1,161 @@
+import AttendLM
+import AttendNN
+import AttendTensor
+import CAttendKernels
+import Foundation
+import XCTest
+@testable import AttendModels
+
+/// LoRA against PEFT on the tiny Llama (scripts/reference/make_lora_fixtures.py): an adapter folder PEFT saved,
+/// the logits with it, its gradients, and the logits after PEFT's merge. Tolerance 1e-4 absolute.
+final class LoRATests: XCTestCase {
+    let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+    var tinyLlama: String { fixtures.appendingPathComponent("tiny-llama").path }
+    var peftAdapter: String { fixtures.appendingPathComponent("tiny-llama-lora").path }
+
+    func expected() throws -> [String: Tensor] { try Safetensors.read(fixtures.appendingPathComponent("tiny_llama_lora.safetensors").path).tensors }
+
+    func tokens(_ e: [String: Tensor]) throws -> IntTensor {
+        let ids = try XCTUnwrap(e["ids"])
+        return IntTensor(ids.toArray().map { Int32($0) }, shape: ids.shape)
+    }
+
+    func assertClose(_ a: Tensor, _ b: Tensor?, _ what: String, tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) throws {
+        let b = try XCTUnwrap(b, what)
+        XCTAssertEqual(a.shape, b.shape, what, file: file, line: line)
+        let worst = zip(a.toArray(), b.toArray()).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, tolerance, what, file: file, line: line)
+    }
+
+    func temporaryDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-lora-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    /// A PEFT adapter on all seven projection kinds (q and k reordered for the rotary layout): the same logits,
+    /// training path and cached inference path, and the same gradients for every adapter tensor.
+    func testPEFTAdapterGivesPEFTLogitsAndGradients() throws {
+        let e = try expected()
+        let model = try LlamaModel.load(huggingFace: tinyLlama)
+        let plain = withNoGrad { model.logits(try! tokens(e)) }
+        try model.loadAdapter(directory: peftAdapter)
+        XCTAssertEqual(model.loraConfig?.rank, 4)
+        XCTAssertEqual(model.loraConfig?.scale, 2)
+        let ids = try tokens(e)
+        let logits = model.logits(ids)
+        try assertClose(logits, e["logits_adapted"], "logits with the adapter")
+        let moved = zip(plain.toArray(), logits.toArray()).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(moved, 1e-2, "the adapter changes the output")
+
+        // Only the adapters train: the base is frozen.
+        let trained = model.namedParameters()
+        XCTAssertEqual(trained.count, 2 * 7 * model.config.layerCount)
+        XCTAssertTrue(trained.allSatisfy { $0.name.contains(".adapter.") }, "\(trained.map(\.name))")
+        (logits * e["r"]!).sum().backward()
+        let names = Dictionary(uniqueKeysWithValues: model.adapterTensors().map { ($0.name, $0.tensor) })
+        XCTAssertEqual(names.count, e.keys.filter { $0.hasPrefix("grad.") }.count)
+        for (stem, peft, _, lora) in model.adapters() {
+            try assertClose(lora.down.grad!, e["grad." + stem + ".lora_A.weight"], "gradient of \(stem).lora_A")
+            var upGrad = lora.up.grad!
+            if peft == "q_proj" { upGrad = LlamaModel.deinterleaveRotaryRows(upGrad, heads: model.config.headCount) }
+            if peft == "k_proj" { upGrad = LlamaModel.deinterleaveRotaryRows(upGrad, heads: model.config.kvHeadCount) }
+            try assertClose(upGrad, e["grad." + stem + ".lora_B.weight"], "gradient of \(stem).lora_B")
+        }
+
+        // Cached inference (unmerged, as generation runs) gives the same rows.
+        let cache = model.makeCache(capacity: 9)
+        let row = model.forward(LMInput(Array(ids.data.prefix(9))), cache: cache, lastOnly: false, attentionLayer: nil).logits
+        try assertClose(row, e["logits_adapted"]!.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference with the adapter")
+    }
+
+    func testMergeEqualsPEFTMerge() throws {
+        let e = try expected()
+        let model = try LlamaModel.load(huggingFace: tinyLlama)
+        try model.loadAdapter(directory: peftAdapter)
+        let merged = try model.mergeAdapters()
+        XCTAssertEqual(merged.count, 7 * model.config.layerCount)
+        XCTAssertTrue(model.adapters().isEmpty)
+        try assertClose(withNoGrad { model.logits(try! tokens(e)) }, e["logits_merged"], "logits after merging")
+    }
+
+    /// Saving writes PEFT's names and order (B back in Hugging Face's row order); loading it again gives the
+    /// same tensors, bit for bit.
+    func testSaveLoadRoundTripInPEFTLayout() throws {
+        let model = try LlamaModel.load(huggingFace: tinyLlama)
+        try model.loadAdapter(directory: peftAdapter)
+        let dir = try temporaryDirectory()
+        try model.saveAdapter(directory: dir)
+        let peft = try Safetensors.read(peftAdapter + "/adapter_model.safetensors").tensors
+        let ours = try Safetensors.read(dir + "/adapter_model.safetensors").tensors
+        XCTAssertEqual(Set(peft.keys), Set(ours.keys))
+        for (name, t) in peft { XCTAssertEqual(ours[name]?.toArray(), t.toArray(), name) }
+        let config = try LoRAConfig.read(directory: dir)
+        XCTAssertEqual(config.rank, 4)
+        XCTAssertEqual(config.alpha, 8)
+        XCTAssertEqual(Set(config.targetModules), ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    }
+
+    /// Fresh adapters leave the output unchanged (B = 0) and only the targeted projections train.
+    func testFreshAdaptersStartAtTheBaseModel() throws {
+        let model = try LlamaModel.load(huggingFace: tinyLlama)
+        let ids = IntTensor([1, 5, 9, 3], shape: [1, 4])
+        let before = withNoGrad { model.logits(ids) }
+        try model.addAdapters(LoRAConfig(rank: 2, alpha: 4, targetModules: ["q_proj", "v_proj"]), seed: 7)
+        XCTAssertEqual(withNoGrad { model.logits(ids) }.toArray(), before.toArray())
+        XCTAssertEqual(model.namedParameters().count, 2 * 2 * model.config.layerCount)
+        XCTAssertThrowsError(try model.addAdapters(LoRAConfig(rank: 2, alpha: 4, targetModules: ["q_proj"]))) {
+            XCTAssertTrue("\($0)".contains("already has adapters"), "\($0)")
+        }
+    }
+
+    func testBadAdaptersAreRefusedWithTheirReason() throws {
+        func fresh() throws -> LlamaModel { try LlamaModel.load(huggingFace: tinyLlama) }
+        // A rank larger than the projection (k_proj is 16 x 32 here).
+        XCTAssertThrowsError(try fresh().addAdapters(LoRAConfig(rank: 17, alpha: 4, targetModules: ["k_proj"]))) {
+            XCTAssertTrue("\($0)".contains("rank 17 is larger than the k_proj projection (16 x 32)"), "\($0)")
+        }
+        XCTAssertThrowsError(try fresh().addAdapters(LoRAConfig(rank: 2, alpha: 4, targetModules: ["c_attn"]))) {
+            XCTAssertTrue("\($0)".contains("'c_attn' is not a Llama projection"), "\($0)")
+        }
+        XCTAssertThrowsError(try fresh().addAdapters(LoRAConfig(rank: 0, alpha: 4, targetModules: ["q_proj"]))) {
+            XCTAssertTrue("\($0)".contains("must be at least 1"), "\($0)")
+        }
+
+        // An adapter for another base model: by name, and by shape when the name is allowed through.
+        let dir = try temporaryDirectory()
+        for file in ["adapter_config.json", "adapter_model.safetensors"] {
+            try FileManager.default.copyItem(atPath: peftAdapter + "/" + file, toPath: dir + "/" + file)
+        }
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))) as! [String: Any]
+        json["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+        XCTAssertThrowsError(try fresh().loadAdapter(directory: dir)) {
+            XCTAssertTrue("\($0)".contains("trained on 'HuggingFaceTB/SmolLM2-135M-Instruct', not on this model ('tiny-llama')"), "\($0)")
+        }
+        let weights = try Safetensors.read(dir + "/adapter_model.safetensors")
+        var reshaped = weights.names.map { (name: $0, tensor: weights.tensors[$0]!) }
+        reshaped[0].tensor = Tensor(shape: [4, 40])
+        try Safetensors.write(reshaped, to: dir + "/adapter_model.safetensors")
+        XCTAssertThrowsError(try fresh().loadAdapter(directory: dir, allowOtherBase: true)) {
+            XCTAssertTrue("\($0)".contains("another base model"), "\($0)")
+        }
+
+        // Settings that change the computation Attend does not implement.
+        json["use_dora"] = true
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+        XCTAssertThrowsError(try LoRAConfig.read(directory: dir)) { XCTAssertTrue("\($0)".contains("use_dora is set"), "\($0)") }
+        json["use_dora"] = false
+        json["target_modules"] = ".*proj"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+        XCTAssertThrowsError(try LoRAConfig.read(directory: dir)) { XCTAssertTrue("\($0)".contains("is a pattern"), "\($0)") }
+        XCTAssertThrowsError(try LoRAConfig.read(directory: dir + "/missing")) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+    }
+
+    func testNormalizedNamesMatchAcrossHubGGUFAndFiles() {
+        let names = ["HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf", "/x/SmolLM2-135M-Instruct.Q8_0.gguf"]
+        XCTAssertEqual(Set(names.map(LlamaModel.normalizedName)), ["smollm2135minstruct"])
+        XCTAssertNotEqual(LlamaModel.normalizedName("SmolLM2-135M"), LlamaModel.normalizedName("SmolLM2-135M-Instruct"))
+    }
+}
