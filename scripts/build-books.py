@@ -9,6 +9,8 @@ Outputs (in --output, each written atomically):
   book-test.tsv
   pair-train.tsv   label<TAB>passage<TAB>passage: "same" or "different" book (balanced)
   pair-test.tsv
+  choice-train.tsv answer<TAB>passage<TAB>option x 4: which of four 12-word openings really follows the
+  choice-test.tsv  passage (the others open other passages of the same book); answer is the 0-based index
 
     python3 scripts/build-books.py --output .cache/corpus/books
 """
@@ -40,6 +42,7 @@ def main():
     p.add_argument("--words", type=int, default=40)
     p.add_argument("--per-class", type=int, default=1000, help="training passages per book (test: a fifth of it)")
     p.add_argument("--pairs", type=int, default=4000, help="training pairs (test: a quarter of it)")
+    p.add_argument("--choices", type=int, default=4000, help="training multiple-choice questions (test: a quarter of it)")
     p.add_argument("--seed", type=int, default=7)
     a = p.parse_args()
     os.makedirs(a.output, exist_ok=True)
@@ -66,11 +69,26 @@ def main():
             rows.append(["same" if a_name == b_name else "different", rng.choice(pool[a_name]), rng.choice(pool[b_name])])
         return rows
 
-    for split, pool, n, m in (("train", train_pool, a.per_class, a.pairs), ("test", test_pool, a.per_class // 5, a.pairs // 4)):
+    def choices(pool, n):
+        names = list(books)
+        rows = []
+        for _ in range(n):
+            ps = pool[rng.choice(names)]
+            i = rng.randrange(len(ps) - 1)
+            opening = lambda s: " ".join(s.split()[:12])
+            options = [opening(ps[i + 1])] + [opening(ps[j]) for j in rng.sample([j for j in range(len(ps)) if j not in (i, i + 1)], 3)]
+            order = list(range(4))
+            rng.shuffle(order)
+            rows.append([str(order.index(0)), ps[i]] + [options[k] for k in order])
+        return rows
+
+    for split, pool, n, m, c in (("train", train_pool, a.per_class, a.pairs, a.choices),
+                                 ("test", test_pool, a.per_class // 5, a.pairs // 4, a.choices // 4)):
         rows = sample(pool, n)
         rng.shuffle(rows)
         write(os.path.join(a.output, f"book-{split}.tsv"), rows)
         write(os.path.join(a.output, f"pair-{split}.tsv"), pairs(pool, m))
+        write(os.path.join(a.output, f"choice-{split}.tsv"), choices(pool, c))
     print(a.output)
 
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttendLM
 import AttendModels
 import AttendNN
 import AttendPlots
@@ -8,7 +9,7 @@ import Foundation
 
 struct GPTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gpt", abstract: "Train a GPT from scratch (characters or a BPE trained on the corpus) and sample from it.",
-                                                    subcommands: [Train.self, Sample.self])
+                                                    subcommands: [Train.self, Sample.self, FineTune.self])
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Next-token prediction on a text file (nanoGPT's loop).")
@@ -136,4 +137,106 @@ struct GPTCommand: ParsableCommand {
                                                   Double(ids.count) / max(seconds, 1e-9)).data(using: .utf8)!)
         }
     }
+
+    struct FineTune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "finetune",
+            abstract: "GPT-1's fine-tuning: a pretrained decoder, a task layout, a linear head on the extract token, task loss + LM loss.",
+            discussion: """
+            TSV rows by layout: classification label<TAB>text; entailment and similarity label<TAB>text<TAB>text;
+            multiple-choice answer<TAB>context<TAB>option<TAB>option... (answer: the 0-based index of the right option).
+            """)
+        @Argument(help: "The decoder: a checkpoint from `attend gpt train`, a GPT-2 or Llama Hugging Face folder, or a Llama GGUF file / short name (float weights are loaded).") var model: String
+        @Option(help: "classification, entailment, similarity or multiple-choice.") var layout: GPTTaskLayout
+        @Option(help: "Training TSV.") var train: String
+        @Option(help: "Test TSV (accuracy is reported on it).") var test: String
+        @Option(name: .customLong("lm-weight"), help: "Weight of the auxiliary language-model loss (GPT-1: 0.5; 0 turns it off).") var lmWeight: Float = 0.5
+        @Flag(name: .customLong("zero-shot"), help: "Multiple choice: first report the zero-shot accuracy (the option the decoder finds most likely).") var zeroShot = false
+        @Flag(name: .customLong("from-scratch"), help: "Ablation: the same decoder with random weights.") var fromScratch = false
+        @Option var epochs = 3
+        @Option(name: .customLong("batch-size")) var batchSize = 16
+        @Option(name: .customLong("lr")) var learningRate: Float = 1e-4
+        @Option var seed: UInt64 = 1
+
+        func run() throws {
+            var config = GPTFineTuningConfig()
+            (config.epochs, config.batchSize, config.learningRate, config.lmLossWeight, config.seed) = (epochs, batchSize, learningRate, lmWeight, seed)
+            try config.validate()
+            let (decoder, encode) = try loadDecoder()
+            let (trainRows, labels) = try readTaskExamples(train, layout: layout, labels: nil, encode: encode)
+            let (testRows, _) = try readTaskExamples(test, layout: layout, labels: labels, encode: encode)
+            print("\(trainRows.count) training and \(testRows.count) test examples, layout \(layout.rawValue)" + (layout == .multipleChoice ? "" : ", \(labels.count) classes: \(labels.joined(separator: ", "))"))
+            if zeroShot {
+                guard layout == .multipleChoice else { throw ValidationError("--zero-shot applies to the multiple-choice layout") }
+                print(String(format: "zero-shot accuracy (highest mean log-probability option): %.2f%%", 100 * GPTFineTuning.zeroShotChoice(decoder, testRows)))
+            }
+            var g = RandomGenerator(seed: seed)
+            let task = GPTTaskModel(decoder: decoder, layout: layout, classCount: layout == .multipleChoice ? 0 : labels.count, generator: &g)
+            let started = Date()
+            let accuracies = try GPTFineTuning.run(task, train: trainRows, test: testRows, config: config) { epoch, loss, accuracy in
+                print(String(format: "epoch %d: task loss %.4f, test accuracy %.2f%% (%.1f s)", epoch, loss, 100 * accuracy, Date().timeIntervalSince(started)))
+            }
+            print(String(format: "test accuracy: %.2f%%", 100 * accuracies.last!))
+        }
+
+        /// The decoder and how to tokenize for it.
+        func loadDecoder() throws -> (Module & LanguageModel, (String) throws -> [Int32]) {
+            if model.hasSuffix(".safetensors") {
+                let file = try Safetensors.read(model)
+                guard let configText = file.metadata["gpt_config"], let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(configText.utf8)) else {
+                    throw AttendError("\(model): not a checkpoint from `attend gpt train` (metadata 'gpt_config' missing)")
+                }
+                try config.validate()
+                let tokenizer = try TrainedTokenizer(metadata: file.metadata, source: model)
+                var g = RandomGenerator(seed: seed)
+                let gpt = GPTModel(config, generator: &g)
+                if !fromScratch { try gpt.load(file.tensors.filter { !$0.key.hasPrefix("optimizer/") }, source: model, strict: true) }
+                return (gpt, { try tokenizer.encode($0) })
+            }
+            let loaded = try ModelLocator.languageModel(model)
+            guard let decoder = loaded.model as? (Module & LanguageModel) else { throw AttendError("\(model): this model cannot be fine-tuned") }
+            if let llama = decoder as? LlamaModel, llama.isQuantized { try llama.loadFloatWeights() }
+            if fromScratch {
+                var g = RandomGenerator(seed: seed)
+                for (_, t) in decoder.namedParameters() where t.rank >= 2 { t.assign(Tensor.randn(t.shape, std: 0.02, generator: &g)) }
+            }
+            for (_, t) in decoder.namedTensors() { t.requiresGrad = true }
+            return (decoder, { loaded.tokenizer.encode($0, allowSpecial: false) })
+        }
+    }
 }
+
+/// Reads a GPT-1 task TSV (see `attend gpt finetune --help`). Class labels are numbered in sorted order unless
+/// `labels` is given; multiple-choice answers are option indices. Errors name the file and line.
+func readTaskExamples(_ path: String, layout: GPTTaskLayout, labels: [String]?, encode: @escaping (String) throws -> [Int32]) throws -> ([TaskExample], [String]) {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AttendError("\(path): no such file or not UTF-8") }
+    var rows: [(line: Int, label: String, texts: [String])] = []
+    for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+        let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        try layout.check(textCount: f.count - 1, source: "\(path):\(n + 1)")
+        if let first = rows.first, first.texts.count != f.count - 1 {
+            throw AttendError("\(path):\(n + 1): \(f.count - 1) texts, but line \(first.line) has \(first.texts.count)")
+        }
+        rows.append((n + 1, f[0], Array(f.dropFirst())))
+    }
+    guard !rows.isEmpty else { throw AttendError("\(path): no rows") }
+    if layout == .multipleChoice {
+        let examples = try rows.map { r -> TaskExample in
+            guard let answer = Int(r.label), answer >= 0, answer < r.texts.count - 1 else {
+                throw AttendError("\(path):\(r.line): the answer '\(r.label)' is not an option index in 0..<\(r.texts.count - 1)")
+            }
+            return TaskExample(texts: try r.texts.map(encode), label: answer)
+        }
+        return (examples, [])
+    }
+    let names = labels ?? Array(Set(rows.map(\.label))).sorted()
+    guard names.count >= 2 else { throw AttendError("\(path): classification needs at least two labels, found \(names)") }
+    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+    let examples = try rows.map { r -> TaskExample in
+        guard let label = index[r.label] else { throw AttendError("\(path):\(r.line): label '\(r.label)' is not one of the training file's (\(names.joined(separator: ", ")))") }
+        return TaskExample(texts: try r.texts.map(encode), label: label)
+    }
+    return (examples, names)
+}
+
+extension GPTTaskLayout: ExpressibleByArgument {}

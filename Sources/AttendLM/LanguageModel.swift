@@ -86,9 +86,17 @@ public protocol LanguageModel: AnyObject {
     /// values, and returns logits [T, vocab] (only the last position's when `lastOnly`), with the attention
     /// weights [heads, T, S] of `attentionLayer` when it is set.
     func forward(_ input: LMInput, cache: KVCache, lastOnly: Bool, attentionLayer: Int?) -> LMOutput
+    /// The last layer's normalized hidden states [B, T, width] for input vectors [B, T, width], causal, with no
+    /// cache: what a task head reads (GPT-1's fine-tuning) and what `vocabularyLogits` projects. Differentiable.
+    func finalHiddenStates(inputEmbeddings: Tensor) -> Tensor
+    /// Hidden states [..., width] -> logits [..., vocab] through the output layer. Differentiable.
+    func vocabularyLogits(_ hidden: Tensor) -> Tensor
+}
+
+extension LanguageModel {
     /// Logits [B, T, vocab] for whole sequences of input vectors [B, T, width], causal, with no cache.
     /// Records gradients (for the weights and for `inputEmbeddings`) when gradient mode is on.
-    func logits(inputEmbeddings: Tensor) -> Tensor
+    public func logits(inputEmbeddings: Tensor) -> Tensor { vocabularyLogits(finalHiddenStates(inputEmbeddings: inputEmbeddings)) }
 }
 
 extension LanguageModel {

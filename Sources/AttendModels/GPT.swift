@@ -140,15 +140,18 @@ public final class GPTModel: Module, LanguageModel {
     /// Token embeddings (positions are added inside the model, so spliced vectors get them too).
     public func embed(_ ids: IntTensor) -> Tensor { tokenEmbedding(ids) }
 
-    /// Input vectors [B, T, C] -> logits [B, T, vocab], causal; differentiable.
-    public func logits(inputEmbeddings e: Tensor) -> Tensor {
+    /// Input vectors [B, T, C] -> the final normalized hidden states [B, T, C], causal; differentiable.
+    public func finalHiddenStates(inputEmbeddings e: Tensor) -> Tensor {
         let t = e.shape[1]
         precondition(t <= config.contextLength, "GPT: \(t) tokens exceed the context of \(config.contextLength)")
         let positions = IntTensor((0..<t).map { Int32($0 + config.positionOffset) }, shape: [t])
         var x = dropout(e + positionEmbedding(positions))
         for block in blocks { x = block(x, causal: true) }
-        return finalNorm(x).matmul(tokenEmbedding.weight.transposed(0, 1))  // tied output layer
+        return finalNorm(x)
     }
+
+    /// Hidden states [..., C] -> logits [..., vocab] through the tied output layer.
+    public func vocabularyLogits(_ hidden: Tensor) -> Tensor { hidden.matmul(tokenEmbedding.weight.transposed(0, 1)) }
 
     // MARK: - Inference with a KV cache
 

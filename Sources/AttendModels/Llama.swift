@@ -282,10 +282,10 @@ public final class LlamaMLP: Module {
     }
 
     /// SwiGLU: down(silu(gate(x)) * up(x)). Differentiable with float weights.
-    public func callAsFunction(_ x: Tensor) -> Tensor { down(gate(x).silu() * up(x)) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { down(Tensor.swiglu(gate: gate(x), up: up(x))) }
 
     func callAsFunction(_ x: Tensor, pass: LlamaPass) -> Tensor {
-        pass.project(pass.project(x, gate).silu() * pass.project(x, up), down)
+        pass.project(Tensor.swiglu(gate: pass.project(x, gate), up: pass.project(x, up)), down)
     }
 }
 
@@ -388,8 +388,6 @@ public final class LlamaModel: Module, LanguageModel {
     }
 
     /// Training: input vectors [B, T, C] -> logits [B, T, vocab], causal, no cache; differentiable.
-    public func logits(inputEmbeddings x: Tensor) -> Tensor { vocabularyLogits(finalHiddenStates(inputEmbeddings: x)) }
-
     /// Training: input vectors [B, T, C] -> the final normalized hidden states [B, T, C] (before the output
     /// projection), causal; differentiable. A loss on some positions only projects those (`vocabularyLogits`).
     public func finalHiddenStates(inputEmbeddings x: Tensor) -> Tensor {

@@ -52,6 +52,7 @@ enum Op {
     case layerNorm(statistics: [Float])
     case rmsNorm(rstd: [Float])
     case rotaryPairs(cos2: [Float], sin2: [Float])
+    case swiglu
 }
 
 final class GradNode {
@@ -151,6 +152,9 @@ final class GradNode {
             return [dx, dw]
         case .rotaryPairs(let cos2, let sin2):
             return [Tensor.rotaryPairsBackward(g, cos2: cos2, sin2: sin2)]
+        case .swiglu:
+            let (da, db) = SwiGLU.backward(g, gate: x[0], up: x[1])
+            return [da, db]
         }
     }
 

@@ -196,6 +196,16 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// SwiGLU equals silu(gate) * up on both signs and large magnitudes; gradients in both inputs.
+    func testSwiGLU() {
+        let a = Tensor([-12, -3, -0.5, 0, 0.5, 3, 12, 1.5], shape: [2, 4], requiresGrad: true)
+        let b = Tensor.uniform([2, 4], low: -2, high: 2, seed: 9, requiresGrad: true)
+        for (x, y) in zip(Tensor.swiglu(gate: a, up: b).toArray(), (a.silu() * b).toArray()) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        let a2 = Tensor.uniform([3, 5], low: -4, high: 4, seed: 10, requiresGrad: true)
+        let b2 = Tensor.uniform([3, 5], low: -2, high: 2, seed: 11, requiresGrad: true)
+        checkGradients([a2, b2]) { Tensor.swiglu(gate: $0[0], up: $0[1]) }
+    }
+
     func testFusedLayerNormGradients() {
         for layout in Layout.allCases {
             let (x, view) = leaf([3, 4], layout, seed: 1)
