@@ -8,7 +8,7 @@ import Foundation
 struct Seq2SeqCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seq2seq",
-        abstract: "Train an encoder-decoder Transformer to turn human-written dates into ISO dates; report exact match.")
+        abstract: "Train an encoder-decoder Transformer to turn human-written dates into ISO dates; report exact match. With --tasks, T5's text-to-text multitask training.")
     @Option var steps = 3000
     @Option(name: .customLong("train-size")) var trainSize = 20_000
     @Option(name: .customLong("test-size")) var testSize = 2000
@@ -20,10 +20,56 @@ struct Seq2SeqCommand: ParsableCommand {
     @Option(name: .customLong("attention-map"), help: "Write the cross-attention map of one example as PNG (rows: output characters, columns: input characters).")
     var attentionMap: String?
     @Option(name: .customLong("loss-curve"), help: "Write the training loss (every 250 steps) as a PNG.") var lossCurve: String?
+    @Option(help: "T5-style multitask: comma-separated tasks from date, number, reverse, each source announced by its prefix (\"date to iso: \", \"number to words: \", \"reverse: \"); one model, one loss.")
+    var tasks: String?
+    @Flag(help: "With --tasks: also train one model per task, each for steps / (number of tasks), the same total steps, and compare.") var separate = false
+    @Option(help: "Model width (multitask).") var width = 64
+    @Option(help: "Encoder and decoder layers each (multitask).") var layers = 2
+
+    func validate() throws {
+        guard steps >= 1, trainSize >= 1, testSize >= 1, batchSize >= 1, beams >= 1 else {
+            throw ValidationError("--steps, --train-size, --test-size, --batch-size and --beams must be at least 1")
+        }
+        guard width >= 8, width % 4 == 0, layers >= 1 else { throw ValidationError("--width must be a multiple of 4 (>= 8) and --layers >= 1") }
+        if separate && tasks == nil { throw ValidationError("--separate needs --tasks") }
+    }
+
+    static let taskNames: [String: TextTask] = ["date": .dateToISO, "number": .numberToWords, "reverse": .reverseWords]
+
+    func runMultitask(_ list: String) throws {
+        let chosen = try list.split(separator: ",").map { name -> TextTask in
+            guard let t = Seq2SeqCommand.taskNames[name.trimmingCharacters(in: .whitespaces)] else {
+                throw ValidationError("--tasks: '\(name)' is not a task (date, number, reverse)")
+            }
+            return t
+        }
+        guard Set(chosen).count == chosen.count else { throw ValidationError("--tasks: a task is listed twice") }
+        var config = Seq2SeqConfig()
+        (config.width, config.encoderLayers, config.decoderLayers, config.maxLength) = (width, layers, layers, 72)
+        func log(_ step: Int, _ loss: Float) { print(String(format: "step %d: loss %.4f", step, loss)) }
+        let multi = try Seq2SeqTraining.multitask(tasks: chosen, config: config, steps: steps, trainPerTask: trainSize, testPerTask: testSize,
+                                                  batchSize: batchSize, learningRate: learningRate, seed: seed, onLog: log)
+        print("one model for \(chosen.count) tasks (\(multi.parameters) parameters), \(steps) steps, \(String(format: "%.1f", multi.seconds)) s of training")
+        var single: [TextTask: Double] = [:]
+        if separate {
+            for task in chosen {
+                let r = try Seq2SeqTraining.multitask(tasks: [task], config: config, steps: max(1, steps / chosen.count), trainPerTask: trainSize,
+                                                      testPerTask: testSize, batchSize: batchSize, learningRate: learningRate, seed: seed, onLog: { _, _ in })
+                single[task] = r.exactMatch[task]
+            }
+        }
+        print("exact match on \(testSize) held-out pairs per task:")
+        for task in chosen {
+            let name = task.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
+            let line = "  \(name) multitask " + String(format: "%6.2f%%", 100 * multi.exactMatch[task]!)
+            print(line + (single[task].map { String(format: " | one model per task (%d steps) %6.2f%%", max(1, steps / chosen.count), 100 * $0) } ?? ""))
+        }
+    }
 
     enum Architecture: String, ExpressibleByArgument { case transformer, gruAttention = "gru-attention", gru }
 
     func run() throws {
+        if let tasks { return try runMultitask(tasks) }
         let train = HumanDates.pairs(count: trainSize, seed: seed)
         let test = HumanDates.pairs(count: testSize, seed: seed &+ 1_000_003)
         let vocabulary = Seq2SeqVocabulary(texts: train.flatMap { [$0.source, $0.target] })

@@ -45,10 +45,10 @@ public struct ChatExample: Equatable {
             } catch DecodingError.dataCorrupted {
                 throw AttendError("\(where_): not valid JSON (each line must be one JSON object)")
             } catch DecodingError.typeMismatch(_, let context) {
-                let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+                let key = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
                 throw AttendError("\(where_): \(key.isEmpty ? "the line" : "'\(key)'") has the wrong type (expected {\"messages\": [{\"role\": ..., \"content\": ...}]})")
             } catch DecodingError.keyNotFound(let key, let context) {
-                let at = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+                let at = (context.codingPath + [key]).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
                 throw AttendError("\(where_): '\(at)' is missing")
             }
             guard let messages = decoded.messages else { throw AttendError("\(where_): no \"messages\" list") }

@@ -2,6 +2,7 @@
 // source, the decoder predicts the target one character at a time with causal self-attention and
 // cross-attention to the encoder output. Trained with teacher forcing; decoded greedily or by beam search.
 
+import AttendDatasets
 import AttendNN
 import AttendTensor
 import Foundation
@@ -153,7 +154,11 @@ public enum Seq2SeqTraining {
     /// accuracy on `test` of greedy decoding (or beam search with `beams` > 1).
     public static func run(model: Seq2SeqTransformer, vocabulary v: Seq2SeqVocabulary, train: [(String, String)], test: [(String, String)],
                            steps: Int, batchSize: Int = 64, learningRate: Float = 2e-3, seed: UInt64 = 1, beams: Int = 1,
-                           onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
+                           maxTargetLength: Int = 12, onLog: (Int, Float) -> Void = { _, _ in }) throws -> Seq2SeqReport {
+        let longest = (train + test).map { max($0.0.count, $0.1.count + 1) }.max() ?? 0
+        guard longest <= model.config.maxLength else {
+            throw AttendError("a pair of \(longest) characters (with EOS) is longer than the model's \(model.config.maxLength) positions; raise maxLength")
+        }
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: learningRate, weightDecay: 0.01)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 20, warmupSteps: min(200, steps / 10), totalSteps: steps)
         model.train()
@@ -162,8 +167,39 @@ public enum Seq2SeqTraining {
             let (memory, mask) = model.encode(batch.source, lengths: batch.sourceLengths)
             return model.decode(batch.decoderInput, memory: memory, memoryMask: mask)
         }
-        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: 12)
+        let (accuracy, examples) = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: test, beams: beams, maxLength: maxTargetLength)
         return Seq2SeqReport(exactMatch: accuracy, examples: examples, seconds: seconds)
+    }
+
+    /// T5's text-to-text multitask training (Raffel et al., 2020): every task's source is announced by its prefix
+    /// ("number to words: 4821"), all tasks are mixed in one training set, one model, one loss. Returns exact
+    /// match per task on `testPerTask` held-out pairs of each, greedy.
+    ///
+    /// ```swift
+    /// let r = try Seq2SeqTraining.multitask(tasks: TextTask.allCases, config: config, steps: 6000, trainPerTask: 20_000, testPerTask: 500)
+    /// r.exactMatch[.numberToWords]
+    /// ```
+    public static func multitask(tasks: [TextTask], config: Seq2SeqConfig, steps: Int, trainPerTask: Int, testPerTask: Int, batchSize: Int = 64,
+                                 learningRate: Float = 2e-3, seed: UInt64 = 1, prefixed: Bool = true,
+                                 onLog: (Int, Float) -> Void = { _, _ in }) throws -> (exactMatch: [TextTask: Double], seconds: Double, parameters: Int) {
+        guard !tasks.isEmpty, steps >= 1, trainPerTask >= 1, testPerTask >= 1 else { throw AttendError("multitask training needs tasks, steps and pairs") }
+        func pairs(_ task: TextTask, _ n: Int, _ s: UInt64) -> [(String, String)] {
+            task.pairs(count: n, seed: s).map { (prefixed ? task.prefixed($0.source) : $0.source, $0.target) }
+        }
+        var train: [(String, String)] = []
+        for (k, task) in tasks.enumerated() { train += pairs(task, trainPerTask, seed &+ UInt64(k)) }
+        let tests = Dictionary(uniqueKeysWithValues: tasks.map { ($0, pairs($0, testPerTask, seed &+ 1_000_003)) })
+        let v = Seq2SeqVocabulary(texts: (train + tests.values.flatMap { $0 }).flatMap { [$0.0, $0.1] })
+        var g = RandomGenerator(seed: seed)
+        let model = Seq2SeqTransformer(sourceVocabulary: v.count, targetVocabulary: v.count, config: config, generator: &g)
+        let longestTarget = (train + tests.values.flatMap { $0 }).map(\.1.count).max() ?? 1
+        let report = try run(model: model, vocabulary: v, train: train, test: [], steps: steps, batchSize: batchSize,
+                             learningRate: learningRate, seed: seed, maxTargetLength: longestTarget + 1, onLog: onLog)
+        var exact: [TextTask: Double] = [:]
+        for task in tasks {
+            exact[task] = try Seq2SeqDecoding.exactMatch(model, vocabulary: v, test: tests[task]!, beams: 1, maxLength: longestTarget + 1).accuracy
+        }
+        return (exact, report.seconds, model.parameterCount)
     }
 
     /// The teacher-forced training loop both model families share: random batches of `train`, cross-entropy

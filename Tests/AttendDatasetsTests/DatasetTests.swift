@@ -55,3 +55,31 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Array(ShuffledBatches(count: 10, batchSize: 3, seed: 1, epoch: 0, dropLast: true)).count, 3)
     }
 }
+
+final class TextTaskTests: XCTestCase {
+    func testNumberWordsAtEveryBoundary() {
+        let expected: [Int: String] = [0: "zero", 7: "seven", 13: "thirteen", 20: "twenty", 21: "twenty-one", 99: "ninety-nine", 100: "one hundred",
+                                       101: "one hundred one", 110: "one hundred ten", 999: "nine hundred ninety-nine", 1000: "one thousand",
+                                       1001: "one thousand one", 4821: "four thousand eight hundred twenty-one",
+                                       20_000: "twenty thousand", 99_999: "ninety-nine thousand nine hundred ninety-nine",
+                                       100_000: "one hundred thousand", 512_340: "five hundred twelve thousand three hundred forty"]
+        for (n, words) in expected { XCTAssertEqual(TextTask.words(n), words, "\(n)") }
+    }
+
+    func testTasksArePrefixedDeterministicAndCorrect() {
+        XCTAssertEqual(TextTask.numberToWords.prefixed("12"), "number to words: 12")
+        XCTAssertEqual(TextTask.dateToISO.prefixed("5 Mar 98"), "date to iso: 5 Mar 98")
+        for task in TextTask.allCases {
+            let a = task.pairs(count: 50, seed: 3), b = task.pairs(count: 50, seed: 3)
+            XCTAssertEqual(a.map(\.source), b.map(\.source), "\(task) is deterministic")
+            XCTAssertNotEqual(a.map(\.source), task.pairs(count: 50, seed: 4).map(\.source), "\(task) depends on the seed")
+        }
+        for p in TextTask.reverseWords.pairs(count: 20, seed: 1) {
+            XCTAssertEqual(p.target.split(separator: " ").reversed().joined(separator: " "), p.source)
+            XCTAssertTrue((3...7).contains(p.source.split(separator: " ").count))
+        }
+        for p in TextTask.numberToWords.pairs(count: 40, seed: 1) { XCTAssertEqual(TextTask.words(Int(p.source)!), p.target) }
+        // Every digit count occurs.
+        XCTAssertEqual(Set(TextTask.numberToWords.pairs(count: 200, seed: 2).map { min($0.source.count, 5) }), [1, 2, 3, 4, 5])
+    }
+}

@@ -1,6 +1,7 @@
 import AttendLM
 import AttendNN
 import AttendTensor
+import AttendTokenizers
 import CAttendKernels
 import Foundation
 import XCTest
@@ -157,5 +158,78 @@ final class LoRATests: XCTestCase {
         let names = ["HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2 135M Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf", "/x/SmolLM2-135M-Instruct.Q8_0.gguf"]
         XCTAssertEqual(Set(names.map(LlamaModel.normalizedName)), ["smollm2135minstruct"])
         XCTAssertNotEqual(LlamaModel.normalizedName("SmolLM2-135M"), LlamaModel.normalizedName("SmolLM2-135M-Instruct"))
+    }
+
+    /// Chat data: the mask covers the assistant's content and its end mark only; the loss falls as the adapters
+    /// train with the base frozen (its weights do not move).
+    func testChatTrainingMasksPromptsAndLearns() throws {
+        let lines = (0..<8).map { i in #"{"messages": [{"role": "user", "content": "\#(i)"}, {"role": "assistant", "content": "\#(i)\#(i)"}]}"# }
+        let examples = try ChatExample.parse(lines.joined(separator: "\n"), source: "chat.jsonl")
+        let template = ChatTemplate(ggufTemplate: nil)
+        let alphabet = examples.map { template.render($0.messages.map { ($0.role, $0.content) }) + "<|im_end|>\n" }.joined()
+        let tokenizer = CharacterTokenizer(text: alphabet)
+        XCTAssertLessThanOrEqual(tokenizer.count, 64)
+        let chats = try examples.map { try template.tokenize($0, tokenizer: tokenizer, maxLength: 64) }
+        let trainedText = tokenizer.decode(chats[3].ids.indices.filter { chats[3].trained[$0] }.map { chats[3].ids[$0] })
+        XCTAssertEqual(trainedText, "33<|im_end|>")
+        XCTAssertLessThanOrEqual(chats.map(\.ids.count).max()!, 64, "nothing is cut")
+        let batch = ChatBatch(Array(chats.prefix(2)), padId: 0)
+        XCTAssertEqual(batch.trainedTokens, chats[0].trainedCount + chats[1].trainedCount)
+        XCTAssertEqual(batch.targets.data.filter { $0 != ChatBatch.ignored }, batch.trainedTargets.data)
+
+        let model = try LlamaModel.load(huggingFace: tinyLlama)
+        let frozen = model.layers[0].mlp.up.weight.toArray()
+        var config = LoRATrainingConfig()
+        (config.rank, config.steps, config.learningRate, config.warmupSteps, config.batchSize) = (4, 80, 2e-2, 2, 4)
+        config.targetModules = ["q_proj", "v_proj", "up_proj"]
+        let trainer = try LoRATrainer(model: model, train: chats, heldOut: chats, config: config)
+        let before = trainer.heldOutLoss()
+        try trainer.run()
+        let after = trainer.heldOutLoss()
+        XCTAssertLessThan(after, before - 1, "held-out loss \(before) -> \(after)")
+        XCTAssertEqual(model.layers[0].mlp.up.weight.toArray(), frozen, "the base stays frozen")
+        XCTAssertEqual(trainer.evaluations.last?.step, 80)
+    }
+
+    func testChatDataErrorsNameTheLine() {
+        func error(_ text: String) -> String {
+            do { _ = try ChatExample.parse(text, source: "d.jsonl"); return "no error" } catch { return "\(error)" }
+        }
+        let good = #"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}"#
+        XCTAssertTrue(error(good + "\n{not json").contains("d.jsonl:2: not valid JSON"), error(good + "\n{not json"))
+        XCTAssertTrue(error(#"{"text": "x"}"#).contains("d.jsonl:1: no \"messages\" list"), error(#"{"text": "x"}"#))
+        XCTAssertTrue(error(#"{"messages": [{"role": "user"}]}"#).contains("d.jsonl:1: 'messages.0.content' is missing"), error(#"{"messages": [{"role": "user"}]}"#))
+        XCTAssertTrue(error(#"{"messages": [{"role": "bot", "content": "x"}]}"#).contains("role is 'bot'"))
+        XCTAssertTrue(error(#"{"messages": [{"role": "user", "content": "x"}]}"#).contains("no assistant message"))
+        XCTAssertTrue(error(#"{"messages": "hi"}"#).contains("d.jsonl:1: 'messages' has the wrong type"), error(#"{"messages": "hi"}"#))
+        XCTAssertTrue(error("\n\n").contains("no examples"))
+    }
+
+    /// Merging a GGUF model's adapter and writing the file back: the written file loads, keeps every other tensor
+    /// in its blocks, and gives the adapted model's logits.
+    func testMergedGGUFRoundTrip() throws {
+        let gguf = smolLMPath
+        let model = try LlamaModel.load(gguf: GGUFFile(gguf))
+        model.int8Activations = false
+        try model.addAdapters(LoRAConfig(rank: 2, alpha: 4, targetModules: ["q_proj"]), seed: 1)
+        var g = RandomGenerator(seed: 2)
+        for (_, _, _, lora) in model.adapters() { lora.up.assign(Tensor.randn(lora.up.shape, std: 0.1, generator: &g)) }
+        let ids: [Int32] = [1, 4, 2, 7]
+        let adapted = model.forward(LMInput(ids), cache: model.makeCache(capacity: 8), lastOnly: false, attentionLayer: nil).logits
+        let changed = try model.mergeAdapters()
+        let dir = try temporaryDirectory()
+        try model.writeGGUF(changed: changed, to: dir + "/merged.gguf")
+        XCTAssertThrowsError(try model.writeGGUF(changed: changed, to: gguf)) { XCTAssertTrue("\($0)".contains("would overwrite"), "\($0)") }
+        let file = try GGUFFile(dir + "/merged.gguf")
+        let source = try GGUFFile(gguf)
+        for name in source.tensorNames {
+            let replaced = changed.map { LlamaModel.ggufName($0) }.contains(name)
+            XCTAssertEqual(file.tensors[name]?.type, replaced ? 0 : source.tensors[name]?.type, name)
+        }
+        XCTAssertEqual(file.metadata, source.metadata)
+        let reloaded = try LlamaModel.load(gguf: file)
+        reloaded.int8Activations = false
+        let logits = reloaded.forward(LMInput(ids), cache: reloaded.makeCache(capacity: 8), lastOnly: false, attentionLayer: nil).logits
+        try assertClose(logits, adapted, "merged GGUF logits", tolerance: 1e-3)
     }
 }

@@ -7,6 +7,19 @@ import Foundation
 import XCTest
 
 final class Seq2SeqTests: XCTestCase {
+    /// T5-style multitask: one model, every task's result reported; pairs longer than the positions are refused.
+    func testMultitaskReportsEveryTaskAndRefusesPairsTooLong() throws {
+        var config = Seq2SeqConfig()
+        (config.width, config.encoderLayers, config.decoderLayers, config.maxLength) = (16, 1, 1, 72)
+        let r = try Seq2SeqTraining.multitask(tasks: [.reverseWords, .numberToWords], config: config, steps: 3, trainPerTask: 20, testPerTask: 4, batchSize: 4)
+        XCTAssertEqual(Set(r.exactMatch.keys), [.reverseWords, .numberToWords])
+        XCTAssertTrue(r.exactMatch.values.allSatisfy { (0...1).contains($0) })
+        config.maxLength = 20
+        XCTAssertThrowsError(try Seq2SeqTraining.multitask(tasks: [.reverseWords], config: config, steps: 1, trainPerTask: 20, testPerTask: 2)) {
+            XCTAssertTrue("\($0)".contains("longer than the model's 20 positions"), "\($0)")
+        }
+    }
+
     func testDatePairsAreValidAndSeeded() {
         let pairs = HumanDates.pairs(count: 200, seed: 4)
         XCTAssertEqual(pairs.map(\.source), HumanDates.pairs(count: 200, seed: 4).map(\.source))
