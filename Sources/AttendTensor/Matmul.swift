@@ -105,8 +105,9 @@ extension Tensor {
             return (oa, ob)
         }
         if k > 0 {
-            // Many small products (attention heads) go one per core; large ones use all cores each.
-            let smallEach = m * n * k < 128 * 128 * 128
+            // Many small or medium products (attention heads: 36 of 256 x 256 x 64 in a LoRA step) go one per core,
+            // with no split inside each; large ones use all cores each.
+            let smallEach = m * n * k < 128 * 128 * 128 || (batches >= 2 * Parallel.threads && m * n * k < 512 * 512 * 512)
             if batches > 1 && smallEach {
                 Parallel.forRanges(batches, costPerItem: m * n * k, minimumWork: 1 << 18) { range in
                     for bi in range {
