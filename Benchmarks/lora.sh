@@ -44,13 +44,13 @@ with open(f"{out}/long.jsonl", "w") as f:
 held = f"{out}/instructions/held-out.jsonl"
 
 def attend_step(length, batch):
-    o = run([attend, "lora", "train", model, f"{out}/long.jsonl", "--held-out", held, "-o", f"{out}/speed-adapter", "--steps", "5",
+    o = run([attend, "lora", "train", model, f"{out}/long.jsonl", "--held-out", held, "-o", f"{out}/speed-adapter", "--steps", "4",
              "--batch-size", str(batch), "--max-length", str(length), "--answers", "0", "--show", "0"])
     m = re.search(r"median ([0-9.]+) s/step.*peak RSS ([0-9]+) MiB", o)
     return float(m.group(1)), float(m.group(2))
 
 def peft_step(length, batch):
-    o = run([python, "Benchmarks/lora_peft.py", model, f"{out}/long.jsonl", held, "--steps", "5", "--batch-size", str(batch),
+    o = run([python, "Benchmarks/lora_peft.py", model, f"{out}/long.jsonl", held, "--steps", "4", "--batch-size", str(batch),
              "--max-length", str(length), "--threads", threads, "--no-eval"])
     r = json.loads(o.strip().splitlines()[-1])
     return r["median_step_s"], r["peak_rss_mib"]

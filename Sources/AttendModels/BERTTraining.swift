@@ -375,16 +375,12 @@ public enum BERTFineTuning {
         let optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
         let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
         let total = stepsPerEpoch * config.epochs
-        let warmup = Int(Float(total) * config.warmupFraction)
-        func rate(_ step: Int) -> Float {
-            step < warmup ? config.learningRate * Float(step + 1) / Float(max(warmup, 1))
-                : config.learningRate * max(0, Float(total - step) / Float(max(total - warmup, 1)))
-        }
+        let rate = WarmupLinearSchedule(peak: config.learningRate, warmupSteps: Int(Float(total) * config.warmupFraction), totalSteps: total)
         var g = RandomGenerator(seed: config.seed)
         var accuracies: [Double] = []
         let bar = progress ? ProgressBar(total: total, label: "fine-tune", unit: "step") : nil
         let trainer = Trainer(model: model, optimizer: optimizer,
-                              config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate)
+                              config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate.callAsFunction)
         var order = Array(train.indices)
         var lossSum: Float = 0
         try trainer.run(progress: bar, rateUnit: "ex", loss: { step, _ in

@@ -179,24 +179,23 @@ public enum GPTFineTuning {
                            progress: Bool = true, onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
         try config.validate()
         guard !train.isEmpty, !test.isEmpty else { throw AttendError("fine-tuning needs training and test examples (got \(train.count) and \(test.count))") }
+        if let llama = model.decoder as? LlamaModel, llama.isQuantized {
+            throw AttendError("fine-tuning '\(llama.name)' needs its float weights, and its matrices are still in GGUF blocks; call loadFloatWeights() first")
+        }
         for e in train + test where model.layout != .multipleChoice && !(0..<model.classCount).contains(e.label) {
             throw AttendError("label \(e.label) is outside the head's \(model.classCount) classes")
         }
         let optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
         let stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
         let total = stepsPerEpoch * config.epochs
-        let warmup = Int(Float(total) * config.warmupFraction)
-        func rate(_ step: Int) -> Float {
-            step < warmup ? config.learningRate * Float(step + 1) / Float(max(warmup, 1))
-                : config.learningRate * max(0, Float(total - step) / Float(max(total - warmup, 1)))
-        }
+        let rate = WarmupLinearSchedule(peak: config.learningRate, warmupSteps: Int(Float(total) * config.warmupFraction), totalSteps: total)
         var g = RandomGenerator(seed: config.seed)
         var order = Array(train.indices)
         var accuracies: [Double] = []
         var lossSum: Float = 0
         let bar = progress ? ProgressBar(total: total, label: "fine-tune \(model.layout.rawValue)", unit: "step") : nil
         let trainer = Trainer(model: model, optimizer: optimizer,
-                              config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate)
+                              config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate.callAsFunction)
         try trainer.run(progress: bar, rateUnit: "ex", loss: { step, _ in
             let k = step % stepsPerEpoch
             if k == 0 {

@@ -208,3 +208,30 @@ public struct WarmupCosineSchedule: Codable, Equatable {
         return minimum + 0.5 * (1 + Foundation.cos(.pi * progress)) * (peak - minimum)
     }
 }
+
+/// BERT's and GPT-1's fine-tuning schedule: linear warmup over the first `warmupSteps`, then linear decay to zero
+/// at `totalSteps`.
+///
+/// ```swift
+/// let schedule = WarmupLinearSchedule(peak: 3e-4, warmupSteps: 100, totalSteps: 1000)
+/// schedule(0)      // 3e-6
+/// schedule(550)    // 1.5e-4
+/// ```
+public struct WarmupLinearSchedule: Codable, Equatable {
+    public var peak: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+
+    public init(peak: Float, warmupSteps: Int, totalSteps: Int) {
+        self.peak = peak
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+    }
+
+    /// The rate for 0-based `step`.
+    public func callAsFunction(_ step: Int) -> Float {
+        step < warmupSteps ? peak * Float(step + 1) / Float(Swift.max(warmupSteps, 1))
+            : peak * Swift.max(0, Float(totalSteps - step) / Float(Swift.max(totalSteps - warmupSteps, 1)))
+    }
+}
+

@@ -108,7 +108,7 @@ final class DecoderFineTuningTests: XCTestCase {
         XCTAssertGreaterThan(llama.layers[0].mlp.down.weight.grad!.toArray().map(abs).max()!, 0)
     }
 
-    func testBadExamplesAreRefused() {
+    func testBadExamplesAreRefused() throws {
         XCTAssertThrowsError(try GPTTaskLayout.entailment.check(textCount: 1, source: "x.tsv:3")) {
             XCTAssertTrue("\($0)".contains("x.tsv:3: the entailment layout takes two texts per example, got 1"), "\($0)")
         }
@@ -120,6 +120,13 @@ final class DecoderFineTuningTests: XCTestCase {
         XCTAssertThrowsError(try GPTFineTuning.run(model, train: [TaskExample(texts: [[3]], label: 2)], test: [TaskExample(texts: [[3]], label: 0)],
                                                    config: GPTFineTuningConfig(), progress: false)) {
             XCTAssertTrue("\($0)".contains("label 2 is outside the head's 2 classes"), "\($0)")
+        }
+        // A decoder whose weights are still quantized cannot take gradients: refused before training.
+        let quantized = try LlamaModel.load(gguf: GGUFFile(smolLMPath))
+        let onQuantized = GPTTaskModel(decoder: quantized, layout: .classification, classCount: 2, generator: &g)
+        XCTAssertThrowsError(try GPTFineTuning.run(onQuantized, train: [TaskExample(texts: [[3]], label: 1)], test: [TaskExample(texts: [[3]], label: 0)],
+                                                   config: GPTFineTuningConfig(), progress: false)) {
+            XCTAssertTrue("\($0)".contains("needs its float weights"), "\($0)")
         }
     }
 }
