@@ -69,7 +69,11 @@ def main():
             rows.append(["same" if a_name == b_name else "different", rng.choice(pool[a_name]), rng.choice(pool[b_name])])
         return rows
 
+    # The questions draw from their own generator, so the book and pair files stay what they were before them.
+    choice_rng = random.Random(a.seed + 1)
+
     def choices(pool, n):
+        rng = choice_rng
         names = list(books)
         rows = []
         for _ in range(n):

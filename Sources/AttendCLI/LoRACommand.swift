@@ -111,9 +111,9 @@ struct LoRACommand: ParsableCommand {
             var options = SamplingOptions()
             for e in examples {
                 guard let last = e.messages.lastIndex(where: { $0.role == "assistant" }) else { continue }
-                options.maxTokens = try loaded.tokenizer.encode(e.messages[last].content, allowSpecial: false).count + 8
+                options.maxTokens = loaded.tokenizer.encode(e.messages[last].content, allowSpecial: false).count + 8
                 let prompt = template.render(e.messages[..<last].map { ($0.role, $0.content) })
-                let r = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: try loaded.tokenizer.encode(prompt, allowSpecial: true),
+                let r = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: loaded.tokenizer.encode(prompt, allowSpecial: true),
                                                 options: options)
                 let text = r.text.trimmingCharacters(in: .whitespacesAndNewlines)
                 if text == e.messages[last].content.trimmingCharacters(in: .whitespacesAndNewlines) { correct += 1 }
