@@ -141,7 +141,7 @@ struct LoRACommand: ParsableCommand {
             try llama.loadFloatWeights()
             if let adapter { try llama.loadAdapter(directory: adapter, allowOtherBase: allowOtherBase) }
             let template = ChatTemplate(ggufTemplate: loaded.chatTemplate)
-            let chats = try ChatExample.read(jsonl: data).map { try template.tokenize($0, tokenizer: loaded.tokenizer, maxLength: maxLength) }
+            let chats = try ChatExample.read(jsonl: data).map { try template.tokenize($0, tokenizer: loaded.tokenizer, maxLength: min(maxLength, llama.contextLength)) }
             let loss = LoRATrainer.meanLoss(model: llama, chats: chats, batchSize: batchSize, padId: loaded.tokenizer.eosId ?? 0)
             print(String(format: "%d conversations, %d trained tokens: mean loss %.6f", chats.count, chats.reduce(0) { $0 + $1.trainedCount }, loss))
             if let logits, let first = chats.first {

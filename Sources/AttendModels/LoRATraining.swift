@@ -95,6 +95,12 @@ public final class LoRATrainer {
 
     public init(model: LlamaModel, train: [TokenizedChat], heldOut: [TokenizedChat], config: LoRATrainingConfig, padId: Int32 = 0) throws {
         try config.validate()
+        guard config.maxLength <= model.contextLength else {
+            throw AttendError("--max-length \(config.maxLength) is longer than the model's context of \(model.contextLength) positions")
+        }
+        guard (train + heldOut).allSatisfy({ $0.ids.count <= model.contextLength && $0.ids.allSatisfy { $0 >= 0 && Int($0) < model.vocabularySize } }) else {
+            throw AttendError("a conversation is longer than the context (\(model.contextLength)) or holds a token id outside the vocabulary (\(model.vocabularySize))")
+        }
         let usable = train.filter { $0.trainedCount > 0 }
         guard !usable.isEmpty else { throw AttendError("no training conversation has an assistant token within --max-length \(config.maxLength)") }
         if model.isQuantized { try model.loadFloatWeights() }

@@ -182,6 +182,12 @@ final class LoRATests: XCTestCase {
         var config = LoRATrainingConfig()
         (config.rank, config.steps, config.learningRate, config.warmupSteps, config.batchSize) = (4, 80, 2e-2, 2, 4)
         config.targetModules = ["q_proj", "v_proj", "up_proj"]
+        config.maxLength = 64
+        var tooLong = config
+        tooLong.maxLength = 65
+        XCTAssertThrowsError(try LoRATrainer(model: model, train: chats, heldOut: chats, config: tooLong)) {
+            XCTAssertTrue("\($0)".contains("--max-length 65 is longer than the model's context of 64 positions"), "\($0)")
+        }
         let trainer = try LoRATrainer(model: model, train: chats, heldOut: chats, config: config)
         let before = trainer.heldOutLoss()
         try trainer.run()
