@@ -7,35 +7,37 @@ import AttendTensor
 import Foundation
 
 extension LlamaModel {
-    /// PEFT's projection names (Hugging Face module names) and the module paths they are in Attend.
-    public static let loraTargetPaths: [(peft: String, ours: String)] = [
-        ("q_proj", "attention.query"), ("k_proj", "attention.key"), ("v_proj", "attention.value"), ("o_proj", "attention.output"),
-        ("gate_proj", "mlp.gate"), ("up_proj", "mlp.up"), ("down_proj", "mlp.down"),
+    /// The projections of a block LoRA can adapt, by their paths in the block. Their PEFT names (q_proj ...)
+    /// and tensor stems come from `huggingFaceNames`.
+    static let loraProjections: [(ours: String, module: KeyPath<LlamaBlock, LlamaLinear>)] = [
+        ("attention.query", \.attention.query), ("attention.key", \.attention.key), ("attention.value", \.attention.value),
+        ("attention.output", \.attention.output), ("mlp.gate", \.mlp.gate), ("mlp.up", \.mlp.up), ("mlp.down", \.mlp.down),
     ]
 
-    /// The projections an adapter of `config` attaches to, as (layer index, PEFT name, linear).
-    func loraTargets(_ config: LoRAConfig, source: String) throws -> [(layer: Int, peft: String, linear: LlamaLinear)] {
-        let known = Dictionary(uniqueKeysWithValues: LlamaModel.loraTargetPaths.map { ($0.peft, $0.ours) })
-        for name in config.targetModules where known[name] == nil {
-            throw AttendError("\(source): target module '\(name)' is not a Llama projection (one of \(LlamaModel.loraTargetPaths.map(\.peft).joined(separator: ", ")))")
-        }
-        var out: [(Int, String, LlamaLinear)] = []
-        for (l, block) in layers.enumerated() {
-            for (peft, _) in LlamaModel.loraTargetPaths where config.targetModules.contains(peft) {
-                let linear: LlamaLinear
-                switch peft {
-                case "q_proj": linear = block.attention.query
-                case "k_proj": linear = block.attention.key
-                case "v_proj": linear = block.attention.value
-                case "o_proj": linear = block.attention.output
-                case "gate_proj": linear = block.mlp.gate
-                case "up_proj": linear = block.mlp.up
-                default: linear = block.mlp.down
-                }
-                out.append((l, peft, linear))
+    /// PEFT's names of the projections LoRA can adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
+    public static var loraTargetNames: [String] { loraProjections.map { peftName(huggingFaceName("layers.0.\($0.ours).weight")) } }
+
+    /// "model.layers.0.self_attn.q_proj.weight" -> "q_proj".
+    static func peftName(_ huggingFace: String) -> String { String(huggingFace.split(separator: ".").dropLast().last ?? "") }
+
+    /// Every adaptable projection of every layer: PEFT's name, our weight's path, PEFT's tensor stem
+    /// (`base_model.model.model.layers.0.self_attn.q_proj`) and the layer.
+    func projections() -> [(peft: String, path: String, stem: String, linear: LlamaLinear)] {
+        layers.enumerated().flatMap { l, block in
+            LlamaModel.loraProjections.map { ours, module in
+                let path = "layers.\(l).\(ours).weight", hf = LlamaModel.huggingFaceName(path)
+                return (LlamaModel.peftName(hf), path, "base_model.model." + hf.dropLast(".weight".count), block[keyPath: module])
             }
         }
-        return out
+    }
+
+    /// The projections an adapter of `config` attaches to.
+    func loraTargets(_ config: LoRAConfig, source: String) throws -> [(peft: String, path: String, stem: String, linear: LlamaLinear)] {
+        let known = LlamaModel.loraTargetNames
+        for name in config.targetModules where !known.contains(name) {
+            throw AttendError("\(source): target module '\(name)' is not a Llama projection (one of \(known.joined(separator: ", ")))")
+        }
+        return projections().filter { config.targetModules.contains($0.peft) }
     }
 
     /// Attaches fresh adapters (A random, B zero: the model's outputs are unchanged) to the projections
@@ -53,7 +55,7 @@ extension LlamaModel {
             throw AttendError("\(source): the model already has adapters; merge or remove them first")
         }
         let targets = try loraTargets(config, source: source)
-        for (_, peft, linear) in targets {
+        for (peft, _, _, linear) in targets {
             let (out, inp) = (linear.weight.shape[0], linear.weight.shape[1])
             guard config.rank <= min(out, inp) else {
                 throw AttendError("\(source): rank \(config.rank) is larger than the \(peft) projection (\(out) x \(inp)); it must be at most \(min(out, inp))")
@@ -61,7 +63,7 @@ extension LlamaModel {
         }
         for (_, t) in namedTensors() { t.requiresGrad = false }
         var g = RandomGenerator(seed: seed)
-        for (_, _, linear) in targets {
+        for (_, _, _, linear) in targets {
             linear.adapter = LoRA(inFeatures: linear.weight.shape[1], outFeatures: linear.weight.shape[0], rank: config.rank,
                                   scale: config.scale, dropout: config.dropout, generator: &g)
         }
@@ -72,18 +74,7 @@ extension LlamaModel {
 
     /// The attached adapters with their PEFT tensor names' stem (`base_model.model.model.layers.0.self_attn.q_proj`).
     func adapters() -> [(stem: String, peft: String, linear: LlamaLinear, lora: LoRA)] {
-        var out: [(String, String, LlamaLinear, LoRA)] = []
-        for (l, block) in layers.enumerated() {
-            let linears: [(String, LlamaLinear)] = [("q_proj", block.attention.query), ("k_proj", block.attention.key), ("v_proj", block.attention.value),
-                                                    ("o_proj", block.attention.output), ("gate_proj", block.mlp.gate), ("up_proj", block.mlp.up),
-                                                    ("down_proj", block.mlp.down)]
-            for (peft, linear) in linears {
-                guard let lora = linear.adapter else { continue }
-                let group = peft.hasSuffix("proj") && ["q_proj", "k_proj", "v_proj", "o_proj"].contains(peft) ? "self_attn" : "mlp"
-                out.append(("base_model.model.model.layers.\(l).\(group).\(peft)", peft, linear, lora))
-            }
-        }
-        return out
+        projections().compactMap { p in p.linear.adapter.map { (p.stem, p.peft, p.linear, $0) } }
     }
 
     /// Query and key rows are stored in GGUF's rotary order (see `interleaveRotaryRows`); an adapter's B of
@@ -153,9 +144,8 @@ extension LlamaModel {
     @discardableResult
     public func mergeAdapters() throws -> [String] {
         var merged: [String] = []
-        let paths = Dictionary(uniqueKeysWithValues: namedModules().compactMap { m in (m.module as? LlamaLinear).map { (ObjectIdentifier($0), m.name) } })
-        for (_, _, linear, lora) in adapters() {
-            let path = paths[ObjectIdentifier(linear)]! + ".weight"
+        for (_, path, _, linear) in projections() {
+            guard let lora = linear.adapter else { continue }
             if linear.blocks != nil {
                 guard let file = ggufSource else { throw AttendError("cannot dequantize '\(path)' without its GGUF file") }
                 try file.read(LlamaModel.ggufNames(path), into: linear.weight)
