@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point one way: AttendTensor <- AttendNN, AttendTokenizers <- AttendLM <- AttendModels <- AttendCLI;
-// AttendDatasets, AttendPlots and AttendEmbeddings sit beside them. Each floor is its own product, so a program that
+// AttendDatasets, AttendPlots and AttendEmbeddings sit beside them; AttendKnowledge (retrieval, SQLite) sits on AttendLM. Each floor is its own product, so a program that
 // needs only tensors and word2vec builds neither the models nor the command line (nor, later, the server's HTTP stack,
 // the database clients or MPI, which join as their own targets and products).
 let package = Package(
@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "AttendTokenizers", targets: ["AttendTokenizers"]),
         .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
+        .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
     dependencies: [
@@ -26,6 +27,7 @@ let package = Package(
         // per-function target attributes, so the default `swift build -c release` is fast without flags.
         .target(name: "CAttendKernels"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .target(name: "AttendTensor", dependencies: ["CAttendKernels", "CZlib"]),
         .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor"]),
@@ -38,10 +40,13 @@ let package = Package(
         .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "AttendLM", "CAttendKernels"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
+        // Retrieval: the document store (SQLite in one file), exact and HNSW vector search, BM25, ingestion and
+        // grounded answering. Only this target links SQLite.
+        .target(name: "AttendKnowledge", dependencies: ["AttendTensor", "AttendNN", "AttendTokenizers", "AttendLM", "CAttendKernels", "CSQLite"]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),
@@ -50,6 +55,8 @@ let package = Package(
         .testTarget(name: "AttendPlotsTests", dependencies: ["AttendPlots"]),
         .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendLM", "AttendTokenizers", "AttendNN", "AttendTensor"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttendKnowledgeTests", dependencies: ["AttendKnowledge", "AttendModels", "AttendTensor", "CAttendKernels"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),
     ],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what Attend needs from Debian's archive: zlib (gzip'd IDX files), OpenBLAS (optional, loaded at
-# run time; Attend has its own kernel without it) and the Fashion-MNIST data set. Skips apt when all are present.
+# Installs what Attend needs from Debian's archive: zlib (gzip'd IDX files), SQLite with FTS5 (the document index),
+# OpenBLAS (optional, loaded at run time; Attend has its own kernel without it), the Fashion-MNIST data set and the
+# PostgreSQL 15 manual (the documents the README's main job answers from). Skips apt when all are present.
 set -euo pipefail
-packages=(zlib1g-dev pkg-config libopenblas0-pthread dataset-fashion-mnist)
+packages=(zlib1g-dev pkg-config libsqlite3-dev libopenblas0-pthread dataset-fashion-mnist postgresql-doc-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

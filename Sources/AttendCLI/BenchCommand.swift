@@ -1,11 +1,14 @@
 import ArgumentParser
+import AttendDatasets
+import AttendKnowledge
+import AttendNN
 import AttendTensor
 import Foundation
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print Attend's figure beside a peer's.",
-        subcommands: [GemmBench.self])
+        subcommands: [GemmBench.self, AnnBench.self, RetrievalBench.self])
 }
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, each run lasting at least ~30 ms.
@@ -66,6 +69,117 @@ struct GemmBench: ParsableCommand {
                 }
                 print(line)
             }
+        }
+    }
+}
+
+/// ann-benchmarks' fashion-mnist-784-euclidean (or any IDX base/query pair): HNSW build time, then recall@k and
+/// queries/s at each ef and thread count, against ground truth computed elsewhere (Benchmarks/ann_peers.py, numpy).
+struct AnnBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ann", abstract: "HNSW recall@k and queries/s over an IDX base and query set (JSON lines).")
+    @Option(help: "IDX images to index (uint8, as ann-benchmarks uses them: raw pixel values).") var base = FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"
+    @Option(help: "IDX query images.") var queries = FashionMNIST.defaultDirectory + "/t10k-images-idx3-ubyte.gz"
+    @Option(help: "Ground truth: little-endian int32 [queries, width] of true neighbour indices, nearest first.") var truth: String
+    @Option(name: .customLong("truth-width"), help: "Neighbours per query in --truth.") var truthWidth = 100
+    @Option(help: "HNSW links per node.") var m = 16
+    @Option(name: .customLong("ef-construction")) var efConstruction = 200
+    @Option(parsing: .upToNextOption, help: "Search beams.") var ef: [Int] = [10, 20, 40, 80, 160, 320]
+    @Option(parsing: .upToNextOption, help: "Thread counts for the queries.") var threads: [Int] = [1, 2]
+    @Option(help: "Neighbours asked for (recall@k).") var k = 10
+    @Option(help: "Timed passes over the queries per cell (median).") var repeats = 3
+
+    func validate() throws {
+        guard m >= 2, efConstruction >= 1, k >= 1, k <= truthWidth, repeats >= 1 else { throw ValidationError("need --m >= 2, --ef-construction >= 1, 1 <= --k <= --truth-width, --repeats >= 1") }
+        guard ef.allSatisfy({ $0 >= 1 }), threads.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--ef and --threads values must be at least 1") }
+    }
+
+    static func rows(_ path: String) throws -> (count: Int, dim: Int, values: [Float]) {
+        let (shape, bytes) = try IDX.readUInt8(path)
+        guard shape.count >= 2 else { throw AttendError("\(path): expected at least 2 dimensions, got \(shape)") }
+        return (shape[0], shape.dropFirst().reduce(1, *), bytes.map(Float.init))
+    }
+
+    func run() throws {
+        let b = try AnnBench.rows(base), q = try AnnBench.rows(queries)
+        guard b.dim == q.dim else { throw AttendError("\(queries): \(q.dim) values per row, \(base) has \(b.dim)") }
+        guard let t = FileManager.default.contents(atPath: truth), t.count == q.count * truthWidth * 4 else {
+            throw AttendError("\(truth): expected \(q.count) x \(truthWidth) int32 values")
+        }
+        let truthIDs = t.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        let index = try HNSWIndex(dimension: b.dim, metric: .euclidean, m: m, efConstruction: efConstruction)
+        let started = Date()
+        let bar = ProgressBar(total: b.count, label: "build", unit: "vectors")
+        for i in 0..<b.count {
+            try index.add(Array(b.values[(i * b.dim)..<((i + 1) * b.dim)]), label: Int64(i))
+            if i % 1000 == 999 { bar.advance(1000) }
+        }
+        bar.finish()
+        let buildSeconds = Date().timeIntervalSince(started)
+        let graphMiB = Double(index.serializedLinks().count + b.count * b.dim * 4) / 1048576
+        print(#"{"peer": "attend", "build_seconds": \#(buildSeconds), "build_threads": 1, "index_mib": \#(graphMiB)}"#)
+        let queryRows = (0..<q.count).map { Array(q.values[($0 * q.dim)..<(($0 + 1) * q.dim)]) }
+        for threadCount in threads {
+            for e in ef {
+                var found = [[Int64]](repeating: [], count: q.count)
+                let seconds = medianSeconds(repeats: repeats) {
+                    found.withUnsafeMutableBufferPointer { out in
+                        let base = out.baseAddress!
+                        DispatchQueue.concurrentPerform(iterations: threadCount) { part in
+                            var i = part
+                            while i < q.count { base[i] = index.search(queryRows[i], k: k, ef: e).map(\.label); i += threadCount }
+                        }
+                    }
+                }
+                var hits = 0
+                for i in 0..<q.count {
+                    let truthSet = Set(truthIDs[(i * truthWidth)..<(i * truthWidth + k)].map(Int64.init))
+                    hits += found[i].filter(truthSet.contains).count
+                }
+                print(#"{"peer": "attend", "threads": \#(threadCount), "ef": \#(e), "recall": \#(Double(hits) / Double(q.count * k)), "qps": \#(Double(q.count) / seconds)}"#)
+            }
+        }
+    }
+}
+
+/// Retrieval quality: questions with the pages that answer them (tab-separated, `#` comments), recall@k and mean
+/// reciprocal rank of the first right page, for vector, BM25 and hybrid retrieval.
+struct RetrievalBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "retrieval", abstract: "Recall@k of vector, BM25 and hybrid retrieval over hand-written questions.")
+    @OptionGroup var options: IndexOptions
+    @Argument(help: "question<TAB>page[,page...] lines; a hit is right when its file name is one of the pages.") var questions: String
+    @Option(help: "Pages counted (k of recall@k); chunks are read until this many distinct pages are found.") var top = 5
+    @Flag(help: "Print each question's ranks.") var verbose = false
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: questions, encoding: .utf8) else { throw AttendError("\(questions): cannot be read as UTF-8") }
+        var cases: [(String, Set<String>)] = []
+        for (n, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") && !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let parts = line.split(separator: "\t")
+            guard parts.count == 2 else { throw AttendError("\(questions):\(n + 1): expected question<TAB>pages") }
+            cases.append((String(parts[0]), Set(parts[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })))
+        }
+        guard !cases.isEmpty else { throw AttendError("\(questions): no questions") }
+        let (embedder, name) = try options.embedder()
+        let store = try options.open(embedder: embedder, name: name)
+        let retriever = Retriever(store: store) { try embedder.encode([$0]).toArray() }
+        print("\(cases.count) questions, \(try store.counts().chunks) chunks; recall@\(top) counts a question when one of its pages is among the first \(top) distinct pages")
+        for mode in RetrievalMode.allCases {
+            var found = 0, reciprocal = 0.0
+            let started = Date()
+            for (question, pages) in cases {
+                let hits = try retriever.search(question, top: top * 8, mode: mode)
+                var seen: [String] = []
+                for hit in hits {
+                    let page = (hit.chunk.source as NSString).lastPathComponent
+                    if !seen.contains(page) { seen.append(page) }
+                    if seen.count == top { break }
+                }
+                if let rank = seen.firstIndex(where: pages.contains) { found += 1; reciprocal += 1 / Double(rank + 1) }
+                if verbose { print("  \(mode.rawValue) \(seen.firstIndex(where: pages.contains).map { "\($0 + 1)" } ?? "-")  \(question)  -> \(seen.prefix(3).joined(separator: " "))") }
+            }
+            let ms = Date().timeIntervalSince(started) * 1000 / Double(cases.count)
+            print(String(format: "%-7@ recall@%d %.3f (%d/%d)  MRR %.3f  %.1f ms/question", mode.rawValue, top, Double(found) / Double(cases.count), found, cases.count,
+                         reciprocal / Double(cases.count), ms))
         }
     }
 }

@@ -7,7 +7,7 @@ struct AttendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attend",
         abstract: "Representation learning and Transformers in Swift.",
-        subcommands: [MNISTCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self])
+        subcommands: [MNISTCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, IndexCommand.self, SearchCommand.self, AskCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self])
 }
 
 AttendCommand.main()

@@ -103,4 +103,44 @@ void attend_w2v_update(const float *input, float *grad, float *out, const int *r
 /// y += a * x over n floats.
 void attend_saxpy(long n, float a, const float *x, float *y);
 
+// MARK: vector search (VectorSearch.c)
+
+#define ATTEND_METRIC_L2 0
+#define ATTEND_METRIC_INNER_PRODUCT 1
+
+/// Squared Euclidean distance (ATTEND_METRIC_L2) or 1 - dot product (ATTEND_METRIC_INNER_PRODUCT) of two n-vectors.
+float attend_vector_distance(int metric, const float *a, const float *b, long n);
+/// out[r] = distance(query, row r) for `count` rows of `dim` floats.
+void attend_vector_distances(int metric, const float *query, const float *rows, long count, long dim, float *out);
+/// Tests: 0 = scalar, 1 = AVX2, 2 = AVX-512 distance kernels for graphs created afterwards; -1 = ask the CPU.
+void attend_vector_search_set_level(int level);
+/// The best level this CPU runs (0, 1 or 2).
+int attend_vector_search_cpu_level(void);
+
+/// An HNSW graph over vectors of one dimension, each with a 64-bit label. Adds are not thread-safe; searches
+/// are (each thread has its own visited set).
+typedef struct attend_hnsw attend_hnsw;
+attend_hnsw *attend_hnsw_create(long dim, int metric, long m, long ef_construction, unsigned long long seed);
+void attend_hnsw_free(attend_hnsw *g);
+/// Copies the vector in; returns its node index, or -1 when out of memory.
+long attend_hnsw_add(attend_hnsw *g, const float *vector, long long label);
+/// The node stays in the graph as a route but is never a result. Returns 0 for an index out of range.
+int attend_hnsw_mark_deleted(attend_hnsw *g, long node);
+/// Up to k nearest live nodes (and allowed[node] != 0 when allowed is given), nearest first, with a beam of
+/// max(ef, k). Returns how many were written, or -1 when out of memory.
+long attend_hnsw_search(const attend_hnsw *g, const float *query, long k, long ef, const unsigned char *allowed,
+                        long long *labels, float *distances);
+long attend_hnsw_count(const attend_hnsw *g);
+long attend_hnsw_deleted_count(const attend_hnsw *g);
+long long attend_hnsw_label(const attend_hnsw *g, long node);
+int attend_hnsw_is_deleted(const attend_hnsw *g, long node);
+const float *attend_hnsw_vector(const attend_hnsw *g, long node);
+/// The graph's links (not its vectors) as bytes: attend_hnsw_links_size bytes written by attend_hnsw_write_links.
+long attend_hnsw_links_size(const attend_hnsw *g);
+void attend_hnsw_write_links(const attend_hnsw *g, unsigned char *out);
+/// Rebuilds a graph from those bytes, asking vector(ctx, label, out) for each node's vector (returning 0 for an
+/// unknown label). NULL with a reason in *error when anything is inconsistent.
+attend_hnsw *attend_hnsw_read_links(const unsigned char *bytes, long size, int (*vector)(void *ctx, long long label, float *out), void *ctx,
+                                    unsigned long long seed, const char **error);
+
 #endif

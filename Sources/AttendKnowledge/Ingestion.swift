@@ -1,0 +1,125 @@
+// Ingestion: files and folders in, chunks with embeddings out, into a store. Unchanged files (same content hash)
+// are skipped, changed ones replace their chunks, unreadable ones are named, counted and skipped. Chunks of many
+// documents are embedded together (full batches keep the embedder fast) and each document is written in its own
+// transaction, so a killed run loses at most the batch in flight and a rerun continues.
+
+import AttendNN
+import AttendTensor
+import Foundation
+
+/// What an ingestion did.
+public struct IngestionReport: Sendable {
+    public var added = 0, updated = 0, unchanged = 0
+    public var failed: [(source: String, reason: String)] = []
+    public var chunks = 0, tokens = 0
+    public var seconds = 0.0
+}
+
+/// Adds documents to a store.
+///
+/// ```swift
+/// let ingestor = Ingestor(store: store, chunker: chunker) { texts in try embedder.encode(texts) }
+/// let report = try ingestor.add(paths: ["/usr/share/doc/postgresql-doc-15/html"])
+/// ```
+public struct Ingestor {
+    public let store: any KnowledgeStore
+    public let chunker: TextChunker
+    /// Embeds a batch of passages: [count, dimension].
+    public let embed: ([String]) throws -> Tensor
+    /// Passages per embedding call.
+    public var batchSize = 256
+    public var showProgress = true
+    /// Per-document metadata added to what the reader finds (title, format).
+    public var metadata: [String: String] = [:]
+
+    public init(store: any KnowledgeStore, chunker: TextChunker, embed: @escaping ([String]) throws -> Tensor) {
+        (self.store, self.chunker, self.embed) = (store, chunker, embed)
+    }
+
+    /// The documents under `paths`: files as given (whatever their extension), folders walked for .html, .htm,
+    /// .md, .markdown and .txt files, in sorted order. Missing paths are reported, not thrown.
+    public static func files(under paths: [String], failed: inout [(source: String, reason: String)]) -> [String] {
+        var out: [String] = []
+        let fm = FileManager.default
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { failed.append((path, "no such file or folder")); continue }
+            guard isDirectory.boolValue else { out.append(path); continue }
+            guard let walker = fm.enumerator(atPath: path) else { failed.append((path, "cannot list the folder")); continue }
+            var found: [String] = []
+            while let relative = walker.nextObject() as? String {
+                if SourceDocument.format(ofPath: relative) != nil { found.append((path as NSString).appendingPathComponent(relative)) }
+            }
+            out += found.sorted()
+        }
+        return out
+    }
+
+    /// The text a chunk is embedded as: the page title and the section heading give the passage its context.
+    public static func embeddingText(title: String, chunk: DocumentChunk) -> String {
+        var head = title
+        if !chunk.heading.isEmpty && chunk.heading != title { head += head.isEmpty ? chunk.heading : " — " + chunk.heading }
+        return head.isEmpty ? chunk.text : head + "\n" + chunk.text
+    }
+
+    public func add(paths: [String]) throws -> IngestionReport {
+        var report = IngestionReport()
+        let started = Date()
+        let files = Ingestor.files(under: paths, failed: &report.failed)
+        // First pass: read, hash, parse, chunk; skip unchanged files. Cheap next to embedding.
+        struct Pending { var record: DocumentRecord; var chunks: [DocumentChunk]; var isNew: Bool }
+        var pending: [Pending] = []
+        for file in files {
+            let source = (file as NSString).standardizingPath
+            guard let data = FileManager.default.contents(atPath: file) else { report.failed.append((source, "cannot be read")); continue }
+            let hash = contentHash(data)
+            let stored = try store.contentHash(of: source)
+            if stored == hash { report.unchanged += 1; continue }
+            guard let format = SourceDocument.format(ofPath: file) else {
+                report.failed.append((source, "not a document (expected .html, .htm, .md, .markdown or .txt)")); continue
+            }
+            do {
+                let doc = try SourceDocument.parse(data, source: source, format: format)
+                var meta = metadata
+                meta["title"] = doc.title
+                meta["format"] = format.rawValue
+                let record = DocumentRecord(source: source, contentHash: hash, byteCount: data.count, title: doc.title, format: format.rawValue, metadata: meta)
+                pending.append(Pending(record: record, chunks: chunker.chunks(of: doc), isNew: stored == nil))
+            } catch {
+                report.failed.append((source, "\(error)"))
+            }
+        }
+        let totalChunks = pending.reduce(0) { $0 + $1.chunks.count }
+        let bar = showProgress && totalChunks > 0 ? ProgressBar(total: totalChunks, label: "embedding", unit: "chunks") : nil
+        // Second pass: embed in full batches across documents; write each document once all its chunks have vectors.
+        var next = 0
+        while next < pending.count {
+            var end = next, count = 0
+            while end < pending.count && (count == 0 || count + pending[end].chunks.count <= batchSize) { count += pending[end].chunks.count; end += 1 }
+            let texts = pending[next..<end].flatMap { p in p.chunks.map { Ingestor.embeddingText(title: p.record.title, chunk: $0) } }
+            var vectors: [[Float]] = []
+            if !texts.isEmpty {
+                let e = try embed(texts)
+                let (n, d) = (e.shape[0], e.shape[1])
+                precondition(n == texts.count, "Ingestor: the embedder returned \(n) vectors for \(texts.count) passages")
+                let values = e.toArray()
+                vectors = (0..<n).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }
+            }
+            var offset = 0
+            for p in pending[next..<end] {
+                try store.replace(p.record, chunks: p.chunks, embeddings: Array(vectors[offset..<(offset + p.chunks.count)]))
+                offset += p.chunks.count
+                if p.isNew { report.added += 1 } else { report.updated += 1 }
+                report.chunks += p.chunks.count
+                report.tokens += p.chunks.reduce(0) { $0 + $1.tokenCount }
+            }
+            bar?.advance(count, status: "\(end)/\(pending.count) files")
+            next = end
+            // Saving the graph now and then bounds what a killed run must re-insert when the file is next opened.
+            if next == pending.count || report.chunks % (batchSize * 16) < count { try store.flush() }
+        }
+        try store.flush()
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+}
