@@ -117,23 +117,16 @@ struct AnnBench: ParsableCommand {
         let buildSeconds = Date().timeIntervalSince(started)
         let graphMiB = Double(index.serializedLinks().count + b.count * b.dim * 4) / 1048576
         print(#"{"peer": "attend", "build_seconds": \#(buildSeconds), "build_threads": 1, "index_mib": \#(graphMiB)}"#)
-        let queryRows = (0..<q.count).map { Array(q.values[($0 * q.dim)..<(($0 + 1) * q.dim)]) }
         for threadCount in threads {
             for e in ef {
-                var found = [[Int64]](repeating: [], count: q.count)
-                let seconds = medianSeconds(repeats: repeats) {
-                    found.withUnsafeMutableBufferPointer { out in
-                        let base = out.baseAddress!
-                        DispatchQueue.concurrentPerform(iterations: threadCount) { part in
-                            var i = part
-                            while i < q.count { base[i] = index.search(queryRows[i], k: k, ef: e).map(\.label); i += threadCount }
-                        }
-                    }
+                var found: [Int64] = []
+                let seconds = q.values.withUnsafeBufferPointer { rows in
+                    medianSeconds(repeats: repeats) { found = index.search(batch: rows.baseAddress!, count: q.count, k: k, ef: e, threads: threadCount).labels }
                 }
                 var hits = 0
                 for i in 0..<q.count {
                     let truthSet = Set(truthIDs[(i * truthWidth)..<(i * truthWidth + k)].map(Int64.init))
-                    hits += found[i].filter(truthSet.contains).count
+                    hits += found[(i * k)..<((i + 1) * k)].filter(truthSet.contains).count
                 }
                 print(#"{"peer": "attend", "threads": \#(threadCount), "ef": \#(e), "recall": \#(Double(hits) / Double(q.count * k)), "qps": \#(Double(q.count) / seconds)}"#)
             }

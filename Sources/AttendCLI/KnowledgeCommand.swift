@@ -69,9 +69,11 @@ enum Knowledge {
         let (documents, chunks) = try store.counts()
         if !quiet || report.added + report.updated > 0 {
             FileHandle.standardError.write(String(
-                format: "%@: %d added, %d updated, %d unchanged, %d skipped; %d chunks (%d tokens) in %.1f s (%.1f chunks/s); index holds %d documents, %d chunks\n",
+                format: "%@: %d added, %d updated, %d unchanged, %d skipped; %d chunks (%d tokens) in %.1f s (%.1f files/s, %.1f chunks/s, %.0f tokens/s; read + chunk %.1f s, embed %.1f s, write %.1f s); index holds %d documents, %d chunks\n",
                 options.index, report.added, report.updated, report.unchanged, report.failed.count, report.chunks, report.tokens, report.seconds,
-                Double(report.chunks) / max(report.seconds, 1e-9), documents, chunks).data(using: .utf8)!)
+                Double(report.added + report.updated) / max(report.seconds, 1e-9), Double(report.chunks) / max(report.seconds, 1e-9),
+                Double(report.tokens) / max(report.seconds, 1e-9), report.readSeconds, report.embedSeconds, report.writeSeconds,
+                documents, chunks).data(using: .utf8)!)
         }
         return store
     }
@@ -240,7 +242,6 @@ struct AskCommand: ParsableCommand {
             return
         }
         print("\n\nSources:")
-        fflush(stdout)
         let cited = Set(answer.citedSources)
         for (i, c) in sources.enumerated() {
             print("[\(i + 1)]\(cited.contains(i + 1) ? "*" : " ") \(c.title)\(c.heading.isEmpty || c.heading == c.title ? "" : " — " + c.heading)  \(c.citation)")
@@ -248,7 +249,8 @@ struct AskCommand: ParsableCommand {
             let excerpt = c.text.replacingOccurrences(of: "\n", with: " ")
             print("     \(excerpt.prefix(320))\(excerpt.count > 320 ? "…" : "")")
         }
-        FileHandle.standardError.write(String(format: "\nretrieval %.0f ms; prompt %d tokens (%.0f tokens/s); answer %d tokens (%.1f tokens/s)\n",
+        fflush(stdout)
+        FileHandle.standardError.write(String(format: "retrieval %.0f ms; prompt %d tokens (%.0f tokens/s); answer %d tokens (%.1f tokens/s)\n",
                                               answer.retrievalSeconds * 1000, answer.generation.promptTokens,
                                               Double(answer.generation.promptTokens) / answer.generation.promptSeconds, answer.generation.tokens.count,
                                               Double(answer.generation.tokens.count) / max(answer.generation.generationSeconds, 1e-9)).data(using: .utf8)!)

@@ -13,6 +13,8 @@ public struct IngestionReport: Sendable {
     public var failed: [(source: String, reason: String)] = []
     public var chunks = 0, tokens = 0
     public var seconds = 0.0
+    /// Of which: reading, parsing and chunking; embedding; writing to the store.
+    public var readSeconds = 0.0, embedSeconds = 0.0, writeSeconds = 0.0
 }
 
 /// Adds documents to a store.
@@ -89,6 +91,7 @@ public struct Ingestor {
                 report.failed.append((source, "\(error)"))
             }
         }
+        report.readSeconds = Date().timeIntervalSince(started)
         let totalChunks = pending.reduce(0) { $0 + $1.chunks.count }
         let bar = showProgress && totalChunks > 0 ? ProgressBar(total: totalChunks, label: "embedding", unit: "chunks") : nil
         // Second pass: embed in full batches across documents; write each document once all its chunks have vectors.
@@ -98,6 +101,7 @@ public struct Ingestor {
             while end < pending.count && (count == 0 || count + pending[end].chunks.count <= batchSize) { count += pending[end].chunks.count; end += 1 }
             let texts = pending[next..<end].flatMap { p in p.chunks.map { Ingestor.embeddingText(title: p.record.title, chunk: $0) } }
             var vectors: [[Float]] = []
+            let embedStarted = Date()
             if !texts.isEmpty {
                 let e = try embed(texts)
                 let (n, d) = (e.shape[0], e.shape[1])
@@ -105,6 +109,8 @@ public struct Ingestor {
                 let values = e.toArray()
                 vectors = (0..<n).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }
             }
+            let writeStarted = Date()
+            report.embedSeconds += writeStarted.timeIntervalSince(embedStarted)
             var offset = 0
             for p in pending[next..<end] {
                 try store.replace(p.record, chunks: p.chunks, embeddings: Array(vectors[offset..<(offset + p.chunks.count)]))
@@ -113,6 +119,7 @@ public struct Ingestor {
                 report.chunks += p.chunks.count
                 report.tokens += p.chunks.reduce(0) { $0 + $1.tokenCount }
             }
+            report.writeSeconds += Date().timeIntervalSince(writeStarted)
             bar?.advance(count, status: "\(end)/\(pending.count) files")
             next = end
             // Saving the graph now and then bounds what a killed run must re-insert when the file is next opened.

@@ -185,6 +185,28 @@ public final class HNSWIndex {
         return (0..<max(0, found)).map { Neighbor(label: labels[$0], distance: distances[$0]) }
     }
 
+    /// Searches many queries at once (rows of `queries`, `count` x dimension), split over `threads` threads in
+    /// contiguous parts: labels and distances [count * k], nearest first per query, with `-1` / infinity where a
+    /// query found fewer than k. No allocation per query.
+    public func search(batch queries: UnsafePointer<Float>, count: Int, k: Int, ef: Int, threads: Int = Parallel.threads) -> (labels: [Int64], distances: [Float]) {
+        var labels = [Int64](repeating: -1, count: count * k)
+        var distances = [Float](repeating: .infinity, count: count * k)
+        guard count > 0, k > 0, self.count > 0 else { return (labels, distances) }
+        let (g, d) = (graph, dimension)
+        labels.withUnsafeMutableBufferPointer { l in
+            distances.withUnsafeMutableBufferPointer { dist in
+                let (lp, dp) = (l.baseAddress!, dist.baseAddress!)
+                let parts = max(1, min(threads, count))
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                        _ = attend_hnsw_search(g, queries + i * d, k, ef, nil, lp + i * k, dp + i * k)
+                    }
+                }
+            }
+        }
+        return (labels, distances)
+    }
+
     /// The graph's links (without the vectors, which their owner stores) for `load(links:vector:)`.
     public func serializedLinks() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: attend_hnsw_links_size(graph))
