@@ -90,7 +90,9 @@ struct AnnBench: ParsableCommand {
 
     func validate() throws {
         guard m >= 2, efConstruction >= 1, k >= 1, k <= truthWidth, repeats >= 1 else { throw ValidationError("need --m >= 2, --ef-construction >= 1, 1 <= --k <= --truth-width, --repeats >= 1") }
-        guard ef.allSatisfy({ $0 >= 1 }), threads.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--ef and --threads values must be at least 1") }
+        guard ef.allSatisfy({ (1...100_000).contains($0) }), threads.allSatisfy({ (1...256).contains($0) }), k <= 1000 else {
+            throw ValidationError("--ef values must be in 1...100000, --threads in 1...256, --k at most 1000")
+        }
     }
 
     static func rows(_ path: String) throws -> (count: Int, dim: Int, values: [Float]) {
@@ -142,6 +144,8 @@ struct RetrievalBench: ParsableCommand {
     @Argument(help: "question<TAB>page[,page...] lines; a hit is right when its file name is one of the pages.") var questions: String
     @Option(help: "Pages counted (k of recall@k); chunks are read until this many distinct pages are found.") var top = 5
     @Flag(help: "Print each question's ranks.") var verbose = false
+
+    func validate() throws { guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") } }
 
     func run() throws {
         guard let text = try? String(contentsOfFile: questions, encoding: .utf8) else { throw AttendError("\(questions): cannot be read as UTF-8") }

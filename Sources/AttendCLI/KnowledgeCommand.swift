@@ -154,8 +154,8 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "One JSON object per hit: source, anchor, title, heading, score, text.") var json = false
 
     func validate() throws {
-        guard top >= 1 else { throw ValidationError("--top must be at least 1, got \(top)") }
-        guard ef >= 1 else { throw ValidationError("--ef must be at least 1, got \(ef)") }
+        guard (1...1000).contains(top) else { throw ValidationError("--top must be in 1...1000, got \(top)") }
+        guard (1...100_000).contains(ef) else { throw ValidationError("--ef must be in 1...100000, got \(ef)") }
         guard RetrievalMode(rawValue: mode) != nil else { throw ValidationError("--mode must be vector, text or hybrid, got '\(mode)'") }
         guard !query.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the query is empty") }
     }
@@ -204,7 +204,8 @@ struct AskCommand: ParsableCommand {
     @Flag(name: .customLong("show-prompt"), help: "Print the prompt before the answer.") var showPrompt = false
 
     func validate() throws {
-        guard top >= 1, maxTokens >= 1 else { throw ValidationError("--top and --max-tokens must be at least 1") }
+        guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") }
+        guard (1...100_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...100000, got \(maxTokens)") }
         guard repetitionPenalty > 0, temperature >= 0 else { throw ValidationError("--repetition-penalty must be positive and --temperature at least 0") }
         if let b = promptBudget, b < 64 { throw ValidationError("--prompt-budget must be at least 64 tokens, got \(b)") }
         guard RetrievalMode(rawValue: mode) != nil else { throw ValidationError("--mode must be vector, text or hybrid, got '\(mode)'") }

@@ -141,11 +141,13 @@ public struct Retriever {
     /// Reciprocal rank fusion's constant (Cormack et al. 2009 use 60).
     public var fusionConstant = 60.0
     public var ef = 64
+    /// The most results one search returns (the lists read for fusion are 4x deeper).
+    public static let maxResults = 10_000
 
     public init(store: any KnowledgeStore, embed: @escaping (String) throws -> [Float]) { (self.store, self.embed) = (store, embed) }
 
     public func search(_ query: String, top: Int, mode: RetrievalMode = .hybrid, filter: SearchFilter = SearchFilter(), exact: Bool = false) throws -> [SearchHit] {
-        guard top >= 1 else { throw AttendError("search: --top must be at least 1, got \(top)") }
+        guard (1...Retriever.maxResults).contains(top) else { throw AttendError("search: the number of results must be in 1...\(Retriever.maxResults), got \(top)") }
         let depth = max(top * 4, 40)   // each list is read deeper than the answer, so fusion has something to fuse
         var vectorRanks: [Int64: Int] = [:], textRanks: [Int64: Int] = [:]
         var scores: [Int64: Double] = [:]

@@ -164,6 +164,7 @@ public final class HNSWIndex {
     public func search(_ query: [Float], k: Int, ef: Int = 64, allowed: Set<Int64>? = nil) -> [Neighbor] {
         precondition(query.count == dimension, "HNSW.search: query of \(query.count) values, index dimension \(dimension)")
         guard k > 0, count > 0 else { return [] }
+        let k = min(k, count), ef = min(ef, max(nodeCount, k))   // no buffer larger than the graph
         var mask: [UInt8]? = nil
         if let allowed {
             var m = [UInt8](repeating: 0, count: nodeCount)

@@ -420,7 +420,9 @@ int attend_hnsw_mark_deleted(attend_hnsw *g, long node) {
 
 long attend_hnsw_search(const attend_hnsw *g, const float *q, long k, long ef, const unsigned char *allowed, long long *labels, float *distances) {
     if (g->entry < 0 || k < 1) return 0;
+    if (k > g->count) k = g->count;
     if (ef < k) ef = k;
+    if (ef > g->count) ef = g->count;
     visit_t *v = visit_begin(g->count);
     if (!v) return -1;
     int ep = g->entry;
