@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point one way: AttendTensor <- AttendNN, AttendTokenizers <- AttendLM <- AttendModels <- AttendCLI;
-// AttendDatasets, AttendPlots and AttendEmbeddings sit beside them; AttendKnowledge (retrieval, SQLite) sits on AttendLM. Each floor is its own product, so a program that
+// AttendDatasets, AttendPlots and AttendEmbeddings sit beside them; AttendKnowledge (retrieval, SQLite) sits on AttendLM, AttendKnowledgePostgres (pgvector, SwiftNIO) on AttendKnowledge. Each floor is its own product, so a program that
 // needs only tensors and word2vec builds neither the models nor the command line (nor, later, the server's HTTP stack,
 // the database clients or MPI, which join as their own targets and products).
 let package = Package(
@@ -17,10 +17,15 @@ let package = Package(
         .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // Hand-written C kernels (GEMM micro-kernel, vector exp). They pick AVX2+FMA at run time through
@@ -43,10 +48,19 @@ let package = Package(
         // Retrieval: the document store (SQLite in one file), exact and HNSW vector search, BM25, ingestion and
         // grounded answering. Only this target links SQLite.
         .target(name: "AttendKnowledge", dependencies: ["AttendTensor", "AttendNN", "AttendTokenizers", "AttendLM", "CAttendKernels", "CSQLite"]),
+        // The same store on PostgreSQL + pgvector, through postgres-nio: the only target that links SwiftNIO's
+        // database client.
+        .target(name: "AttendKnowledgePostgres", dependencies: [
+            "AttendKnowledge", "AttendTensor",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),
@@ -56,7 +70,9 @@ let package = Package(
         .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendLM", "AttendTokenizers", "AttendNN", "AttendTensor"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "AttendKnowledgeTests", dependencies: ["AttendKnowledge", "AttendModels", "AttendTensor", "CAttendKernels"],
+        .testTarget(name: "AttendKnowledgeTests", dependencies: ["AttendKnowledge", "AttendKnowledgePostgres", "AttendModels", "AttendTensor", "CAttendKernels",
+                                                              .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                                                              .product(name: "Logging", package: "swift-log")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),
     ],

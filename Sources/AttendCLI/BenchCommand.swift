@@ -1,6 +1,8 @@
 import ArgumentParser
 import AttendDatasets
 import AttendKnowledge
+import AttendKnowledgePostgres
+import AttendModels
 import AttendNN
 import AttendTensor
 import Foundation
@@ -8,7 +10,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print Attend's figure beside a peer's.",
-        subcommands: [GemmBench.self, AnnBench.self, RetrievalBench.self])
+        subcommands: [GemmBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self])
 }
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, each run lasting at least ~30 ms.
@@ -177,6 +179,115 @@ struct RetrievalBench: ParsableCommand {
             let ms = Date().timeIntervalSince(started) * 1000 / Double(cases.count)
             print(String(format: "%-7@ recall@%d %.3f (%d/%d)  MRR %.3f  %.1f ms/question", mode.rawValue, top, Double(found) / Double(cases.count), found, cases.count,
                          reciprocal / Double(cases.count), ms))
+        }
+    }
+}
+
+/// The SQLite store against the PostgreSQL + pgvector store on the same index: a fresh copy into each (write
+/// throughput, HNSW built as chunks arrive), then the same queries through both, exact (do they return the same
+/// hits?) and through each one's HNSW graph (recall@k against its own exact answer, queries/s).
+struct StoreBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stores", abstract: "SQLite against PostgreSQL + pgvector on one index: copy time, exact agreement, HNSW recall and queries/s.")
+    @Argument(help: "The index to read (an SQLite file made by `attend index add`).") var index: String
+    @Argument(help: "A PostgreSQL + pgvector server: postgres://USER@HOST:PORT/DATABASE (the benchmark writes schema attend_bench).") var server: String
+    @Option(help: "question<TAB>pages lines: the questions are among the queries.") var questions: String?
+    @Option(help: "Queries in all: the questions, then section headings of the index's chunks.") var queries = 1000
+    @Option(help: "Neighbours per query (k of recall@k).") var top = 10
+    @Option(parsing: .upToNextOption, help: "HNSW search beams.") var ef: [Int] = [10, 20, 40, 80, 160, 320]
+    @Option(name: .customLong("embedding-model")) var embeddingModel = "all-MiniLM-L6-v2"
+    @Flag(name: .customLong("reuse"), help: "Keep the copies of an earlier run (skips the copy timings).") var reuse = false
+
+    func validate() throws {
+        guard (1...100_000).contains(queries) else { throw ValidationError("--queries must be in 1...100000, got \(queries)") }
+        guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") }
+        guard !ef.isEmpty, ef.allSatisfy({ (1...PostgresKnowledgeStore.maxEF).contains($0) }) else { throw ValidationError("--ef values must be in 1...\(PostgresKnowledgeStore.maxEF)") }
+        guard !KnowledgeStores.isPostgres(index) else { throw ValidationError("the first argument is the SQLite index to copy from") }
+        guard KnowledgeStores.isPostgres(server) else { throw ValidationError("the second argument must be a postgres:// URL, got \(server)") }
+        guard URLComponents(string: server)?.query == nil else { throw ValidationError("give the server's URL without ?schema= (the benchmark uses schema attend_bench)") }
+    }
+
+    func run() throws {
+        let source = try Knowledge.openExisting(index)
+        let embedder = try SentenceEmbedder.load(directory: try ModelLocator.locate(embeddingModel, kind: .sentenceEmbedder))
+        guard embedder.dimension == source.settings.dimension else { throw AttendError("\(index) holds \(source.settings.dimension)-dimensional embeddings; \(embeddingModel) makes \(embedder.dimension)") }
+        // Fresh copies: SQLite into a new file, PostgreSQL into a new schema.
+        let copyPath = index + ".bench-copy.sqlite", pgURL = server + "?schema=attend_bench"
+        var stores: [(String, any KnowledgeStore)] = []
+        if !reuse {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: copyPath + suffix) }
+            if let old = try? PostgresKnowledgeStore(url: pgURL, settings: nil) { try old.drop() }
+        }
+        for (name, location) in [("sqlite", copyPath), ("pgvector", pgURL)] {
+            let store = try KnowledgeStores.open(location, settings: source.settings)
+            let report = try KnowledgeCopier.copy(from: source, to: store)
+            if report.copied > 0 {
+                print(String(format: "%-8@ copy: %d documents, %d chunks in %.1f s (%.0f chunks/s, HNSW M %d ef_construction %d built as they arrive)",
+                             name, report.copied, report.chunks, report.seconds, Double(report.chunks) / report.seconds, store.settings.m, store.settings.efConstruction))
+            }
+            stores.append((name, store))
+        }
+        // Queries: the hand-written questions, then distinct headings.
+        var texts: [String] = []
+        if let questions {
+            guard let text = try? String(contentsOfFile: questions, encoding: .utf8) else { throw AttendError("\(questions): cannot be read as UTF-8") }
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                if let question = line.split(separator: "\t").first { texts.append(String(question)) }
+            }
+        }
+        var seen = Set(texts)
+        outer: for name in try source.sources() {
+            for chunk in try source.export(source: name)?.chunks ?? [] where texts.count < queries {
+                let heading = chunk.heading.trimmingCharacters(in: .whitespaces)
+                if heading.count > 8 && seen.insert(heading).inserted { texts.append(heading) }
+            }
+            if texts.count >= queries { break outer }
+        }
+        texts = Array(texts.prefix(queries))
+        let vectors = embedder.embed(texts, batchSize: 64)
+        let d = vectors.shape[1], flat = vectors.toArray()
+        let query = (0..<texts.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }
+        print("\(texts.count) queries, k = \(top), \(try source.counts().chunks) chunks of \(d) dimensions; one connection / one thread each")
+
+        // Exact answers, as (source, position, distance), and their agreement.
+        func keyed(_ store: any KnowledgeStore, _ hits: [(id: Int64, distance: Float)]) throws -> [(String, Int, Float)] {
+            let chunks = try store.chunks(hits.map(\.id))
+            return hits.map { (chunks[$0.id]!.source, chunks[$0.id]!.position, $0.distance) }
+        }
+        var exact: [[[(String, Int, Float)]]] = []
+        var exactIDs: [[Set<Int64>]] = []
+        for (name, store) in stores {
+            var answers: [[(String, Int, Float)]] = [], ids: [Set<Int64>] = []
+            let started = Date()
+            var raw: [[(id: Int64, distance: Float)]] = []
+            for q in query { raw.append(try store.vectorSearch(q, top: top, filter: SearchFilter(), exact: true, ef: top)) }
+            let seconds = Date().timeIntervalSince(started)
+            for r in raw { answers.append(try keyed(store, r)); ids.append(Set(r.map(\.id))) }
+            print(String(format: "%-8@ exact: %.1f queries/s", name, Double(query.count) / seconds))
+            exact.append(answers); exactIDs.append(ids)
+        }
+        var identical = 0, sameSet = 0, maxDifference: Float = 0
+        for (a, b) in zip(exact[0], exact[1]) {
+            if a.count == b.count && zip(a, b).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 }) { identical += 1 }
+            if Set(a.map { "\($0.0)#\($0.1)" }) == Set(b.map { "\($0.0)#\($0.1)" }) { sameSet += 1 }
+            for (x, y) in zip(a, b) { maxDifference = max(maxDifference, abs(x.2 - y.2)) }
+        }
+        print(String(format: "exact agreement: %d/%d queries return the same %d hits in the same order, %d/%d the same set; largest distance difference %.2e",
+                     identical, query.count, top, sameSet, query.count, maxDifference))
+        print("ef   " + stores.map { String(format: "%-8@ recall@%d  q/s    ", $0.0, top) }.joined() + "q/s ratio (sqlite / pgvector)")
+        for beam in ef where beam >= top {
+            var line = String(format: "%-4d ", beam), rates: [Double] = []
+            for (i, (_, store)) in stores.enumerated() {
+                var found = 0
+                let started = Date()
+                var results: [[(id: Int64, distance: Float)]] = []
+                for q in query { results.append(try store.vectorSearch(q, top: top, filter: SearchFilter(), exact: false, ef: beam)) }
+                let rate = Double(query.count) / Date().timeIntervalSince(started)
+                for (r, truth) in zip(results, exactIDs[i]) { found += r.filter { truth.contains($0.id) }.count }
+                line += String(format: "         %.4f  %7.0f    ", Double(found) / Double(query.count * top), rate)
+                rates.append(rate)
+            }
+            print(line + String(format: "%.2fx", rates[0] / rates[1]))
         }
     }
 }

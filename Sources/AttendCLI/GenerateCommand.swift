@@ -21,6 +21,15 @@ struct SamplingArguments: ParsableArguments {
     @Flag(help: "Exact float32 arithmetic on the dequantized weights instead of llama.cpp's 8-bit activations (slower).") var exact = false
     @Option(help: "A LoRA adapter folder (PEFT layout, from `attend lora train` or PEFT) applied without merging (Llama models).") var adapter: String?
     @Flag(name: .customLong("allow-other-base"), help: "Apply an --adapter that names another base model (shapes must still fit).") var allowOtherBase = false
+    @Option(help: "A GBNF grammar file (llama.cpp's notation, rule 'root'): the output is a sentence of it.") var grammar: String?
+    @Option(name: .customLong("json-schema"), help: "A JSON schema file: the output is JSON the schema describes.") var jsonSchema: String?
+
+    /// The grammar or schema file's text as a constraint (read and compiled once in validate()).
+    var constraint: OutputConstraint? {
+        if let grammar { return .grammar((try? String(contentsOfFile: grammar, encoding: .utf8)) ?? "") }
+        if let jsonSchema { return .jsonSchema((try? String(contentsOfFile: jsonSchema, encoding: .utf8)) ?? "") }
+        return nil
+    }
 
     var options: SamplingOptions {
         var o = SamplingOptions()
@@ -34,12 +43,21 @@ struct SamplingArguments: ParsableArguments {
         o.frequencyPenalty = frequencyPenalty
         o.stop = stop
         o.seed = seed
+        o.constraint = constraint
         return o
     }
 
     func validate() throws {
         guard maxTokens > 0, temperature >= 0, repetitionPenalty > 0 else { throw ValidationError("--max-tokens and --repetition-penalty must be positive, --temperature >= 0") }
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        guard grammar == nil || jsonSchema == nil else { throw ValidationError("give --grammar or --json-schema, not both") }
+        for (flag, path) in [("--grammar", grammar), ("--json-schema", jsonSchema)] {
+            guard let path else { continue }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("\(flag) \(path): cannot be read as UTF-8 text") }
+            do { _ = try (flag == "--grammar" ? OutputConstraint.grammar(text) : .jsonSchema(text)).compile() } catch {
+                throw ValidationError("\(flag) \(path): \(error)")
+            }
+        }
     }
 
     func load() throws -> LoadedLanguageModel {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttendKnowledge
+import AttendKnowledgePostgres
 import AttendLM
 import AttendModels
 import AttendTensor
@@ -8,15 +9,13 @@ import Foundation
 /// The embedding model and the index it goes with: `INDEX` is an SQLite file (a `postgres://` URL names a
 /// PostgreSQL + pgvector server).
 struct IndexOptions: ParsableArguments {
-    @Argument(help: "The index: a path to an SQLite file (created on first add).") var index: String
+    @Argument(help: "The index: a path to an SQLite file, or a postgres://USER@HOST:PORT/DATABASE[?schema=NAME] URL (PostgreSQL + pgvector); created on first add.") var index: String
     @Option(name: .customLong("embedding-model"), help: "Sentence-transformers model: a folder, a hub repo id or a short name.") var embeddingModel = "all-MiniLM-L6-v2"
     @Option(name: .customLong("embedding-batch"), help: "Passages per embedding forward pass.") var embeddingBatch = 32
 
     func validate() throws {
-        guard embeddingBatch >= 1 else { throw ValidationError("--embedding-batch must be at least 1, got \(embeddingBatch)") }
-        if KnowledgeStores.isPostgres(index) {
-            throw ValidationError("\(index): PostgreSQL + pgvector indexes are not built yet; give a path for an SQLite index")
-        }
+        guard (1...4096).contains(embeddingBatch) else { throw ValidationError("--embedding-batch must be in 1...4096, got \(embeddingBatch)") }
+        if KnowledgeStores.isPostgres(index) { _ = try PostgresLocation(url: index) }
     }
 
     func embedder() throws -> (SentenceEmbedder, name: String) {
@@ -29,9 +28,8 @@ struct IndexOptions: ParsableArguments {
     }
 
     /// An existing index, checked against the embedder.
-    func open(embedder: SentenceEmbedder, name: String) throws -> SQLiteKnowledgeStore {
-        guard FileManager.default.fileExists(atPath: index) else { throw AttendError("\(index): no such index (create it with `attend index add \(index) PATH...`)") }
-        return try SQLiteKnowledgeStore(path: index, settings: IndexSettings(embeddingModel: name, dimension: embedder.dimension))
+    func open(embedder: SentenceEmbedder, name: String) throws -> any KnowledgeStore {
+        try Knowledge.openExisting(index, settings: IndexSettings(embeddingModel: name, dimension: embedder.dimension))
     }
 }
 
@@ -52,13 +50,13 @@ struct ChunkingOptions: ParsableArguments {
 enum Knowledge {
     /// Opens or creates the index and adds `paths`, printing what happened. Returns the store.
     static func ingest(_ options: IndexOptions, chunking: ChunkingOptions, paths: [String], embedder: SentenceEmbedder, name: String,
-                       quiet: Bool = false) throws -> SQLiteKnowledgeStore {
+                       quiet: Bool = false) throws -> any KnowledgeStore {
         guard chunking.chunkTokens <= embedder.maxLength else {
             throw ValidationError("--chunk-tokens \(chunking.chunkTokens) is more than \(name) embeds (\(embedder.maxLength) tokens)")
         }
         let settings = IndexSettings(embeddingModel: name, dimension: embedder.dimension, metric: embedder.normalize ? .cosine : .euclidean,
                                      chunkTokens: chunking.chunkTokens, overlapTokens: chunking.overlap, m: chunking.m, efConstruction: chunking.efConstruction)
-        let store = try SQLiteKnowledgeStore(path: options.index, settings: settings)
+        let store = try KnowledgeStores.open(options.index, settings: settings)
         let tokenizer = embedder.tokenizer
         // Tokens without [CLS] and [SEP], which the embedder adds once per chunk (chunk sizes leave room for them).
         let chunker = TextChunker(maxTokens: min(store.settings.chunkTokens, embedder.maxLength - 2), overlapTokens: store.settings.overlapTokens) {
@@ -78,6 +76,14 @@ enum Knowledge {
         return store
     }
 
+    /// An index that must already exist (a file path or a postgres:// URL).
+    static func openExisting(_ location: String, settings: IndexSettings? = nil) throws -> any KnowledgeStore {
+        if !KnowledgeStores.isPostgres(location) && !FileManager.default.fileExists(atPath: location) {
+            throw AttendError("\(location): no such index (create it with `attend index add \(location) PATH...`)")
+        }
+        return try KnowledgeStores.open(location, settings: settings)
+    }
+
     static func filter(source: String?, metadata: [String]) throws -> SearchFilter {
         var f = SearchFilter(sourcePattern: source)
         for pair in metadata { let (k, v) = try SearchFilter.metadataPair(pair); f.metadata[k] = v }
@@ -88,7 +94,7 @@ enum Knowledge {
 struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index", abstract: "Build and maintain a document index for search and retrieval-augmented answers.",
-        subcommands: [Add.self, Remove.self, List.self])
+        subcommands: [Add.self, Remove.self, List.self, Copy.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add files or folders (.html, .md, .txt); changed files replace their chunks, unchanged ones are skipped.")
@@ -106,12 +112,11 @@ struct IndexCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove documents (by path; a folder removes everything under it).")
-        @Argument(help: "The index file.") var index: String
+        @Argument(help: "The index: an SQLite file or a postgres:// URL.") var index: String
         @Argument(help: "Documents or folders to remove.") var paths: [String]
 
         func run() throws {
-            guard FileManager.default.fileExists(atPath: index) else { throw AttendError("\(index): no such index") }
-            let store = try SQLiteKnowledgeStore(path: index, settings: nil)
+            let store = try Knowledge.openExisting(index)
             let sources = try store.sources()
             var removed = 0
             for path in paths {
@@ -129,14 +134,41 @@ struct IndexCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The index's settings and documents.")
-        @Argument(help: "The index file.") var index: String
+        @Argument(help: "The index: an SQLite file or a postgres:// URL.") var index: String
 
         func run() throws {
-            guard FileManager.default.fileExists(atPath: index) else { throw AttendError("\(index): no such index") }
-            let store = try SQLiteKnowledgeStore(path: index, settings: nil)
+            let store = try Knowledge.openExisting(index)
             let s = store.settings, (documents, chunks) = try store.counts()
             print("\(index): \(documents) documents, \(chunks) chunks; embedded with \(s.embeddingModel) (\(s.dimension) dimensions, \(s.metric.rawValue)); chunks of \(s.chunkTokens) tokens, overlap \(s.overlapTokens); HNSW M \(s.m), ef_construction \(s.efConstruction)")
             for source in try store.sources() { print(source) }
+        }
+    }
+}
+
+extension IndexCommand {
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy an index into another store (e.g. an SQLite file into PostgreSQL), chunks and embeddings as they are, with no re-embedding.")
+        @Argument(help: "The index to read: an SQLite file or a postgres:// URL.") var from: String
+        @Argument(help: "The index to write (created with the source's settings; documents already there with the same hash are skipped).") var to: String
+
+        func validate() throws {
+            guard from != to else { throw ValidationError("the source and the destination are the same index: \(from)") }
+            for location in [from, to] where KnowledgeStores.isPostgres(location) { _ = try PostgresLocation(url: location) }
+            if !KnowledgeStores.isPostgres(from) && !KnowledgeStores.isPostgres(to),
+               (from as NSString).standardizingPath == (to as NSString).standardizingPath {
+                throw ValidationError("the source and the destination are the same file: \(from)")
+            }
+        }
+
+        func run() throws {
+            let source = try Knowledge.openExisting(from)
+            let destination = try KnowledgeStores.open(to, settings: source.settings)
+            let report = try KnowledgeCopier.copy(from: source, to: destination)
+            let (documents, chunks) = try destination.counts()
+            print(String(format: "%@ -> %@: %d documents copied (%d chunks), %d unchanged, in %.1f s; %@ holds %d documents, %d chunks",
+                         source.location, destination.location, report.copied, report.chunks, report.unchanged, report.seconds,
+                         destination.location, documents, chunks))
         }
     }
 }

@@ -13,6 +13,10 @@ public struct DocumentChunk: Equatable, Sendable {
     public var anchor: String?
     public var text: String
     public var tokenCount: Int
+
+    public init(position: Int, heading: String, anchor: String?, text: String, tokenCount: Int) {
+        (self.position, self.heading, self.anchor, self.text, self.tokenCount) = (position, heading, anchor, text, tokenCount)
+    }
 }
 
 /// Cuts documents into chunks.

@@ -130,3 +130,43 @@ public struct Ingestor {
         return report
     }
 }
+
+/// Copies an index into another store: documents, chunks and embeddings as they are (no re-embedding), each
+/// document in one transaction; documents the destination already holds with the same content hash are skipped,
+/// so a killed copy continues when rerun.
+///
+/// ```swift
+/// let sqlite = try SQLiteKnowledgeStore(path: "manual.sqlite", settings: nil)
+/// let postgres = try KnowledgeStores.open("postgres://attend@127.0.0.1:54329/attend", settings: sqlite.settings)
+/// try KnowledgeCopier.copy(from: sqlite, to: postgres)
+/// ```
+public enum KnowledgeCopier {
+    public struct Report: Sendable { public var copied = 0, unchanged = 0, chunks = 0; public var seconds = 0.0 }
+
+    @discardableResult
+    public static func copy(from source: any KnowledgeStore, to destination: any KnowledgeStore, showProgress: Bool = true) throws -> Report {
+        let (s, d) = (source.settings, destination.settings)
+        guard s.embeddingModel == d.embeddingModel, s.dimension == d.dimension, s.metric == d.metric else {
+            throw AttendError("\(destination.location) holds \(d.embeddingModel) embeddings (\(d.dimension), \(d.metric.rawValue)); \(source.location) holds \(s.embeddingModel) (\(s.dimension), \(s.metric.rawValue))")
+        }
+        var report = Report()
+        let started = Date()
+        let sources = try source.sources()
+        let bar = showProgress && !sources.isEmpty ? ProgressBar(total: sources.count, label: "copying", unit: "documents") : nil
+        for (i, name) in sources.enumerated() {
+            guard let document = try source.export(source: name) else { continue }
+            if try destination.contentHash(of: name) == document.record.contentHash {
+                report.unchanged += 1
+            } else {
+                try destination.replace(document.record, chunks: document.chunks, embeddings: document.embeddings)
+                report.copied += 1
+                report.chunks += document.chunks.count
+            }
+            bar?.advance(1, status: "\(i + 1)/\(sources.count)")
+            if i % 256 == 255 { try destination.flush() }
+        }
+        try destination.flush()
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+}

@@ -63,8 +63,21 @@ public struct StoredChunk: Equatable, Sendable {
     /// The document's structured value, when it has one.
     public var value: String?
 
+    public init(id: Int64, source: String, title: String, heading: String, anchor: String?, position: Int, text: String, value: String?) {
+        (self.id, self.source, self.title, self.heading, self.anchor, self.position, self.text, self.value) = (id, source, title, heading, anchor, position, text, value)
+    }
+
     /// `source#anchor` when the section has an anchor.
     public var citation: String { anchor.map { "\(source)#\($0)" } ?? source }
+}
+
+/// A document with everything the store keeps of it, as `export` returns it and `replace` takes it: what copying
+/// an index from one store to another moves, with no re-embedding.
+public struct StoredDocument: Sendable {
+    public var record: DocumentRecord
+    public var chunks: [DocumentChunk]
+    public var embeddings: [[Float]]
+    public init(record: DocumentRecord, chunks: [DocumentChunk], embeddings: [[Float]]) { (self.record, self.chunks, self.embeddings) = (record, chunks, embeddings) }
 }
 
 /// Which chunks a search may return: a glob over the source path, and metadata keys that must equal values.
@@ -119,6 +132,8 @@ public protocol KnowledgeStore: AnyObject {
     /// Best chunks by BM25 over their words: (chunk id, score), best first.
     func textSearch(_ query: String, top: Int, filter: SearchFilter) throws -> [(id: Int64, score: Double)]
     func chunks(_ ids: [Int64]) throws -> [Int64: StoredChunk]
+    /// The document as stored (record, chunks in order, embeddings), or nil when it is not in the index.
+    func export(source: String) throws -> StoredDocument?
     /// Makes the vector index durable (called after a batch of changes).
     func flush() throws
 }

@@ -225,6 +225,20 @@ public final class SQLiteKnowledgeStore: KnowledgeStore {
         return out
     }
 
+    public func export(source: String) throws -> StoredDocument? {
+        guard let record = try database.query("SELECT id, hash, bytes, title, format, metadata, value FROM documents WHERE source = ?", [.text(source)], { r in
+            (r.int(0), DocumentRecord(source: source, contentHash: r.text(1), byteCount: Int(r.int(2)), title: r.text(3), format: r.text(4),
+                                      metadata: (try? JSONSerialization.jsonObject(with: Data(r.text(5).utf8))) as? [String: String] ?? [:],
+                                      value: r.isNull(6) ? nil : r.text(6)))
+        }).first else { return nil }
+        var chunks: [DocumentChunk] = [], embeddings: [[Float]] = []
+        _ = try database.query("SELECT id, position, heading, anchor, text, tokens FROM chunks WHERE document_id = ? ORDER BY position, id", [.integer(record.0)]) { r -> Void in
+            chunks.append(DocumentChunk(position: Int(r.int(1)), heading: r.text(2), anchor: r.isNull(3) ? nil : r.text(3), text: r.text(4), tokenCount: Int(r.int(5))))
+            embeddings.append(vectors[r.int(0)] ?? [])
+        }
+        return StoredDocument(record: record.1, chunks: chunks, embeddings: embeddings)
+    }
+
     public func flush() throws {
         guard graphDirty else { return }
         if graph.nodeCount > 2 * max(graph.count, 1000) { try rebuildGraph() }

@@ -31,7 +31,8 @@ extension Generation {
         let stops = options.stop.filter { !$0.isEmpty }
         let holdBack = stops.map { $0.utf8.count - 1 }.max() ?? 0
         var generated: [Int32] = []
-        let run = try decode(model: model, input: input, options: options, eosId: tokenizer.eosId, isCancelled: isCancelled) { next in
+        let constraint = try options.constraint.map { GrammarConstraint(grammar: try $0.compile(), tokenizer: tokenizer) }
+        let run = try decode(model: model, input: input, options: options, eosId: tokenizer.eosId, constraint: constraint, isCancelled: isCancelled) { next in
             generated.append(next)
             // Stream only whole characters; hold back text that might become a stop sequence.
             let bytes = tokenizer.bytes(generated)
@@ -63,8 +64,10 @@ extension Generation {
     /// `onToken` (which returns false to stop), until `maxTokens`, `eosId`, cancellation or the end of the
     /// context. With `options.contextShift`, a full context is not the end: the model re-reads the last half
     /// of the sequence and goes on (learned absolute positions cannot be shifted in place).
+    /// With a `constraint`, only tokens it allows are picked, and generation ends when its text is complete and
+    /// nothing may follow.
     public static func decode(model: any LanguageModel, input: LMInput, options: SamplingOptions, eosId: Int32?,
-                              isCancelled: () -> Bool = { false },
+                              constraint: GrammarConstraint? = nil, isCancelled: () -> Bool = { false },
                               onToken: (Int32) -> Bool) throws -> (promptSeconds: Double, generationSeconds: Double, finishReason: String) {
         try model.check(input)
         guard input.count < model.contextLength else {
@@ -81,11 +84,19 @@ extension Generation {
         let promptSeconds = Date().timeIntervalSince(t0)
         var generated: [Int32] = []
         var finish = "length"
+        var constraint = constraint
         let t1 = Date()
         while generated.count < options.maxTokens {
             if isCancelled() { finish = "cancelled"; break }
-            let next = pick(logits, context: context, generated: generated, options: options, generator: &generator)
+            if let c = constraint, c.isComplete && !c.canContinue { finish = "stop"; break }
+            let rule = constraint
+            let next = pick(logits, context: context, generated: generated, options: options, generator: &generator,
+                            allowed: rule.map { c in { c.allows(Int32($0)) } })
+            if let c = constraint, !c.allows(next) {
+                throw AttendError("constrained decoding: no token of the vocabulary may continue the text here (after \(generated.count) tokens)")
+            }
             if next == eosId { finish = "stop"; break }
+            constraint?.accept(next)
             generated.append(next)
             guard onToken(next) else { finish = "stop"; break }
             if generated.count == options.maxTokens { break }

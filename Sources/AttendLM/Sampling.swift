@@ -30,6 +30,8 @@ public struct SamplingOptions: Codable, Equatable {
     /// When the context fills, re-read its last half and go on instead of stopping (for long samples from
     /// small models trained here).
     public var contextShift = false
+    /// What the text must be: a grammar's sentence, or JSON that a schema describes (constrained decoding).
+    public var constraint: OutputConstraint?
 
     public init() {}
 }
@@ -46,8 +48,9 @@ public struct GenerationResult {
 
 public enum Generation {
     /// Picks the next token from `logits` given the tokens seen so far (`context`) and those generated.
+    /// `allowed`, when given, says which tokens may come (constrained decoding); the others are never picked.
     public static func pick(_ logits: [Float], context: [Int32], generated: [Int32], options o: SamplingOptions,
-                            generator: inout RandomGenerator) -> Int32 {
+                            generator: inout RandomGenerator, allowed: ((Int) -> Bool)? = nil) -> Int32 {
         var l = logits
         if o.repetitionPenalty != 1 {
             for id in Set(context + generated) { let i = Int(id); l[i] = l[i] > 0 ? l[i] / o.repetitionPenalty : l[i] * o.repetitionPenalty }
@@ -56,6 +59,22 @@ public enum Generation {
             var counts: [Int32: Int] = [:]
             for id in generated { counts[id, default: 0] += 1 }
             for (id, n) in counts { l[Int(id)] -= o.presencePenalty + o.frequencyPenalty * Float(n) }
+        }
+        if let allowed {
+            if o.temperature <= 0 {
+                // The best allowed token: usually the best token, so try the few best before sorting them all.
+                var probe = l
+                for _ in 0..<64 {
+                    let i = probe.indices.max { probe[$0] < probe[$1] }!
+                    if probe[i] == -.infinity { break }
+                    if allowed(i) { return Int32(i) }
+                    probe[i] = -.infinity
+                }
+                let order = l.indices.sorted { l[$0] > l[$1] }
+                return Int32(order.first(where: allowed) ?? order[0])
+            }
+            for i in l.indices where !allowed(i) { l[i] = -.infinity }
+            if !l.contains(where: { $0 > -.infinity }) { return Int32(l.indices.first!) }
         }
         if o.temperature <= 0 { return Int32(l.indices.max { l[$0] < l[$1] }!) }
         // Candidates sorted by logit; each filter keeps a prefix.

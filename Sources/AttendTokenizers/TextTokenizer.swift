@@ -19,10 +19,17 @@ public protocol TextTokenizer {
     var eosId: Int32? { get }
     /// Number of ids the tokenizer can produce.
     var vocabularyCount: Int { get }
+    /// Whether `id` is a special (control) token such as "<|im_end|>", never part of generated text.
+    func isSpecial(_ id: Int32) -> Bool
+}
+
+extension TextTokenizer {
+    public func isSpecial(_ id: Int32) -> Bool { id == eosId || id == bosId }
 }
 
 extension ByteLevelBPETokenizer: TextTokenizer {
     public var vocabularyCount: Int { tokens.count }
+    public func isSpecial(_ id: Int32) -> Bool { id == eosId || id == bosId || specialTokenIds.contains(id) }
 }
 
 extension CharacterTokenizer: TextTokenizer {
