@@ -5,21 +5,118 @@ import AttendTensor
 import XCTest
 
 final class GrammarTests: XCTestCase {
-    func testDebug() throws {
-        let schema = try String(contentsOfFile: "/tmp/model.json", encoding: .utf8)
-        let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
-        var o = SamplingOptions()
-        o.maxTokens = 60
-        o.constraint = .jsonSchema(schema)
-        let prompt = try loaded.tokenizer.encode("<|im_start|>user\nDescribe GPT-4 (released by OpenAI in 2023; multimodal, strong reasoning) as JSON.<|im_end|>\n<|im_start|>assistant\n", allowSpecial: true)
-        let g = try o.constraint!.compile()
-        var c = GrammarConstraint(grammar: g, tokenizer: loaded.tokenizer)
-        do {
-        _ = try Generation.decode(model: loaded.model, input: LMInput(prompt), options: o, eosId: nil, constraint: c) { id in
-            print(id, loaded.tokenizer.decode([id]).debugDescription, c.allows(id), c.state.stacks.count)
-            c.accept(id)
-            return true
+    /// 280 instances of 7 schemas, labelled by Python's `jsonschema` (scripts/reference/make_json_schema_cases.py):
+    /// the grammar compiled from each schema accepts exactly the valid ones.
+    func testJSONSchemaGrammarAgreesWithJsonschema() throws {
+        let url = Bundle.module.url(forResource: "json_schema_cases", withExtension: "json", subdirectory: "Fixtures")!
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
+        XCTAssertEqual(cases.count, 280)
+        var grammars: [String: Grammar] = [:]
+        var valid = 0, invalid = 0
+        for c in cases {
+            // The schema as text, its keys in the order the script wrote them (the order the grammar writes).
+            let raw = try XCTUnwrap(c["schema"] as? String)
+            let grammar = try grammars[raw] ?? Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: raw))
+            grammars[raw] = grammar
+            let text = c["text"] as! String, expected = c["valid"] as! Bool
+            XCTAssertEqual(grammar.matches(text), expected, "\(raw)\n\(text)")
+            if expected { valid += 1; XCTAssertNoThrow(try JSONValue.parse(text)) } else { invalid += 1 }
         }
-        } catch { print(error); print(c.state) }
+        XCTAssertEqual(grammars.count, 7)
+        XCTAssertGreaterThan(valid, 100)
+        XCTAssertGreaterThan(invalid, 100)
+    }
+
+    func testGBNFGrammars() throws {
+        let arithmetic = try Grammar(gbnf: """
+            # sums and products of numbers, with parentheses
+            root   ::= expr
+            expr   ::= term ("+" term)*
+            term   ::= factor ("*" factor)*
+            factor ::= [0-9]+ | "(" expr ")"
+            """)
+        for s in ["1", "12+3", "(1+2)*3", "((4))", "1*2*3+4"] { XCTAssertTrue(arithmetic.matches(s), s) }
+        for s in ["", "+", "1+", "(1", "1)", "a", "1 + 2"] { XCTAssertFalse(arithmetic.matches(s), s) }
+        let counts = try Grammar(gbnf: #"root ::= "a"{2,3} "b"{2} [^x-z]? "c"{1,}"#)
+        for s in ["aabbc", "aaabbqccc", "aabb!c"] { XCTAssertTrue(counts.matches(s), s) }
+        for s in ["abbc", "aaaabbc", "aabbbbc", "aabbxc", "aabb"] { XCTAssertFalse(counts.matches(s), s) }
+        let escapes = try Grammar(gbnf: #"root ::= "\"q\"" [\n\t] "\x41" "\u00e9" . "#)
+        XCTAssertTrue(escapes.matches("\"q\"\nAé🙂"))
+        XCTAssertFalse(escapes.matches("\"q\" Aé🙂"))
+        // Rules may span lines; the next `name ::=` ends the one before.
+        let multiline = try Grammar(gbnf: "root ::= a\n  | b\na ::= \"x\"\nb ::=\n  \"y\" \"z\"")
+        XCTAssertTrue(multiline.matches("x"))
+        XCTAssertTrue(multiline.matches("yz"))
+        XCTAssertFalse(multiline.matches("y"))
+        for (bad, expected) in [("root ::= missing", "not defined"), ("root ::= root \"a\" | \"b\"", "left-recursive"), ("root ::= x\nx ::= (\"\" | x) \"a\"", "left-recursive"),
+                                ("root ::= \"open", "line 1: unterminated string"), ("\n\nroot ::= [a-", "line 3"), ("rot ::= \"a\"", "no rule named 'root'"),
+                                ("root ::= \"a\"{5,2}", "repetition"), ("root ::= [z-a]", "backwards"), ("root ::= \"a\"\nroot ::= \"b\"", "defined twice"), ("", "empty")] {
+            XCTAssertThrowsError(try Grammar(gbnf: bad), bad) { XCTAssertTrue("\($0)".contains(expected), "\(bad): \($0)") }
+        }
+    }
+
+    /// A token may end inside a character: its bytes wait for the next token, but only when some rule accepts a
+    /// character they can still become.
+    func testIncompleteCharactersAcrossTokens() throws {
+        let g = try Grammar(gbnf: #"root ::= "é" "!" | "a""#)   // é is C3 A9
+        let s0 = g.start()
+        let half = try XCTUnwrap(g.advance(s0, bytes: [0xC3]))
+        XCTAssertFalse(g.isComplete(half))
+        XCTAssertNil(g.advance(s0, bytes: [0xC2]), "C2 starts U+0080...U+00BF, which no rule accepts")
+        XCTAssertNil(g.advance(s0, bytes: [0xE6]), "a three-byte character")
+        let whole = try XCTUnwrap(g.advance(half, bytes: [0xA9]))
+        XCTAssertNil(g.advance(half, bytes: [0xA8]))
+        XCTAssertTrue(g.isComplete(try XCTUnwrap(g.advance(whole, bytes: Array("!".utf8)))))
+        XCTAssertNil(g.advance(s0, bytes: [0xFF]))
+        // A negated class: anything but ASCII letters, so any lead byte of a non-ASCII character may wait.
+        let other = try Grammar(gbnf: #"root ::= [^a-zA-Z]"#)
+        XCTAssertNotNil(other.advance(other.start(), bytes: [0xF0, 0x9F]))
+        XCTAssertTrue(other.matches("🙂"))
+        XCTAssertFalse(other.matches("q"))
+    }
+
+    func testSchemasThatCannotBeCompiledSayWhy() {
+        for (schema, expected) in [("{\"type\": \"strnig\"}", "unknown type 'strnig'"), ("{\"type\": \"string\", \"pattern\": \"^a\"}", "'pattern' is not supported"),
+                                   ("{\"properties\": {\"a\": {}}, \"required\": [\"b\"]}", "required names 'b'"), ("not json", "not valid JSON"),
+                                   ("{\"type\": \"array\", \"minItems\": 3, \"maxItems\": 1}", "maxItems 1 is less than minItems 3"),
+                                   ("{\"$ref\": \"#/$defs/none\"}", "names no definition"), ("{\"enum\": []}", "non-empty"), ("false", "allows no value"),
+                                   ("{\"properties\": {\"a\": {\"type\": 3}}}", "at #/properties/a: type must be")] {
+            XCTAssertThrowsError(try JSONSchemaGrammar.gbnf(schemaText: schema), schema) { XCTAssertTrue("\($0)".contains(expected), "\(schema): \($0)") }
+        }
+    }
+
+    /// The real model under a schema: greedy decoding writes JSON that parses, has the required properties with
+    /// the right types, and stops at the closing brace ("stop", not "length"); unconstrained, the same prompt does not.
+    func testSmolLM2WritesJSONUnderASchema() throws {
+        let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
+        let schema = #"{"type": "object", "properties": {"model": {"type": "string", "maxLength": 20}, "release_year": {"type": "integer"}, "features": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3}}, "required": ["model", "release_year", "features"]}"#
+        let prompt = try loaded.tokenizer.encode("<|im_start|>user\nDescribe GPT-4 (released by OpenAI in 2023; multimodal, strong reasoning) as JSON.<|im_end|>\n<|im_start|>assistant\n", allowSpecial: true)
+        var options = SamplingOptions()
+        options.maxTokens = 12
+        let free = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: prompt, options: options)
+        XCTAssertThrowsError(try JSONValue.parse(free.text), "the unconstrained answer is not bare JSON: \(free.text)")
+        options.constraint = .jsonSchema(schema)
+        options.repetitionPenalty = 1.1
+        options.maxTokens = 120
+        let result = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: prompt, options: options)
+        XCTAssertEqual(result.finishReason, "stop")
+        let value = try JSONValue.parse(result.text)
+        XCTAssertEqual(value.objectValue?.map(\.0), ["model", "release_year", "features"])
+        XCTAssertNotNil(value["model"]?.stringValue)
+        XCTAssertLessThanOrEqual(value["model"]!.stringValue!.count, 20)
+        XCTAssertEqual(value["release_year"]?.numberValue.map { $0 == $0.rounded() }, true)
+        XCTAssertLessThanOrEqual(value["features"]?.arrayValue?.count ?? 99, 3)
+        XCTAssertTrue(try Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: schema)).matches(result.text))
+    }
+
+    func testJSONValueKeepsOrderAndRejectsBadText() throws {
+        let v = try JSONValue.parse(#" {"b": 1, "a": [true, null, -2.5e1, "x\u00e9\ud83d\ude42\n"]} "#)
+        XCTAssertEqual(v.objectValue?.map(\.0), ["b", "a"])
+        XCTAssertEqual(v["a"]?.arrayValue?[2], .number(-25))
+        XCTAssertEqual(v["a"]?.arrayValue?[3], .string("xé🙂\n"))
+        XCTAssertEqual(try JSONValue.parse(v.description), v)
+        for bad in ["", "{", "[1,]", "01", "1.", "\"a", "{\"a\" 1}", "tru", "1 2", "\"\\x\"", "\"\u{1}\"", String(repeating: "[", count: 600)] {
+            XCTAssertThrowsError(try JSONValue.parse(bad), bad)
+        }
     }
 }
