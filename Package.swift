@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "AttendTokenizersTests", dependencies: ["AttendTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendModelsTests", dependencies: ["AttendModels", "AttendLM", "AttendTokenizers", "AttendNN", "AttendTensor"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "AttendKnowledgeTests", dependencies: ["AttendKnowledge", "AttendKnowledgePostgres", "AttendModels", "AttendTensor", "CAttendKernels",
+        .testTarget(name: "AttendKnowledgeTests", dependencies: ["AttendKnowledge", "AttendKnowledgePostgres", "AttendModels", "AttendLM", "AttendTensor", "CAttendKernels",
                                                               .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                                                               .product(name: "Logging", package: "swift-log")],
                     resources: [.copy("Fixtures")]),

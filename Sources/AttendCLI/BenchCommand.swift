@@ -2,6 +2,7 @@ import ArgumentParser
 import AttendDatasets
 import AttendKnowledge
 import AttendKnowledgePostgres
+import AttendLM
 import AttendModels
 import AttendNN
 import AttendTensor
@@ -10,7 +11,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print Attend's figure beside a peer's.",
-        subcommands: [GemmBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self])
+        subcommands: [GemmBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self, ValuesBench.self])
 }
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, each run lasting at least ~30 ms.
@@ -288,6 +289,89 @@ struct StoreBench: ParsableCommand {
                 rates.append(rate)
             }
             print(line + String(format: "%.2fx", rates[0] / rates[1]))
+        }
+    }
+}
+
+/// Task-oriented values (issue 14): how well `index add --extract` filled each document's schema (field by field,
+/// against facts read from the pages by Benchmarks/make_release_facts.py), and how often answers are right with the
+/// raw passages in the prompt against the structured values.
+struct ValuesBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "values", abstract: "Extracted values against the facts, and answer accuracy from raw passages against structured values.")
+    @OptionGroup var options: IndexOptions
+    @Argument(help: "page<TAB>field values... lines, the first comment line naming the fields (release-facts.tsv).") var facts: String
+    @Argument(help: "question<TAB>text a right answer contains (release-questions.tsv).") var questions: String
+    @Option(help: "Language model that answers.") var model = "SmolLM2-135M-Instruct"
+    @Option(help: "Passages (or values) per prompt.") var top = 3
+    @Option(name: .customLong("max-tokens")) var maxTokens = 48
+
+    func validate() throws {
+        guard (1...20).contains(top) else { throw ValidationError("--top must be in 1...20, got \(top)") }
+        guard (1...1000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000, got \(maxTokens)") }
+    }
+
+    static func rows(_ path: String) throws -> (header: [String], rows: [[String]]) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AttendError("\(path): cannot be read as UTF-8") }
+        var header: [String] = [], rows: [[String]] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("#") { if header.isEmpty { header = line.dropFirst().split(separator: "\t").map { $0.trimmingCharacters(in: .whitespaces) } }; continue }
+            rows.append(line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init))
+        }
+        return (header, rows)
+    }
+
+    /// Whether `answer` states `expected` as a whole number or date (not as part of a longer one: 15.1 is not 15.10).
+    static func states(_ answer: String, _ expected: String) -> Bool {
+        var search = answer.startIndex..<answer.endIndex
+        while let r = answer.range(of: expected, range: search) {
+            let before = r.lowerBound == answer.startIndex ? nil : answer[answer.index(before: r.lowerBound)]
+            let after = r.upperBound == answer.endIndex ? nil : answer[r.upperBound]
+            if !(before?.isNumber ?? false) && !(after?.isNumber ?? false) && !(after == "." && answer[answer.index(after: r.upperBound)...].first?.isNumber == true) { return true }
+            search = r.upperBound..<answer.endIndex
+        }
+        return false
+    }
+
+    func run() throws {
+        let (embedder, name) = try options.embedder()
+        let store = try options.open(embedder: embedder, name: name)
+        let (header, factRows) = try Self.rows(facts)
+        guard header.count >= 2, factRows.allSatisfy({ $0.count == header.count }) else { throw AttendError("\(facts): expected a '# page<TAB>field...' header and that many columns on every line") }
+        let fields = Array(header.dropFirst()).map { $0.split(separator: " ").first.map(String.init) ?? $0 }
+        var values: [String: JSONValue] = [:]
+        for source in try store.sources() {
+            if let v = try store.export(source: source)?.record.value { values[(source as NSString).lastPathComponent] = try? JSONValue.parse(v) }
+        }
+        print("\(values.count) documents with values in \(options.index)")
+        var right = [Int](repeating: 0, count: fields.count)
+        for row in factRows {
+            let value = values[row[0]]
+            for (i, field) in fields.enumerated() where value?[field]?.stringValue == row[i + 1] { right[i] += 1 }
+        }
+        for (i, field) in fields.enumerated() { print(String(format: "extracted %-14@ %d/%d right (%.0f%%)", field, right[i], factRows.count, 100 * Double(right[i]) / Double(factRows.count))) }
+
+        let (_, questionRows) = try Self.rows(questions)
+        let lm = try ModelLocator.languageModel(model)
+        let retriever = Retriever(store: store) { try embedder.encode([$0]).toArray() }
+        for useValues in [false, true] {
+            var answerer = Answerer(retriever: retriever, model: lm.model, tokenizer: lm.tokenizer, template: ChatTemplate(ggufTemplate: lm.chatTemplate))
+            answerer.top = top
+            answerer.useValues = useValues
+            answerer.options.maxTokens = maxTokens
+            answerer.options.repetitionPenalty = 1.1
+            var correct = 0, promptTokens = 0, retrieved = 0
+            let started = Date()
+            for row in questionRows {
+                guard row.count == 3 else { throw AttendError("\(questions): expected question<TAB>answer<TAB>page lines") }
+                let answer = try answerer.answer(row[0])
+                if Self.states(answer.text, row[1]) { correct += 1 }
+                if answer.prompt.sources.contains(where: { ($0.chunk.source as NSString).lastPathComponent == row[2] }) { retrieved += 1 }
+                promptTokens += answer.generation.promptTokens
+            }
+            let n = questionRows.count
+            print(String(format: "answers from %-17@ %d/%d right (%.1f%%); the page that says it was in the prompt for %d; %.0f prompt tokens and %.2f s per question",
+                         useValues ? "structured values" : "raw passages", correct, n, 100 * Double(correct) / Double(n), retrieved,
+                         Double(promptTokens) / Double(n), Date().timeIntervalSince(started) / Double(n)))
         }
     }
 }

@@ -71,7 +71,10 @@ public struct Answerer {
         var kept: [(hit: SearchHit, text: String)] = []
         var ids = bare.ids
         var messages = bare.messages
+        var valueSources = Set<String>()
         for hit in hits {
+            // A document's value stands for all its chunks: it goes in once.
+            if useValues, hit.chunk.value != nil, !valueSources.insert(hit.chunk.source).inserted { continue }
             let text = useValues ? (hit.chunk.value ?? hit.chunk.text) : hit.chunk.text
             let attempt = try render(kept + [(hit, text)])
             if attempt.ids.count <= budget {

@@ -13,8 +13,9 @@ public struct IngestionReport: Sendable {
     public var failed: [(source: String, reason: String)] = []
     public var chunks = 0, tokens = 0
     public var seconds = 0.0
-    /// Of which: reading, parsing and chunking; embedding; writing to the store.
-    public var readSeconds = 0.0, embedSeconds = 0.0, writeSeconds = 0.0
+    /// Of which: reading, parsing and chunking; embedding; writing to the store; filling values (with `extractor`).
+    public var readSeconds = 0.0, embedSeconds = 0.0, writeSeconds = 0.0, extractSeconds = 0.0
+    public var extracted = 0
 }
 
 /// Adds documents to a store.
@@ -33,6 +34,9 @@ public struct Ingestor {
     public var showProgress = true
     /// Per-document metadata added to what the reader finds (title, format).
     public var metadata: [String: String] = [:]
+    /// Fills each document's structured value (JSON) as it is read; the schema's hash joins the content hash, so
+    /// documents read under another schema (or none) count as changed.
+    public var extractor: ValueExtractor?
 
     public init(store: any KnowledgeStore, chunker: TextChunker, embed: @escaping ([String]) throws -> Tensor) {
         (self.store, self.chunker, self.embed) = (store, chunker, embed)
@@ -71,10 +75,12 @@ public struct Ingestor {
         // First pass: read, hash, parse, chunk; skip unchanged files. Cheap next to embedding.
         struct Pending { var record: DocumentRecord; var chunks: [DocumentChunk]; var isNew: Bool }
         var pending: [Pending] = []
+        let extracting = showProgress && extractor != nil && !files.isEmpty ? ProgressBar(total: files.count, label: "extracting", unit: "files") : nil
         for file in files {
+            defer { extracting?.advance(1, status: (file as NSString).lastPathComponent) }
             let source = (file as NSString).standardizingPath
             guard let data = FileManager.default.contents(atPath: file) else { report.failed.append((source, "cannot be read")); continue }
-            let hash = contentHash(data)
+            let hash = contentHash(data) + (extractor.map { "+value:" + $0.schemaHash } ?? "")
             let stored = try store.contentHash(of: source)
             if stored == hash { report.unchanged += 1; continue }
             guard let format = SourceDocument.format(ofPath: file) else {
@@ -85,13 +91,20 @@ public struct Ingestor {
                 var meta = metadata
                 meta["title"] = doc.title
                 meta["format"] = format.rawValue
-                let record = DocumentRecord(source: source, contentHash: hash, byteCount: data.count, title: doc.title, format: format.rawValue, metadata: meta)
+                var value: String? = nil
+                if let extractor {
+                    let started = Date()
+                    value = try extractor.extract(doc)
+                    report.extractSeconds += Date().timeIntervalSince(started)
+                    report.extracted += 1
+                }
+                let record = DocumentRecord(source: source, contentHash: hash, byteCount: data.count, title: doc.title, format: format.rawValue, metadata: meta, value: value)
                 pending.append(Pending(record: record, chunks: chunker.chunks(of: doc), isNew: stored == nil))
             } catch {
                 report.failed.append((source, "\(error)"))
             }
         }
-        report.readSeconds = Date().timeIntervalSince(started)
+        report.readSeconds = Date().timeIntervalSince(started) - report.extractSeconds
         let totalChunks = pending.reduce(0) { $0 + $1.chunks.count }
         let bar = showProgress && totalChunks > 0 ? ProgressBar(total: totalChunks, label: "embedding", unit: "chunks") : nil
         // Second pass: embed in full batches across documents; write each document once all its chunks have vectors.

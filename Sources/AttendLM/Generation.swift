@@ -24,14 +24,17 @@ extension Generation {
 
     /// Generates after `input` (token ids with spliced input vectors, e.g. an image's).
     /// `isCancelled` is asked before each token; when it says yes, generation ends with finish reason "cancelled".
+    /// `constraint`, when given, is `options.constraint` already compiled for this tokenizer (callers that generate
+    /// many times under one grammar compile it once).
     public static func generate(model: any LanguageModel, tokenizer: any TextTokenizer, input: LMInput, options: SamplingOptions,
+                                constraint compiled: GrammarConstraint? = nil,
                                 onText: (String) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> GenerationResult {
         var emittedBytes = 0
         var stoppedText: String?
         let stops = options.stop.filter { !$0.isEmpty }
         let holdBack = stops.map { $0.utf8.count - 1 }.max() ?? 0
         var generated: [Int32] = []
-        let constraint = try options.constraint.map { GrammarConstraint(grammar: try $0.compile(), tokenizer: tokenizer) }
+        let constraint = try compiled ?? options.constraint.map { GrammarConstraint(grammar: try $0.compile(), tokenizer: tokenizer) }
         let run = try decode(model: model, input: input, options: options, eosId: tokenizer.eosId, constraint: constraint, isCancelled: isCancelled) { next in
             generated.append(next)
             // Stream only whole characters; hold back text that might become a stop sequence.
@@ -93,7 +96,7 @@ extension Generation {
             let next = pick(logits, context: context, generated: generated, options: options, generator: &generator,
                             allowed: rule.map { c in { c.allows(Int32($0)) } })
             if let c = constraint, !c.allows(next) {
-                throw AttendError("constrained decoding: no token of the vocabulary may continue the text here (after \(generated.count) tokens)")
+                throw AttendError("constrained decoding: no token of the vocabulary may continue \(String(decoding: c.text, as: UTF8.self).debugDescription) (after \(generated.count) tokens)")
             }
             if next == eosId { finish = "stop"; break }
             constraint?.accept(next)

@@ -141,7 +141,7 @@ public final class Grammar: @unchecked Sendable {
                 // Some stack must accept a character these bytes can still become.
                 guard buffer[(i + 1)...].allSatisfy({ $0 >> 6 == 0b10 }) else { return nil }
                 buffer = Array(buffer[i...])
-                let range = Grammar.scalarRange(prefix: buffer, length: length)
+                guard let range = Grammar.scalarRange(prefix: buffer, length: length) else { return nil }
                 return stacks.contains(where: { acceptsSome(range, stack: $0) }) ? State(stacks: stacks, pending: buffer) : nil
             }
             guard let scalar = String(validating: buffer[i..<(i + length)], as: UTF8.self)?.unicodeScalars.first?.value else { return nil }
@@ -152,14 +152,18 @@ public final class Grammar: @unchecked Sendable {
         return State(stacks: stacks, pending: [])
     }
 
-    /// The scalars a UTF-8 sequence of `length` bytes that starts with `prefix` can encode.
-    static func scalarRange(prefix: [UInt8], length: Int) -> ClosedRange<UInt32> {
+    /// The scalars a UTF-8 sequence of `length` bytes that starts with `prefix` can encode (nil when none: an
+    /// overlong start such as E0 80, or past U+10FFFF). Surrogates are left to the full decode to refuse.
+    static func scalarRange(prefix: [UInt8], length: Int) -> ClosedRange<UInt32>? {
         let leadBits: UInt8 = length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07
         var low = UInt32(prefix[0] & leadBits)
         for b in prefix.dropFirst() { low = low << 6 | UInt32(b & 0x3F) }
         let missing = 6 * (length - prefix.count)
         low <<= UInt32(missing)
-        return low...(low | ((1 << UInt32(missing)) - 1))
+        let high = low | ((1 << UInt32(missing)) - 1)
+        let smallest: UInt32 = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000
+        guard high >= smallest, low <= 0x10FFFF else { return nil }
+        return max(low, smallest)...min(high, 0x10FFFF)
     }
 
     /// Whether the stack's next element accepts some scalar in `range`.
@@ -203,6 +207,8 @@ public enum OutputConstraint: Equatable, Codable, Sendable {
 public struct GrammarConstraint {
     public let grammar: Grammar
     public private(set) var state: Grammar.State
+    /// The bytes accepted so far.
+    public private(set) var text: [UInt8] = []
     let tokenBytes: [[UInt8]]
     let eosId: Int32?
 
@@ -230,6 +236,7 @@ public struct GrammarConstraint {
     public mutating func accept(_ token: Int32) {
         guard token != eosId, let next = after(Int(token)) else { return }
         state = next
+        text += tokenBytes[Int(token)]
     }
 }
 

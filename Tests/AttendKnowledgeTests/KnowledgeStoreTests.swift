@@ -1,4 +1,5 @@
 @testable import AttendKnowledge
+import AttendLM
 import AttendModels
 import AttendTensor
 import XCTest
@@ -300,5 +301,41 @@ final class SQLiteKnowledgeStoreTests: XCTestCase {
         let stored = try store.vectorSearch(fresh, top: 1, filter: SearchFilter(), exact: true, ef: 1)
         XCTAssertEqual(stored.first?.id, row.0)
         XCTAssertEqual(stored.first?.distance ?? 1, 0, accuracy: 1e-5)
+    }
+}
+
+/// Task-oriented values with the real model on a real page: SmolLM2-135M fills a schema from the PostgreSQL 15.4
+/// release notes under constrained decoding; the value parses, conforms, and carries the page's release date.
+final class ValueExtractionTests: XCTestCase {
+    func testExtractedValueConformsAndIsStoredWithTheChunks() throws {
+        let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
+        let schema = #"{"type": "object", "properties": {"version": {"type": "string", "maxLength": 8}, "release_date": {"type": "string", "format": "date"}}, "required": ["version", "release_date"]}"#
+        var extractor = try ValueExtractor(schema: schema, model: loaded.model, tokenizer: loaded.tokenizer, template: ChatTemplate(ggufTemplate: loaded.chatTemplate))
+        extractor.documentTokens = 160
+        let dir = temporaryPath("release")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixtures + "/release-15-4.html", toPath: dir + "/release-15-4.html")
+        let store = try SQLiteKnowledgeStore(path: temporaryPath("values.sqlite"), settings: IndexSettings(embeddingModel: "word-hash-64", dimension: 64, chunkTokens: 64, overlapTokens: 8))
+        var ingestor = Ingestor(store: store, chunker: TextChunker(maxTokens: 64, overlapTokens: 8) { words($0).count }, embed: wordEmbedder)
+        ingestor.showProgress = false
+        ingestor.extractor = extractor
+        let report = try ingestor.add(paths: [dir])
+        XCTAssertEqual(report.extracted, 1, "\(report.failed)")
+        let source = (dir + "/release-15-4.html" as NSString).standardizingPath
+        let stored = try XCTUnwrap(try store.export(source: source))
+        let value = try JSONValue.parse(try XCTUnwrap(stored.record.value))
+        XCTAssertTrue(try Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: schema)).matches(stored.record.value!))
+        XCTAssertEqual(value["release_date"]?.stringValue, "2023-08-10", "the date the page states")
+        XCTAssertEqual(value.objectValue?.map(\.0), ["version", "release_date"])
+        // Every chunk of the document carries the value; answering can use it instead of the passage.
+        let hits = try Retriever(store: store) { wordVector($0) }.search("release date", top: 3)
+        XCTAssertTrue(hits.allSatisfy { $0.chunk.value == stored.record.value })
+        // Unchanged file and schema: skipped. Without the extractor the document counts as changed (no value now).
+        XCTAssertEqual(try ingestor.add(paths: [dir]).unchanged, 1)
+        ingestor.extractor = nil
+        XCTAssertEqual(try ingestor.add(paths: [dir]).updated, 1)
+        XCTAssertNil(try store.export(source: source)?.record.value)
+        XCTAssertThrowsError(try ValueExtractor(schema: #"{"type": "string", "pattern": "x"}"#, model: loaded.model, tokenizer: loaded.tokenizer, template: ChatTemplate(ggufTemplate: nil)))
     }
 }

@@ -68,6 +68,15 @@ final class GrammarTests: XCTestCase {
         XCTAssertNil(g.advance(half, bytes: [0xA8]))
         XCTAssertTrue(g.isComplete(try XCTUnwrap(g.advance(whole, bytes: Array("!".utf8)))))
         XCTAssertNil(g.advance(s0, bytes: [0xFF]))
+        XCTAssertNil(g.advance(s0, bytes: [0xC1]), "C1 only starts overlong forms of ASCII")
+        XCTAssertEqual(Grammar.scalarRange(prefix: [0xE0], length: 3), 0x800...0xFFF)
+        XCTAssertEqual(Grammar.scalarRange(prefix: [0xF4, 0x8F], length: 4), 0x10F000...0x10FFFF)
+        XCTAssertNil(Grammar.scalarRange(prefix: [0xF4, 0x90], length: 4))
+        // Where only ASCII may come (a JSON string's opening quote), no multi-byte lead may wait.
+        let schema = try Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: #"{"type": "object", "properties": {"version": {"type": "string", "maxLength": 8}}, "required": ["version"]}"#))
+        let open = try XCTUnwrap(schema.advance(schema.start(), bytes: Array(#"{ "version": "#.utf8)))
+        for lead: [UInt8] in [[0xE2], [0xE2, 0x80], [0xC2], [0xF0, 0x9F, 0x99], [0xE0], [0xE0, 0x80], [0xC0], [0xF0, 0x80], [0xF4, 0x90]] { XCTAssertNil(schema.advance(open, bytes: lead), "\(lead)") }
+        XCTAssertNotNil(schema.advance(open, bytes: Array("\"\u{201C}".utf8)))
         // A negated class: anything but ASCII letters, so any lead byte of a non-ASCII character may wait.
         let other = try Grammar(gbnf: #"root ::= [^a-zA-Z]"#)
         XCTAssertNotNil(other.advance(other.start(), bytes: [0xF0, 0x9F]))
