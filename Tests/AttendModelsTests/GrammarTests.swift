@@ -129,3 +129,69 @@ final class GrammarTests: XCTestCase {
         }
     }
 }
+
+/// The new parsers against random and mutated input: JSON text, GBNF text and JSON schemas never trap, hang or
+/// overflow; they parse or throw. Deterministic (seeded), so a failure reproduces.
+final class GrammarFuzzTests: XCTestCase {
+    struct SplitMix { var state: UInt64; mutating func next() -> UInt64 { state &+= 0x9E3779B97F4A7C15; var z = state; z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) &* 0x94D049BB133111EB; return z ^ (z >> 31) } }
+
+    /// `seed` with bytes replaced, inserted, deleted or duplicated.
+    static func mutate(_ seed: [UInt8], _ rng: inout SplitMix, alphabet: [UInt8]) -> [UInt8] {
+        var b = seed
+        for _ in 0...(rng.next() % 4) {
+            let op = rng.next() % 4
+            let at = b.isEmpty ? 0 : Int(rng.next() % UInt64(b.count))
+            let byte = rng.next() % 3 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : alphabet[Int(rng.next() % UInt64(alphabet.count))]
+            switch op {
+            case 0 where !b.isEmpty: b[at] = byte
+            case 1: b.insert(byte, at: at)
+            case 2 where !b.isEmpty: b.remove(at: at)
+            default:
+                let end = min(b.count, at + Int(rng.next() % 16))
+                b.insert(contentsOf: b[at..<end], at: at)
+            }
+        }
+        return b
+    }
+
+    func testParsersSurviveMutatedInput() throws {
+        var rng = SplitMix(state: 2026)
+        let jsonSeeds = [#"{"a": [1, 2.5e-3, "x\u00e9", true, null], "b": {"c": []}}"#, #"[["deep"]]"#, "\"\\ud83d\\ude42\""]
+        let gbnfSeeds = ["root ::= expr\nexpr ::= term (\"+\" term)*\nterm ::= [0-9]+ | \"(\" expr \")\"", #"root ::= "a"{2,5} [^x-z\n]? "\x41" . | b  # c"# + "\nb ::= \"b\"*"]
+        let schemaSeeds = [##"{"type": "object", "properties": {"a": {"type": "array", "items": {"enum": [1, "x", null]}, "minItems": 1, "maxItems": 3}, "b": {"anyOf": [{"type": "string", "maxLength": 4}, {"$ref": "#/$defs/n"}]}}, "required": ["a"], "$defs": {"n": {"type": ["integer", "null"]}}}"##]
+        let alphabet = Array(#"{}[]()":,.-+*?|#\^$0123456789aeEtfnul"x {}::="#.utf8) + [0x0A, 0x00, 0xC3, 0xA9, 0xE0, 0x80]
+        var parsed = 0, grammars = 0, schemas = 0
+        for round in 0..<3000 {
+            let j = String(decoding: Self.mutate(Array(jsonSeeds[round % jsonSeeds.count].utf8), &rng, alphabet: alphabet), as: UTF8.self)
+            if (try? JSONValue.parse(j)) != nil { parsed += 1 }
+            let g = String(decoding: Self.mutate(Array(gbnfSeeds[round % gbnfSeeds.count].utf8), &rng, alphabet: alphabet), as: UTF8.self)
+            if let grammar = try? Grammar(gbnf: g) {
+                grammars += 1
+                // A compiled grammar matches random text without trapping, and its stack sets stay bounded.
+                var state = grammar.start()
+                for _ in 0..<20 {
+                    guard let next = grammar.advance(state, bytes: [alphabet[Int(rng.next() % UInt64(alphabet.count))]]) else { break }
+                    XCTAssertLessThan(next.stacks.count, 10_000, g)
+                    state = next
+                }
+            }
+            let s = String(decoding: Self.mutate(Array(schemaSeeds[0].utf8), &rng, alphabet: alphabet), as: UTF8.self)
+            if let text = try? JSONSchemaGrammar.gbnf(schemaText: s) {
+                schemas += 1
+                XCTAssertNoThrow(try Grammar(gbnf: text), "a schema's grammar always compiles: \(s)")
+            }
+        }
+        // The mutations keep some inputs valid, so both paths are exercised.
+        XCTAssertGreaterThan(parsed, 100)
+        XCTAssertGreaterThan(grammars, 100)
+        XCTAssertGreaterThan(schemas, 30)
+        // Pathological shapes: deep nesting, nullable loops, long repetitions.
+        XCTAssertThrowsError(try JSONValue.parse(String(repeating: "[", count: 100_000)))
+        XCTAssertThrowsError(try Grammar(gbnf: #"root ::= ("a"*)*"#)) { XCTAssertTrue("\($0)".contains("left-recursive"), "\($0)") }
+        XCTAssertThrowsError(try Grammar(gbnf: "root ::= " + String(repeating: "(", count: 500) + "\"a\"" + String(repeating: ")", count: 500)))
+        let long = try Grammar(gbnf: #"root ::= [a-z]{0,1000} "!""#)
+        XCTAssertTrue(long.matches(String(repeating: "q", count: 1000) + "!"))
+        XCTAssertFalse(long.matches(String(repeating: "q", count: 1001) + "!"))
+        XCTAssertThrowsError(try JSONSchemaGrammar.gbnf(schemaText: String(repeating: #"{"items":"#, count: 600) + "{}" + String(repeating: "}", count: 600)))
+    }
+}
