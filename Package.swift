@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendServer", targets: ["AttendServer", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // Hand-written C kernels (GEMM micro-kernel, vector exp). They pick AVX2+FMA at run time through
@@ -57,10 +59,15 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The OpenAI-compatible HTTP server (Hummingbird): the only target that links the HTTP stack.
+        .target(name: "AttendServer", dependencies: [
+            "AttendLM", "AttendTensor", "AttendTokenizers",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),

@@ -8,3 +8,6 @@ scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct 
 if ! scripts/postgres.sh status; then trap 'scripts/postgres.sh stop' EXIT; fi
 export ATTEND_TEST_POSTGRES="$(scripts/postgres.sh start)"
 swift test
+# The HTTP server against the official OpenAI Python client (a real client, a real server, real models).
+swift build --product attend
+scripts/test-server.sh .build/debug/attend
