@@ -23,6 +23,21 @@ public struct IndexSettings: Codable, Equatable, Sendable {
             (embeddingModel, dimension, metric, chunkTokens, overlapTokens, m, efConstruction)
     }
 
+    /// The settings an index stored (its `format` and `settings` keys), checked: the format must be `formatVersion`,
+    /// the settings readable and valid, and a `requested` embedder must name the same model and dimension.
+    public static func stored(_ meta: [(String, String)], formatVersion: String, location: String, requested: IndexSettings?) throws -> IndexSettings {
+        let meta = Dictionary(meta, uniquingKeysWith: { a, _ in a })
+        guard meta["format"] == formatVersion else { throw AttendError("\(location): index format \(meta["format"] ?? "none"), this Attend reads \(formatVersion)") }
+        guard let json = meta["settings"], let s = try? JSONDecoder().decode(IndexSettings.self, from: Data(json.utf8)) else {
+            throw AttendError("\(location): index settings are missing or unreadable")
+        }
+        try s.validate()
+        if let requested, requested.embeddingModel != s.embeddingModel || requested.dimension != s.dimension {
+            throw AttendError("\(location): the index was built with \(s.embeddingModel) (\(s.dimension) dimensions); this run embeds with \(requested.embeddingModel) (\(requested.dimension) dimensions). Use the same model or a new index.")
+        }
+        return s
+    }
+
     public func validate() throws {
         guard !embeddingModel.isEmpty, (1...65_536).contains(dimension) else {
             throw AttendError("index settings: embedding model name must be given and dimension in 1...65536, got '\(embeddingModel)' / \(dimension)")

@@ -48,15 +48,7 @@ public final class SQLiteKnowledgeStore: KnowledgeStore {
             }
         }
         let stored: [(String, String)] = try db.query("SELECT key, value FROM attend_index", []) { ($0.text(0), $0.text(1)) }
-        let meta = Dictionary(stored, uniquingKeysWith: { a, _ in a })
-        guard meta["format"] == Self.formatVersion else { throw AttendError("\(path): index format \(meta["format"] ?? "none"), this Attend reads \(Self.formatVersion)") }
-        guard let json = meta["settings"], let s = try? JSONDecoder().decode(IndexSettings.self, from: Data(json.utf8)) else {
-            throw AttendError("\(path): index settings are missing or unreadable")
-        }
-        try s.validate()
-        if let requested, requested.embeddingModel != s.embeddingModel || requested.dimension != s.dimension {
-            throw AttendError("\(path): the index was built with \(s.embeddingModel) (\(s.dimension) dimensions); this run embeds with \(requested.embeddingModel) (\(requested.dimension) dimensions). Use the same model or a new index.")
-        }
+        let s = try IndexSettings.stored(stored, formatVersion: Self.formatVersion, location: path, requested: requested)
         settings = s
         graph = try HNSWIndex(dimension: s.dimension, metric: s.metric, m: s.m, efConstruction: s.efConstruction)
         try loadVectors()

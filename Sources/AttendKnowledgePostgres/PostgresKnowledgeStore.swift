@@ -112,15 +112,7 @@ public final class PostgresKnowledgeStore: KnowledgeStore {
             try create(requested)
         }
         let stored = try sql("SELECT key, value FROM \(schema).attend_index").map { try $0.decode((String, String).self) }
-        let meta = Dictionary(stored, uniquingKeysWith: { a, _ in a })
-        guard meta["format"] == Self.formatVersion else { throw AttendError("\(display): index format \(meta["format"] ?? "none"), this Attend reads \(Self.formatVersion)") }
-        guard let json = meta["settings"], let s = try? JSONDecoder().decode(IndexSettings.self, from: Data(json.utf8)) else {
-            throw AttendError("\(display): index settings are missing or unreadable")
-        }
-        try s.validate()
-        if let requested, requested.embeddingModel != s.embeddingModel || requested.dimension != s.dimension {
-            throw AttendError("\(display): the index was built with \(s.embeddingModel) (\(s.dimension) dimensions); this run embeds with \(requested.embeddingModel) (\(requested.dimension) dimensions). Use the same model or a new index.")
-        }
+        let s = try IndexSettings.stored(stored, formatVersion: Self.formatVersion, location: display, requested: requested)
         settings = s
     }
 

@@ -56,21 +56,8 @@ public enum JSONSchemaGrammar {
             return name
         }
 
-        /// A GBNF literal for exact text.
-        static func literal(_ text: String) -> String {
-            var out = "\""
-            for u in text.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
-        }
+        /// A GBNF literal for exact text: GBNF reads JSON's string escapes, so JSON's quoting serves.
+        static func literal(_ text: String) -> String { JSONValue.quote(text) }
 
         func fail(_ path: String, _ what: String) -> AttendError { AttendError("JSON schema at \(path): \(what)") }
 
