@@ -22,9 +22,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let lm = try ModelLocator.languageModel(model)
-        var served = ServedModels(chatName: (lm.source as NSString).lastPathComponent.replacingOccurrences(of: ".gguf", with: "").components(separatedBy: ".").first ?? model,
-                                  model: lm.model, tokenizer: lm.tokenizer, template: ChatTemplate(ggufTemplate: lm.chatTemplate), addBos: lm.addBos)
-        served.chatName = model.contains("/") ? served.chatName : model
+        // The name clients send: the short name as given, or a file's or folder's name without its extension.
+        let chatName = model.contains("/") ? ((model as NSString).lastPathComponent as NSString).deletingPathExtension : model
+        var served = ServedModels(chatName: chatName, model: lm.model, tokenizer: lm.tokenizer, template: ChatTemplate(ggufTemplate: lm.chatTemplate), addBos: lm.addBos)
         if embeddingModel != "none" {
             let embedder = try ModelLocator.sentenceEmbedder(embeddingModel)
             served.embeddingName = embeddingModel
