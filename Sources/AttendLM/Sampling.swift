@@ -73,8 +73,22 @@ public enum Generation {
                 let order = l.indices.sorted { l[$0] > l[$1] }
                 return Int32(order.first(where: allowed) ?? order[0])
             }
-            for i in l.indices where !allowed(i) { l[i] = -.infinity }
-            if !l.contains(where: { $0 > -.infinity }) { return Int32(l.indices.first!) }
+            // Sampling: ask the constraint about tokens from the most likely down, until those asked hold all but
+            // 1e-3 of the probability (or top-k allowed ones are found); the unasked tail is dropped. Asking about
+            // the whole vocabulary would cost a grammar step per token, every step.
+            let order = l.indices.sorted { l[$0] > l[$1] }
+            let top = l[order[0]] / o.temperature
+            let total = order.reduce(Float(0)) { $0 + Foundation.exp(l[$1] / o.temperature - top) }
+            var keep: [Int] = [], asked: Float = 0
+            for i in order where l[i] > -.infinity {
+                if allowed(i) { keep.append(i) }
+                asked += Foundation.exp(l[i] / o.temperature - top) / total
+                if !keep.isEmpty && (asked > 1 - 1e-3 || keep.count == o.topK) { break }
+            }
+            guard !keep.isEmpty else { return Int32(order[0]) }
+            var masked = [Float](repeating: -.infinity, count: l.count)
+            for i in keep { masked[i] = l[i] }
+            l = masked
         }
         if o.temperature <= 0 { return Int32(l.indices.max { l[$0] < l[$1] }!) }
         // Candidates sorted by logit; each filter keeps a prefix.

@@ -116,6 +116,12 @@ final class GrammarTests: XCTestCase {
         XCTAssertEqual(value["release_year"]?.numberValue.map { $0 == $0.rounded() }, true)
         XCTAssertLessThanOrEqual(value["features"]?.arrayValue?.count ?? 99, 3)
         XCTAssertTrue(try Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: schema)).matches(result.text))
+        // Sampled, not greedy: still JSON that conforms.
+        options.temperature = 0.9
+        options.seed = 11
+        let sampled = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: prompt, options: options)
+        XCTAssertEqual(sampled.finishReason, "stop", sampled.text)
+        XCTAssertTrue(try Grammar(gbnf: JSONSchemaGrammar.gbnf(schemaText: schema)).matches(sampled.text), sampled.text)
     }
 
     func testJSONValueKeepsOrderAndRejectsBadText() throws {
