@@ -213,10 +213,20 @@ public struct GrammarConstraint {
     let eosId: Int32?
 
     public init(grammar: Grammar, tokenizer: any TextTokenizer) {
+        self.init(grammar: grammar, tokenBytes: GrammarConstraint.tokenBytes(of: tokenizer), eosId: tokenizer.eosId)
+    }
+
+    /// With the vocabulary's bytes read once (`tokenBytes(of:)`), for callers that constrain many generations.
+    public init(grammar: Grammar, tokenBytes: [[UInt8]], eosId: Int32?) {
         self.grammar = grammar
         state = grammar.start()
-        eosId = tokenizer.eosId
-        tokenBytes = (0..<tokenizer.vocabularyCount).map { id in tokenizer.isSpecial(Int32(id)) ? [] : tokenizer.bytes([Int32(id)]) }
+        self.eosId = eosId
+        self.tokenBytes = tokenBytes
+    }
+
+    /// Every token's bytes; special tokens get none (they are never allowed inside the text).
+    public static func tokenBytes(of tokenizer: any TextTokenizer) -> [[UInt8]] {
+        (0..<tokenizer.vocabularyCount).map { id in tokenizer.isSpecial(Int32(id)) ? [] : tokenizer.bytes([Int32(id)]) }
     }
 
     public var isComplete: Bool { grammar.isComplete(state) }

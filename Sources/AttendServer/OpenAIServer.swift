@@ -64,7 +64,13 @@ public final class OpenAIServer: @unchecked Sendable {
     private let counterLock = NSLock()
     private var counter = 0
 
-    public init(models: ServedModels) { self.models = models }
+    /// The vocabulary's bytes, read once for every request that carries a schema.
+    private let tokenBytes: [[UInt8]]
+
+    public init(models: ServedModels) {
+        self.models = models
+        tokenBytes = GrammarConstraint.tokenBytes(of: models.tokenizer)
+    }
 
     func nextID(_ prefix: String) -> String {
         counterLock.lock(); defer { counterLock.unlock() }
@@ -146,12 +152,13 @@ public final class OpenAIServer: @unchecked Sendable {
         let id = nextID(chat ? "chatcmpl" : "cmpl"), created = Int(Date().timeIntervalSince1970)
         let object = chat ? "chat.completion" : "text_completion"
         let models = self.models
+        let constraint = try options.constraint.map { GrammarConstraint(grammar: try $0.compile(), tokenBytes: tokenBytes, eosId: models.tokenizer.eosId) }
         @Sendable func usage(_ r: GenerationResult) -> [String: Any] {
             ["prompt_tokens": r.promptTokens, "completion_tokens": r.tokens.count, "total_tokens": r.promptTokens + r.tokens.count]
         }
         guard stream else {
             let result = try await worker.run {
-                try Generation.generate(model: models.model, tokenizer: models.tokenizer, input: LMInput(prompt), options: options)
+                try Generation.generate(model: models.model, tokenizer: models.tokenizer, input: LMInput(prompt), options: options, constraint: constraint)
             }
             let choice: [String: Any] = chat
                 ? ["index": 0, "message": ["role": "assistant", "content": result.text], "finish_reason": result.finishReason, "logprobs": NSNull()]
@@ -167,7 +174,7 @@ public final class OpenAIServer: @unchecked Sendable {
             do {
                 let result = try await worker.run {
                     try Generation.generate(model: models.model, tokenizer: models.tokenizer, input: LMInput(prompt), options: options,
-                                            onText: { continuation.yield(.text($0)) }, isCancelled: { cancelled.isSet })
+                                            constraint: constraint, onText: { continuation.yield(.text($0)) }, isCancelled: { cancelled.isSet })
                 }
                 continuation.yield(.finished(result))
                 continuation.finish()
