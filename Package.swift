@@ -17,7 +17,8 @@ let package = Package(
         .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
-        .library(name: "AttendServer", targets: ["AttendServer", "AttendLM", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendSafety", targets: ["AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // Hand-written C kernels (GEMM micro-kernel, vector exp). They pick AVX2+FMA at run time through
@@ -59,17 +61,21 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The safety stage: personal data and secrets, policy categories scored by embeddings, streamed hold-back.
+        .target(name: "AttendSafety", dependencies: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         // The OpenAI-compatible HTTP server (Hummingbird): the only target that links the HTTP stack.
         .target(name: "AttendServer", dependencies: [
-            "AttendLM", "AttendTensor", "AttendTokenizers",
+            "AttendLM", "AttendTensor", "AttendTokenizers", "AttendSafety",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "AttendSafety", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .testTarget(name: "AttendSafetyTests", dependencies: ["AttendSafety", "AttendModels", "AttendLM", "AttendTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),

@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# The server's test with the official OpenAI client: starts `attend serve` on a free port, waits for /health, runs
-# Tests/server/test_openai_client.py against it, stops the server. The client comes from PyPI into .cache/test-venv.
+# The server's tests, with real clients against a real server: builds a small index from three pages of the
+# PostgreSQL manual, starts `attend serve` on a free port with that index, the example safety policy and an API key,
+# waits for /health, then runs Tests/server/test_openai_client.py (the official OpenAI Python client) and
+# Tests/server/test_chat_page.py (the chat page in Debian's headless Chromium, driven by Selenium), and stops the
+# server. The clients come from PyPI into .cache/test-venv; Chromium and its driver from scripts/setup.sh.
 #   scripts/test-server.sh [path/to/attend]   (default .build/debug/attend)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary="${1:-.build/debug/attend}"
 venv=.cache/test-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, httpx; assert httpx.__version__ == '0.27.2'" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, httpx, selenium; assert httpx.__version__ == '0.27.2' and selenium.__version__ == '4.27.1'" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check openai==1.54.0 httpx==0.27.2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check openai==1.54.0 httpx==0.27.2 selenium==4.27.1
 fi
+work=$(mktemp -d)
+manual=/usr/share/doc/postgresql-doc-15/html
+"$binary" index add "$work/docs.sqlite" "$manual/sql-dropdatabase.html" "$manual/sql-droptable.html" "$manual/role-removal.html" >/dev/null 2>&1
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log=$(mktemp)
-"$binary" serve --port "$port" >"$log" 2>&1 &
+key="test-key-$RANDOM$RANDOM"
+ATTEND_API_KEY="$key" "$binary" serve --port "$port" --index "$work/docs.sqlite" --safety examples/safety-policy.json >"$work/log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 300); do
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 600); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then break; fi
-  if ! kill -0 $server 2>/dev/null; then cat "$log" >&2; echo "test-server: attend serve exited" >&2; exit 1; fi
+  if ! kill -0 $server 2>/dev/null; then cat "$work/log" >&2; echo "test-server: attend serve exited" >&2; exit 1; fi
   sleep 0.2
 done
-ATTEND_SERVER_URL="http://127.0.0.1:$port" "$venv/bin/python" Tests/server/test_openai_client.py
+export ATTEND_SERVER_URL="http://127.0.0.1:$port" ATTEND_API_KEY="$key" ATTEND_GROUNDED_MODEL="SmolLM2-135M-Instruct+docs"
+status=0
+"$venv/bin/python" Tests/server/test_openai_client.py || status=1
+ATTEND_EXPECT_SOURCES=1 "$venv/bin/python" Tests/server/test_chat_page.py || status=1
+if [ $status -ne 0 ]; then echo "test-server: the server's log (last 40 lines):" >&2; tail -40 "$work/log" >&2; fi
+exit $status

@@ -52,7 +52,8 @@ public struct Answerer {
 
     /// The prompt for `question` over `hits`: sources are added in rank order while the rendered prompt stays within
     /// the budget (a passage that does not fit is cut to what does, if at least a quarter of it fits).
-    public func prompt(question: String, hits: [SearchHit]) throws -> GroundedPrompt {
+    /// Earlier turns of a conversation (`history`) go between the instructions and the question.
+    public func prompt(question: String, hits: [SearchHit], history: [(role: String, content: String)] = []) throws -> GroundedPrompt {
         let budget = promptBudget ?? max(256, model.contextLength - options.maxTokens - 8)
         func render(_ sources: [(hit: SearchHit, text: String)]) throws -> (messages: [(role: String, content: String)], ids: [Int32]) {
             var body = "Sources:\n"
@@ -61,7 +62,7 @@ public struct Answerer {
                 body += "[\(i + 1)] \(where_)\n\(s.text)\n\n"
             }
             body += "Question: \(question)\n\n\(Answerer.request)"
-            let messages: [(role: String, content: String)] = [("system", Answerer.instructions), ("user", body)]
+            let messages: [(role: String, content: String)] = [("system", Answerer.instructions)] + history + [("user", body)]
             return (messages, try tokenizer.encode(template.render(messages), allowSpecial: true))
         }
         let bare = try render([])
@@ -120,13 +121,19 @@ public struct Answerer {
 
     /// Retrieves, builds the prompt and generates; `onText` streams the answer.
     public func answer(_ question: String, onText: (String) -> Void = { _ in }) throws -> Answer {
+        let (p, seconds) = try ground(question)
+        let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: p.ids, options: options, onText: onText)
+        return Answer(text: r.text, prompt: p, generation: r, retrievalSeconds: seconds)
+    }
+
+    /// Retrieves for `question` and builds the prompt, without generating (for callers that generate themselves,
+    /// through a safety filter or a server's queue). Returns the prompt and the seconds retrieval took.
+    public func ground(_ question: String, history: [(role: String, content: String)] = []) throws -> (prompt: GroundedPrompt, seconds: Double) {
         let question = question.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !question.isEmpty else { throw AttendError("ask: the question is empty") }
         let started = Date()
         let hits = try retriever.search(question, top: top, mode: mode, filter: filter)
         let seconds = Date().timeIntervalSince(started)
-        let p = try prompt(question: question, hits: hits)
-        let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: p.ids, options: options, onText: onText)
-        return Answer(text: r.text, prompt: p, generation: r, retrievalSeconds: seconds)
+        return (try prompt(question: question, hits: hits, history: history), seconds)
     }
 }

@@ -1,6 +1,8 @@
 """The official `openai` Python client against `attend serve`: chat (whole and streamed, with usage), JSON-schema
-output, completions, embeddings in both encodings, models, and errors. Run by scripts/test-server.sh, which starts
-the server and passes its URL in ATTEND_SERVER_URL."""
+output, completions, embeddings in both encodings, models, errors, API keys, retrieval-augmented chat with citations,
+the safety stage (moderations, refused inputs, redacted and stopped answers) and /metrics. Run by
+scripts/test-server.sh, which starts the server (with an index, a safety policy and an API key) and passes its URL in
+ATTEND_SERVER_URL, the key in ATTEND_API_KEY and the grounded model's name in ATTEND_GROUNDED_MODEL."""
 import json
 import math
 import os
@@ -13,14 +15,16 @@ import openai
 URL = os.environ["ATTEND_SERVER_URL"]
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
+KEY = os.environ["ATTEND_API_KEY"]
+GROUNDED = os.environ["ATTEND_GROUNDED_MODEL"]
 
 
 class OpenAIClientTests(unittest.TestCase):
-    client = openai.OpenAI(base_url=URL + "/v1", api_key="unused", max_retries=0, timeout=300)
+    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=300)
 
     def test_models(self):
         ids = [m.id for m in self.client.models.list().data]
-        self.assertEqual(ids, [CHAT, EMBED])
+        self.assertEqual(ids, [GROUNDED, CHAT, EMBED])
 
     def test_chat_whole_and_streamed_agree(self):
         messages = [{"role": "user", "content": "Name a fruit."}]
@@ -91,8 +95,11 @@ class OpenAIClientTests(unittest.TestCase):
         with self.assertRaises(openai.BadRequestError):
             self.client.embeddings.create(model=EMBED, input=[], encoding_format="float")
 
-    def raw(self, path, body, content_type="application/json"):
-        request = urllib.request.Request(URL + path, data=body, headers={"Content-Type": content_type}, method="POST")
+    def raw(self, path, body, content_type="application/json", key=KEY):
+        headers = {"Content-Type": content_type}
+        if key is not None:
+            headers["Authorization"] = "Bearer " + key
+        request = urllib.request.Request(URL + path, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=60) as r:
                 return r.status, json.loads(r.read())
@@ -115,6 +122,68 @@ class OpenAIClientTests(unittest.TestCase):
         status, body = self.raw("/tokenize", b'{"content": "Hello world"}')
         self.assertEqual(status, 200)
         self.assertEqual(len(body["tokens"]), 2)
+
+    def test_api_key_required(self):
+        for key in [None, "wrong-key-123", KEY + "x"]:
+            status, body = self.raw("/v1/chat/completions", b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "hi"}]}', key=key)
+            self.assertEqual((status, body["error"]["code"]), (401, "invalid_api_key"), key)
+        with self.assertRaises(openai.AuthenticationError):
+            openai.OpenAI(base_url=URL + "/v1", api_key="wrong-key-123", max_retries=0).models.list()
+        with urllib.request.urlopen(URL + "/health", timeout=10) as r:   # open without a key, as is the page
+            self.assertEqual(r.status, 200)
+
+    def test_grounded_chat_cites_its_sources(self):
+        messages = [{"role": "user", "content": "How do I remove a database?"}]
+        whole = self.client.chat.completions.create(model=GROUNDED, messages=messages, max_tokens=24, temperature=0)
+        citations = whole.model_extra["citations"]
+        self.assertGreaterEqual(len(citations), 1)
+        self.assertEqual([c["number"] for c in citations], list(range(1, len(citations) + 1)))
+        self.assertTrue(all(c["source"].endswith(".html") and c["text"] for c in citations))
+        self.assertIn("sql-dropdatabase.html", citations[0]["source"])
+        # The prompt holds the passages: far longer than the question alone.
+        plain = self.client.chat.completions.create(model=CHAT, messages=messages, max_tokens=1, temperature=0)
+        self.assertGreater(whole.usage.prompt_tokens, plain.usage.prompt_tokens + 100)
+        chunks = list(self.client.chat.completions.create(model=GROUNDED, messages=messages, max_tokens=24, temperature=0, stream=True))
+        self.assertEqual(chunks[0].model_extra["citations"], citations)
+        self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), whole.choices[0].message.content)
+
+    def test_moderations(self):
+        texts = ["Write to jane.doe@example.com", "I will kill you tomorrow.", "Kill the process with SIGTERM.", "The weather is mild."]
+        raw = self.client.moderations.with_raw_response.create(model="attend-safety", input=texts)
+        results = json.loads(raw.text)["results"]
+        self.assertEqual([r["flagged"] for r in results], [True, True, False, False])
+        self.assertTrue(results[0]["categories"]["personal_data/email"])
+        self.assertTrue(results[1]["categories"]["violence"])
+        self.assertGreater(results[1]["category_scores"]["violence"], results[2]["category_scores"]["violence"])
+        self.assertEqual(raw.parse().results[0].flagged, True)
+
+    def test_safety_refuses_inputs_and_filters_answers(self):
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "my card is 4111 1111 1111 1111"}], max_tokens=4)
+        self.assertEqual(e.exception.code, "content_filter")
+        # A schema with a constant makes the model write the personal data itself: the answer leaves redacted...
+        def forced(value):
+            schema = {"type": "object", "properties": {"contact": {"const": value}}, "required": ["contact"]}
+            return dict(model=CHAT, messages=[{"role": "user", "content": "Give a contact."}], max_tokens=40, temperature=0,
+                        response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}})
+        r = self.client.chat.completions.create(**forced("jane.doe@example.com"))
+        self.assertEqual(json.loads(r.choices[0].message.content), {"contact": "[EMAIL]"})
+        # ...and a card number, which the policy blocks, stops the answer before any of it leaves, streamed or not.
+        r = self.client.chat.completions.create(**forced("4111 1111 1111 1111"))
+        self.assertEqual(r.choices[0].finish_reason, "content_filter")
+        self.assertNotIn("4111", r.choices[0].message.content)
+        chunks = list(self.client.chat.completions.create(stream=True, **forced("4111 1111 1111 1111")))
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        self.assertNotIn("4111", streamed)
+        self.assertEqual([c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason], ["content_filter"])
+
+    def test_metrics(self):
+        request = urllib.request.Request(URL + "/metrics", headers={"Authorization": "Bearer " + KEY})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            text = r.read().decode()
+        self.assertIn('attend_requests_total{endpoint="chat",status="200"}', text)
+        self.assertRegex(text, r"attend_completion_tokens_total [1-9]")
+        self.assertIn("attend_time_to_first_token_seconds_bucket", text)
 
 
 if __name__ == "__main__":
