@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttendSafety
 import AttendLM
 import AttendModels
 import AttendPlots
@@ -77,6 +78,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "The prompt.") var prompt: String
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
+    @OptionGroup var safety: SafetyOptions
     @Flag(name: .customLong("print-ids"), help: "Finish with a JSON line of token ids and speeds (for benchmarks).") var printIds = false
     @Option(help: "Beam search with this many beams instead of sampling (no streaming).") var beams: Int?
     @Option(name: .customLong("length-penalty"), help: "Beam scores are divided by length^this.") var lengthPenalty: Float = 1
@@ -88,7 +90,8 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let loaded = try sampling.load()
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
-        let ids = loaded.promptIds(prompt, chat: chat)
+        let stage = try safety.stage()
+        let ids = loaded.promptIds(try SafetyOptions.screen(prompt, stage, what: "prompt"), chat: chat)
         if let attentionMap {
             let (weights, l) = try Generation.attentionMap(model: model, prompt: ids, layer: layer, head: head)
             let labels = ids.map { Generation.visibleToken(tokenizer.decode([$0])) }
@@ -103,11 +106,13 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardError.write(String(format: "beam score %.4f\n", best.score).data(using: .utf8)!)
             return
         }
-        let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: ids, options: sampling.options) {
+        let r = try SafeGeneration.generate(model: model, tokenizer: tokenizer, input: LMInput(ids), options: sampling.options,
+                                             filter: SafetyOptions.filter(stage)) {
             print($0, terminator: "")
             fflush(stdout)
         }
         print()
+        if r.finishReason == "content_filter" { FileHandle.standardError.write("(the answer was stopped by the safety policy)\n".data(using: .utf8)!) }
         if printIds {
             let stats: [String: Any] = ["prompt_tokens": r.promptTokens, "prompt_tps": Double(r.promptTokens) / r.promptSeconds,
                                         "generated": r.tokens.count, "generation_tps": Double(r.tokens.count) / max(r.generationSeconds, 1e-9),
@@ -124,24 +129,28 @@ struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "chat", abstract: "Chat with an instruct model: one message per line on standard input.")
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "System message (default: the template's own).") var system: String?
+    @OptionGroup var safety: SafetyOptions
 
     func run() throws {
         let loaded = try sampling.load()
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
         let template = ChatTemplate(ggufTemplate: loaded.chatTemplate)
         var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? []
+        let stage = try safety.stage()
         let interactive = isatty(fileno(stdin)) != 0
         while true {
             if interactive { print("> ", terminator: ""); fflush(stdout) }
             guard let line = readLine() else { break }
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            history.append(("user", line))
-            let r = try Generation.generate(model: model, tokenizer: tokenizer, prompt: tokenizer.encode(template.render(history)),
-                                            options: sampling.options) {
+            let message: String
+            do { message = try SafetyOptions.screen(line, stage, what: "message") } catch { print("(\(error))"); continue }
+            history.append(("user", message))
+            let r = try SafeGeneration.generate(model: model, tokenizer: tokenizer, input: LMInput(tokenizer.encode(template.render(history))),
+                                                options: sampling.options, filter: SafetyOptions.filter(stage)) {
                 print($0, terminator: "")
                 fflush(stdout)
             }
-            print()
+            print(r.finishReason == "content_filter" ? "\n(the answer was stopped by the safety policy)" : "")
             history.append(("assistant", r.text))
         }
     }

@@ -3,6 +3,7 @@ import AttendKnowledge
 import AttendKnowledgePostgres
 import AttendLM
 import AttendModels
+import AttendSafety
 import AttendTensor
 import Foundation
 
@@ -256,6 +257,7 @@ struct AskCommand: ParsableCommand {
     @Flag(help: "Print the answer and its sources as one JSON object.") var json = false
     @Flag(name: .customLong("show-prompt"), help: "Print the prompt before the answer.") var showPrompt = false
     @Flag(name: .customLong("use-values"), help: "Put each source's structured value (from `index add --extract`) in the prompt instead of its passage, where it has one.") var useValues = false
+    @OptionGroup var safety: SafetyOptions
 
     func validate() throws {
         guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") }
@@ -281,18 +283,21 @@ struct AskCommand: ParsableCommand {
         answerer.options.temperature = temperature
         answerer.promptBudget = promptBudget
         answerer.useValues = useValues
-        if showPrompt {
-            let hits = try retriever.search(question, top: top, mode: answerer.mode, filter: answerer.filter)
-            print(try answerer.prompt(question: question, hits: hits).messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n\n") + "\n---")
-        }
-        let answer = try answerer.answer(question) { if !json { print($0, terminator: ""); fflush(stdout) } }
+        let stage = try safety.stage()
+        let question = try SafetyOptions.screen(self.question, stage, what: "question")
+        let (prompt, retrievalSeconds) = try answerer.ground(question)
+        if showPrompt { print(prompt.messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n\n") + "\n---") }
+        let generation = try SafeGeneration.generate(model: lm.model, tokenizer: lm.tokenizer, input: LMInput(prompt.ids), options: answerer.options,
+                                                     filter: SafetyOptions.filter(stage)) { if !json { print($0, terminator: ""); fflush(stdout) } }
+        let answer = Answerer.Answer(text: generation.text, prompt: prompt, generation: generation, retrievalSeconds: retrievalSeconds)
+        if generation.finishReason == "content_filter", !json { print("\n(the answer was stopped by the safety policy)") }
         let sources = answer.prompt.sources.map(\.chunk)
         if json {
             let object: [String: Any] = [
                 "answer": answer.text, "cited": answer.citedSources,
                 "sources": sources.enumerated().map { ["number": $0.offset + 1, "source": $0.element.source, "anchor": $0.element.anchor as Any,
                                                        "title": $0.element.title, "heading": $0.element.heading, "text": $0.element.text] },
-                "prompt_tokens": answer.generation.promptTokens, "retrieval_seconds": answer.retrievalSeconds,
+                "prompt_tokens": answer.generation.promptTokens, "retrieval_seconds": answer.retrievalSeconds, "finish_reason": answer.generation.finishReason,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return

@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest request body in bytes.") var maxBody = 4 << 20
     @Option(help: "Also serve retrieval-augmented chat over this index (an SQLite file or a postgres:// URL from `attend index add`) as the model MODEL+INDEXNAME, with the sources returned as citations.") var index: String?
     @Option(help: "Passages retrieved per question with --index.") var top = 4
-    @Option(help: "A safety policy file (JSON): personal data to redact or block, categories to flag or block, on inputs and answers.") var safety: String?
+    @OptionGroup var safety: SafetyOptions
     @Option(name: .customLong("api-key-file"), help: "A file of API keys, one per line; requests must then send 'Authorization: Bearer KEY'. The variable ATTEND_API_KEY also gives one.") var apiKeyFile: String?
     @Option(help: "The origin allowed to call from a browser page elsewhere (CORS), such as https://example.com, or '*' for any.") var cors: String?
     @Option(name: .customLong("max-queue"), help: "Requests waiting for the model at once; more get 429.") var maxQueue = 64
@@ -48,14 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
             served.embed = { embedder.embed($0, batchSize: 32) }
             served.embeddingTokens = { embedder.tokenizer.encode($0, maxLength: embedder.maxLength).count }
         }
-        if let safety {
-            let policy = try SafetyPolicy.load(path: safety)
-            let embed: (([String]) throws -> Tensor)? = policy.categories.isEmpty ? nil : try {
-                let e = try ModelLocator.sentenceEmbedder(policy.embeddingModel)
-                return { e.embed($0, batchSize: 32) }
-            }()
-            served.safety = try SafetyStage(policy: policy, embed: embed)
-        }
+        served.safety = try safety.stage()
         if let index {
             let path = try ModelLocator.locate(embeddingModel, kind: .sentenceEmbedder)
             let embedder = try SentenceEmbedder.load(directory: path)
@@ -91,7 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("an API key must be at least 8 characters without spaces (got one of \(key.count) characters)")
         }
         server.options.apiKeys = keys
-        let extras = [index.map { "index \($0)" }, safety.map { "safety policy \($0)" }, keys.isEmpty ? nil : "\(keys.count) API key(s)"].compactMap { $0 }
+        let extras = [index.map { "index \($0)" }, safety.safety.map { "safety policy \($0)" }, keys.isEmpty ? nil : "\(keys.count) API key(s)"].compactMap { $0 }
         FileHandle.standardError.write("attend serve: \(served.chatName)\(served.embeddingName.map { " and \($0)" } ?? "")\(extras.isEmpty ? "" : " (" + extras.joined(separator: ", ") + ")") on http://\(host):\(port)\n".data(using: .utf8)!)
         try await server.run(host: host, port: port)
     }

@@ -104,6 +104,10 @@ public struct Answerer {
         public var prompt: GroundedPrompt
         public var generation: GenerationResult
         public var retrievalSeconds: Double
+
+        public init(text: String, prompt: GroundedPrompt, generation: GenerationResult, retrievalSeconds: Double) {
+            (self.text, self.prompt, self.generation, self.retrievalSeconds) = (text, prompt, generation, retrievalSeconds)
+        }
         /// Source numbers the answer cites ([n] in its text), in order of first mention.
         public var citedSources: [Int] {
             var out: [Int] = []
