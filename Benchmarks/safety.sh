@@ -19,7 +19,7 @@ mkdir -p .cache/bench
 attend_out=.cache/bench/safety-attend.tsv
 peers_out=.cache/bench/safety-peers.tsv
 if ! "${ATTEND:-.build/release/attend}" bench safety --personal-data $data/personal-data.jsonl \
-    --categories $data/categories-test.jsonl --policy $data/categories-policy.json > "$attend_out" 2> .cache/bench/safety-attend.err; then
+    --categories $data/categories-test.jsonl --policy $data/categories-policy.json --calibrate $data/categories-train.jsonl > "$attend_out" 2> .cache/bench/safety-attend.err; then
   echo "safety: attend bench safety failed (the table shows the peers only):" >&2
   tail -5 .cache/bench/safety-attend.err >&2
   : > "$attend_out"
@@ -39,7 +39,8 @@ for path in sys.argv[1:]:
         elif len(f) == 3 and f[1].endswith("-ms-per-text"):
             times.append(f)
 attend = {r[1]: r for r in rows if r[0] == "attend"}
-peers = [r for r in rows if r[0] != "attend"]
+peers = [r for r in rows if not r[0].startswith("attend")]
+sweep = [r for r in rows if r[0] == "attend-sweep"]
 names = list(dict.fromkeys(["email", "phone", "payment_card", "iban", "secret", *(r[1] for r in peers), *attend]))
 names = [n for n in names if n in attend or any(r[1] == n for r in peers)]
 print("| kind | Attend P | Attend R | peer | peer P | peer R |")
@@ -50,6 +51,14 @@ for name in names:
     mine = [r for r in peers if r[1] == name] or [None]
     for p in mine:
         print(f"| {name} | {ap} | {ar} | {p[0] if p else '-'} | {p[5] if p else '-'} | {p[6] if p else '-'} |")
+if sweep:
+    print()
+    print("Attend's categories over thresholds (the curve to choose one from):")
+    print()
+    print("| category@threshold | tp | fp | fn | P | R |")
+    print("|---|---|---|---|---|---|")
+    for r in sweep:
+        print(f"| {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |")
 if times:
     print()
     print("| who | ms per text |")
@@ -59,5 +68,6 @@ if times:
 print()
 print("P, R: precision, recall. Spans match when they overlap a gold span of the same kind; detect-secrets has no offsets")
 print("and is counted per line (a line with a gold secret and a report is one true positive); detect-secrets-spans places")
-print("its reported strings in the line. Categories: flagged at the policy's threshold, labels from Debian's Section field.")
+print("its reported strings in the line. Categories: flagged at the threshold chosen for best F1 on categories-train.jsonl")
+print("(the attend-calibrated lines), labels from Debian's Section field.")
 PY

@@ -15,6 +15,7 @@ struct SafetyBench: ParsableCommand {
     @Option(help: "The policy whose categories are scored (needed with --categories).") var policy: String?
     @Option(help: "Passes over the set for the timing (median).") var repeats = 3
     @Flag(help: "Print each miss and false positive to standard error (for tuning on the dev set).") var errors = false
+    @Option(help: "A labelled set (same layout as --categories) to choose each category's threshold on (best F1), before scoring --categories with those thresholds.") var calibrate: String?
 
     func validate() throws {
         guard personalData != nil || categories != nil else { throw ValidationError("give --personal-data, --categories, or both") }
@@ -68,23 +69,48 @@ struct SafetyBench: ParsableCommand {
             guard !policy.categories.isEmpty else { throw ValidationError("\(policyPath): has no categories") }
             let embedder = try ModelLocator.sentenceEmbedder(policy.embeddingModel)
             let stage = try SafetyStage(policy: policy, embed: { embedder.embed($0, batchSize: 32) })
-            var rows: [(text: String, labels: Set<String>)] = []
-            for (line, v) in try Self.lines(path) {
-                guard let text = v["text"]?.stringValue, let labels = v["labels"]?.arrayValue?.compactMap(\.stringValue) else {
-                    throw ValidationError("\(path):\(line): needs \"text\" and \"labels\"")
+            func labelled(_ path: String) throws -> [(text: String, labels: Set<String>)] {
+                try Self.lines(path).map { line, v in
+                    guard let text = v["text"]?.stringValue, let labels = v["labels"]?.arrayValue?.compactMap(\.stringValue) else {
+                        throw ValidationError("\(path):\(line): needs \"text\" and \"labels\"")
+                    }
+                    return (text, Set(labels))
                 }
-                rows.append((text, Set(labels)))
             }
-            var scores = Array(repeating: DetectionScore(), count: policy.categories.count)
+            /// Each text's score for each category (the best similarity of a sentence to an example).
+            func scores(_ rows: [(text: String, labels: Set<String>)]) throws -> [[Float]] {
+                try rows.map { try stage.categoryScores($0.text).map(\.score) }
+            }
+            func count(_ rows: [(text: String, labels: Set<String>)], _ scores: [[Float]], category i: Int, threshold: Float) -> DetectionScore {
+                var d = DetectionScore()
+                for (r, s) in zip(rows, scores) {
+                    let truth = r.labels.contains(policy.categories[i].name), flagged = s[i] >= threshold
+                    if flagged && truth { d.truePositives += 1 } else if flagged { d.falsePositives += 1 } else if truth { d.falseNegatives += 1 }
+                }
+                return d
+            }
+            var thresholds = policy.categories.map(\.threshold)
+            if let calibrate {
+                let rows = try labelled(calibrate)
+                let s = try scores(rows)
+                for i in policy.categories.indices {
+                    func f1(_ d: DetectionScore) -> Double { d.precision + d.recall == 0 ? 0 : 2 * d.precision * d.recall / (d.precision + d.recall) }
+                    thresholds[i] = stride(from: Float(0.2), through: 0.8, by: 0.01).max { f1(count(rows, s, category: i, threshold: $0)) < f1(count(rows, s, category: i, threshold: $1)) }!
+                    print("attend-calibrated\t\(policy.categories[i].name)-threshold\t\(String(format: "%.2f", thresholds[i]))")
+                }
+            }
+            let rows = try labelled(path)
             let start = Date()
-            for r in rows {
-                for (i, s) in try stage.categoryScores(r.text).enumerated() {
-                    let truth = r.labels.contains(s.name)
-                    if s.flagged && truth { scores[i].truePositives += 1 } else if s.flagged { scores[i].falsePositives += 1 } else if truth { scores[i].falseNegatives += 1 }
+            let testScores = try scores(rows)
+            let seconds = Date().timeIntervalSince(start)
+            for (i, c) in policy.categories.enumerated() { print(row(c.name, count(rows, testScores, category: i, threshold: thresholds[i]))) }
+            // The curve: precision and recall over thresholds, for choosing one.
+            for (i, c) in policy.categories.enumerated() {
+                for t in stride(from: Float(0.3), through: 0.7, by: 0.05) {
+                    let d = count(rows, testScores, category: i, threshold: t)
+                    print("attend-sweep\t\(c.name)@\(String(format: "%.2f", t))\t\(d.truePositives)\t\(d.falsePositives)\t\(d.falseNegatives)\t\(String(format: "%.3f", d.precision))\t\(String(format: "%.3f", d.recall))")
                 }
             }
-            let seconds = Date().timeIntervalSince(start)
-            for (i, c) in policy.categories.enumerated() { print(row(c.name, scores[i])) }
             print("attend\tcategories-ms-per-text\t\(String(format: "%.3f", seconds * 1000 / Double(max(1, rows.count))))")
         }
     }
