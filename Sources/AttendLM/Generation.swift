@@ -29,38 +29,17 @@ extension Generation {
     public static func generate(model: any LanguageModel, tokenizer: any TextTokenizer, input: LMInput, options: SamplingOptions,
                                 constraint compiled: GrammarConstraint? = nil,
                                 onText: (String) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> GenerationResult {
-        var emittedBytes = 0
-        var stoppedText: String?
-        let stops = options.stop.filter { !$0.isEmpty }
-        let holdBack = stops.map { $0.utf8.count - 1 }.max() ?? 0
-        var generated: [Int32] = []
+        var text = TextAssembler(tokenizer: tokenizer, stops: options.stop)
         let constraint = try compiled ?? options.constraint.map { GrammarConstraint(grammar: try $0.compile(), tokenizer: tokenizer) }
         let run = try decode(model: model, input: input, options: options, eosId: tokenizer.eosId, constraint: constraint, isCancelled: isCancelled) { next in
-            generated.append(next)
-            // Stream only whole characters; hold back text that might become a stop sequence.
-            let bytes = tokenizer.bytes(generated)
-            if !stops.isEmpty {
-                let text = String(decoding: bytes, as: UTF8.self)
-                if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
-                    let final = String(text[..<cut])
-                    if final.utf8.count > emittedBytes { onText(String(decoding: Array(final.utf8)[emittedBytes...], as: UTF8.self)) }
-                    stoppedText = final
-                    return false
-                }
-            }
-            var complete = bytes.count
-            while complete > emittedBytes && String(validating: bytes[emittedBytes..<complete], as: UTF8.self) == nil { complete -= 1 }
-            let safe = max(emittedBytes, complete - holdBack)
-            if safe > emittedBytes {
-                onText(String(decoding: bytes[emittedBytes..<safe], as: UTF8.self))
-                emittedBytes = safe
-            }
-            return true
+            let (piece, stopped) = text.add(next)
+            if !piece.isEmpty { onText(piece) }
+            return !stopped
         }
-        let text = stoppedText ?? tokenizer.decode(generated)
-        if stoppedText == nil, text.utf8.count > emittedBytes { onText(String(decoding: Array(text.utf8)[emittedBytes...], as: UTF8.self)) }
-        return GenerationResult(tokens: generated, text: text, promptTokens: input.count, promptSeconds: run.promptSeconds,
-                                generationSeconds: run.generationSeconds, finishReason: stoppedText != nil ? "stop" : run.finishReason)
+        let (final, rest) = text.finish()
+        if !rest.isEmpty { onText(rest) }
+        return GenerationResult(tokens: text.generated, text: final, promptTokens: input.count, promptSeconds: run.promptSeconds,
+                                generationSeconds: run.generationSeconds, finishReason: text.stoppedText != nil ? "stop" : run.finishReason)
     }
 
     /// The decoding loop under `generate`: reads `input`, then picks one token at a time and hands it to
@@ -240,3 +219,51 @@ extension Generation {
     }
 }
 
+/// Generated tokens to streamed text: only whole UTF-8 characters are handed on, and text that might still become a
+/// stop sequence is held back; a stop sequence ends the text before it. One per generated sequence.
+public struct TextAssembler {
+    let tokenizer: any TextTokenizer
+    let stops: [String]
+    let holdBack: Int
+    public private(set) var generated: [Int32] = []
+    private var emittedBytes = 0
+    /// The text when a stop sequence ended it.
+    public private(set) var stoppedText: String?
+
+    public init(tokenizer: any TextTokenizer, stops: [String]) {
+        self.tokenizer = tokenizer
+        self.stops = stops.filter { !$0.isEmpty }
+        holdBack = self.stops.map { $0.utf8.count - 1 }.max() ?? 0
+    }
+
+    /// Takes the next token: the text that may be handed on now, and whether a stop sequence has ended the text.
+    public mutating func add(_ token: Int32) -> (piece: String, stopped: Bool) {
+        generated.append(token)
+        let bytes = tokenizer.bytes(generated)
+        if !stops.isEmpty {
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                let final = String(text[..<cut])
+                stoppedText = final
+                let piece = final.utf8.count > emittedBytes ? String(decoding: Array(final.utf8)[emittedBytes...], as: UTF8.self) : ""
+                emittedBytes = max(emittedBytes, final.utf8.count)
+                return (piece, true)
+            }
+        }
+        var complete = bytes.count
+        while complete > emittedBytes && String(validating: bytes[emittedBytes..<complete], as: UTF8.self) == nil { complete -= 1 }
+        let safe = max(emittedBytes, complete - holdBack)
+        guard safe > emittedBytes else { return ("", false) }
+        defer { emittedBytes = safe }
+        return (String(decoding: bytes[emittedBytes..<safe], as: UTF8.self), false)
+    }
+
+    /// The whole text, and what of it is still to be handed on.
+    public mutating func finish() -> (text: String, rest: String) {
+        if let s = stoppedText { return (s, "") }
+        let text = tokenizer.decode(generated)
+        let rest = text.utf8.count > emittedBytes ? String(decoding: Array(text.utf8)[emittedBytes...], as: UTF8.self) : ""
+        emittedBytes = text.utf8.count
+        return (text, rest)
+    }
+}

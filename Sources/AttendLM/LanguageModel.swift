@@ -91,6 +91,16 @@ public protocol LanguageModel: AnyObject {
     func finalHiddenStates(inputEmbeddings: Tensor) -> Tensor
     /// Hidden states [..., width] -> logits [..., vocab] through the output layer. Differentiable.
     func vocabularyLogits(_ hidden: Tensor) -> Tensor
+    /// One decoding step for several sequences at once: token b goes after the positions in `caches[b]`; returns
+    /// logits [B, vocab]. Models that batch it read their weights once per step for all sequences; the default runs
+    /// `forward` once per sequence.
+    func forwardBatch(_ tokens: [Int32], caches: [KVCache]) -> Tensor
+}
+
+extension LanguageModel {
+    public func forwardBatch(_ tokens: [Int32], caches: [KVCache]) -> Tensor {
+        Tensor.concat(zip(tokens, caches).map { forward(LMInput([$0]), cache: $1, lastOnly: true, attentionLayer: nil).logits }, axis: 0)
+    }
 }
 
 extension LanguageModel {

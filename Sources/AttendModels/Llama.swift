@@ -272,6 +272,28 @@ public final class LlamaAttention: Module {
     }
 }
 
+extension LlamaAttention {
+    /// One decoding step of several sequences: row b of x [B, C] goes after the positions in `caches[b]` (rotated by
+    /// `ropes[b]`). The projections multiply all rows at once (the weights are read once for the batch); each row
+    /// attends over its own cache.
+    func decodeStep(_ x: Tensor, caches: [KVCache], layer l: Int, ropes: [RotaryTables], pass: LlamaPass) -> Tensor {
+        let b = x.shape[0]
+        let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
+        let q = pass.project(x, query), k = pass.project(x, key), v = pass.project(x, value)   // (B, H * hs)
+        let attended = Tensor(shape: [b, hq * hs])
+        for (i, cache) in caches.enumerated() {
+            let qi = ropes[i].apply(q.slice(axis: 0, start: i, length: 1).reshape([1, hq, hs]))
+            let ki = ropes[i].apply(k.slice(axis: 0, start: i, length: 1).reshape([1, hkv, hs]))
+            let vi = v.slice(axis: 0, start: i, length: 1).reshape([1, hkv, hs])
+            cache.keys[l].slice(axis: 1, start: cache.count, length: 1).assign(ki.permute([1, 0, 2]))
+            cache.values[l].slice(axis: 1, start: cache.count, length: 1).assign(vi.permute([1, 0, 2]))
+            let row = cache.decodeAttention(query: qi, layer: l, kvHeads: hkv).contiguous()
+            (attended.pointer + i * hq * hs).update(from: row.pointer, count: hq * hs)
+        }
+        return pass.project(attended, output)
+    }
+}
+
 public final class LlamaMLP: Module {
     public let gate: LlamaLinear, up: LlamaLinear, down: LlamaLinear
 
@@ -420,6 +442,24 @@ public final class LlamaModel: Module, LanguageModel {
             cache.advance(t)
             let last = lastOnly ? x.slice(axis: 0, start: t - 1, length: 1) : x
             return LMOutput(logits: project(norm(last), pass: pass), attention: weights)
+        }
+    }
+
+    /// One decoding step for several sequences at once (continuous batching): token b goes after the positions in
+    /// `caches[b]`. Returns logits [B, vocab], row b the same as `forward` of that token alone would give.
+    public func forwardBatch(_ tokens: [Int32], caches: [KVCache]) -> Tensor {
+        precondition(tokens.count == caches.count && !tokens.isEmpty, "Llama.forwardBatch: \(tokens.count) tokens for \(caches.count) caches")
+        for c in caches { precondition(c.count + 1 <= min(c.capacity, config.contextLength), "Llama.forwardBatch: a cache is full (\(c.count) of \(c.capacity))") }
+        return withNoGrad {
+            let pass = LlamaPass(int8: int8Activations)
+            let ropes = caches.map { RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: $0.count, count: 1) }
+            var x = embed(IntTensor(tokens, shape: [tokens.count]))   // (B, C)
+            for (l, layer) in layers.enumerated() {
+                let h = x + layer.attention.decodeStep(layer.attentionNorm(x), caches: caches, layer: l, ropes: ropes, pass: pass)
+                x = h + layer.mlp(layer.mlpNorm(h), pass: pass)
+            }
+            for c in caches { c.advance(1) }
+            return project(norm(x), pass: pass)
         }
     }
 

@@ -97,8 +97,10 @@ public struct ServerOptions: Sendable {
 public final class OpenAIServer: @unchecked Sendable {
     public let models: ServedModels
     public var options = ServerOptions()
-    /// The language model's thread, and a second one for embeddings, the safety stage and retrieval.
-    let worker = ModelWorker(label: "attend.model"), aux = ModelWorker(label: "attend.aux")
+    /// The language model's batch thread (continuous batching), and a second thread for embeddings, the safety stage
+    /// and retrieval.
+    let batcher: BatchedGenerator
+    let aux = ModelWorker(label: "attend.aux")
     let metrics = ServerMetrics()
     let started = Int(Date().timeIntervalSince1970)
     private let counterLock = NSLock()
@@ -109,8 +111,10 @@ public final class OpenAIServer: @unchecked Sendable {
     /// The vocabulary's bytes, read once for every request that carries a schema.
     private let tokenBytes: [[UInt8]]
 
-    public init(models: ServedModels) {
+    /// `maxBatch`: sequences decoded together at most.
+    public init(models: ServedModels, maxBatch: Int = 16) {
         self.models = models
+        batcher = BatchedGenerator(model: models.model, tokenizer: models.tokenizer, maxBatch: maxBatch)
         tokenBytes = GrammarConstraint.tokenBytes(of: models.tokenizer)
         defaultSafety = models.safety ?? (try! SafetyStage(policy: SafetyPolicy(), embed: nil))
     }
@@ -133,7 +137,7 @@ public final class OpenAIServer: @unchecked Sendable {
         }
         router.get("health") { _, _ in Self.json(["status": "ok"]) }
         router.get("metrics") { [self] _, _ in
-            metrics.queueDepth.set(Double(worker.depth))
+            metrics.queueDepth.set(Double(batcher.load))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }
         router.get("v1/models") { [self] _, _ in
@@ -235,7 +239,7 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Refuses a request when the queue is full; returns the request's deadline.
     private func admit() throws -> Date {
-        guard worker.depth < options.maxQueue else {
+        guard batcher.load < options.maxQueue else {
             throw APIError(status: 429, message: "the server is busy: \(options.maxQueue) requests are waiting for the model; retry later", type: "requests", code: "rate_limit_exceeded")
         }
         return Date().addingTimeInterval(options.requestTimeout)
@@ -253,33 +257,30 @@ public final class OpenAIServer: @unchecked Sendable {
         @Sendable func usage(_ r: GenerationResult) -> [String: Any] {
             ["prompt_tokens": r.promptTokens, "completion_tokens": r.tokens.count, "total_tokens": r.promptTokens + r.tokens.count]
         }
-        // The worker pushes text pieces; a client that goes away (streamed) sets `cancelled`, which ends decoding.
+        // The batch thread pushes text pieces; a client that goes away (streamed) sets `cancelled`, which ends decoding.
         let (pieces, continuation) = AsyncThrowingStream<Generation.StreamEvent, Error>.makeStream()
         let cancelled = CancelFlag()
-        let worker = self.worker
         let arrived = Date()
-        Task {
+        let filter = models.safety.flatMap { $0.policy.checkOutput ? SafetyFilter(stage: $0) : nil }
+        var first = true
+        let gate = SafetyGate(filter: filter) { piece in
+            if first { first = false; metrics.firstToken.record(Date().timeIntervalSince(arrived)) }
+            continuation.yield(.text(piece))
+        }
+        batcher.submit(input: LMInput(prompt), options: options, constraint: constraint, onText: gate.pass,
+                       isCancelled: { cancelled.isSet || Date() >= deadline || gate.shouldStop }) { result in
             do {
-                let result = try await worker.run {
-                    guard Date() < deadline else {
+                var r = try gate.finish(try result.get())
+                if r.finishReason == "cancelled", !cancelled.isSet {   // the deadline
+                    guard !r.tokens.isEmpty else {
                         throw APIError(status: 503, message: "the request waited longer than the server's timeout for the model", type: "server_error", code: "timeout")
                     }
-                    let filter = models.safety.flatMap { $0.policy.checkOutput ? SafetyFilter(stage: $0) : nil }
-                    var first = true
-                    var r = try SafeGeneration.generate(model: models.model, tokenizer: models.tokenizer, input: LMInput(prompt), options: options,
-                                                        constraint: constraint, filter: filter,
-                                                        onText: {
-                                                            if first { first = false; metrics.firstToken.record(Date().timeIntervalSince(arrived)) }
-                                                            continuation.yield(.text($0))
-                                                        },
-                                                        isCancelled: { cancelled.isSet || Date() >= deadline })
-                    if r.finishReason == "cancelled", !cancelled.isSet { r.finishReason = "length" }   // the deadline
-                    if filter?.stopped == true { metrics.safetyBlocks.increment() }
-                    if let f = filter { metrics.safetyRedactions.increment(by: Int64(f.redactions)) }
-                    metrics.tokens(prompt: r.promptTokens, completion: r.tokens.count)
-                    return r
+                    r.finishReason = "length"
                 }
-                continuation.yield(.finished(result))
+                if filter?.stopped == true { metrics.safetyBlocks.increment() }
+                if let f = filter { metrics.safetyRedactions.increment(by: Int64(f.redactions)) }
+                metrics.tokens(prompt: r.promptTokens, completion: r.tokens.count)
+                continuation.yield(.finished(r))
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)

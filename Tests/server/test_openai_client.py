@@ -123,6 +123,21 @@ class OpenAIClientTests(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(len(body["tokens"]), 2)
 
+    def test_concurrent_streams_are_batched_and_match_single_ones(self):
+        # Continuous batching: chats decoded together give what each gives alone (greedy).
+        from concurrent.futures import ThreadPoolExecutor
+        questions = ["Name a fruit.", "Name a colour.", "Name an animal.", "Name a city."]
+        alone = [self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": q}], max_tokens=10,
+                                                     temperature=0).choices[0].message.content for q in questions]
+
+        def streamed(q):
+            chunks = self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": q}], max_tokens=10,
+                                                         temperature=0, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(streamed, questions))
+        self.assertEqual(together, alone)
+
     def test_api_key_required(self):
         for key in [None, "wrong-key-123", KEY + "x"]:
             status, body = self.raw("/v1/chat/completions", b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "hi"}]}', key=key)
