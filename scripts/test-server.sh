@@ -20,13 +20,20 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 key="test-key-$RANDOM$RANDOM"
 ATTEND_API_KEY="$key" "$binary" serve --port "$port" --index "$work/docs.sqlite" --safety examples/safety-policy.json >"$work/log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then break; fi
-  if ! kill -0 $server 2>/dev/null; then cat "$work/log" >&2; echo "test-server: attend serve exited" >&2; exit 1; fi
-  sleep 0.2
+# A second, plain server: no index, no policy, no embedding model (what log-probabilities are tested on).
+plain_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$binary" serve --port "$plain_port" --embedding-model none >"$work/plain.log" 2>&1 &
+plain=$!
+trap 'kill $server $plain 2>/dev/null; wait $server $plain 2>/dev/null || true; rm -rf "$work"' EXIT
+for p in "$port" "$plain_port"; do
+  for _ in $(seq 1 600); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$p/health', timeout=2)" 2>/dev/null; then break; fi
+    if ! kill -0 $server 2>/dev/null || ! kill -0 $plain 2>/dev/null; then cat "$work/log" "$work/plain.log" >&2; echo "test-server: attend serve exited" >&2; exit 1; fi
+    sleep 0.2
+  done
 done
 export ATTEND_SERVER_URL="http://127.0.0.1:$port" ATTEND_API_KEY="$key" ATTEND_GROUNDED_MODEL="SmolLM2-135M-Instruct+docs"
+export ATTEND_PLAIN_SERVER_URL="http://127.0.0.1:$plain_port"
 status=0
 "$venv/bin/python" Tests/server/test_openai_client.py || status=1
 ATTEND_EXPECT_SOURCES=1 "$venv/bin/python" Tests/server/test_chat_page.py || status=1

@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The origin allowed to call from a browser page elsewhere (CORS), such as https://example.com, or '*' for any.") var cors: String?
     @Option(name: .customLong("max-queue"), help: "Requests waiting for the model at once; more get 429.") var maxQueue = 64
     @Option(help: "Seconds a request may take, waiting included.") var timeout: Double = 600
+    @Option(name: .customLong("prompt-cache"), help: "Keep the keys and values of this many finished prompts, for prompts that start the same way (a shared system prompt); 0 keeps none. Greedy answers may then differ in the last bits from a fresh read.") var promptCache = 0
     @Option(name: .customLong("max-batch"), help: "Sequences decoded together in one batch at most (continuous batching); 1 decodes one at a time.") var maxBatch = 16
 
     func validate() throws {
@@ -30,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1_024...(1 << 30)).contains(maxBody) else { throw ValidationError("--max-body must be in 1024...\(1 << 30), got \(maxBody)") }
         guard !host.isEmpty else { throw ValidationError("--host is empty") }
         guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") }
+        guard (0...64).contains(promptCache) else { throw ValidationError("--prompt-cache must be in 0...64, got \(promptCache)") }
         guard (1...256).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...256, got \(maxBatch)") }
         guard (1...100_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 1...100000, got \(maxQueue)") }
         guard timeout.isFinite, timeout >= 1, timeout <= 86_400 else { throw ValidationError("--timeout must be 1 to 86400 seconds, got \(timeout)") }
@@ -70,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
                 return (prompt.ids, citations)
             }
         }
-        let server = OpenAIServer(models: served, maxBatch: maxBatch)
+        let server = OpenAIServer(models: served, maxBatch: maxBatch, cachedPrompts: promptCache)
         server.options.maxBodyBytes = maxBody
         server.options.maxQueue = maxQueue
         server.options.requestTimeout = timeout

@@ -21,17 +21,29 @@ public final class BatchedGenerator: @unchecked Sendable {
     /// Sequences decoded together at most; more wait their turn.
     public let maxBatch: Int
 
+    /// How many finished sequences' caches to keep, with their prompts (0: none, the default). A prompt that starts
+    /// like one of them (the same system prompt, instructions, or earlier turns of a chat) then reads only what
+    /// follows (prompt caching). Only positions read as a prompt are reused, and at least two tokens are read anew
+    /// (a generated token's keys come from the one-token step, whose 8-bit arithmetic differs). The positions read anew
+    /// can still differ from a fresh read in the last bits, because the float GEMM tiles rows by how many there are,
+    /// so a greedy answer can change where two tokens are nearly tied: off by default, to keep answers reproducible.
+    public var cachedPrefixes = 0
+    /// Prompt tokens read from a cached prefix instead of the model, since the start (for tests and metrics).
+    public private(set) var reusedPromptTokens = 0
+    private var prefixes: [(tokens: [Int32], cache: KVCache)] = []
+
     private let condition = NSCondition()
     private var pending: [Request] = []
     private var activeCount = 0
     private var started = false
 
     final class Request {
-        let input: LMInput, options: SamplingOptions, constraint: GrammarConstraint?
-        let onText: (String) -> Void, isCancelled: () -> Bool, done: (Result<GenerationResult, Error>) -> Void
-        init(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint?, onText: @escaping (String) -> Void,
-             isCancelled: @escaping () -> Bool, done: @escaping (Result<GenerationResult, Error>) -> Void) {
-            (self.input, self.options, self.constraint, self.onText, self.isCancelled, self.done) = (input, options, constraint, onText, isCancelled, done)
+        let input: LMInput, options: SamplingOptions, constraint: GrammarConstraint?, logprobs: Int?
+        let onText: (String) -> Void, onToken: ((TokenLogprob) -> Void)?, isCancelled: () -> Bool, done: (Result<GenerationResult, Error>) -> Void
+        init(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint?, logprobs: Int?, onText: @escaping (String) -> Void,
+             onToken: ((TokenLogprob) -> Void)?, isCancelled: @escaping () -> Bool, done: @escaping (Result<GenerationResult, Error>) -> Void) {
+            (self.input, self.options, self.constraint, self.logprobs) = (input, options, constraint, logprobs)
+            (self.onText, self.onToken, self.isCancelled, self.done) = (onText, onToken, isCancelled, done)
         }
     }
 
@@ -46,6 +58,7 @@ public final class BatchedGenerator: @unchecked Sendable {
         var text: TextAssembler
         var constraint: GrammarConstraint?
         var last: Int32 = 0
+        var logprobs: [TokenLogprob] = []
         let promptSeconds: Double
         let decodeStart = Date()
 
@@ -69,12 +82,15 @@ public final class BatchedGenerator: @unchecked Sendable {
         return pending.count + activeCount
     }
 
-    /// Queues a generation. `onText` and `done` are called on the batch thread; `isCancelled` is asked before each token.
-    public func submit(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint? = nil,
-                       onText: @escaping (String) -> Void = { _ in }, isCancelled: @escaping () -> Bool = { false },
-                       done: @escaping (Result<GenerationResult, Error>) -> Void) {
+    /// Queues a generation. `onText`, `onToken` and `done` are called on the batch thread; `isCancelled` is asked
+    /// before each token. With `logprobs` (the number of alternatives, 0 to 20), each token's log-probability goes to
+    /// `onToken` before its text goes to `onText`, and into the result.
+    public func submit(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint? = nil, logprobs: Int? = nil,
+                       onText: @escaping (String) -> Void = { _ in }, onToken: ((TokenLogprob) -> Void)? = nil,
+                       isCancelled: @escaping () -> Bool = { false }, done: @escaping (Result<GenerationResult, Error>) -> Void) {
         condition.lock()
-        pending.append(Request(input: input, options: options, constraint: constraint, onText: onText, isCancelled: isCancelled, done: done))
+        pending.append(Request(input: input, options: options, constraint: constraint, logprobs: logprobs, onText: onText, onToken: onToken,
+                               isCancelled: isCancelled, done: done))
         if !started {
             started = true
             let thread = Thread { [self] in loop() }
@@ -101,30 +117,35 @@ public final class BatchedGenerator: @unchecked Sendable {
             while pending.isEmpty && active.isEmpty { condition.wait() }
             let admitted = Array(pending.prefix(maxBatch - active.count))
             pending.removeFirst(admitted.count)
-            activeCount = active.count + admitted.count
+            activeCount += admitted.count
             condition.unlock()
             for r in admitted {
                 // One cancelled while it waited (its client left, or its time ran out) is not read at all.
                 if r.isCancelled() {
+                    leave()
                     r.done(.success(GenerationResult(tokens: [], text: "", promptTokens: r.input.count, promptSeconds: 0, generationSeconds: 0, finishReason: "cancelled")))
                     continue
                 }
-                do { active.append(try start(r)) } catch { r.done(.failure(error)) }
+                do { active.append(try start(r)) } catch { leave(); r.done(.failure(error)) }
             }
             // Each sequence picks its next token from its logits; those that end leave the batch.
             var stepping: [Sequence] = []
             for s in active {
                 do {
                     if let reason = try choose(s) { finish(s, reason) } else { stepping.append(s) }
-                } catch { s.request.done(.failure(error)) }
+                } catch { leave(); s.request.done(.failure(error)) }
             }
             active = stepping
-            condition.lock(); activeCount = active.count; condition.unlock()
             guard !active.isEmpty else { continue }
             let logits = model.forwardBatch(active.map(\.last), caches: active.map(\.cache))
             let v = logits.shape[1], values = logits.contiguous().pointer
             for (i, s) in active.enumerated() { s.logits = Array(UnsafeBufferPointer(start: values + i * v, count: v)) }
         }
+    }
+
+    /// A sequence has left the batch (before its caller hears of it, so that `load` is already right then).
+    private func leave() {
+        condition.lock(); activeCount -= 1; condition.unlock()
     }
 
     /// Reads a request's prompt.
@@ -137,7 +158,22 @@ public final class BatchedGenerator: @unchecked Sendable {
         let capacity = min(model.contextLength, r.input.count + r.options.maxTokens)
         let cache = model.makeCache(capacity: capacity)
         let t0 = Date()
-        let logits = model.forward(r.input, cache: cache, lastOnly: true, attentionLayer: nil).logits.toArray()
+        var input = r.input
+        // The longest cached prefix of the prompt (all but its last token, whose logits are needed).
+        if let tokens = r.input.onlyTokens, cachedPrefixes > 0 {
+            var best = (length: 0, index: -1)
+            for (i, p) in prefixes.enumerated() {
+                var n = 0
+                while n < min(p.tokens.count, tokens.count - 2), p.tokens[n] == tokens[n] { n += 1 }
+                if n > best.length { best = (n, i) }
+            }
+            if best.length >= 8 {
+                prefixes[best.index].cache.copyPrefix(best.length, into: cache)
+                input = LMInput(Array(tokens[best.length...]))
+                reusedPromptTokens += best.length
+            }
+        }
+        let logits = model.forward(input, cache: cache, lastOnly: true, attentionLayer: nil).logits.toArray()
         return Sequence(r, cache: cache, capacity: capacity, logits: logits, promptSeconds: Date().timeIntervalSince(t0), tokenizer: tokenizer)
     }
 
@@ -155,6 +191,11 @@ public final class BatchedGenerator: @unchecked Sendable {
         }
         if next == tokenizer.eosId { return "stop" }
         s.constraint?.accept(next)
+        if let k = s.request.logprobs {
+            let entry = TokenLogprob(logits: s.logits, token: next, top: k)
+            s.logprobs.append(entry)
+            s.request.onToken?(entry)
+        }
         let (piece, stopped) = s.text.add(next)
         if !piece.isEmpty { s.request.onText(piece) }
         if stopped { return "stop" }
@@ -164,10 +205,16 @@ public final class BatchedGenerator: @unchecked Sendable {
     }
 
     private func finish(_ s: Sequence, _ reason: String) {
+        if cachedPrefixes > 0, let prompt = s.request.input.onlyTokens, prompt.count >= 8, s.cache.count >= prompt.count {
+            prefixes.removeAll { prompt.starts(with: $0.tokens) }   // one that this prompt extends is redundant
+            prefixes.append((prompt, s.cache))
+            if prefixes.count > cachedPrefixes { prefixes.removeFirst() }
+        }
         let (text, rest) = s.text.finish()
         if !rest.isEmpty { s.request.onText(rest) }
+        leave()
         s.request.done(.success(GenerationResult(tokens: s.text.generated, text: text, promptTokens: s.request.input.count,
                                                  promptSeconds: s.promptSeconds, generationSeconds: Date().timeIntervalSince(s.decodeStart),
-                                                 finishReason: s.text.stoppedText != nil ? "stop" : reason)))
+                                                 finishReason: s.text.stoppedText != nil ? "stop" : reason, logprobs: s.logprobs)))
     }
 }

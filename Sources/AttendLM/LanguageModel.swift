@@ -182,6 +182,21 @@ public final class KVCache {
         return c
     }
 
+    /// Copies the first `n` positions of every layer into `other` (a cache of the same model, any capacity of at least
+    /// `n`), which then holds exactly those: how a prompt that starts like an earlier one reuses its keys and values.
+    public func copyPrefix(_ n: Int, into other: KVCache) {
+        precondition(n <= count && n <= other.capacity && other.keys.count == keys.count, "KVCache.copyPrefix(\(n)) of \(count) positions into capacity \(other.capacity)")
+        for l in 0..<keys.count {
+            let (heads, hs) = (keys[l].shape[0], keys[l].shape[2])
+            precondition(other.keys[l].shape[0] == heads && other.keys[l].shape[2] == hs, "KVCache.copyPrefix: caches of different models")
+            for h in 0..<heads {
+                (other.keys[l].pointer + h * other.capacity * hs).update(from: keys[l].pointer + h * capacity * hs, count: n * hs)
+                (other.values[l].pointer + h * other.capacity * hs).update(from: values[l].pointer + h * capacity * hs, count: n * hs)
+            }
+        }
+        other.count = n
+    }
+
     private init(layers: Int, shape: [Int], capacity: Int) {
         self.capacity = capacity
         keys = (0..<layers).map { _ in Tensor(shape: shape) }

@@ -44,6 +44,42 @@ public struct GenerationResult {
     public var promptSeconds: Double
     public var generationSeconds: Double
     public var finishReason: String
+    /// Per generated token, its log-probability under the model and the likeliest alternatives, when asked for
+    /// (`BatchedGenerator`'s `logprobs`).
+    public var logprobs: [TokenLogprob] = []
+}
+
+/// A generated token's log-probability (the model's log-softmax, before penalties and temperature) and the
+/// `top` likeliest tokens at that step with theirs, best first.
+public struct TokenLogprob: Sendable, Equatable {
+    public var token: Int32
+    public var logprob: Float
+    public var top: [(token: Int32, logprob: Float)]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.token == b.token && a.logprob == b.logprob && a.top.map(\.token) == b.top.map(\.token) && a.top.map(\.logprob) == b.top.map(\.logprob)
+    }
+
+    /// The log-softmax of `logits` at `token`, and the `top` best tokens.
+    public init(logits: [Float], token: Int32, top count: Int) {
+        var m = -Float.infinity
+        for v in logits { m = max(m, v) }
+        var sum: Double = 0
+        for v in logits { sum += Double(expf(v - m)) }
+        let lse = m + Float(log(sum))
+        self.token = token
+        logprob = logits[Int(token)] - lse
+        var best: [(token: Int32, logprob: Float)] = []
+        if count > 0 {
+            for (i, v) in logits.enumerated() where best.count < count || v > best[best.count - 1].logprob + lse {
+                let entry = (token: Int32(i), logprob: v - lse)
+                let at = best.firstIndex { $0.logprob < entry.logprob } ?? best.count
+                best.insert(entry, at: at)
+                if best.count > count { best.removeLast() }
+            }
+        }
+        top = best
+    }
 }
 
 public enum Generation {

@@ -129,6 +129,18 @@ struct RequestObject {
         return o
     }
 
+    /// `logprobs` and `top_logprobs` (chat): nil when not asked for, else the number of alternatives per token.
+    func logprobs(chat: Bool) throws -> Int? {
+        guard chat else {
+            if has("logprobs") { throw APIError.invalid("'logprobs' is supported on /v1/chat/completions, not on /v1/completions", param: "logprobs") }
+            return nil
+        }
+        let wanted = try bool("logprobs") ?? false
+        let top = try integer("top_logprobs", in: 0...20)
+        if top != nil && !wanted { throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs") }
+        return wanted ? (top ?? 0) : nil
+    }
+
     /// Chat messages: role and content (a string, or an array of text parts).
     func messages() throws -> [(role: String, content: String)] {
         guard let list = fields["messages"] as? [Any], !list.isEmpty else { throw APIError.invalid("'messages' must be a non-empty array", param: "messages") }

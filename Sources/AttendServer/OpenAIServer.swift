@@ -111,10 +111,12 @@ public final class OpenAIServer: @unchecked Sendable {
     /// The vocabulary's bytes, read once for every request that carries a schema.
     private let tokenBytes: [[UInt8]]
 
-    /// `maxBatch`: sequences decoded together at most.
-    public init(models: ServedModels, maxBatch: Int = 16) {
+    /// `maxBatch`: sequences decoded together at most; `cachedPrompts`: finished prompts whose keys and values are
+    /// kept for prompts that start the same way (0: none).
+    public init(models: ServedModels, maxBatch: Int = 16, cachedPrompts: Int = 0) {
         self.models = models
         batcher = BatchedGenerator(model: models.model, tokenizer: models.tokenizer, maxBatch: maxBatch)
+        batcher.cachedPrefixes = cachedPrompts
         tokenBytes = GrammarConstraint.tokenBytes(of: models.tokenizer)
         defaultSafety = models.safety ?? (try! SafetyStage(policy: SafetyPolicy(), embed: nil))
     }
@@ -248,6 +250,22 @@ public final class OpenAIServer: @unchecked Sendable {
     /// Generates for either endpoint, whole or streamed, through the safety stage when the policy checks answers.
     private func complete(_ body: RequestObject, prompt: [Int32], chat: Bool, citations: [[String: Any]]?, deadline: Date, name: String) async throws -> Response {
         let options = try body.samplingOptions(contextLength: models.model.contextLength, promptTokens: prompt.count)
+        let logprobs = try body.logprobs(chat: chat)
+        if logprobs != nil, models.safety?.policy.checkOutput == true {
+            throw APIError.invalid("'logprobs' is not available while the safety policy checks answers: the tokens would carry what it redacts", param: "logprobs")
+        }
+        let tokenizer = models.tokenizer
+        @Sendable func entry(_ t: TokenLogprob) -> [String: Any] {
+            func piece(_ id: Int32, _ lp: Float) -> [String: Any] {
+                let bytes = tokenizer.bytes([id])
+                return ["token": String(decoding: bytes, as: UTF8.self), "logprob": Double(lp), "bytes": bytes.map(Int.init)]
+            }
+            var e = piece(t.token, t.logprob)
+            e["top_logprobs"] = t.top.map { piece($0.token, $0.logprob) }
+            return e
+        }
+        final class Pending: @unchecked Sendable { var entries: [[String: Any]] = [] }
+        let pendingLogprobs = Pending()
         let stream = try body.bool("stream") ?? false
         let includeUsage = ((body.fields["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
         let id = nextID(chat ? "chatcmpl" : "cmpl"), created = Int(Date().timeIntervalSince1970)
@@ -257,17 +275,21 @@ public final class OpenAIServer: @unchecked Sendable {
         @Sendable func usage(_ r: GenerationResult) -> [String: Any] {
             ["prompt_tokens": r.promptTokens, "completion_tokens": r.tokens.count, "total_tokens": r.promptTokens + r.tokens.count]
         }
-        // The batch thread pushes text pieces; a client that goes away (streamed) sets `cancelled`, which ends decoding.
-        let (pieces, continuation) = AsyncThrowingStream<Generation.StreamEvent, Error>.makeStream()
+        // The batch thread pushes text pieces (with the log-probabilities of the tokens since the last piece); a client
+        // that goes away (streamed) sets `cancelled`, which ends decoding.
+        enum Event { case text(String, [[String: Any]]), finished(GenerationResult) }
+        let (pieces, continuation) = AsyncThrowingStream<Event, Error>.makeStream()
         let cancelled = CancelFlag()
         let arrived = Date()
         let filter = models.safety.flatMap { $0.policy.checkOutput ? SafetyFilter(stage: $0) : nil }
         var first = true
         let gate = SafetyGate(filter: filter) { piece in
             if first { first = false; metrics.firstToken.record(Date().timeIntervalSince(arrived)) }
-            continuation.yield(.text(piece))
+            continuation.yield(.text(piece, pendingLogprobs.entries))
+            pendingLogprobs.entries = []
         }
-        batcher.submit(input: LMInput(prompt), options: options, constraint: constraint, onText: gate.pass,
+        batcher.submit(input: LMInput(prompt), options: options, constraint: constraint, logprobs: logprobs, onText: gate.pass,
+                       onToken: logprobs == nil ? nil : { pendingLogprobs.entries.append(entry($0)) },
                        isCancelled: { cancelled.isSet || Date() >= deadline || gate.shouldStop }) { result in
             do {
                 var r = try gate.finish(try result.get())
@@ -291,13 +313,14 @@ public final class OpenAIServer: @unchecked Sendable {
             var result: GenerationResult? = nil
             for try await event in pieces {
                 switch event {
-                case .text(let piece): text += piece
+                case .text(let piece, _): text += piece
                 case .finished(let r): result = r
                 }
             }
+            let choiceLogprobs: Any = logprobs == nil ? NSNull() : ["content": result?.logprobs.map(entry) ?? []]
             guard let result else { throw APIError(status: 500, message: "the generation ended without a result", type: "server_error") }
             let choice: [String: Any] = chat
-                ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": result.finishReason, "logprobs": NSNull()]
+                ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": result.finishReason, "logprobs": choiceLogprobs]
                 : ["index": 0, "text": text, "finish_reason": result.finishReason, "logprobs": NSNull()]
             var response: [String: Any] = ["id": id, "object": object, "created": created, "model": name, "choices": [choice], "usage": usage(result)]
             if let citations { response["citations"] = citations }
@@ -315,12 +338,17 @@ public final class OpenAIServer: @unchecked Sendable {
                 if chat { try await writer.write(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "finish_reason": NSNull()], citations: citations)) }
                 for try await event in pieces {
                     switch event {
-                    case .text(let piece):
-                        try await writer.write(chunk(chat ? ["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]
-                                                          : ["index": 0, "text": piece, "finish_reason": NSNull()]))
+                    case .text(let piece, let entries):
+                        var choice: [String: Any] = chat ? ["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]
+                                                         : ["index": 0, "text": piece, "finish_reason": NSNull()]
+                        if logprobs != nil { choice["logprobs"] = ["content": entries] }
+                        try await writer.write(chunk(choice))
                     case .finished(let result):
-                        try await writer.write(chunk(chat ? ["index": 0, "delta": [String: Any](), "finish_reason": result.finishReason]
-                                                          : ["index": 0, "text": "", "finish_reason": result.finishReason]))
+                        var choice: [String: Any] = chat ? ["index": 0, "delta": [String: Any](), "finish_reason": result.finishReason]
+                                                         : ["index": 0, "text": "", "finish_reason": result.finishReason]
+                        // Tokens whose text never came out (an end token, text held back and then cut by a stop sequence).
+                        if logprobs != nil { choice["logprobs"] = ["content": pendingLogprobs.entries] }
+                        try await writer.write(chunk(choice))
                         if includeUsage { try await writer.write(chunk([:], usage: usage(result))) }
                     }
                 }

@@ -84,4 +84,35 @@ final class BatchingTests: XCTestCase {
         XCTAssertGreaterThan(counter.maxLoad, 1, "the sequences were decoded together")
         XCTAssertEqual(batcher.load, 0)
     }
+
+    /// Prompt caching: a prompt that starts like a finished one (the same long system prompt, or the same chat again)
+    /// reads only what follows, and here generates what a fresh read gives (in general only up to rounding in the
+    /// positions read anew); without it nothing is reused.
+    func testSharedPrefixIsReadOnceAndChangesNothing() async throws {
+        let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
+        let system = "You are a careful assistant for a library. You answer in one short sentence, politely, and you never invent facts."
+        func chat(_ q: String) throws -> [Int32] {
+            try loaded.tokenizer.encode("<|im_start|>system\n\(system)<|im_end|>\n<|im_start|>user\n\(q)<|im_end|>\n<|im_start|>assistant\n", allowSpecial: true)
+        }
+        var options = SamplingOptions(); options.maxTokens = 12; options.temperature = 0
+        let first = try chat("Where are the maps?"), second = try chat("When do you open?")
+        let shared = zip(first, second).prefix { $0 == $1 }.count
+        XCTAssertGreaterThan(shared, 20)
+        let batcher = BatchedGenerator(model: loaded.model, tokenizer: loaded.tokenizer)
+        batcher.cachedPrefixes = 4
+        _ = try await batcher.generate(input: LMInput(first), options: options)
+        XCTAssertEqual(batcher.reusedPromptTokens, 0)
+        let cached = try await batcher.generate(input: LMInput(second), options: options)
+        XCTAssertEqual(batcher.reusedPromptTokens, shared)
+        let fresh = try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: second, options: options)
+        XCTAssertEqual(cached.tokens, fresh.tokens)
+        // The first chat asked again: all of its prompt but the last two tokens comes from the cache.
+        let turn = try await batcher.generate(input: LMInput(first), options: options)
+        XCTAssertEqual(batcher.reusedPromptTokens, shared + first.count - 2)
+        XCTAssertEqual(turn.tokens, try Generation.generate(model: loaded.model, tokenizer: loaded.tokenizer, prompt: first, options: options).tokens)
+        let off = BatchedGenerator(model: loaded.model, tokenizer: loaded.tokenizer)   // the default: none
+        _ = try await off.generate(input: LMInput(first), options: options)
+        _ = try await off.generate(input: LMInput(second), options: options)
+        XCTAssertEqual(off.reusedPromptTokens, 0)
+    }
 }

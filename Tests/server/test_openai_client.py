@@ -17,6 +17,8 @@ CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
 KEY = os.environ["ATTEND_API_KEY"]
 GROUNDED = os.environ["ATTEND_GROUNDED_MODEL"]
+# A second server without a safety policy (log-probabilities are refused while a policy checks answers).
+PLAIN_URL = os.environ["ATTEND_PLAIN_SERVER_URL"]
 
 
 class OpenAIClientTests(unittest.TestCase):
@@ -137,6 +139,35 @@ class OpenAIClientTests(unittest.TestCase):
         with ThreadPoolExecutor(4) as pool:
             together = list(pool.map(streamed, questions))
         self.assertEqual(together, alone)
+
+    def test_logprobs(self):
+        plain = openai.OpenAI(base_url=PLAIN_URL + "/v1", api_key="unused", max_retries=0, timeout=300)
+        messages = [{"role": "user", "content": "Name a fruit."}]
+        r = plain.chat.completions.create(model=CHAT, messages=messages, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3)
+        content = r.choices[0].logprobs.content
+        self.assertEqual(len(content), r.usage.completion_tokens)
+        self.assertEqual("".join(t.token for t in content), r.choices[0].message.content)
+        for t in content:
+            self.assertLessEqual(t.logprob, 0)
+            self.assertEqual(len(t.top_logprobs), 3)
+            tops = [a.logprob for a in t.top_logprobs]
+            self.assertEqual(tops, sorted(tops, reverse=True))
+            self.assertLessEqual(sum(math.exp(x) for x in tops), 1.0 + 1e-5)
+            # Greedy decoding picks the likeliest token: it is the first alternative, with the same log-probability.
+            self.assertEqual(t.top_logprobs[0].token, t.token)
+            self.assertAlmostEqual(t.top_logprobs[0].logprob, t.logprob, places=5)
+            self.assertEqual(bytes(t.bytes).decode("utf-8", "replace"), t.token)
+        # Streamed: the same entries, spread over the chunks.
+        chunks = list(plain.chat.completions.create(model=CHAT, messages=messages, max_tokens=8, temperature=0, logprobs=True,
+                                                     top_logprobs=3, stream=True))
+        streamed = [t for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+        self.assertEqual([(t.token, round(t.logprob, 5)) for t in streamed], [(t.token, round(t.logprob, 5)) for t in content])
+        # Where a policy checks answers, log-probabilities would leak what it redacts: refused.
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.chat.completions.create(model=CHAT, messages=messages, max_tokens=2, logprobs=True)
+        self.assertEqual(e.exception.param, "logprobs")
+        with self.assertRaises(openai.BadRequestError):
+            plain.chat.completions.create(model=CHAT, messages=messages, max_tokens=2, top_logprobs=3)
 
     def test_api_key_required(self):
         for key in [None, "wrong-key-123", KEY + "x"]:
