@@ -18,7 +18,7 @@ let package = Package(
         .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendSafety", targets: ["AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
-        .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendPlots", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "AttendSafety", dependencies: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         // The OpenAI-compatible HTTP server (Hummingbird): the only target that links the HTTP stack.
         .target(name: "AttendServer", dependencies: [
-            "AttendLM", "AttendTensor", "AttendTokenizers", "AttendSafety",
+            "AttendLM", "AttendTensor", "AttendTokenizers", "AttendSafety", "AttendPlots",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -33,6 +33,9 @@ header h1 { font-size: 1.1rem; margin: 0; }
 .message.assistant[aria-busy="true"] .content::after { content: "\25CF"; margin-left: .2rem; color: var(--muted); animation: blink 1s infinite; }
 @keyframes blink { 50% { opacity: .2; } }
 .status { font-size: .8rem; color: var(--muted); margin-top: .3rem; }
+.attention-button { margin-top: .3rem; font-size: .8rem; }
+.attention img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+.attention figcaption { font-size: .75rem; color: var(--muted); }
 .error { color: var(--bad); margin: .4rem 0 0; }
 .note { color: var(--muted); font-style: italic; margin: .4rem 0 0; }
 .sources { margin-top: .5rem; border-top: 1px solid var(--line); padding-top: .4rem; font-size: .88rem; }
@@ -249,6 +252,35 @@ function describe(r, started, ended) {
   return parts.join(" · ");
 }
 
+// The attention map of a finished answer, on request: POST /v1/attention renders which earlier tokens each answer
+// token attended to (a PNG), shown under the answer.
+function addAttentionButton(r, model, messages) {
+  const button = el("button", { type: "button", class: "attention-button", text: "Attention map" });
+  const figure = el("figure", { class: "attention", hidden: "" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    button.textContent = "Rendering…";
+    try {
+      const res = await fetch("/v1/attention", { method: "POST", headers: headers({ "Content-Type": "application/json" }),
+                                                  body: JSON.stringify({ model, messages, answer: r.text }) });
+      if (!res.ok) {
+        let message = "HTTP " + res.status;
+        try { const j = await res.json(); if (j.error && j.error.message) message = j.error.message; } catch {}
+        throw new Error(message);
+      }
+      const img = el("img", { alt: "Attention of the answer's tokens (rows) over the conversation's tokens (columns), last layer, head 0" });
+      img.src = URL.createObjectURL(await res.blob());
+      figure.replaceChildren(img, el("figcaption", { text: "Rows: the answer's tokens. Columns: every token before them. Darker: more attention (last layer, head 0)." }));
+      figure.hidden = false;
+      button.remove();
+    } catch (e) {
+      button.disabled = false;
+      button.textContent = "Attention map (failed: " + ((e && e.message) || e) + ")";
+    }
+  });
+  r.msg.append(button, figure);
+}
+
 async function send() {
   const text = promptEl.value;
   if (!text.trim() || controller) return;
@@ -262,8 +294,9 @@ async function send() {
   const r = addReply(), started = performance.now(), turn = conversation;
   r.msg.setAttribute("aria-busy", "true");
   r.status.textContent = "waiting for the model…";
+  let body = {};
   try {
-    const body = { model: await getModel(), messages: history, stream: true, stream_options: { include_usage: true } };
+    body = { model: await getModel(), messages: history.slice(), stream: true, stream_options: { include_usage: true } };
     const temperature = parseFloat($("#temperature").value), maxTokens = parseInt($("#max-tokens").value, 10);
     if (Number.isFinite(temperature)) body.temperature = temperature;
     if (maxTokens > 0) body.max_tokens = maxTokens;
@@ -286,8 +319,10 @@ async function send() {
     if (r.finish === "content_filter") r.msg.insertBefore(el("p", { class: "note", text: "Stopped by the safety filter." }), r.sources);
     // A reply with text stays in the conversation (a stopped one too); a question that got none is not sent again.
     if (turn === conversation) {
+      const asked = history.slice();
       if (r.text) history.push({ role: "assistant", content: r.text });
       else history.pop();
+      if (r.text && !r.error) addAttentionButton(r, body.model, asked);
     }
     r.status.textContent = describe(r, started, ended);
     r.msg.removeAttribute("aria-busy");

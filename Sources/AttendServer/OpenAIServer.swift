@@ -5,6 +5,7 @@
 // they do not wait behind a long answer. The HTTP side stays on SwiftNIO's event loops and never blocks them.
 
 import AttendLM
+import AttendPlots
 import AttendSafety
 import AttendTensor
 import AttendTokenizers
@@ -153,6 +154,7 @@ public final class OpenAIServer: @unchecked Sendable {
         router.post("v1/completions") { [self] request, _ in try await handle(request, "completions") { try await self.completion($0) } }
         router.post("v1/embeddings") { [self] request, _ in try await handle(request, "embeddings") { try await self.embeddings($0) } }
         router.post("v1/moderations") { [self] request, _ in try await handle(request, "moderations") { try await self.moderations($0) } }
+        router.post("v1/attention") { [self] request, _ in try await handle(request, "attention") { try await self.attention($0) } }
         router.post("tokenize") { [self] request, _ in
             try await handle(request, "tokenize") { body in
                 guard let content = try body.string("content") else { throw APIError.invalid("'content' must be a string", param: "content") }
@@ -402,6 +404,36 @@ public final class OpenAIServer: @unchecked Sendable {
             }
         }
         return Self.json(["id": nextID("modr"), "model": (try body.string("model")) ?? "attend-safety", "results": results])
+    }
+
+    /// `POST /v1/attention` (Attend's own): the attention map of an answer as a PNG: for each of the answer's tokens (rows),
+    /// its attention over every token of the conversation and of the answer before it (columns), in one layer and head.
+    /// Body: `model`, `messages` (the conversation the answer replied to), `answer`, optional `layer` (default -1, the
+    /// last) and `head` (default 0). For the grounded model the prompt is built again with its sources.
+    func attention(_ body: RequestObject) async throws -> Response {
+        let name = try checkModel(body, models.chatName, models.groundedName)
+        var messages = try body.messages()
+        guard let answer = try body.string("answer"), !answer.isEmpty else { throw APIError.invalid("'answer' must be a non-empty string", param: "answer") }
+        let layer = try body.integer("layer", in: -models.model.layerCount...(models.model.layerCount - 1)) ?? -1
+        let head = try body.integer("head", in: 0...(models.model.queryHeadCount - 1)) ?? 0
+        let png: Data = try await aux.run { [self] in
+            for i in messages.indices { messages[i].content = try screen(messages[i].content, param: "messages[\(i)].content") }
+            let prompt = try name == models.groundedName && models.ground != nil ? models.ground!(messages).prompt
+                : models.tokenizer.encode(models.template.render(messages), allowSpecial: true)
+            let answerIds = try models.tokenizer.encode(answer, allowSpecial: false)
+            let ids = prompt + answerIds
+            guard ids.count <= 1024 else {
+                throw APIError.invalid("the conversation and answer take \(ids.count) tokens; an attention map is drawn for at most 1024", param: "messages")
+            }
+            let (weights, l) = try Generation.attentionMap(model: models.model, prompt: ids, layer: layer, head: head)
+            let rows = weights.slice(axis: 0, start: prompt.count, length: answerIds.count).contiguous()
+            let cell = max(3, min(16, 1400 / ids.count))
+            let tokenizer = models.tokenizer
+            let label = { (id: Int32) in Generation.visibleToken(tokenizer.decode([id])) }
+            return try Heatmap.render(rows, cell: cell, rowLabels: cell >= 8 ? answerIds.map(label) : nil, columnLabels: cell >= 8 ? ids.map(label) : nil,
+                                      title: "layer \(l) head \(head): answer tokens (rows) attend to the conversation (columns)").pngData()
+        }
+        return Response(status: .ok, headers: [.contentType: "image/png"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
     }
 
     static func inputs(_ body: RequestObject, limit: Int) throws -> [String] {

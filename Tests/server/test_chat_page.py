@@ -117,6 +117,21 @@ def run(driver):
         sources = reply.find_elements(By.CSS_SELECTOR, ".sources li")
         check(len(sources) >= 1, "ATTEND_EXPECT_SOURCES=1, but the reply lists no sources (.sources li)")
         print(f"sources: {len(sources)}: " + "; ".join(s.text.splitlines()[0] for s in sources if s.text))
+    # The attention map on request: the button under the answer fetches a PNG, which the page shows decoded.
+    button = reply.find_element(By.CSS_SELECTOR, ".attention-button")
+    button.click()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        size = driver.execute_script("const i = arguments[0].querySelector('.attention img'); return i && i.complete ? [i.naturalWidth, i.naturalHeight] : null", reply)
+        if size:
+            break
+        failed = [b.text for b in reply.find_elements(By.CSS_SELECTOR, ".attention-button") if "failed" in b.text]
+        check(not failed, "the attention map failed: " + " ".join(failed))
+        time.sleep(0.5)
+    else:
+        raise Failure(f"no attention map within {TIMEOUT} s")
+    check(size[0] > 100 and size[1] > 20, f"the attention map decoded to {size[0]}x{size[1]} pixels")
+    print(f"attention map: {size[0]}x{size[1]} pixels")
     check(driver.find_element(By.CSS_SELECTOR, "#send").is_enabled(), "#send is still disabled after the answer")
     check(not driver.find_element(By.CSS_SELECTOR, "#stop").is_enabled(), "#stop is still enabled after the answer")
 

@@ -169,6 +169,21 @@ class OpenAIClientTests(unittest.TestCase):
         with self.assertRaises(openai.BadRequestError):
             plain.chat.completions.create(model=CHAT, messages=messages, max_tokens=2, top_logprobs=3)
 
+    def test_attention_map_is_a_png(self):
+        body = {"model": CHAT, "messages": [{"role": "user", "content": "Name a fruit."}], "answer": "An apple."}
+        request = urllib.request.Request(URL + "/v1/attention", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Authorization": "Bearer " + KEY})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            self.assertEqual(r.headers["Content-Type"], "image/png")
+            png = r.read()
+        self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        self.assertGreater(width, height)   # a few answer tokens (rows) over the whole conversation (columns)
+        status, error = self.raw("/v1/attention", json.dumps(dict(body, layer=99)).encode())
+        self.assertEqual((status, error["error"]["param"]), (400, "layer"))
+        status, error = self.raw("/v1/attention", json.dumps(dict(body, answer="")).encode())
+        self.assertEqual((status, error["error"]["param"]), (400, "answer"))
+
     def test_api_key_required(self):
         for key in [None, "wrong-key-123", KEY + "x"]:
             status, body = self.raw("/v1/chat/completions", b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "hi"}]}', key=key)
