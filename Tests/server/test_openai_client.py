@@ -184,6 +184,35 @@ class OpenAIClientTests(unittest.TestCase):
         status, error = self.raw("/v1/attention", json.dumps(dict(body, answer="")).encode())
         self.assertEqual((status, error["error"]["param"]), (400, "answer"))
 
+    def test_idle_stalled_and_unread_clients_do_not_block_others(self):
+        import socket
+        import time
+        host, port = URL.split("//")[1].split(":")
+        opened = []
+        try:
+            # 400 connections opened at once and left idle, one that sends half a request and stalls, and one that asks
+            # for a streamed answer and never reads it.
+            for _ in range(400):
+                opened.append(socket.create_connection((host, int(port)), timeout=10))
+            stalled = socket.create_connection((host, int(port)), timeout=10)
+            stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"model\": ")
+            unread = socket.create_connection((host, int(port)), timeout=10)
+            body = json.dumps({"model": CHAT, "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 64, "stream": True}).encode()
+            unread.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + KEY.encode()
+                           + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            opened += [stalled, unread]
+            started = time.monotonic()
+            with urllib.request.urlopen(URL + "/health", timeout=10) as r:
+                self.assertEqual(r.status, 200)
+            r = self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "Name a fruit."}], max_tokens=4, temperature=0)
+            self.assertTrue(r.choices[0].message.content)
+            self.assertLess(time.monotonic() - started, 120)
+        finally:
+            for c in opened:
+                c.close()
+        with urllib.request.urlopen(URL + "/health", timeout=10) as r:   # and the server is still up
+            self.assertEqual(r.status, 200)
+
     def test_api_key_required(self):
         for key in [None, "wrong-key-123", KEY + "x"]:
             status, body = self.raw("/v1/chat/completions", b'{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "hi"}]}', key=key)
