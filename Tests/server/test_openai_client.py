@@ -185,14 +185,17 @@ class OpenAIClientTests(unittest.TestCase):
         self.assertEqual((status, error["error"]["param"]), (400, "answer"))
 
     def test_idle_stalled_and_unread_clients_do_not_block_others(self):
+        import resource
         import socket
         import time
         host, port = URL.split("//")[1].split(":")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
         opened = []
         try:
-            # 400 connections opened at once and left idle, one that sends half a request and stalls, and one that asks
-            # for a streamed answer and never reads it.
-            for _ in range(400):
+            # 2,000 connections opened at once and left idle, one that sends half a request and stalls, and one that
+            # asks for a streamed answer and never reads it.
+            for _ in range(2000):
                 opened.append(socket.create_connection((host, int(port)), timeout=10))
             stalled = socket.create_connection((host, int(port)), timeout=10)
             stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"model\": ")
