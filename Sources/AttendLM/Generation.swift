@@ -134,11 +134,12 @@ extension Generation {
 }
 
 /// A flag set once from any thread (a stream's consumer going away) and read by the decoding loop.
-final class CancellationFlag: @unchecked Sendable {
+public final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    public init() {}
+    public func set() { lock.lock(); value = true; lock.unlock() }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 extension Generation {

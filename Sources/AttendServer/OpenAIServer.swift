@@ -39,36 +39,18 @@ public struct ServedModels: @unchecked Sendable {
     }
 }
 
-/// Runs work one job at a time on a thread of its own, so that CPU-bound decoding never holds an event loop or a task
-/// executor. Counts the jobs waiting or running, for the queue limit.
+/// Runs work one job at a time on a thread of its own, so that CPU-bound work never holds an event loop or a task
+/// executor.
 final class ModelWorker: @unchecked Sendable {
     private let queue: DispatchQueue
-    private let lock = NSLock()
-    private var jobs = 0
 
     init(label: String) { queue = DispatchQueue(label: label, qos: .userInitiated) }
 
-    var depth: Int { lock.lock(); defer { lock.unlock() }; return jobs }
-
-    private func enter() { lock.lock(); jobs += 1; lock.unlock() }
-
     func run<T>(_ body: @escaping () throws -> T) async throws -> T {
-        enter()
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                let result = Result { try body() }
-                self.lock.lock(); self.jobs -= 1; self.lock.unlock()
-                continuation.resume(with: result)
-            }
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
         }
     }
-}
-
-final class CancelFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// Limits and access rules of a server.
@@ -281,7 +263,7 @@ public final class OpenAIServer: @unchecked Sendable {
         // that goes away (streamed) sets `cancelled`, which ends decoding.
         enum Event { case text(String, [[String: Any]]), finished(GenerationResult) }
         let (pieces, continuation) = AsyncThrowingStream<Event, Error>.makeStream()
-        let cancelled = CancelFlag()
+        let cancelled = CancellationFlag()
         let arrived = Date()
         let filter = models.safety.flatMap { $0.policy.checkOutput ? SafetyFilter(stage: $0) : nil }
         var first = true
