@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendSafety", targets: ["AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendPlots", "AttendLM", "AttendTokenizers", "AttendTensor"]),
+        .library(name: "AttendVision", targets: ["AttendVision", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
     ],
@@ -37,7 +38,13 @@ let package = Package(
         .target(name: "CAttendKernels"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
+        // libpng and libjpeg report errors by longjmp; these C wrappers keep the setjmp on the C side.
+        .target(name: "CAttendImageCodecs", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "AttendTensor", dependencies: ["CAttendKernels", "CZlib"]),
+        // Images in and out (PNG, JPEG), resizing and image data sets: the only target that links the image codecs.
+        .target(name: "AttendVision", dependencies: ["AttendTensor", "CAttendImageCodecs"]),
         .target(name: "AttendNN", dependencies: ["AttendTensor", "CAttendKernels"]),
         .target(name: "AttendDatasets", dependencies: ["AttendTensor"]),
         .target(name: "AttendTokenizers", dependencies: ["AttendTensor"]),
@@ -72,11 +79,12 @@ let package = Package(
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "AttendSafety", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "AttendSafety", "AttendVision", "CAttendKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendSafetyTests", dependencies: ["AttendSafety", "AttendModels", "AttendLM", "AttendTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"]),
+        .testTarget(name: "AttendVisionTests", dependencies: ["AttendVision", "AttendModels", "AttendTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),
         .testTarget(name: "AttendPlotsTests", dependencies: ["AttendPlots"]),

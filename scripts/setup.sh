@@ -4,7 +4,7 @@
 # PostgreSQL 15 manual (the documents the README's main job answers from), and Chromium with its WebDriver (the chat page's
 # browser test). Skips apt when all are present.
 set -euo pipefail
-packages=(zlib1g-dev pkg-config libsqlite3-dev libopenblas0-pthread dataset-fashion-mnist postgresql-doc-15 chromium chromium-driver)
+packages=(zlib1g-dev pkg-config libsqlite3-dev libpng-dev libjpeg-dev libopenblas0-pthread dataset-fashion-mnist postgresql-doc-15 chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -220,8 +220,9 @@ enum InstructionSet {
 /// Outputs never overwrite inputs.
 enum OutputPath {
     static func check(_ output: String, isNotInput inputs: [String]) throws {
-        let out = URL(fileURLWithPath: output).standardizedFileURL.path
-        for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.path == out {
+        // Resolved through symbolic links, so a link to an input counts as that input.
+        let out = URL(fileURLWithPath: output).resolvingSymlinksInPath().standardizedFileURL.path
+        for input in inputs where URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL.path == out {
             throw AttendError("\(output): the output would overwrite an input")
         }
     }

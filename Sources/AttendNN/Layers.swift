@@ -94,7 +94,7 @@ public final class Dropout: Module, UnaryLayer {
 /// A parameter-free activation as a layer.
 public final class Activation: Module, UnaryLayer {
     public enum Kind: String, Codable {
-        case relu, gelu, geluTanh = "gelu_new", silu, tanh, sigmoid
+        case relu, relu6, gelu, geluTanh = "gelu_new", silu, tanh, sigmoid
     }
 
     public let kind: Kind
@@ -106,6 +106,7 @@ public final class Activation: Module, UnaryLayer {
     public static func apply(_ kind: Kind, _ x: Tensor) -> Tensor {
         switch kind {
         case .relu: return x.relu()
+        case .relu6: return x.relu6()
         case .gelu: return x.gelu()
         case .geluTanh: return x.gelu(approximate: true)
         case .silu: return x.silu()

@@ -33,7 +33,7 @@ public func withGrad<T>(_ body: () throws -> T) rethrows -> T {
 enum Op {
     case copy
     case add, sub, mul, div
-    case neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, geluTanh, silu, abs
+    case neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, relu6, gelu, geluTanh, silu, abs
     case pow(Float)
     case sum(keptShape: [Int])
     case max(axis: Int, argmax: [Int32])
@@ -89,6 +89,7 @@ final class GradNode {
         case .tanh: return [g * (1 - y * y)]
         case .sigmoid: return [g * y * (1 - y)]
         case .relu: return [Kernels.binary(g, x[0], ReLUGrad.self)]
+        case .relu6: return [Kernels.binary(g, x[0], ReLU6Grad.self)]
         case .gelu: return [Kernels.binary(g, x[0], GELUGrad.self)]
         case .geluTanh: return [Tensor.geluTanhBackward(g, x[0])]
         case .silu: return [Kernels.binary(g, x[0], SiLUGrad.self)]
@@ -136,8 +137,8 @@ final class GradNode {
             return [g.maskedFill(mask, 0).sum(toShape: x[0].shape)]
         case .conv2d(let geometry):
             let (dx, dw, db) = Convolution.backward(g, input: x[0], weight: x[1], geometry: geometry,
-                                                    needInput: needs(0))
-            return x.count == 3 ? [dx, dw, db] : [dx, dw]
+                                                    needInput: needs(0), needWeight: needs(1))
+            return x.count == 3 ? [dx, dw, needs(2) ? db : nil] : [dx, dw]
         case .maxPool2d(let argmax):
             return [Pooling.maxPoolBackward(g, argmax: argmax, inputShape: x[0].shape)]
         case .avgPool2d(let kernel, let stride):

@@ -3,29 +3,76 @@
 import CAttendKernels
 import Foundation
 
-/// Sizes of one conv2d call, fixed at forward time and reused by the backward pass.
+/// Sizes of one conv2d call, fixed at forward time and reused by the backward pass. Padding may differ per side
+/// (TensorFlow's "SAME" pads one more at the bottom and right when the total is odd); `groups` splits the channels
+/// into independent convolutions (groups == inChannels == outChannels is a depthwise convolution).
 public struct Conv2dGeometry {
     public let batch: Int, inChannels: Int, height: Int, width: Int
     public let outChannels: Int, kernelHeight: Int, kernelWidth: Int
-    public let stride: Int, padding: Int
-    public var outHeight: Int { (height + 2 * padding - kernelHeight) / stride + 1 }
-    public var outWidth: Int { (width + 2 * padding - kernelWidth) / stride + 1 }
-    var patchSize: Int { inChannels * kernelHeight * kernelWidth }
+    public let stride: Int
+    public let padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    public let groups: Int
+
+    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int,
+                stride: Int, padding: Conv2dPadding, groups: Int = 1) {
+        (self.batch, self.inChannels, self.height, self.width) = (batch, inChannels, height, width)
+        (self.outChannels, self.kernelHeight, self.kernelWidth, self.stride, self.groups) = (outChannels, kernelHeight, kernelWidth, stride, groups)
+        let (t, l, b, r) = padding.amounts(height: height, width: width, kernelHeight: kernelHeight, kernelWidth: kernelWidth, stride: stride)
+        (padTop, padLeft, padBottom, padRight) = (t, l, b, r)
+    }
+
+    public var outHeight: Int { (height + padTop + padBottom - kernelHeight) / stride + 1 }
+    public var outWidth: Int { (width + padLeft + padRight - kernelWidth) / stride + 1 }
+    /// Input channels one output channel sees.
+    var groupChannels: Int { inChannels / groups }
+    var groupOutChannels: Int { outChannels / groups }
+    var patchSize: Int { groupChannels * kernelHeight * kernelWidth }
     var outPixels: Int { outHeight * outWidth }
+    var isDepthwise: Bool { groups > 1 && groups == inChannels && outChannels == inChannels }
+    /// A 1 x 1, stride-1, unpadded convolution reads its input as the GEMM's right-hand matrix as it is.
+    var isPointwise: Bool {
+        kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
+    }
+}
+
+/// How a convolution pads its input.
+public enum Conv2dPadding: Equatable {
+    /// The same number of zeros on every side.
+    case symmetric(Int)
+    /// TensorFlow's "SAME": the output is ceil(input / stride), the total padding split with the extra zero at the
+    /// bottom and right (what EfficientNet's and MobileNet's TensorFlow weights were trained with).
+    case same
+    /// Explicit amounts.
+    case explicit(top: Int, left: Int, bottom: Int, right: Int)
+
+    func amounts(height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, stride: Int) -> (Int, Int, Int, Int) {
+        switch self {
+        case .symmetric(let p): return (p, p, p, p)
+        case .explicit(let t, let l, let b, let r): return (t, l, b, r)
+        case .same:
+            func split(_ size: Int, _ k: Int) -> (Int, Int) {
+                let out = (size + stride - 1) / stride
+                let total = Swift.max((out - 1) * stride + k - size, 0)
+                return (total / 2, total - total / 2)
+            }
+            let (t, b) = split(height, kernelHeight), (l, r) = split(width, kernelWidth)
+            return (t, l, b, r)
+        }
+    }
 }
 
 enum Convolution {
-    /// Unfolds one image [C, H, W] into columns [C*KH*KW, OH*OW] (zero outside the padded border).
-    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutablePointer<Float>) {
+    /// Unfolds `channels` planes of one image into columns [channels*KH*KW, OH*OW] (zero outside the padded border).
+    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutablePointer<Float>, channels: Int) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         var row = 0
-        for c in 0..<g.inChannels {
+        for c in 0..<channels {
             let plane = x + c * g.height * g.width
             for ki in 0..<g.kernelHeight {
                 for kj in 0..<g.kernelWidth {
                     let dst = cols + row * oh * ow
                     for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padding + ki
+                        let iy = oy * g.stride - g.padTop + ki
                         let line = dst + oy * ow
                         if iy < 0 || iy >= g.height {
                             line.update(repeating: 0, count: ow)
@@ -36,9 +83,9 @@ enum Convolution {
                         if lo > 0 { line.update(repeating: 0, count: lo) }
                         if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
                         if g.stride == 1 {
-                            if hi > lo { (line + lo).update(from: src + lo - g.padding + kj, count: hi - lo) }
+                            if hi > lo { (line + lo).update(from: src + lo - g.padLeft + kj, count: hi - lo) }
                         } else {
-                            for ox in lo..<hi { line[ox] = src[ox * g.stride - g.padding + kj] }
+                            for ox in lo..<hi { line[ox] = src[ox * g.stride - g.padLeft + kj] }
                         }
                     }
                     row += 1
@@ -47,32 +94,32 @@ enum Convolution {
         }
     }
 
-    /// Output columns ox whose input column ox * stride - padding + kj lies inside the image.
+    /// Output columns ox whose input column ox * stride - padLeft + kj lies inside the image.
     @inline(__always)
     static func validColumns(_ g: Conv2dGeometry, _ kj: Int) -> (Int, Int) {
-        let first = g.padding - kj  // smallest ox * stride that is in range
+        let first = g.padLeft - kj  // smallest ox * stride that is in range
         let lo = first <= 0 ? 0 : (first + g.stride - 1) / g.stride
-        let last = g.width - 1 + g.padding - kj  // largest ox * stride in range
+        let last = g.width - 1 + g.padLeft - kj  // largest ox * stride in range
         let hi = last < 0 ? 0 : Swift.min(g.outWidth, last / g.stride + 1)
         return (Swift.min(lo, hi), hi)
     }
 
-    /// Folds columns back into an image, adding overlapping contributions (adjoint of im2col).
-    static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutablePointer<Float>) {
+    /// Folds columns back into `channels` planes, adding overlapping contributions (adjoint of im2col).
+    static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutablePointer<Float>, channels: Int) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         var row = 0
-        for c in 0..<g.inChannels {
+        for c in 0..<channels {
             let plane = x + c * g.height * g.width
             for ki in 0..<g.kernelHeight {
                 for kj in 0..<g.kernelWidth {
                     let src = cols + row * oh * ow
                     for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padding + ki
+                        let iy = oy * g.stride - g.padTop + ki
                         if iy < 0 || iy >= g.height { continue }
                         let dst = plane + iy * g.width
                         let (lo, hi) = validColumns(g, kj)
                         let line = src + oy * ow
-                        for ox in lo..<hi { dst[ox * g.stride - g.padding + kj] += line[ox] }
+                        for ox in lo..<hi { dst[ox * g.stride - g.padLeft + kj] += line[ox] }
                     }
                     row += 1
                 }
@@ -80,16 +127,29 @@ enum Convolution {
         }
     }
 
-    /// Runs `body(sampleRange, columnsBuffer, threadIndex)` over the batch, one scratch buffer per thread.
-    static func perSample(_ g: Conv2dGeometry, _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void) {
+    /// Runs `body(sampleRange, columnsBuffer, threadIndex, gemmThreads)` over the batch. With at least as many samples
+    /// as threads each thread takes whole samples (one-thread GEMMs); with fewer, samples run one after another and
+    /// each GEMM uses every thread, so a single image still uses all cores.
+    static func perSample(_ g: Conv2dGeometry, _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int, Int) -> Void) {
+        let needsColumns = !g.isPointwise
+        let columns = needsColumns ? g.patchSize * g.outPixels : 1
+        if g.batch < Parallel.threads {
+            let cols = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+            defer { cols.deallocate() }
+            body(0..<g.batch, cols, 0, Parallel.threads)
+            return
+        }
         let parts = Swift.min(Parallel.threads, g.batch)
         Parallel.forChunks(parts) { p in
             let lo = g.batch * p / parts, hi = g.batch * (p + 1) / parts
-            let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patchSize * g.outPixels)
+            let cols = UnsafeMutablePointer<Float>.allocate(capacity: columns)
             defer { cols.deallocate() }
-            body(lo..<hi, cols, p)
+            body(lo..<hi, cols, p, 1)
         }
     }
+
+    /// Parts the backward pass accumulates weight gradients into (one per thread that takes whole samples).
+    static func backwardParts(_ g: Conv2dGeometry) -> Int { g.batch < Parallel.threads ? 1 : Swift.min(Parallel.threads, g.batch) }
 
     static func forward(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ g: Conv2dGeometry) -> Tensor {
         let xc = x.contiguous(), wc = w.contiguous()
@@ -97,13 +157,28 @@ enum Convolution {
                          shape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
         let xp = xc.pointer, wp = wc.pointer, op = out.pointer
         let bias = b?.contiguous()
-        perSample(g) { samples, cols, _ in
+        if g.isDepthwise {
+            let bp = bias.map { UnsafePointer($0.pointer) }
+            Parallel.forRanges(g.inChannels, costPerItem: g.batch * g.outPixels * g.kernelHeight * g.kernelWidth) { channels in
+                attend_depthwise_forward(xp, wp, bp, op, g.batch, g.inChannels, channels.lowerBound, channels.upperBound, g.height, g.width,
+                                         g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft, g.outHeight, g.outWidth)
+            }
+            return out
+        }
+        let (cg, og) = (g.groupChannels, g.groupOutChannels)
+        perSample(g) { samples, cols, _, threads in
             for n in samples {
-                im2col(xp + n * g.inChannels * g.height * g.width, g, cols)
-                let o = op + n * g.outChannels * g.outPixels
-                Gemm.sgemm(transA: false, transB: false, m: g.outChannels, n: g.outPixels, k: g.patchSize, alpha: 1,
-                              a: wp, lda: g.patchSize, b: cols, ldb: g.outPixels, beta: 0, c: o, ldc: g.outPixels, threads: 1)
+                for group in 0..<g.groups {
+                    let input = xp + (n * g.inChannels + group * cg) * g.height * g.width
+                    let b: UnsafePointer<Float>
+                    if g.isPointwise { b = UnsafePointer(input) } else { im2col(input, g, cols, channels: cg); b = UnsafePointer(cols) }
+                    let o = op + (n * g.outChannels + group * og) * g.outPixels
+                    Gemm.sgemm(transA: false, transB: false, m: og, n: g.outPixels, k: g.patchSize, alpha: 1,
+                               a: wp + group * og * g.patchSize, lda: g.patchSize, b: b, ldb: g.outPixels, beta: 0, c: o,
+                               ldc: g.outPixels, threads: threads)
+                }
                 if let bp = bias?.pointer {
+                    let o = op + n * g.outChannels * g.outPixels
                     for oc in 0..<g.outChannels {
                         let v = bp[oc], row = o + oc * g.outPixels
                         for i in 0..<g.outPixels { row[i] += v }
@@ -115,32 +190,59 @@ enum Convolution {
     }
 
     static func backward(_ gradOut: Tensor, input x: Tensor, weight w: Tensor, geometry g: Conv2dGeometry,
-                         needInput: Bool) -> (Tensor?, Tensor, Tensor) {
+                         needInput: Bool, needWeight: Bool = true) -> (Tensor?, Tensor?, Tensor) {
         let go = gradOut.contiguous(), xc = x.contiguous(), wc = w.contiguous()
         let dx = needInput ? Tensor.zeros(x.shape) : nil
-        let parts = Swift.min(Parallel.threads, g.batch)
-        let dwParts = Tensor.zeros([parts, g.outChannels, g.patchSize])
-        let gp = go.pointer, xp = xc.pointer, wp = wc.pointer, dxp = dx?.pointer, dwp = dwParts.pointer
-        perSample(g) { samples, cols, p in
+        let gp = go.pointer, xp = xc.pointer, wp = wc.pointer, dxp = dx?.pointer
+        let db = go.sum(axes: [0, 2, 3])
+        if g.isDepthwise {
+            // The kernel always accumulates dW; a frozen filter (style transfer, a locked tower) just discards it.
+            let dw = Tensor.zeros(w.shape)
+            let dwp = dw.pointer
+            Parallel.forRanges(g.inChannels, costPerItem: g.batch * g.outPixels * g.kernelHeight * g.kernelWidth * 2) { channels in
+                attend_depthwise_backward(xp, wp, gp, dxp, dwp, g.batch, g.inChannels, channels.lowerBound, channels.upperBound,
+                                          g.height, g.width, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft,
+                                          g.outHeight, g.outWidth)
+            }
+            return (dx, needWeight ? dw : nil, db)
+        }
+        let parts = backwardParts(g)
+        let dwParts = Tensor.zeros(needWeight ? [parts, g.outChannels, g.patchSize] : [1])
+        let dwp = dwParts.pointer
+        let (cg, og) = (g.groupChannels, g.groupOutChannels)
+        perSample(g) { samples, cols, p, threads in
             let dcols = UnsafeMutablePointer<Float>.allocate(capacity: g.patchSize * g.outPixels)
             defer { dcols.deallocate() }
             for n in samples {
-                let gn = gp + n * g.outChannels * g.outPixels
-                im2col(xp + n * g.inChannels * g.height * g.width, g, cols)
-                // dW += dOut_n [O, P] x cols^T [P, CKK]
-                Gemm.sgemm(transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: g.outPixels, alpha: 1,
-                              a: gn, lda: g.outPixels, b: cols, ldb: g.outPixels, beta: 1,
-                              c: dwp + p * g.outChannels * g.patchSize, ldc: g.patchSize, threads: 1)
-                if let dxp {
-                    // dcols = W^T [CKK, O] x dOut_n [O, P], folded back into the image.
-                    Gemm.sgemm(transA: true, transB: false, m: g.patchSize, n: g.outPixels, k: g.outChannels, alpha: 1,
-                                  a: wp, lda: g.patchSize, b: gn, ldb: g.outPixels, beta: 0, c: dcols, ldc: g.outPixels, threads: 1)
-                    col2im(dcols, g, dxp + n * g.inChannels * g.height * g.width)
+                for group in 0..<g.groups {
+                    let gn = gp + (n * g.outChannels + group * og) * g.outPixels
+                    let input = xp + (n * g.inChannels + group * cg) * g.height * g.width
+                    if needWeight {
+                        let b: UnsafePointer<Float>
+                        if g.isPointwise { b = UnsafePointer(input) } else { im2col(input, g, cols, channels: cg); b = UnsafePointer(cols) }
+                        // dW_group += dOut [og, P] x cols^T [P, cg*KK]
+                        Gemm.sgemm(transA: false, transB: true, m: og, n: g.patchSize, k: g.outPixels, alpha: 1,
+                                   a: gn, lda: g.outPixels, b: b, ldb: g.outPixels, beta: 1,
+                                   c: dwp + p * g.outChannels * g.patchSize + group * og * g.patchSize, ldc: g.patchSize, threads: threads)
+                    }
+                    if let dxp {
+                        // dcols = W_group^T [cg*KK, og] x dOut [og, P], folded back into the image.
+                        let target = dxp + (n * g.inChannels + group * cg) * g.height * g.width
+                        if g.isPointwise {
+                            Gemm.sgemm(transA: true, transB: false, m: g.patchSize, n: g.outPixels, k: og, alpha: 1,
+                                       a: wp + group * og * g.patchSize, lda: g.patchSize, b: gn, ldb: g.outPixels, beta: 1,
+                                       c: target, ldc: g.outPixels, threads: threads)
+                        } else {
+                            Gemm.sgemm(transA: true, transB: false, m: g.patchSize, n: g.outPixels, k: og, alpha: 1,
+                                       a: wp + group * og * g.patchSize, lda: g.patchSize, b: gn, ldb: g.outPixels, beta: 0,
+                                       c: dcols, ldc: g.outPixels, threads: threads)
+                            col2im(dcols, g, target, channels: cg)
+                        }
+                    }
                 }
             }
         }
-        let dw = dwParts.sum(axes: [0]).reshape(w.shape)
-        let db = go.sum(axes: [0, 2, 3])
+        let dw = needWeight ? dwParts.sum(axes: [0]).reshape(w.shape) : nil
         return (dx, dw, db)
     }
 }
@@ -185,14 +287,30 @@ enum Pooling {
 }
 
 extension Tensor {
-    /// 2-D convolution. Input [N, C, H, W], weight [O, C, KH, KW], bias [O]; output [N, O, OH, OW].
+    /// 2-D convolution. Input [N, C, H, W], weight [O, C / groups, KH, KW], bias [O]; output [N, O, OH, OW].
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
-        precondition(rank == 4 && weight.rank == 4, "conv2d needs input [N, C, H, W] and weight [O, C, KH, KW], got \(shape) and \(weight.shape)")
-        precondition(shape[1] == weight.shape[1], "conv2d: input has \(shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1])")
+        conv2d(weight: weight, bias: bias, stride: stride, padding: .symmetric(padding), groups: 1)
+    }
+
+    /// 2-D convolution with any padding and groups (groups == C == O is depthwise).
+    ///
+    /// ```swift
+    /// let x = Tensor.randn([1, 32, 112, 112], seed: 0)
+    /// let depthwise = Tensor.randn([32, 1, 3, 3], seed: 1)
+    /// let y = x.conv2d(weight: depthwise, stride: 2, padding: .same, groups: 32)   // [1, 32, 56, 56]
+    /// ```
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int, padding: Conv2dPadding, groups: Int) -> Tensor {
+        precondition(rank == 4 && weight.rank == 4, "conv2d needs input [N, C, H, W] and weight [O, C/groups, KH, KW], got \(shape) and \(weight.shape)")
+        precondition(stride >= 1 && groups >= 1, "conv2d: stride \(stride) and groups \(groups) must be at least 1")
+        precondition(shape[1] % groups == 0 && weight.shape[0] % groups == 0,
+                     "conv2d: \(groups) groups must divide the input's \(shape[1]) and the output's \(weight.shape[0]) channels")
+        precondition(shape[1] / groups == weight.shape[1], "conv2d: input has \(shape[1]) channels in \(groups) groups, weight \(weight.shape) expects \(weight.shape[1]) per group")
         let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
                                outChannels: weight.shape[0], kernelHeight: weight.shape[2], kernelWidth: weight.shape[3],
-                               stride: stride, padding: padding)
-        precondition(g.outHeight > 0 && g.outWidth > 0, "conv2d: kernel \(weight.shape) does not fit input \(shape) with padding \(padding)")
+                               stride: stride, padding: padding, groups: groups)
+        precondition(g.padTop >= 0 && g.padLeft >= 0 && g.padBottom >= 0 && g.padRight >= 0, "conv2d: negative padding \(padding)")
+        precondition(g.height + g.padTop + g.padBottom >= g.kernelHeight && g.width + g.padLeft + g.padRight >= g.kernelWidth,
+                     "conv2d: kernel \(weight.shape) does not fit input \(shape) with padding \(padding)")
         if let bias { precondition(bias.shape == [g.outChannels], "conv2d: bias shape \(bias.shape) should be [\(g.outChannels)]") }
         let out = Convolution.forward(self, weight, bias, g)
         return out.recording(.conv2d(g), inputs: bias.map { [self, weight, $0] } ?? [self, weight])

@@ -22,6 +22,7 @@ enum SigmoidF: UnaryFunction {
     @inline(__always) static func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
 }
 enum ReLUF: UnaryFunction { @inline(__always) static func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
+enum ReLU6F: UnaryFunction { @inline(__always) static func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, 0), 6) } }
 enum SiLUF: UnaryFunction { @inline(__always) static func apply(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) } }
 /// GELU with the exact Gaussian CDF (BERT, PyTorch's default).
 enum GELUF: UnaryFunction {
@@ -36,6 +37,7 @@ enum GELUTanhF: UnaryFunction {
 
 // Derivatives that need the input, as (upstream gradient, input) -> input gradient.
 enum ReLUGrad: BinaryFunction { @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float { x > 0 ? g : 0 } }
+enum ReLU6Grad: BinaryFunction { @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float { x > 0 && x < 6 ? g : 0 } }
 enum AbsGrad: BinaryFunction {
     @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float { x > 0 ? g : (x < 0 ? -g : 0) }
 }
@@ -95,6 +97,8 @@ extension Tensor {
     public func tanh() -> Tensor { Kernels.unary(self, TanhF.self).recording(.tanh, inputs: [self]) }
     public func sigmoid() -> Tensor { Kernels.unary(self, SigmoidF.self).recording(.sigmoid, inputs: [self]) }
     public func relu() -> Tensor { Kernels.unary(self, ReLUF.self).recording(.relu, inputs: [self]) }
+    /// min(max(x, 0), 6): MobileNet's and EfficientNet-Lite's activation (its gradient is 0 at and past both kinks).
+    public func relu6() -> Tensor { Kernels.unary(self, ReLU6F.self).recording(.relu6, inputs: [self]) }
     public func silu() -> Tensor { Kernels.unary(self, SiLUF.self).recording(.silu, inputs: [self]) }
     public func abs() -> Tensor { Kernels.unary(self, AbsF.self).recording(.abs, inputs: [self]) }
     /// GELU; `approximate: true` uses the tanh form (GPT-2), false the exact erf form (BERT).

@@ -2,6 +2,7 @@
 // and broadcast inputs. Central differences in float32 with step 1e-2; tolerance 2e-2 relative + 2e-3.
 
 import AttendTensor
+import CAttendKernels
 import XCTest
 
 /// How a test leaf reaches the op: as it is, as a transposed view, or broadcast from a smaller shape.
@@ -233,5 +234,42 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([img]) { $0[0].maxPool2d(kernel: 2) }
         checkGradients([img]) { $0[0].avgPool2d(kernel: 2) }
         checkGradients([img]) { $0[0].upsampleNearest2d(scale: 2) }
+    }
+
+    /// Depthwise, grouped and pointwise convolutions with TensorFlow "SAME" padding (asymmetric at stride 2 on even
+    /// sizes), in the single-sample path (GEMMs threaded) and the per-sample path, on the AVX2 and portable kernels.
+    func testGroupedDepthwiseAndSameConvolutions() {
+        for generic in [0, 1] {
+            attend_depthwise_generic_only = Int32(generic)
+            defer { attend_depthwise_generic_only = 0 }
+            for batch in [1, 3] {
+                let x = Tensor.uniform([batch, 4, 6, 5], low: -1, high: 1, seed: 11, requiresGrad: true)
+                let dw3 = Tensor.uniform([4, 1, 3, 3], low: -1, high: 1, seed: 12, requiresGrad: true)
+                let dw5 = Tensor.uniform([4, 1, 5, 5], low: -1, high: 1, seed: 13, requiresGrad: true)
+                let bias = Tensor.uniform([4], low: -1, high: 1, seed: 14, requiresGrad: true)
+                checkGradients([x, dw3, bias]) { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 2, padding: .same, groups: 4) }
+                checkGradients([x, dw5]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .same, groups: 4) }
+                checkGradients([x, dw3]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .explicit(top: 0, left: 2, bottom: 1, right: 0), groups: 4) }
+                let grouped = Tensor.uniform([6, 2, 3, 3], low: -1, high: 1, seed: 15, requiresGrad: true)
+                checkGradients([x, grouped]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: .same, groups: 2) }
+                let pointwise = Tensor.uniform([3, 4, 1, 1], low: -1, high: 1, seed: 16, requiresGrad: true)
+                checkGradients([x, pointwise]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .symmetric(0), groups: 1) }
+            }
+        }
+        // SAME keeps ceil(size / stride) and pads the extra zero at the bottom and right.
+        let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 224, width: 7, outChannels: 1, kernelHeight: 3, kernelWidth: 5,
+                               stride: 2, padding: .same)
+        XCTAssertEqual([g.outHeight, g.outWidth, g.padTop, g.padBottom, g.padLeft, g.padRight], [112, 4, 0, 1, 2, 2])
+    }
+
+    /// ReLU6 on both sides of both kinks (0 and 6), away from the kinks themselves.
+    func testReLU6() {
+        let values: [Float] = [-2, -0.5, 0.3, 1, 3, 5.7, 6.3, 9, -0.2, 2, 4, 7]
+        let x = Tensor(values, shape: [3, 4], requiresGrad: true)
+        checkGradients([x]) { $0[0].relu6() * $0[0] }
+        XCTAssertEqual(Tensor(values, shape: [12]).relu6().toArray(), values.map { min(max($0, 0), 6) })
+        let y = Tensor([-1, 0.5, 5.5, 6.5], shape: [4], requiresGrad: true)
+        y.relu6().sum().backward()
+        XCTAssertEqual(y.grad!.toArray(), [0, 1, 1, 0])
     }
 }

@@ -143,4 +143,16 @@ void attend_hnsw_write_links(const attend_hnsw *g, unsigned char *out);
 attend_hnsw *attend_hnsw_read_links(const unsigned char *bytes, long size, int (*vector)(void *ctx, long long label, float *out), void *ctx,
                                     unsigned long long seed, const char **error);
 
+/// Depthwise conv2d (weight [C, 1, KH, KW]) of channels c0 ..< c1 over a batch of [N, C, H, W] into [N, C, OH, OW];
+/// padding is given at the top and left (the output size sets the rest). bias may be null.
+void attend_depthwise_forward(const float *x, const float *weight, const float *bias, float *y, long batch, long channels,
+                              long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top, long pad_left,
+                              long oh, long ow);
+/// Its gradients for channels c0 ..< c1: dweight += (always), dx += (when non-null).
+void attend_depthwise_backward(const float *x, const float *weight, const float *grad, float *dx, float *dweight, long batch,
+                               long channels, long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top,
+                               long pad_left, long oh, long ow);
+/// Tests: 1 makes the depthwise kernels take their portable path.
+extern int attend_depthwise_generic_only;
+
 #endif

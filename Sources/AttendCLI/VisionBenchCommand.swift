@@ -1,0 +1,51 @@
+import ArgumentParser
+import AttendModels
+import AttendNN
+import AttendTensor
+import Foundation
+
+/// EfficientNet-Lite0 inference speed over batch sizes and image sizes (Benchmarks/efficientnet.sh prints PyTorch's
+/// figure beside it), with the achieved GFLOP/s.
+struct EfficientNetBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "efficientnet", abstract: "EfficientNet-Lite0 inference: images/s and GFLOP/s per batch and image size.")
+    @Option(help: "A torch.save EfficientNet-Lite0 checkpoint.") var model: String?
+    @Option(name: .customLong("batch-sizes"), parsing: .upToNextOption, help: "Batch sizes (1-256).") var batchSizes: [Int] = [1, 8, 32]
+    @Option(name: .customLong("image-sizes"), parsing: .upToNextOption, help: "Square image sizes (32-1024).") var imageSizes: [Int] = [224]
+    @Option(help: "Timed runs per cell (the median is reported; 1-100).") var repeats = 5
+
+    func validate() throws {
+        guard !batchSizes.isEmpty, batchSizes.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--batch-sizes must be 1...256") }
+        guard !imageSizes.isEmpty, imageSizes.allSatisfy({ (32...1024).contains($0) }) else { throw ValidationError("--image-sizes must be 32...1024") }
+        guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be 1...100") }
+    }
+
+    func run() throws {
+        let net = try EfficientNet.load(model ?? ImageAssets.efficientNetLite0)
+        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName)")
+        print(" size batch   images/s   ms/batch   GFLOP/s")
+        for size in imageSizes {
+            let flops = EfficientNetBench.flops(net, size: size)
+            for batch in batchSizes {
+                let x = Tensor.uniform([batch, 3, size, size], low: -1, high: 1, seed: 1)
+                let seconds = medianSeconds(repeats: repeats) { _ = withNoGrad { net(x) } }
+                print(String(format: "%5d %5d %10.1f %10.2f %9.1f", size, batch, Double(batch) / seconds, 1000 * seconds,
+                             flops * Double(batch) / seconds / 1e9))
+            }
+        }
+    }
+
+    /// Multiply-adds x 2 of every convolution and the classifier for one size x size image.
+    static func flops(_ net: EfficientNet, size: Int) -> Double {
+        var h = size, total = 0.0
+        func conv(_ c: FoldedConv2d) {
+            let (o, cg, k) = (c.weight.shape[0], c.weight.shape[1], c.weight.shape[2])
+            h = (h + c.stride - 1) / c.stride
+            total += 2 * Double(o * cg * k * k) * Double(h * h)
+        }
+        conv(net.stem)
+        for b in net.blocks { if let e = b.expand { conv(e) }; conv(b.depthwise); conv(b.project) }
+        conv(net.head)
+        return total + 2 * Double(net.classifier.weight.count)
+    }
+}

@@ -1,0 +1,161 @@
+// PNG and JPEG decoding against Pillow's, resizing against Pillow's, round trips through the encoders, and the
+// errors bad files must give (scripts/reference/make_vision_fixtures.py made the fixtures).
+
+import AttendTensor
+@testable import AttendVision
+import Foundation
+import XCTest
+
+func visionFixture(_ name: String) -> String {
+    Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(name).path
+}
+
+/// A fetched asset's path. Missing: a failure under CI (a skip there would hide it), a skip elsewhere.
+func requireAsset(_ relative: String, fetch: String) throws -> String {
+    let path = FileManager.default.currentDirectoryPath + "/.cache/assets/" + relative
+    if FileManager.default.fileExists(atPath: path) { return path }
+    let message = "\(path) is missing: run scripts/fetch-assets.sh \(fetch)"
+    if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(message); throw AttendError(message) }
+    throw XCTSkip(message)
+}
+
+final class ImageTests: XCTestCase {
+    struct Expected: Decodable {
+        let width: Int, height: Int, channels: Int, scale: Float
+        let planes: [[Int]]
+        var image: Image {
+            Image(width: width, height: height, channels: channels, pixels: planes.flatMap { $0.map { Float($0) / scale } })
+        }
+    }
+
+    lazy var expected: [String: Expected] = {
+        try! JSONDecoder().decode([String: Expected].self, from: Data(contentsOf: URL(fileURLWithPath: visionFixture("images_expected.json"))))
+    }()
+
+    /// Largest difference in levels (1/255 or 1/65535 steps) between two images of the same size.
+    func levels(_ a: Image, _ b: Image, scale: Float = 255) -> Float {
+        XCTAssertEqual([a.width, a.height, a.channels], [b.width, b.height, b.channels])
+        return zip(a.pixels, b.pixels).map { abs($0 - $1) * scale }.max() ?? .infinity
+    }
+
+    func testPNGVariantsDecodeAsPillowDoes() throws {
+        for name in ["rgb8.png", "rgba8.png", "grey8.png", "greyalpha8.png", "palette.png", "bilevel.png", "rgb16.png",
+                     "grey16-interlaced.png", "rgb8-interlaced.png"] {
+            let want = expected[name]!
+            let got = try Image.read(visionFixture(name))
+            XCTAssertLessThan(levels(got, want.image, scale: want.scale), 0.01, name)  // exact, up to float rounding
+        }
+    }
+
+    func testJPEGVariantsDecodeAsPillowDoes() throws {
+        // Debian's libjpeg-turbo and the one in Pillow's wheel share the integer IDCT and upsampling: equal samples.
+        for name in ["baseline.jpg", "progressive.jpg", "grey.jpg"] {
+            let got = try Image.read(visionFixture(name))
+            XCTAssertLessThanOrEqual(levels(got, expected[name]!.image), 1.001, name)
+        }
+        XCTAssertEqual(try Image.read(visionFixture("grey.jpg")).channels, 1)
+    }
+
+    func testResizeIsWithinOneLevelOfPillow() throws {
+        let source = try Image.read(visionFixture("chelsea-crop.png"))
+        for (w, h, filter) in [(19, 14, Image.Filter.bicubic), (19, 14, .bilinear), (100, 75, .bicubic), (31, 50, .bilinear), (7, 5, .nearest), (48, 13, .bicubic)] {
+            let key = "resize-\(w)x\(h)-\(filter.rawValue)"
+            let got = source.resized(width: w, height: h, filter: filter)
+            let worst = levels(got, expected[key]!.image)
+            XCTAssertLessThanOrEqual(worst, 1.001, key)
+            // Most samples agree exactly; a one-level difference comes only from Pillow's fixed-point rounding.
+            let exact = zip(got.pixels, expected[key]!.image.pixels).filter { abs($0 - $1) * 255 < 0.01 }.count
+            XCTAssertGreaterThan(Double(exact) / Double(got.pixels.count), 0.97, key)
+        }
+    }
+
+    func testEncodersRoundTrip() throws {
+        let source = try Image.read(visionFixture("chelsea-crop.png"))
+        XCTAssertEqual(try Image.decode(try source.pngData(), source: "png"), source)
+        let sixteen = try Image.read(visionFixture("rgb16.png"))
+        XCTAssertLessThan(levels(try Image.decode(try sixteen.pngData(bitDepth: 16), source: "png16"), sixteen, scale: 65535), 0.01)
+        // JPEG is lossy: quality 95 stays close, quality 10 is smaller and further.
+        let high = try source.jpegData(quality: 95), low = try source.jpegData(quality: 10)
+        XCTAssertLessThan(low.count, high.count)
+        let decoded = try Image.decode(high, source: "jpeg")
+        let meanError = zip(decoded.pixels, source.pixels).map { abs($0 - $1) }.reduce(0, +) / Float(source.pixels.count)
+        XCTAssertLessThan(meanError, 0.02)
+        XCTAssertTrue(try Image.decode(try source.jpegData(quality: 80, progressive: true), source: "p").pixels.count == source.pixels.count)
+        // Geometry: flips are their own inverse, crops take the right pixels.
+        XCTAssertEqual(source.flippedHorizontally().flippedHorizontally(), source)
+        XCTAssertEqual(source.flippedVertically().flippedVertically(), source)
+        XCTAssertEqual(source.flippedHorizontally().pixels[0], source.pixels[source.width - 1])
+        let crop = source.cropped(x: 5, y: 3, width: 4, height: 2)
+        XCTAssertEqual(crop.pixels[source.width * 0 + 1], source.pixels[3 * source.width + 6])
+        XCTAssertEqual(source.centerCropped(width: 46, height: 36), source.cropped(x: 1, y: 0, width: 46, height: 36))
+    }
+
+    func testBadFilesGiveErrorsNamingTheFile() throws {
+        let good = try Data(contentsOf: URL(fileURLWithPath: visionFixture("rgb8.png")))
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: visionFixture("baseline.jpg")))
+        for (data, name) in [(good, "rgb8.png"), (jpeg, "baseline.jpg")] {
+            for length in stride(from: 0, to: data.count, by: 5) {
+                XCTAssertThrowsError(try Image.decode(data.prefix(length), source: "cut-\(name)")) { error in
+                    XCTAssertTrue("\(error)".hasPrefix("cut-\(name): "), "\(error)")
+                }
+            }
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<500 {
+                var corrupt = data
+                corrupt[Int.random(in: 0..<data.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                _ = try? Image.decode(corrupt, source: name)  // an error or an image, never a crash
+            }
+        }
+        XCTAssertThrowsError(try Image.decode(Data("hello".utf8), source: "notes.txt")) { error in
+            XCTAssertEqual("\(error)", "notes.txt: not an image Attend reads (PNG or JPEG), judged by its first bytes")
+        }
+        XCTAssertThrowsError(try Image.read("/nonexistent/cat.png")) { XCTAssertTrue("\($0)".contains("no such file")) }
+    }
+
+    /// 100,000 x 100,000 pixels declared in a header of a few bytes: refused before anything is allocated.
+    func testHugeDeclaredSizesAreRefusedBeforeAllocating() throws {
+        var png = try Data(contentsOf: URL(fileURLWithPath: visionFixture("rgb8.png")))
+        // IHDR's width and height sit at bytes 16-23; the CRC no longer matches, so patch it too.
+        png.replaceSubrange(16..<24, with: [0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0])
+        let crc = crc32(png[12..<29])
+        png.replaceSubrange(29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 255), UInt8(crc >> 8 & 255), UInt8(crc & 255)])
+        XCTAssertThrowsError(try Image.decode(png, source: "bomb.png")) { error in
+            XCTAssertTrue("\(error)".contains("declares 100000 x 100000 pixels"), "\(error)")
+        }
+        var jpeg = try Data(contentsOf: URL(fileURLWithPath: visionFixture("baseline.jpg")))
+        // The baseline frame header (FFC0): length (2), precision (1), height (2), width (2).
+        let sof = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0xEA, 0x60, 0xEA, 0x60])
+        XCTAssertThrowsError(try Image.decode(jpeg, source: "bomb.jpg")) { error in
+            XCTAssertTrue("\(error)".contains("declares 60000 x 60000 pixels"), "\(error)")
+        }
+    }
+
+    func crc32(_ bytes: Data) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return ~c
+    }
+
+    func testImageFolderAndCaptions() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("attend-folder-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (cls, files) in [("dog", ["b.png", "a.jpg"]), ("cat", ["c.PNG"]), ("empty", [])] {
+            try FileManager.default.createDirectory(atPath: root + "/" + cls, withIntermediateDirectories: true)
+            for f in files { try FileManager.default.copyItem(atPath: visionFixture("rgb8.png"), toPath: "\(root)/\(cls)/\(f)") }
+        }
+        let folder = try ImageFolder(root)
+        XCTAssertEqual(folder.classes, ["cat", "dog"])
+        XCTAssertEqual(folder.samples.map { ($0.path as NSString).lastPathComponent }, ["c.PNG", "a.jpg", "b.png"])
+        XCTAssertEqual(folder.samples.map(\.label), [0, 1, 1])
+        try "dog/a.jpg\ta small dog\n\n# comment\ncat/c.PNG\tthe cat\n".write(toFile: root + "/pairs.tsv", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ImageCaptions(root + "/pairs.tsv").pairs.map(\.caption), ["a small dog", "the cat"])
+        try "dog/a.jpg\tfine\nmissing.png\tgone\n".write(toFile: root + "/bad.tsv", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ImageCaptions(root + "/bad.tsv")) { XCTAssertTrue("\($0)".contains("bad.tsv:2: image 'missing.png' does not exist"), "\($0)") }
+        try "dog/a.jpg no tab\n".write(toFile: root + "/bad.tsv", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ImageCaptions(root + "/bad.tsv")) { XCTAssertTrue("\($0)".contains("bad.tsv:1: expected"), "\($0)") }
+    }
+}
