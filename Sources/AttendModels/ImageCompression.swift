@@ -391,3 +391,25 @@ public enum RANS {
         return state == lowerBound && at == bytes.count ? result : nil
     }
 }
+
+extension LearnedImageCodec {
+    /// A batch [count, 3, size, size] of random patches (random photo, position and horizontal flip).
+    public static func patches(from photos: [Tensor], count: Int, size: Int, generator: inout RandomGenerator) -> Tensor {
+        var out = [Float](repeating: 0, count: count * 3 * size * size)
+        for b in 0..<count {
+            let photo = photos[Int(generator.next() % UInt64(photos.count))]
+            let (h, w) = (photo.shape[1], photo.shape[2])
+            let y0 = Int(generator.next() % UInt64(h - size + 1)), x0 = Int(generator.next() % UInt64(w - size + 1))
+            let flip = generator.next() & 1 == 1
+            let p = photo.pointer
+            for c in 0..<3 {
+                for y in 0..<size {
+                    let row = p + (c * h + y0 + y) * w + x0
+                    let dst = (b * 3 + c) * size * size + y * size
+                    for x in 0..<size { out[dst + x] = row[flip ? size - 1 - x : x] }
+                }
+            }
+        }
+        return Tensor(out, shape: [count, 3, size, size])
+    }
+}

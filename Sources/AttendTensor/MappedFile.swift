@@ -48,3 +48,13 @@ public final class MappedFile {
         if let mapping { munmap(mapping, count) } else { UnsafeMutablePointer(mutating: bytes).deallocate() }
     }
 }
+
+extension MappedFile {
+    /// A file's bytes, mapped rather than copied, for the format readers; errors name the file.
+    public static func contents(of path: String) throws -> Data {
+        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
+        do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
+        }
+    }
+}

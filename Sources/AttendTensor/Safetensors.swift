@@ -23,11 +23,7 @@ public enum Safetensors {
     /// Reads every tensor of `path`. Throws an `AttendError` naming the file (and tensor) when it is
     /// missing, truncated, malformed, or holds a dtype Attend cannot read.
     public static func read(_ path: String) throws -> File {
-        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
-        }
+        let data = try MappedFile.contents(of: path)
         return try parse(data, source: path)
     }
 

@@ -26,11 +26,7 @@ public enum TorchCheckpoint {
     /// Reads a state dict (a dict of tensors, possibly nested under "state_dict" or "model"). Throws an
     /// `AttendError` naming the file for anything it cannot read safely.
     public static func read(_ path: String) throws -> File {
-        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
-        }
+        let data = try MappedFile.contents(of: path)
         return try parse(data, source: path)
     }
 

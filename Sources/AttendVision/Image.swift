@@ -68,11 +68,7 @@ public struct Image: Equatable {
 
     /// Reads a PNG or JPEG file (chosen by its first bytes, not its name).
     public static func read(_ path: String, maxPixels: Int = Image.maxPixels) throws -> Image {
-        guard FileManager.default.fileExists(atPath: path) else { throw AttendError("\(path): no such file") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw AttendError("\(path): cannot read (\(error.localizedDescription))")
-        }
+        let data = try MappedFile.contents(of: path)
         return try decode(data, source: path, maxPixels: maxPixels)
     }
 

