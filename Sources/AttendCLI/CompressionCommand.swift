@@ -215,7 +215,7 @@ struct CompressionEvaluate: ParsableCommand {
         }
         if let curvePath {
             let chart = LineChart(series: [
-                .init(points: jpegCurve.filter { $0.bpp <= 2 }.map { ($0.bpp, $0.psnr) }, color: (214, 39, 40)),
+                .init(points: jpegCurve.filter { $0.bpp <= 1.2 }.map { ($0.bpp, $0.psnr) }, color: (214, 39, 40)),
                 .init(points: learned.sorted { $0.0 < $1.0 }, color: (31, 119, 180)),
             ])
             try chart.render().writePNG(to: curvePath)
