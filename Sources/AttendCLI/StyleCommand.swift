@@ -62,7 +62,7 @@ struct StyleCommand: ParsableCommand {
         let before = style.evaluate(x, targets)
         let started = Date()
         let bar = ProgressBar(total: steps, label: "style", unit: "step")
-        let result = style.transfer(content: x, styles: pairs, steps: steps) { _, losses in bar.advance(status: "\(losses)") }
+        let result = style.transfer(content: x, targets: targets, steps: steps) { _, losses in bar.advance(status: "\(losses)") }
         bar.finish()
         let seconds = Date().timeIntervalSince(started)
         try Image(tensor: result).write(to: output)

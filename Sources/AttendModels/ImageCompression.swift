@@ -182,6 +182,7 @@ public final class LearnedImageCodec: Module {
     // MARK: The file format
 
     static let magic: [UInt8] = Array("ATIC".utf8)
+    public static let maxPixels = 1 << 24
 
     /// A fingerprint of the weights, written into every file so a file is never decoded by another model.
     public lazy var fingerprint: UInt64 = {
@@ -221,6 +222,9 @@ public final class LearnedImageCodec: Module {
     public func compress(_ image: Tensor) throws -> Data {
         precondition(image.rank == 3 && image.shape[0] == 3, "compress needs [3, H, W], got \(image.shape)")
         let (h, w) = (image.shape[1], image.shape[2])
+        guard w * h <= LearnedImageCodec.maxPixels else {
+            throw AttendError("a \(w) x \(h) image is larger than the \(LearnedImageCodec.maxPixels) pixels Attend's codec decodes")
+        }
         let padded = LearnedImageCodec.padToMultiple(image, 16)
         let y = withNoGrad { encode(padded.reshape([1] + padded.shape)) }
         let (m, gh, gw) = (y.shape[1], y.shape[2], y.shape[3])
@@ -259,7 +263,10 @@ public final class LearnedImageCodec: Module {
             throw AttendError("\(source): compressed by another model (fingerprint \(String(stored, radix: 16)), this one is \(String(fingerprint, radix: 16)))")
         }
         let (w, h) = (u32(13), u32(17))
-        guard w > 0, h > 0, w <= 1 << 15, h <= 1 << 15 else { throw AttendError("\(source): image size \(w) x \(h) is out of range") }
+        // Decoding holds about 32 floats per pixel in the synthesis transform, so the size is capped at 16 megapixels.
+        guard w > 0, h > 0, w * h <= LearnedImageCodec.maxPixels else {
+            throw AttendError("\(source): the header declares \(w) x \(h) pixels; Attend decodes up to \(LearnedImageCodec.maxPixels) pixels")
+        }
         let (gh, gw) = ((h + 15) / 16, (w + 15) / 16)
         let m = config.latentChannels
         let order = (0..<m).flatMap { c in [Int](repeating: c, count: gh * gw) }

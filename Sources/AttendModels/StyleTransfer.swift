@@ -91,7 +91,11 @@ public struct NeuralStyle {
     /// Optimizes the pixels (starting from the content image) with Adam, clamping to [0, 1] after each step.
     public func transfer(content: Tensor, styles: [(image: Tensor, weight: Float)], steps: Int,
                          progress: (Int, Losses) -> Void = { _, _ in }) -> Tensor {
-        let targets = targets(content: content, styles: styles)
+        transfer(content: content, targets: targets(content: content, styles: styles), steps: steps, progress: progress)
+    }
+
+    /// The same, from targets already computed (a caller that also reports losses against them).
+    public func transfer(content: Tensor, targets: Targets, steps: Int, progress: (Int, Losses) -> Void = { _, _ in }) -> Tensor {
         let x = content.copy()
         x.requiresGrad = true
         let optimizer = Adam(parameters: [("pixels", x)], learningRate: learningRate)

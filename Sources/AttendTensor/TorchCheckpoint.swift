@@ -197,6 +197,11 @@ public enum TorchCheckpoint {
             guard !o1, !o2, !o3 else { throw AttendError("\(source): tensor '\(name)' has an impossible shape \(shape)") }
             (last, count) = (sum, c)
         }
+        // Zero strides (an expanded view) let a shape exceed its storage; such views stay small in state dicts, so a
+        // claim past 2^24 elements beyond the storage is refused before allocating.
+        guard count <= Swift.max(storage.count, 1 << 24) else {
+            throw AttendError("\(source): tensor '\(name)' claims \(count) elements from a \(storage.count)-element storage")
+        }
         guard count == 0 || last < storage.count else {
             throw AttendError("\(source): tensor '\(name)' of shape \(shape) reaches element \(last) of a \(storage.count)-element storage")
         }

@@ -1,7 +1,7 @@
 // Image quality: multi-scale structural similarity (Wang, Simoncelli & Bovik 2003), as pytorch-msssim and
 // TensorFlow compute it: an 11-tap Gaussian window (sigma 1.5) applied without padding, five scales halved by 2x2
 // averaging, the contrast-structure terms of the first four and the full SSIM of the last, weighted by
-// (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), per channel and averaged.
+// (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), per channel and averaged; odd sides padded before halving.
 
 import Foundation
 
@@ -37,12 +37,20 @@ public enum ImageQuality {
         return total / Double(a.channels)
     }
 
-    /// 2x2 average pooling (the odd last row or column dropped, as avg_pool2d with kernel 2 does).
+    /// 2x2 average pooling as pytorch-msssim does it: an odd side is padded by one zero on both ends
+    /// (`avg_pool2d(padding=size % 2)`, zeros counted in the average).
     static func downsample(_ v: [Double], _ w: Int, _ h: Int) -> ([Double], Int, Int) {
-        let (ow, oh) = (w / 2, h / 2)
+        let (px, py) = (w % 2, h % 2)
+        let (ow, oh) = ((w + 2 * px - 2) / 2 + 1, (h + 2 * py - 2) / 2 + 1)
         var out = [Double](repeating: 0, count: ow * oh)
         for y in 0..<oh {
-            for x in 0..<ow { out[y * ow + x] = (v[2 * y * w + 2 * x] + v[2 * y * w + 2 * x + 1] + v[(2 * y + 1) * w + 2 * x] + v[(2 * y + 1) * w + 2 * x + 1]) / 4 }
+            for x in 0..<ow {
+                var s = 0.0
+                for iy in (2 * y - py)...(2 * y - py + 1) where iy >= 0 && iy < h {
+                    for ix in (2 * x - px)...(2 * x - px + 1) where ix >= 0 && ix < w { s += v[iy * w + ix] }
+                }
+                out[y * ow + x] = s / 4
+            }
         }
         return (out, ow, oh)
     }

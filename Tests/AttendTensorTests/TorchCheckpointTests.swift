@@ -38,6 +38,12 @@ final class TorchCheckpointTests: XCTestCase {
         XCTAssertEqual(checkpoint.tensors["conv.bias"]!.toArray(), try expected()["conv.bias"]!.values)
     }
 
+    func testZeroStrideViewClaimingBillionsIsRefused() throws {
+        XCTAssertThrowsError(try TorchCheckpoint.read(fixture("expanded-huge-zip.pt"))) { error in
+            XCTAssertTrue("\(error)".contains("tensor 'huge' claims 1073741824 elements from a 1-element storage"), "\(error)")
+        }
+    }
+
     func testForbiddenGlobalIsRefused() throws {
         XCTAssertThrowsError(try TorchCheckpoint.read(fixture("evil-zip.pt"))) { error in
             XCTAssertTrue("\(error)".contains("'posix.system' is not allowed"), "\(error)")

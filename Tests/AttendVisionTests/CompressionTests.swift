@@ -46,9 +46,10 @@ final class CompressionTests: XCTestCase {
         let latent = Tensor.uniform([2, 3, 2, 2], low: -3, high: 3, seed: 5, requiresGrad: true)
         checkFiniteDifferences([latent, density.matrices[0], density.biases[1], density.factors[0]]) { _ in density.likelihood(latent).log() }
         // The likelihoods of the integers sum to 1 per channel (a distribution), up to the far tails.
-        let grid = Tensor((-40...40).map(Float.init), shape: [1, 1, 1, 81]).expand(to: [1, 3, 1, 81]).contiguous()
+        // (Untrained, the density is wide: scale about 10, so the grid reaches far into the tails.)
+        let grid = Tensor((-400...400).map(Float.init), shape: [1, 1, 1, 801]).expand(to: [1, 3, 1, 801]).contiguous()
         let p = withNoGrad { density.likelihood(grid) }.toArray()
-        for c in 0..<3 { XCTAssertEqual(p[(c * 81)..<((c + 1) * 81)].reduce(0, +), 1, accuracy: 1e-3) }
+        for c in 0..<3 { XCTAssertEqual(p[(c * 801)..<((c + 1) * 801)].reduce(0, +), 1, accuracy: 1e-3) }
     }
 
     /// sum(f(xs) * w) against central differences, in double the tolerance of the core's gradient checks.
@@ -96,6 +97,11 @@ final class CompressionTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("cut.atic: the coded latent is truncated or corrupt"), "\($0)")
         }
         XCTAssertThrowsError(try codec.decompress(Data("PNG".utf8), source: "x.png")) { XCTAssertTrue("\($0)".contains("no ATIC header")) }
+        var huge = bytes
+        huge.replaceSubrange(13..<21, with: [0x88, 0x13, 0, 0, 0x88, 0x13, 0, 0])  // 5,000 x 5,000
+        XCTAssertThrowsError(try codec.decompress(huge, source: "huge.atic")) {
+            XCTAssertTrue("\($0)".contains("huge.atic: the header declares 5000 x 5000 pixels"), "\($0)")
+        }
         var g = SystemRandomNumberGenerator()
         for _ in 0..<300 {
             var corrupt = bytes

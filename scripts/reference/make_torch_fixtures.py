@@ -51,5 +51,8 @@ buf = io.BytesIO()
 torch.save({"weight": torch.ones(2), "payload": Evil()}, buf)
 open(os.path.join(out, "evil-zip.pt"), "wb").write(buf.getvalue())
 
+# A view with a zero stride claiming 2^30 elements from a one-element storage: refused before allocating.
+torch.save({"huge": torch.zeros(1).expand(1 << 30)}, os.path.join(out, "expanded-huge-zip.pt"))
+
 json.dump(expected, open(os.path.join(out, "expected.json"), "w"), indent=0)
 print("torch", torch.__version__, "->", out)
