@@ -40,7 +40,9 @@ struct ClassifyCommand: ParsableCommand {
             var batch: [(String, Tensor)] = []
             for path in images[start..<min(start + batchSize, images.count)] {
                 do {
-                    batch.append((path, try Image.read(path).classifierInput(size: size, mean: net.config.mean, std: net.config.std)))
+                    let image = try Image.read(path)
+                    try image.requireAspectRatio(source: path)
+                    batch.append((path, image.classifierInput(size: size, mean: net.config.mean, std: net.config.std)))
                 } catch {
                     failures += 1
                     FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -161,7 +161,14 @@ struct CompressionEvaluate: ParsableCommand {
     }
 
     func run() throws {
-        let pictures = try images.map { try Image.read($0).rgb() }
+        let pictures = try images.map { path -> Image in
+            let picture = try Image.read(path).rgb()
+            // MS-SSIM's five scales of an 11-pixel window need sides over 160 pixels.
+            guard min(picture.width, picture.height) > 160 else {
+                throw AttendError("\(path): \(picture.width) x \(picture.height) pixels; evaluation needs both sides over 160 (MS-SSIM's five scales)")
+            }
+            return picture
+        }
         // JPEG's curve: every quality, rate and distortion averaged over the photos.
         var jpegCurve: [(bpp: Double, psnr: Double, msssim: Double, encode: Double, decode: Double)] = []
         for quality in stride(from: 2, through: 95, by: 1) {

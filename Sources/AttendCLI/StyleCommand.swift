@@ -42,11 +42,14 @@ struct StyleCommand: ParsableCommand {
     func run() throws {
         try OutputPath.check(output, isNotInput: [content] + styles)
         let net = try EfficientNet.load(model ?? ImageAssets.efficientNetLite0)
-        let contentImage = try Image.read(content).rgb().resized(shorterSide: size)
+        let original = try Image.read(content)
+        try original.requireAspectRatio(atMost: 8, source: content)
+        let contentImage = original.rgb().resized(shorterSide: size)
         let (w, h) = (contentImage.width, contentImage.height)
         // Each style image is scaled to cover the output and centre-cropped to its size.
         let styleImages = try styles.map { path -> Tensor in
             let s = try Image.read(path).rgb()
+            try s.requireAspectRatio(atMost: 8, source: path)
             let scale = max(Double(w) / Double(s.width), Double(h) / Double(s.height))
             let covered = s.resized(width: max(w, Int((Double(s.width) * scale).rounded(.up))), height: max(h, Int((Double(s.height) * scale).rounded(.up))))
             return covered.centerCropped(width: w, height: h).tensor()

@@ -159,6 +159,14 @@ extension Image {
 }
 
 extension Image {
+    /// Throws when one side is more than `ratio` times the other: resizing such an image by its shorter side (as
+    /// classifiers and style transfer do) would make the longer side enormous.
+    public func requireAspectRatio(atMost ratio: Int = 64, source: String) throws {
+        guard max(width, height) <= ratio * min(width, height) else {
+            throw AttendError("\(source): \(width) x \(height) pixels is more than \(ratio) times as long as it is wide; crop it first")
+        }
+    }
+
     /// What an ImageNet classifier takes: RGB, the shorter side resized to size / 0.875 (bicubic), the centre
     /// size x size crop, normalized per channel: [3, size, size] (torchvision's and timm's evaluation transform).
     public func classifierInput(size: Int, mean: [Float], std: [Float], cropFraction: Double = 0.875) -> Tensor {
