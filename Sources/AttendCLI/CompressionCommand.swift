@@ -171,7 +171,7 @@ struct CompressionEvaluate: ParsableCommand {
         }
         // JPEG's curve: every quality, rate and distortion averaged over the photos.
         var jpegCurve: [(bpp: Double, psnr: Double, msssim: Double, encode: Double, decode: Double)] = []
-        for quality in stride(from: 2, through: 95, by: 1) {
+        for quality in stride(from: 1, through: 95, by: 1) {
             var (bpp, p, ms, te, td) = (0.0, 0.0, 0.0, 0.0, 0.0)
             for picture in pictures {
                 let t0 = Date()
@@ -217,7 +217,10 @@ struct CompressionEvaluate: ParsableCommand {
                 print(String(format: "%-26@ %6.3f %8.2f %8.4f | %9.2f %8.4f | %+7.2f | %9.0f %10.0f | %6.1f / %.1f", name as NSString, bpp, p, ms,
                              j.psnr, j.msssim, p - j.psnr, 1000 * te, 1000 * td, 1000 * j.encode, 1000 * j.decode))
             } else {
-                print(String(format: "%-26@ %6.3f %8.2f %8.4f | (outside JPEG's range of rates)", name as NSString, bpp, p, ms))
+                // Below JPEG's lowest rate: compare with JPEG's cheapest file (quality 1), which spends more bits.
+                let low = jpegCurve[0]
+                print(String(format: "%-26@ %6.3f %8.2f %8.4f | below JPEG's lowest rate; JPEG quality 1: %.3f bpp, %.2f dB, MS-SSIM %.4f",
+                             name as NSString, bpp, p, ms, low.bpp, low.psnr, low.msssim))
             }
         }
         if let curvePath {
