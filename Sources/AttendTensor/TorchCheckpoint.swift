@@ -297,6 +297,10 @@ indirect enum PickleValue {
 }
 
 /// A pickle reader for protocols 2-5 limited to what `torch.save` writes for state dicts.
+/// Values are Swift values, not shared objects: a container memoized before it is filled (EMPTY_DICT, BINPUT, then
+/// SETITEMS) and fetched again later is fetched as it was when memoized. State dicts fetch only strings, tuples and
+/// storage references again, which are complete when memoized; a pickle that relies on sharing a filled container
+/// reads wrong here, not unsafely.
 final class Unpickler {
     /// The globals a state dict may name; every other one is refused before anything is built.
     static let allowedGlobals: Set<String> = [
