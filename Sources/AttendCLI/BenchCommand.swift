@@ -11,7 +11,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print Attend's figure beside a peer's.",
-        subcommands: [GemmBench.self, EfficientNetBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self, ValuesBench.self, SafetyBench.self])
+        subcommands: [GemmBench.self, EfficientNetBench.self, CLIPStepBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self, ValuesBench.self, SafetyBench.self])
 }
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, each run lasting at least ~30 ms.

@@ -129,13 +129,22 @@ struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "chat", abstract: "Chat with an instruct model: one message per line on standard input.")
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "System message (default: the template's own).") var system: String?
+    @Option(help: "A picture (PNG or JPEG) the first message is about, seen through the multimodal LM's projector.") var image: String?
+    @Option(help: "The projector for --image (from attend vlm train).") var projector = "models/vlm-fashion.safetensors"
+    @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder for --image).") var efficientnet: String?
     @OptionGroup var safety: SafetyOptions
 
     func run() throws {
         let loaded = try sampling.load()
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
         let template = ChatTemplate(ggufTemplate: loaded.chatTemplate)
-        var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? []
+        // With a picture, its projected cells stand where <image> is in the first user message.
+        var seeing: (model: VisionLanguageModel, cells: Tensor)?
+        if let image {
+            let vlm = try VisionLanguageModel.load(projector, imageEncoder: try EfficientNet.load(efficientnet ?? ImageAssets.efficientNetLite0), language: loaded)
+            seeing = (vlm, vlm.imageCells(try readPicture(image)))
+        }
+        var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? seeing.map { [("system", $0.model.config.system)] } ?? []
         let stage = try safety.stage()
         let interactive = isatty(fileno(stdin)) != 0
         while true {
@@ -144,8 +153,16 @@ struct ChatCommand: ParsableCommand {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             let message: String
             do { message = try SafetyOptions.screen(line, stage, what: "message") } catch { print("(\(error))"); continue }
-            history.append(("user", message))
-            let r = try SafeGeneration.generate(model: model, tokenizer: tokenizer, input: LMInput(tokenizer.encode(template.render(history))),
+            let first = !history.contains { $0.role == "user" }
+            history.append(("user", first && seeing != nil ? VisionLanguageModel.placeholder + "\n" + message : message))
+            let rendered = template.render(history)
+            let input: LMInput
+            do { input = try seeing.map { try $0.model.chatInput(rendered: rendered, cells: $0.cells) } ?? LMInput(tokenizer.encode(rendered)) } catch {
+                print("(\(error))")   // a message that itself holds <image>
+                history.removeLast()
+                continue
+            }
+            let r = try SafeGeneration.generate(model: model, tokenizer: tokenizer, input: input,
                                                 options: sampling.options, filter: SafetyOptions.filter(stage)) {
                 print($0, terminator: "")
                 fflush(stdout)

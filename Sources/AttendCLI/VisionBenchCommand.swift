@@ -49,3 +49,49 @@ struct EfficientNetBench: ParsableCommand {
         return total + 2 * Double(net.classifier.weight.count)
     }
 }
+
+/// One CLIP training step (from-scratch text Transformer, projections, temperature, symmetric loss, AdamW) on cached
+/// image features and random captions, over batch sizes and text widths; Benchmarks/clip.sh prints PyTorch's time for
+/// the same model beside it.
+struct CLIPStepBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clip-step", abstract: "CLIP training steps/s with the from-scratch text tower, per batch size and width.")
+    @Option(name: .customLong("batch-sizes"), parsing: .upToNextOption, help: "Pairs per step (2-4096).") var batchSizes: [Int] = [64, 256, 1024]
+    @Option(parsing: .upToNextOption, help: "Text Transformer widths (heads = width / 32).") var widths: [Int] = [128, 256]
+    @Option(help: "Text Transformer layers.") var layers = 2
+    @Option(help: "Tokens per caption.") var tokens = 12
+    @Option(help: "Timed steps per cell (the median is reported; 1-100).") var repeats = 5
+    @OptionGroup var towers: CLIPTowerOptions
+
+    func validate() throws {
+        guard !batchSizes.isEmpty, batchSizes.allSatisfy({ (2...4096).contains($0) }) else { throw ValidationError("--batch-sizes must be 2...4096") }
+        guard !widths.isEmpty, widths.allSatisfy({ (32...2048).contains($0) && $0 % 32 == 0 }) else { throw ValidationError("--widths must be multiples of 32 in 32...2048") }
+        guard (1...24).contains(layers), (1...64).contains(tokens), (1...100).contains(repeats) else { throw ValidationError("--layers 1...24, --tokens 1...64, --repeats 1...100") }
+    }
+
+    func run() throws {
+        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName)")
+        print("width batch    steps/s   ms/step")
+        let vocabulary = (0..<1000).map { Int32($0 * 37 + 300) }
+        for width in widths {
+            var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .transformer)
+            config.textWidth = width
+            config.textHeads = width / 32
+            config.textLayers = layers
+            config.vocabulary = vocabulary
+            let clip = CLIP(config, towers: try towers.towers(for: config))
+            let optimizer = Adam.decayingMatrices(of: clip, learningRate: 1e-4, beta2: 0.98, weightDecay: 0.1)
+            for batch in batchSizes {
+                var generator = RandomGenerator(seed: 7)
+                let images = Tensor.uniform([batch, config.imageFeatureDimension], low: 0, high: 6, seed: 3)
+                let rows = (0..<batch).map { _ in (0..<tokens).map { _ in Int32(2 + generator.next() % 1000) } }
+                let seconds = medianSeconds(repeats: repeats) {
+                    clip.zeroGrad()
+                    clip.loss(imageFeatures: images, textFeatures: clip.textTransformer!(rows)).backward()
+                    optimizer.update()
+                }
+                print(String(format: "%5d %5d %10.2f %9.2f", width, batch, 1 / seconds, 1000 * seconds))
+            }
+        }
+    }
+}

@@ -104,3 +104,33 @@ extension ImageDataset {
                             labels: IntTensor(Array(labels.data[range]), shape: [range.count]))
     }
 }
+
+/// scikit-learn's handwritten digits (UCI "optdigits" test part): 1,797 pictures of 8 x 8 cells counting 0-16 ink
+/// pixels, one CSV line each (64 cells, then the digit), gzip-compressed. `scripts/fetch-assets.sh scikit-learn-data`
+/// fetches `digits.csv.gz`.
+///
+/// ```swift
+/// let digits = try Digits.load(".cache/assets/scikit-learn-data/digits.csv.gz")   // images [1797, 1, 8, 8] in [0, 1]
+/// ```
+public enum Digits {
+    public static let classNames = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+    public static func load(_ path: String) throws -> ImageDataset {
+        let bytes = path.hasSuffix(".gz") ? try GzipFile.read(path) : Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let text = String(decoding: bytes, as: UTF8.self)
+        var pixels: [Float] = [], labels: [Int32] = []
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count == 65 else { throw AttendError("\(path), line \(number + 1): expected 65 comma-separated values (64 cells and the digit), got \(fields.count)") }
+            for (k, field) in fields.enumerated() {
+                guard let v = Int(field.trimmingCharacters(in: .whitespaces)), k < 64 ? (0...16).contains(v) : (0...9).contains(v) else {
+                    throw AttendError("\(path), line \(number + 1), column \(k + 1): expected \(k < 64 ? "a count 0-16" : "a digit 0-9"), got '\(field)'")
+                }
+                if k < 64 { pixels.append(Float(v) / 16) } else { labels.append(Int32(v)) }
+            }
+        }
+        guard !labels.isEmpty else { throw AttendError("\(path): no digits") }
+        return ImageDataset(images: Tensor(pixels, shape: [labels.count, 1, 8, 8]), labels: IntTensor(labels, shape: [labels.count]))
+    }
+}

@@ -17,6 +17,14 @@ public struct LoadedLanguageModel {
     /// The file or folder it was loaded from.
     public var source: String
 
+    public init(model: any LanguageModel, tokenizer: ByteLevelBPETokenizer, chatTemplate: String?, addBos: Bool, source: String) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.addBos = addBos
+        self.source = source
+    }
+
     /// Prompt ids for `text`: wrapped in the chat template as a user message when `chat`, else with the BOS
     /// token the model asks for.
     public func promptIds(_ text: String, chat: Bool) -> [Int32] {

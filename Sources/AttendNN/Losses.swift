@@ -8,7 +8,7 @@ import Foundation
 /// ```swift
 /// let loss = Loss.crossEntropy(logits: model(x), targets: y, ignoreIndex: 0)   // padding ids add nothing
 /// loss.backward()
-/// let clip = Loss.infoNCE(imageEmbeddings, textEmbeddings, temperature: 0.07)
+/// let clip = Loss.infoNCE(imageEmbeddings, textEmbeddings, temperature: 0.07)   // fixed temperature; Loss.clip learns it
 /// ```
 public enum Loss {
     /// Mean cross-entropy between logits [..., C] and class ids [...].
@@ -65,8 +65,23 @@ public enum Loss {
     /// Symmetric InfoNCE (CLIP): matching rows of `a` and `b` [N, D] are positives, all other pairs negatives.
     /// Rows are L2-normalized; logits are cosine similarities divided by `temperature`.
     public static func infoNCE(_ a: Tensor, _ b: Tensor, temperature: Float = 0.07) -> Tensor {
-        let n = a.shape[0]
-        let logits = normalize(a).matmul(normalize(b).transposed(0, 1)) * (1 / temperature)
+        clip(imageEmbeddings: normalize(a), textEmbeddings: normalize(b), logitScale: Tensor(1 / temperature))
+    }
+
+    /// CLIP's loss as open_clip's `ClipLoss` computes it: logits = scale * I T^T over unit-length image and text
+    /// embeddings [N, D] (row i of each is a pair), then the mean of the cross-entropies image -> text (rows) and
+    /// text -> image (columns), the diagonal being the targets. `logitScale` is the scale itself (1 / temperature,
+    /// a one-element tensor), so its gradient flows when it is a parameter's `exp()`.
+    ///
+    /// ```swift
+    /// let scale = logTemperatureInverse.exp()                      // learnable, as in the paper
+    /// let loss = Loss.clip(imageEmbeddings: normalize(i), textEmbeddings: normalize(t), logitScale: scale)
+    /// ```
+    public static func clip(imageEmbeddings: Tensor, textEmbeddings: Tensor, logitScale: Tensor) -> Tensor {
+        precondition(imageEmbeddings.shape == textEmbeddings.shape && imageEmbeddings.rank == 2,
+                     "Loss.clip: image embeddings \(imageEmbeddings.shape) and text embeddings \(textEmbeddings.shape) must both be [N, D]")
+        let n = imageEmbeddings.shape[0]
+        let logits = imageEmbeddings.matmul(textEmbeddings.transposed(0, 1)) * logitScale.reshape([1, 1])
         let targets = IntTensor((0..<n).map { Int32($0) }, shape: [n])
         return (crossEntropy(logits: logits, targets: targets) + crossEntropy(logits: logits.transposed(0, 1), targets: targets)) * 0.5
     }

@@ -90,7 +90,7 @@ final class GradNode {
         case .sigmoid: return [g * y * (1 - y)]
         case .relu: return [Kernels.binary(g, x[0], ReLUGrad.self)]
         case .relu6: return [Kernels.binary(g, x[0], ReLU6Grad.self)]
-        case .gelu: return [Kernels.binary(g, x[0], GELUGrad.self)]
+        case .gelu: return [Tensor.geluBackward(g, x[0])]
         case .geluTanh: return [Tensor.geluTanhBackward(g, x[0])]
         case .silu: return [Kernels.binary(g, x[0], SiLUGrad.self)]
         case .abs: return [Kernels.binary(g, x[0], AbsGrad.self)]

@@ -168,6 +168,15 @@ extension Tensor {
 }
 
 extension Tensor {
+    /// g * gelu'(x), vectorized when both are contiguous with the same shape (tested against GELUGrad).
+    static func geluBackward(_ g: Tensor, _ x: Tensor) -> Tensor {
+        guard g.shape == x.shape, g.isContiguous, x.isContiguous else { return Kernels.binary(g, x, GELUGrad.self) }
+        let out = Tensor(contiguousStorage: TensorStorage(count: x.count, zeroed: false), shape: x.shape)
+        let (gp, xp, dst) = (g.pointer, x.pointer, out.pointer)
+        Parallel.forRanges(x.count, costPerItem: 8) { r in attend_vgelu_grad(xp + r.lowerBound, gp + r.lowerBound, dst + r.lowerBound, r.count) }
+        return out
+    }
+
     /// g * gelu_tanh'(x), vectorized when both are contiguous with the same shape (tested against GELUTanhGrad).
     static func geluTanhBackward(_ g: Tensor, _ x: Tensor) -> Tensor {
         guard g.shape == x.shape, g.isContiguous, x.isContiguous else { return Kernels.binary(g, x, GELUTanhGrad.self) }

@@ -46,6 +46,35 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Dictionary(grouping: test.labels.data, by: { $0 }).mapValues(\.count).values.sorted(), [Int](repeating: 1000, count: 10))
     }
 
+    func testDigitsCSVAndItsErrors() throws {
+        let row = (0..<64).map { String($0 % 17) }.joined(separator: ",")
+        let good = write(Array("\(row),7\n\(row),0\n".utf8), "digits.csv")
+        let digits = try Digits.load(good)
+        XCTAssertEqual(digits.images.shape, [2, 1, 8, 8])
+        XCTAssertEqual(digits.labels.data, [7, 0])
+        XCTAssertEqual(digits.images.toArray()[16], 1)        // 16 ink pixels of 16
+        XCTAssertEqual(digits.images.toArray()[3], 3 / 16)
+        for (text, expected) in [("\(row)\n", "line 1: expected 65"), ("\(row),7\n\(row),10\n", "line 2, column 65: expected a digit 0-9, got '10'"),
+                                 ("17,\(row.dropFirst(2)),3\n", "line 1, column 1: expected a count 0-16, got '17'"),
+                                 ("\n\n", "no digits"), ("x,\(row.dropFirst(2)),3", "column 1: expected a count 0-16, got 'x'")] {
+            XCTAssertThrowsError(try Digits.load(write(Array(text.utf8), "bad-digits.csv"))) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0) should say \(expected)")
+            }
+        }
+    }
+
+    func testDigitsFromScikitLearn() throws {
+        let path = FileManager.default.currentDirectoryPath + "/.cache/assets/scikit-learn-data/digits.csv.gz"
+        guard FileManager.default.fileExists(atPath: path) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { return XCTFail("\(path) is missing: scripts/fetch-assets.sh scikit-learn-data") }
+            throw XCTSkip("run scripts/fetch-assets.sh scikit-learn-data")
+        }
+        let digits = try Digits.load(path)
+        XCTAssertEqual(digits.count, 1797)
+        XCTAssertEqual(Array(digits.labels.data.prefix(10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        XCTAssertEqual(digits.images.toArray()[2], 5 / 16)    // sklearn's first digit begins 0, 0, 5, 13
+    }
+
     func testShuffledBatchesAreSeededAndCoverEveryExample() {
         let a = Array(ShuffledBatches(count: 10, batchSize: 3, seed: 1, epoch: 0))
         XCTAssertEqual(a, Array(ShuffledBatches(count: 10, batchSize: 3, seed: 1, epoch: 0)))

@@ -182,6 +182,17 @@ final class TensorOpsTests: XCTestCase {
         for i in 0..<x.count { XCTAssertEqual(fast[i], reference[i], accuracy: 2e-6 * max(1, abs(x.toArray()[i]))) }
     }
 
+    func testVectorGELUGradientMatchesTheLibmComposition() {
+        let x = Tensor((0..<4001).map { Float($0 - 2000) / 200 }, shape: [4001])   // -10 ... 10, both signs, 0
+        let g = Tensor.uniform([4001], low: -1, high: 1, seed: 3)
+        let fast = Tensor.geluBackward(g, x).toArray(), reference = Kernels.binary(g, x, GELUGrad.self).toArray()
+        for i in 0..<x.count { XCTAssertEqual(fast[i], reference[i], accuracy: 2e-6, "x = \(x.toArray()[i])") }
+        // A strided gradient takes the composed path.
+        let strided = Tensor.uniform([4001, 2], low: -1, high: 1, seed: 4).transposed(0, 1), x2 = Tensor.stack([x, x])
+        XCTAssertFalse(strided.isContiguous)
+        XCTAssertEqual(Tensor.geluBackward(strided, x2).toArray(), Kernels.binary(strided, x2, GELUGrad.self).toArray())
+    }
+
     func testVectorTanhGELUAndGradientMatchLibm() {
         let x = Tensor((0..<4001).map { Float($0 - 2000) / 200 }, shape: [4001])
         let g = Tensor.uniform([4001], low: -1, high: 1, seed: 2)

@@ -23,6 +23,8 @@ void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long
 
 /// y[i] = GELU(x[i]) with the exact (erf) form; AVX2 path accurate to ~2e-7 absolute per unit of |x|.
 void attend_vgelu(const float *x, float *y, long n);
+// dx = g * GELU'(x) (exact GELU; erf as in attend_vgelu).
+void attend_vgelu_grad(const float *x, const float *g, float *dx, long n);
 
 /// y[r] = <row r of W, x> for a GGML-quantized W of `rows` x `cols` (cols a multiple of 32), stored as
 /// consecutive blocks: type 2 = Q4_0 (18-byte blocks), 3 = Q4_1 (20), 8 = Q8_0 (34).

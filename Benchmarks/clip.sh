@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# CLIP (issue 13), quality and speed, in one run:
+#  1. zero-shot Fashion-MNIST test accuracy (10 classes, prompts only) of LiT models: locked EfficientNet-Lite0 image
+#     tower with the pretrained MiniLM text tower, and with a from-scratch text Transformer; recall@1/5/10 both ways
+#     on 1,000 held-out pairs;
+#  2. held-out classes: the same two, trained without the ankle boot and dress pairs, scored on those classes;
+#  3. fine-tuning: the Fashion-MNIST model's zero-shot accuracy on scikit-learn's digits before and after fine-tuning
+#     on the digits' training part, and on Fashion-MNIST after (what it forgot);
+#  4. one training step (from-scratch text tower) against PyTorch on the same threads, over batch sizes and widths.
+# Usage: Benchmarks/clip.sh [THREADS] [STEP-RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${1:-2}
+runs=${2:-3}
+scripts/setup.sh
+Benchmarks/setup-peers.sh
+scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 clip-bpe scikit-learn-data >/dev/null
+swift build -c release --product attend >/dev/null
+export ATTEND_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
+attend=.build/release/attend
+out=${CLIP_BENCH_OUT:-.cache/clip-bench}
+mkdir -p "$out"
+quiet() { "$@" 2>/dev/null; }
+
+echo "== 1. zero-shot Fashion-MNIST (all 10 classes in training)"
+for tower in minilm transformer; do
+  quiet $attend clip train --text-tower $tower --steps 1000 -o "$out/fashion-$tower.safetensors" | grep pairs
+  quiet $attend clip evaluate --model "$out/fashion-$tower.safetensors" | grep -v "^  "
+done
+echo "== 2. held-out classes (ankle boot, dress left out of training)"
+for tower in minilm transformer; do
+  quiet $attend clip train --text-tower $tower --steps 1000 --exclude "ankle boot,dress" -o "$out/heldout-$tower.safetensors" | grep pairs
+  quiet $attend clip evaluate --model "$out/heldout-$tower.safetensors" --held-out "ankle boot,dress" | grep -E "zero-shot|held-out|held out"
+done
+echo "== 3. fine-tuning the Fashion-MNIST model (MiniLM) on digits"
+echo -n "digits before:  "; quiet $attend clip evaluate --data digits --model "$out/fashion-minilm.safetensors" | grep zero-shot
+quiet $attend clip train --data digits --initialize "$out/fashion-minilm.safetensors" --steps 300 --batch-size 128 -o "$out/fashion-then-digits.safetensors" | grep pairs
+echo -n "digits after:   "; quiet $attend clip evaluate --data digits --model "$out/fashion-then-digits.safetensors" | grep zero-shot
+echo -n "fashion after:  "; quiet $attend clip evaluate --model "$out/fashion-then-digits.safetensors" | grep zero-shot
+quiet $attend clip train --data digits --steps 300 --batch-size 128 -o "$out/digits-only.safetensors" | grep pairs
+echo -n "digits alone:   "; quiet $attend clip evaluate --data digits --model "$out/digits-only.safetensors" | grep zero-shot
+echo "== 4. one training step, from-scratch text tower: Attend vs PyTorch ($threads threads)"
+for run in $(seq "$runs"); do
+  a=$($attend bench clip-step --batch-sizes 64 256 1024 --widths 128 256 512)
+  t=$(.cache/venv/bin/python Benchmarks/clip_step_torch.py --threads "$threads" --batch-sizes 64 256 1024 --widths 128 256 512)
+  echo "run $run: $(echo "$a" | head -1); $(echo "$t" | head -1)"
+  printf "%5s %5s %14s %14s %8s\n" width batch "attend steps/s" "torch steps/s" ratio
+  paste <(echo "$a" | tail -n +3) <(echo "$t" | tail -n +3) | while read -r w b as ams w2 b2 ts tms; do
+    printf "%5s %5s %14s %14s %7.2fx\n" "$w" "$b" "$as" "$ts" "$(echo "$as / $ts" | bc -l)"
+  done
+done

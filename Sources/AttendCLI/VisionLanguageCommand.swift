@@ -1,0 +1,184 @@
+import ArgumentParser
+import AttendDatasets
+import AttendLM
+import AttendModels
+import AttendNN
+import AttendPlots
+import AttendTensor
+import AttendVision
+import Foundation
+
+/// Where the multimodal model's parts are: the projector file, the image encoder, the language model.
+struct VisionLanguageOptions: ParsableArguments {
+    @Option(help: "A projector from attend vlm train.") var projector = "models/vlm-fashion.safetensors"
+    @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
+    @Option(name: .customLong("language-model"), help: "The language model the projector was trained for (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
+
+    func loadParts() throws -> (EfficientNet, LoadedLanguageModel) { try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel) }
+
+    func load() throws -> VisionLanguageModel {
+        let (encoder, language) = try loadParts()
+        return try VisionLanguageModel.load(projector, imageEncoder: encoder, language: language)
+    }
+}
+
+/// The image encoder and the language model (its float32 path: the projector's vectors are not 8-bit quantized).
+func loadVisionLanguageParts(efficientnet: String?, languageModel: String) throws -> (EfficientNet, LoadedLanguageModel) {
+    (try EfficientNet.load(efficientnet ?? ImageAssets.efficientNetLite0), try ModelLocator.languageModel(languageModel, int8Activations: false))
+}
+
+func readPicture(_ path: String) throws -> Image {
+    let image = try Image.read(path)
+    try image.requireAspectRatio(source: path)
+    return image
+}
+
+struct DescribeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "describe",
+        abstract: "Describe pictures with the multimodal LM (EfficientNet-Lite0 -> projector -> SmolLM2).",
+        discussion: "The prompt holds <image> where the picture goes (default: \"<image>\\nWhat is in the picture?\").")
+    @OptionGroup var parts: VisionLanguageOptions
+    @Option(help: "The user's message, with <image> where the picture goes.") var prompt: String?
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most (1-2048).") var maxTokens = 48
+    @Argument(help: "Pictures (PNG or JPEG).") var images: [String]
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give one or more pictures") }
+        guard (1...2048).contains(maxTokens) else { throw ValidationError("--max-tokens must be 1...2048, got \(maxTokens)") }
+        if let prompt, prompt.components(separatedBy: VisionLanguageModel.placeholder).count != 2 {
+            throw ValidationError("--prompt must hold \(VisionLanguageModel.placeholder) once, where the picture goes")
+        }
+    }
+
+    func run() throws {
+        let vlm = try parts.load()
+        var options = SamplingOptions()
+        options.maxTokens = maxTokens
+        var failures = 0
+        for path in images {
+            do {
+                let picture = try readPicture(path)
+                if images.count > 1 { print(path + ": ", terminator: "") }
+                _ = try vlm.describe(picture, prompt: prompt, options: options) { print($0, terminator: ""); fflush(stdout) }
+                print()
+            } catch {
+                failures += 1
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+            }
+        }
+        if failures > 0 { throw AttendError("\(failures) of \(images.count) pictures could not be described") }
+    }
+}
+
+struct VLMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vlm",
+        abstract: "Train and score the multimodal LM's projector (the language model stays frozen).",
+        subcommands: [VLMTrainCommand.self, VLMEvaluateCommand.self])
+}
+
+struct VLMTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the projector on captioned pictures, the loss on the answer's tokens only.")
+    @OptionGroup var data: CLIPDataOptions   // --limit defaults to 5,000 pictures here
+    @Option(help: "Optimizer steps.") var steps = 300
+    @Option(name: .customLong("batch-size"), help: "Pictures per step (1-256).") var batchSize = 8
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (AdamW, warmup then cosine).") var learningRate: Float = 1e-3
+    @Option(name: .customLong("image-size"), help: "Side the image encoder sees (a multiple of 32; 96 gives 3 x 3 cells).") var imageSize = 96
+    @Option(name: .customLong("projector-hidden"), help: "Hidden width of the projector.") var projectorHidden = 512
+    @Option(help: "Seed of the initialization and the batches.") var seed: UInt64 = 1
+    @Option(name: .customLong("loss-curve"), help: "Write the loss curve here (PNG).") var lossCurve: String?
+    @Option(name: .shortAndLong, help: "Where to write the projector (.safetensors).") var output: String
+    @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
+    @Option(name: .customLong("language-model"), help: "The language model (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
+
+    func validate() throws {
+        guard output.hasSuffix(".safetensors") else { throw ValidationError("--output must end in .safetensors") }
+        guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits (answers are written from the classes)") }
+        if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
+    }
+
+    func run() throws {
+        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0])
+        var config = VisionLanguageConfig()
+        config.imageSize = imageSize
+        config.projectorHidden = projectorHidden
+        try config.validate(source: "the options")
+        var training = VisionLanguageTrainingConfig()
+        training.steps = steps
+        training.batchSize = batchSize
+        training.learningRate = learningRate
+        training.seed = seed
+        training.warmupSteps = min(20, steps / 10)
+        try training.validate()
+        let (encoder, language) = try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel)
+        config.languageWidth = language.model.embeddingWidth
+        let vlm = try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
+        let pictures = try data.load(train: true).prefix(data.limit ?? 5000)
+        let captioner = data.labelled!.captioner
+        let cells = try vlm.cells(of: pictures, showProgress: true)
+        let answers = try pictures.sourceIndices.indices.map { k in
+            captioner.answers(pixels: try pictures.image(pictures.sourceIndices[k]).pixels, label: pictures.labels![k])
+        }
+        let started = Date()
+        let trainer = try vlm.train(on: cells, answers: answers, config: training, progress: ProgressBar(total: steps, label: "projector", unit: "step"))
+        try vlm.save(to: output, metadata: ["steps": String(steps), "language_model": language.source,
+                                            "command": CommandLine.arguments.dropFirst().joined(separator: " ")])
+        print(String(format: "%d pictures; %d steps in %.1f s; loss %.4f (last 20 steps)", pictures.count, steps,
+                     Date().timeIntervalSince(started), trainer.recentLoss(20)))
+        print("wrote \(output)")
+        if let lossCurve {
+            try LineChartFile.write(trainer.lossHistory, to: lossCurve)
+            print("wrote \(lossCurve)")
+        }
+    }
+}
+
+struct VLMEvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Describe held-out test pictures: the share naming the right class, beside the same LM without the picture.")
+    @OptionGroup var parts: VisionLanguageOptions
+    @OptionGroup var data: CLIPDataOptions   // --limit defaults to the first 200 test pictures here
+    @Option(help: "The user's message, with <image> where the picture goes.") var prompt: String?
+    @Option(name: .customLong("max-tokens"), help: "Tokens per description.") var maxTokens = 24
+    @Flag(name: .customLong("without-image"), help: "Also score the language model given the prompt without the picture.") var withoutImage = false
+    @Flag(help: "Print the scores as JSON.") var json = false
+
+    func validate() throws {
+        guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits") }
+        guard (1...512).contains(maxTokens) else { throw ValidationError("--max-tokens must be 1...512, got \(maxTokens)") }
+    }
+
+    func run() throws {
+        let vlm = try parts.load()
+        let test = try data.load(train: false).prefix(data.limit ?? 200)
+        let pictures = try test.sourceIndices.map { try test.image($0) }
+        let captioner = data.labelled!.captioner
+        let seeing = try vlm.scoreDescriptions(pictures, labels: test.labels!, captioner: captioner, prompt: prompt, maxTokens: maxTokens,
+                                               progress: ProgressBar(total: pictures.count, label: "describe", unit: "picture"))
+        let blind = withoutImage ? try vlm.scoreDescriptions(pictures, labels: test.labels!, captioner: captioner, prompt: prompt,
+                                                             maxTokens: maxTokens, withoutImage: true) : nil
+        if json {
+            var object: [String: Any] = ["with_image": try JSONSerialization.jsonObject(with: JSONEncoder().encode(seeing))]
+            if let blind { object["without_image"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(blind)) }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print(String(format: "%d test pictures: %.1f%% of descriptions name the right class (and no other)", seeing.count, 100 * seeing.accuracy))
+        if let blind { print(String(format: "the same LM without the picture: %.1f%%", 100 * blind.accuracy)) }
+        print(String(format: "encoding a picture %.1f ms; first token %.1f ms; %.1f tokens/s", 1000 * seeing.encodeSeconds,
+                     1000 * seeing.firstTokenSeconds, seeing.tokensPerSecond))
+        for s in seeing.samples { print("  [\(s[0])] \(s[1])") }
+        if let blind { print("  without the picture: \(blind.samples.first?[1] ?? "")") }
+    }
+}
+
+/// A loss curve as a PNG.
+enum LineChartFile {
+    static func write(_ history: [(step: Int, loss: Float)], to path: String) throws {
+        try LineChart(series: [.init(points: history.map { (Double($0.step), Double($0.loss)) }, color: (31, 119, 180))]).render().writePNG(to: path)
+    }
+}

@@ -1,0 +1,200 @@
+// Training and evaluating CLIP over locked towers: the image tower's features computed once (and cached), each
+// step a batch of pictures paired with one of their captions drawn at random, the shared Trainer running the
+// symmetric contrastive loss; evaluation by zero-shot accuracy per class and recall@K both ways.
+
+import AttendNN
+import AttendTensor
+import AttendVision
+import Foundation
+
+/// How a CLIP model is trained.
+public struct CLIPTrainingConfig: Codable, Equatable {
+    public var steps = 1000
+    public var batchSize = 256
+    public var learningRate: Float = 1e-3
+    public var weightDecay: Float = 0.1
+    public var warmupSteps = 50
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    public func validate() throws {
+        guard (1...10_000_000).contains(steps) else { throw AttendError("steps must be 1...10000000, got \(steps)") }
+        guard (2...65_536).contains(batchSize) else { throw AttendError("batch size must be 2...65536, got \(batchSize)") }
+        guard learningRate.isFinite, learningRate > 0, learningRate <= 1 else { throw AttendError("learning rate must be in (0, 1], got \(learningRate)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw AttendError("weight decay must be finite and >= 0, got \(weightDecay)") }
+        guard warmupSteps >= 0 else { throw AttendError("warmup steps must be >= 0, got \(warmupSteps)") }
+    }
+}
+
+/// Zero-shot accuracy and retrieval recall of a CLIP model on captioned pictures.
+public struct CLIPEvaluation: Codable {
+    /// Per class: (name, pictures, share classified right).
+    public var classes: [ClassScore]
+    public var accuracy: Double
+    /// Recall@1, @5, @10, image -> text and text -> image, over `pairs` pairs.
+    public var imageToText: [Double]
+    public var textToImage: [Double]
+    public var pairs: Int
+
+    public struct ClassScore: Codable {
+        public var name: String
+        public var count: Int
+        public var accuracy: Double
+    }
+
+    /// Accuracy over the pictures of the classes named in `names` only (the held-out classes), still choosing among
+    /// all classes.
+    public func accuracy(over names: Set<String>) -> Double {
+        let picked = classes.filter { names.contains($0.name) }
+        let n = picked.reduce(0) { $0 + $1.count }
+        return n == 0 ? .nan : picked.reduce(0) { $0 + $1.accuracy * Double($1.count) } / Double(n)
+    }
+}
+
+extension CLIP {
+    /// The locked image tower's features [N, 1280] of every picture in `data`. With a cache they are stored in
+    /// chunks of 1,024 source pictures, so subsets of one source (a limit, held-out classes) share them.
+    /// With `showProgress`, a bar counts the pictures that go through the tower (none when all are cached).
+    public func imageFeatures(of data: CaptionedImages, cache: CLIPFeatureCache, batchSize: Int = 64,
+                              showProgress: Bool = false) throws -> Tensor {
+        let chunk = 1024
+        let needed = cache.directory == nil ? [] : Set(data.sourceIndices.map { $0 / chunk }).sorted()
+        let work = cache.directory == nil ? data.count : needed.reduce(0) { $0 + Swift.min(chunk, data.sourceCount - $1 * chunk) }
+        var bar: ProgressBar?
+        func compute(_ sources: [Int]) throws -> Tensor {
+            if showProgress && bar == nil { bar = ProgressBar(total: work, label: "image features", unit: "image") }
+            let progress = bar
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: sources.count, by: batchSize) {
+                let end = Swift.min(sources.count, start + batchSize)
+                let x = Tensor.stack(try sources[start..<end].map { imageInput(try data.image($0)) }, axis: 0)
+                parts.append(imageFeatures(x))
+                progress?.advance(end - start)
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+        }
+        guard cache.directory != nil else { return try compute(data.sourceIndices) }
+        var chunks: [Int: Tensor] = [:]
+        for c in needed {
+            let range = (c * chunk)..<Swift.min(data.sourceCount, (c + 1) * chunk)
+            chunks[c] = try cache.features(key: "\(config.imageTower.rawValue) \(config.imageSize)px \(data.identity) chunk \(c)") {
+                try compute(Array(range))
+            }
+        }
+        let d = config.imageFeatureDimension
+        let out = Tensor(shape: [data.count, d])
+        for (row, source) in data.sourceIndices.enumerated() {
+            let t = chunks[source / chunk]!
+            (out.pointer + row * d).update(from: t.pointer + (source % chunk) * d, count: d)
+        }
+        return out
+    }
+
+    /// Trains the projections, the temperature and any from-scratch text tower on `data` (whose image features are
+    /// `imageFeatures`, from `imageFeatures(of:)`). Returns the trainer, whose loss history is the curve.
+    @discardableResult
+    public func train(on data: CaptionedImages, imageFeatures: Tensor, config training: CLIPTrainingConfig,
+                      progress: ProgressBar? = nil) throws -> Trainer {
+        try training.validate()
+        guard data.count >= 2 else { throw AttendError("CLIP training needs at least 2 captioned pictures, got \(data.count)") }
+        guard imageFeatures.shape == [data.count, config.imageFeatureDimension] else {
+            throw AttendError("image features have shape \(imageFeatures.shape), expected [\(data.count), \(config.imageFeatureDimension)]")
+        }
+        // Locked text tower: every distinct caption embedded once.
+        var captionIndex: [String: Int] = [:]
+        var unique: [String] = []
+        for group in data.captions { for c in group where captionIndex[c] == nil { captionIndex[c] = unique.count; unique.append(c) } }
+        let lockedText: Tensor? = textTransformer == nil ? withNoGrad { textFeatures(unique) } : nil
+
+        let batch = Swift.min(training.batchSize, data.count)
+        let optimizer = Adam.decayingMatrices(of: self, learningRate: training.learningRate, beta2: 0.98, weightDecay: training.weightDecay)
+        let schedule = WarmupCosineSchedule(peak: training.learningRate, warmupSteps: training.warmupSteps, totalSteps: training.steps)
+        let trainer = Trainer(model: self, optimizer: optimizer, config: TrainerConfig(steps: training.steps), schedule: { schedule($0) })
+        try trainer.run(progress: progress, rateUnit: "pairs") { step, _ in
+            clampLogitScale()
+            // The step picks the batch, so a run is reproducible: a partial Fisher-Yates draw of distinct pictures.
+            var generator = RandomGenerator(seed: training.seed &* 0x9E37_79B9 &+ UInt64(step))
+            var order = Array(0..<data.count)
+            var captions: [String] = []
+            for k in 0..<batch {
+                let j = k + Int(generator.next() % UInt64(data.count - k))
+                order.swapAt(k, j)
+                let group = data.captions[order[k]]
+                captions.append(group[Int(generator.next() % UInt64(group.count))])
+            }
+            let picked = IntTensor(order.prefix(batch).map { Int32($0) }, shape: [batch])
+            let images = imageFeatures.indexSelect(picked)
+            let texts = lockedText.map { $0.indexSelect(IntTensor(captions.map { Int32(captionIndex[$0]!) }, shape: [batch])) }
+                ?? textFeatures(captions)
+            return TrainingLoss(loss(imageFeatures: images, textFeatures: texts), items: batch)
+        }
+        clampLogitScale()
+        return trainer
+    }
+
+    /// Zero-shot accuracy choosing among `classes` only (indices into `prompts`), over the pictures of those classes:
+    /// whether a prompt for a class never seen in training finds its pictures once the seen classes are out of the way.
+    public func zeroShotAccuracy(imageFeatures: Tensor, labels: [Int], prompts: [[String]], among classes: [Int]) -> Double {
+        let rows = labels.indices.filter { classes.contains(labels[$0]) }
+        guard !rows.isEmpty, classes.count >= 2 else { return .nan }
+        return withNoGrad {
+            let images = projectImageFeatures(imageFeatures.indexSelect(IntTensor(rows.map { Int32($0) }, shape: [rows.count])))
+            let p = zeroShot(images, classes: classes.map { prompts[$0] }).toArray()
+            let c = classes.count
+            var right = 0
+            for (r, i) in rows.enumerated() {
+                let best = (0..<c).max { p[r * c + $0] < p[r * c + $1] }!
+                if classes[best] == labels[i] { right += 1 }
+            }
+            return Double(right) / Double(rows.count)
+        }
+    }
+
+    /// Zero-shot accuracy per class (prompts `prompts[c]` per class, an ensemble) on pictures whose features are
+    /// `imageFeatures`, and recall@1/5/10 both ways over the first `pairs` pictures paired with their first caption.
+    public func evaluate(on data: CaptionedImages, imageFeatures: Tensor, prompts: [[String]], pairs: Int = 1000) throws -> CLIPEvaluation {
+        guard let labels = data.labels, let names = data.classNames else {
+            throw AttendError("zero-shot evaluation needs pictures with classes (Fashion-MNIST or an image folder)")
+        }
+        guard prompts.count == names.count else { throw AttendError("\(prompts.count) prompt groups for \(names.count) classes") }
+        return withNoGrad {
+            let images = projectImageFeatures(imageFeatures)
+            let probabilities = zeroShot(images, classes: prompts)
+            let c = names.count
+            var right = [Int](repeating: 0, count: c), seen = [Int](repeating: 0, count: c)
+            let p = probabilities.contiguous().pointer
+            for i in 0..<data.count {
+                var best = 0
+                for k in 1..<c where p[i * c + k] > p[i * c + best] { best = k }
+                seen[labels[i]] += 1
+                if best == labels[i] { right[labels[i]] += 1 }
+            }
+            let scores = (0..<c).map { CLIPEvaluation.ClassScore(name: names[$0], count: seen[$0], accuracy: seen[$0] == 0 ? .nan : Double(right[$0]) / Double(seen[$0])) }
+            let total = right.reduce(0, +)
+
+            // Captions repeat across pictures (a class and a shade), so image -> text ranks the distinct captions and
+            // text -> image counts a retrieved picture as a hit when its caption is the query.
+            let n = Swift.min(pairs, data.count)
+            let captions = (0..<n).map { data.captions[$0][0] }
+            var distinct: [String] = [], position: [String: Int] = [:]
+            for c in captions where position[c] == nil { position[c] = distinct.count; distinct.append(c) }
+            let m = distinct.count
+            let similarity = images.slice(axis: 0, start: 0, length: n).matmul(embedTexts(distinct).transposed(0, 1)).contiguous()
+            let s = similarity.pointer
+            let ks = [1, 5, 10]
+            var imageHits = [Int](repeating: 0, count: ks.count), textHits = [Int](repeating: 0, count: ks.count)
+            for q in 0..<n {
+                let own = position[captions[q]]!
+                let rank = (0..<m).filter { s[q * m + $0] > s[q * m + own] }.count
+                for (j, k) in ks.enumerated() where rank < k { imageHits[j] += 1 }
+                let ranked = (0..<n).sorted { s[$0 * m + own] > s[$1 * m + own] }
+                for (j, k) in ks.enumerated() where ranked.prefix(k).contains(where: { captions[$0] == captions[q] }) { textHits[j] += 1 }
+            }
+            let imageToText = imageHits.map { Double($0) / Double(Swift.max(n, 1)) }
+            let textToImage = textHits.map { Double($0) / Double(Swift.max(n, 1)) }
+            return CLIPEvaluation(classes: scores, accuracy: Double(total) / Double(Swift.max(data.count, 1)),
+                                  imageToText: imageToText, textToImage: textToImage, pairs: n)
+        }
+    }
+}

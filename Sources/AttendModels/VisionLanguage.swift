@@ -1,0 +1,215 @@
+// A multimodal language model in the manner of LLaVA (Liu et al. 2023, "Visual Instruction Tuning"): the cells of
+// a pretrained image encoder's last feature map (EfficientNet-Lite0), each sent through a trained two-layer MLP
+// projector into the language model's embedding space (SmolLM2's), stand in the chat prompt where the image
+// placeholder is. The language model stays frozen; the projector learns from captions, the loss on the caption's
+// tokens only, its gradient reaching the projector back through every layer of the language model.
+
+import AttendLM
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import AttendVision
+import Foundation
+
+/// The shape of a vision-language model; stored as JSON in its projector file's metadata under `vlm_config`.
+public struct VisionLanguageConfig: Codable, Equatable {
+    /// Side of the square the image encoder sees; its last feature map then has (side / 32)^2 cells.
+    public var imageSize = 96
+    /// Image features per cell (EfficientNet-Lite0's head).
+    public var imageFeatures = 1280
+    /// Hidden width of the projector.
+    public var projectorHidden = 512
+    /// The language model's embedding width (576 for SmolLM2-135M).
+    public var languageWidth = 576
+    /// The system message of every prompt.
+    public var system = "You describe pictures."
+    /// The user's message when none is given; `<image>` marks where the picture goes.
+    public var defaultPrompt = "<image>\nWhat is in the picture?"
+
+    public init() {}
+
+    /// Image cells per picture.
+    public var imageTokens: Int { (imageSize / 32) * (imageSize / 32) }
+
+    public func validate(source: String) throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw AttendError("\(source): \(message)") } }
+        try check((32...1024).contains(imageSize) && imageSize % 32 == 0, "image_size must be a multiple of 32 in 32...1024, got \(imageSize)")
+        try check(imageFeatures == 1280, "image_features must be 1280 (EfficientNet-Lite0), got \(imageFeatures)")
+        try check((1...16384).contains(projectorHidden), "projector_hidden must be 1...16384, got \(projectorHidden)")
+        try check((1...16384).contains(languageWidth), "language_width must be 1...16384, got \(languageWidth)")
+        try check(defaultPrompt.components(separatedBy: VisionLanguageModel.placeholder).count == 2,
+                  "default_prompt must hold \(VisionLanguageModel.placeholder) once")
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case imageSize = "image_size", imageFeatures = "image_features", projectorHidden = "projector_hidden"
+        case languageWidth = "language_width", system, defaultPrompt = "default_prompt"
+    }
+}
+
+/// The trained part: image feature cells [N, 1280] -> the language model's embeddings [N, width] (Linear, GELU,
+/// Linear), as LLaVA-1.5's projector.
+public final class ImageProjector: Module, UnaryLayer {
+    public let input: Linear
+    public let output: Linear
+
+    public init(_ config: VisionLanguageConfig, seed: UInt64 = 0x11A7A) {
+        var generator = RandomGenerator(seed: seed)
+        input = Linear(config.imageFeatures, config.projectorHidden, generator: &generator)
+        output = Linear(config.projectorHidden, config.languageWidth, generator: &generator)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { output(input(x).gelu()) }
+}
+
+/// One picture's caption example, tokenized around the image placeholder: the prompt before it, the prompt after
+/// it, and the answer (trained).
+public struct VisionLanguageExample {
+    public var before: [Int32]
+    public var after: [Int32]
+    public var answer: [Int32]
+}
+
+/// A multimodal language model: image encoder -> projector -> language model.
+///
+/// ```swift
+/// let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
+/// let vlm = try VisionLanguageModel.load("models/vlm-fashion.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
+///                                        language: loaded)
+/// print(try vlm.describe(try Image.read("boot.png")))          // "a dark ankle boot"
+/// ```
+public final class VisionLanguageModel {
+    /// Marks where the picture goes in a prompt.
+    public static let placeholder = "<image>"
+
+    public let config: VisionLanguageConfig
+    public let projector: ImageProjector
+    public let imageEncoder: EfficientNet
+    public let language: LoadedLanguageModel
+    public let template: ChatTemplate
+
+    public init(config: VisionLanguageConfig, imageEncoder: EfficientNet, language: LoadedLanguageModel, seed: UInt64 = 0x11A7A) throws {
+        guard config.languageWidth == language.model.embeddingWidth else {
+            throw AttendError("the projector makes \(config.languageWidth)-wide vectors, but \(language.source) embeds tokens in \(language.model.embeddingWidth)")
+        }
+        self.config = config
+        projector = ImageProjector(config, seed: seed)
+        self.imageEncoder = imageEncoder
+        self.language = language
+        template = ChatTemplate(ggufTemplate: language.chatTemplate)
+    }
+
+    // MARK: Pictures
+
+    /// The image encoder's last feature map as cells [cells, 1280] (row-major over the grid), for `image` resized by
+    /// its shorter side and centre-cropped to `imageSize`.
+    public func imageCells(_ image: Image) -> Tensor {
+        withNoGrad {
+            let net = imageEncoder.config
+            let x = image.classifierInput(size: config.imageSize, mean: net.mean, std: net.std, cropFraction: 1)
+            let map = imageEncoder.featureMap(x.reshape([1, 3, config.imageSize, config.imageSize]))
+            return map.reshape([map.shape[1], -1]).transposed(0, 1).contiguous()
+        }
+    }
+
+    // MARK: Prompts
+
+    /// The prompt around the image for a user message holding `placeholder` once, and the answer's tokens (with the
+    /// end of turn) when there is one.
+    public func example(prompt: String? = nil, answer: String? = nil) throws -> VisionLanguageExample {
+        let user = prompt ?? config.defaultPrompt
+        let parts = user.components(separatedBy: VisionLanguageModel.placeholder)
+        guard parts.count == 2 else {
+            throw AttendError("the prompt must hold \(VisionLanguageModel.placeholder) once, where the picture goes; got '\(user)'")
+        }
+        let rendered = template.render([("system", config.system), ("user", user)])
+        let pieces = rendered.components(separatedBy: VisionLanguageModel.placeholder)
+        let tokenizer = language.tokenizer
+        var before = tokenizer.encode(pieces[0])
+        if let bos = tokenizer.bosId, language.addBos { before.insert(bos, at: 0) }
+        let answerIds = answer.map { tokenizer.encode($0 + "<|im_end|>") } ?? []
+        return VisionLanguageExample(before: before, after: tokenizer.encode(pieces[1]), answer: answerIds)
+    }
+
+    /// What the language model reads for a rendered chat holding the placeholder once (in its first user message),
+    /// the picture's projected cells in its place.
+    public func chatInput(rendered: String, cells: Tensor) throws -> LMInput {
+        let pieces = rendered.components(separatedBy: VisionLanguageModel.placeholder)
+        guard pieces.count == 2 else { throw AttendError("a chat with a picture must hold \(VisionLanguageModel.placeholder) once, got \(pieces.count - 1)") }
+        var before = language.tokenizer.encode(pieces[0])
+        if let bos = language.tokenizer.bosId, language.addBos { before.insert(bos, at: 0) }
+        return withNoGrad { LMInput(segments: [.tokens(before), .embeddings(projector(cells)), .tokens(language.tokenizer.encode(pieces[1]))]) }
+    }
+
+    /// What the language model reads for `cells` under `example` (the answer's tokens included when it has them).
+    public func input(cells: Tensor, example: VisionLanguageExample) -> LMInput {
+        LMInput(segments: [.tokens(example.before), .embeddings(projector(cells)), .tokens(example.after + example.answer)])
+    }
+
+    // MARK: Training
+
+    /// The mean cross-entropy of the answers' tokens for a batch of (cells, example), differentiable in the projector
+    /// only: the language model's own weights are not parameters here. Sequences are right-padded (the model is
+    /// causal, so padding after a sequence changes nothing in it) and only answer positions go through the output
+    /// projection.
+    public func loss(_ batch: [(cells: Tensor, example: VisionLanguageExample)]) -> Tensor {
+        guard let model = language.model as? LlamaModel else { preconditionFailure("VisionLanguageModel trains on Llama-family models") }
+        let rows = batch.map { model.inputEmbeddings(input(cells: $0.cells, example: $0.example)) }
+        let width = rows.map { $0.shape[0] }.max() ?? 1
+        let padded = rows.map { r -> Tensor in
+            r.shape[0] == width ? r : Tensor.concat([r, Tensor(shape: [width - r.shape[0], config.languageWidth])], axis: 0)
+        }
+        let x = Tensor.stack(padded, axis: 0)
+        var positions: [Int32] = [], targets: [Int32] = []
+        for (b, item) in batch.enumerated() {
+            let e = item.example
+            let start = e.before.count + item.cells.shape[0] + e.after.count   // the first answer token's position
+            for (k, token) in e.answer.enumerated() {
+                positions.append(Int32(b * width + start + k - 1))            // predicted from the position before it
+                targets.append(token)
+            }
+        }
+        let hidden = model.finalHiddenStates(inputEmbeddings: x).reshape([-1, config.languageWidth])
+        let logits = model.vocabularyLogits(hidden.indexSelect(IntTensor(positions, shape: [positions.count])))
+        return Loss.crossEntropy(logits: logits, targets: IntTensor(targets, shape: [targets.count]))
+    }
+
+    // MARK: Describing
+
+    /// The language model's answer about `image` (greedy by default).
+    public func describe(_ image: Image, prompt: String? = nil, options: SamplingOptions? = nil,
+                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        try describe(cells: imageCells(image), prompt: prompt, options: options, onText: onText)
+    }
+
+    /// The answer for already computed image cells.
+    public func describe(cells: Tensor, prompt: String? = nil, options: SamplingOptions? = nil,
+                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        var sampling = options ?? SamplingOptions()
+        if options == nil { sampling.maxTokens = 48 }
+        let prompt = try example(prompt: prompt)
+        let input = withNoGrad { self.input(cells: cells, example: prompt) }
+        return try Generation.generate(model: language.model, tokenizer: language.tokenizer, input: input, options: sampling, onText: onText)
+    }
+
+    // MARK: Files
+
+    public func save(to path: String, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta["vlm_config"] = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try Safetensors.write(projector.namedTensors(), metadata: meta, to: path)
+    }
+
+    /// Loads a projector written by `save` over the image encoder and language model it was trained with.
+    public static func load(_ path: String, imageEncoder: EfficientNet, language: LoadedLanguageModel) throws -> VisionLanguageModel {
+        let file = try Safetensors.read(path)
+        guard let json = file.metadata["vlm_config"] else {
+            throw AttendError("\(path): metadata 'vlm_config' is missing; this is not a projector written by attend describe train")
+        }
+        let config = try ConfigDecoding.decode(VisionLanguageConfig.self, from: Data(json.utf8), source: path + " (vlm_config)")
+        try config.validate(source: path + " (vlm_config)")
+        let vlm = try VisionLanguageModel(config: config, imageEncoder: imageEncoder, language: language)
+        try vlm.projector.load(file.tensors, source: path)
+        return vlm
+    }
+}

@@ -1,0 +1,155 @@
+// CLIP over the real towers (EfficientNet-Lite0, all-MiniLM-L6-v2, CLIP's BPE) and real Fashion-MNIST: the caption
+// rules, training that learns (zero-shot accuracy far above chance after a short run), the shipped model's accuracy,
+// files that round-trip and refuse what they cannot load.
+
+import AttendDatasets
+import AttendModels
+import AttendNN
+import AttendTensor
+import AttendTokenizers
+import AttendVision
+import Foundation
+import XCTest
+
+final class CLIPTests: XCTestCase {
+    static var cachedTowers: [CLIPConfig.TextTower: CLIPTowers] = [:]
+
+    func towers(_ text: CLIPConfig.TextTower) throws -> CLIPTowers {
+        if let t = CLIPTests.cachedTowers[text] { return t }
+        let config = CLIPConfig(imageTower: .efficientNetLite0, textTower: text)
+        let t = try CLIPTowers.load(for: config,
+                                    efficientNet: try requireAsset("efficientnet-lite0/efficientnet-lite0-57934424.pth", fetch: "efficientnet-lite0"),
+                                    miniLM: try requireAsset("all-MiniLM-L6-v2", fetch: "all-MiniLM-L6-v2"),
+                                    clipMerges: try requireAsset("clip-bpe/bpe_simple_vocab_16e6.txt.gz", fetch: "clip-bpe"))
+        CLIPTests.cachedTowers[text] = t
+        return t
+    }
+
+    func fashion(train: Bool) throws -> ImageDataset {
+        do { return try ImageDataset.fashionMNIST(train: train) } catch {
+            if ProcessInfo.processInfo.environment["CI"] != nil { throw error }
+            throw XCTSkip("\(error)")
+        }
+    }
+
+    func testCaptionsNameTheClassAndTheShade() {
+        XCTAssertEqual(ClassCaptions.shade(pixels: [0, 0, 0.8, 0.75]), "dark")   // inverted: high = dark
+        XCTAssertEqual(ClassCaptions.shade(pixels: [0, 0.3, 0.4]), "light")
+        XCTAssertNil(ClassCaptions.shade(pixels: [0, 0.5, 0.6]))
+        XCTAssertNil(ClassCaptions.shade(pixels: [0, 0.01]))                       // nothing drawn
+        XCTAssertEqual(ClassCaptions.shade(pixels: [0.7]), "dark")                 // the boundaries
+        XCTAssertNil(ClassCaptions.shade(pixels: [0.45]))
+        let boot = ClassCaptions.fashionMNIST.captions(pixels: [0.9, 0.8], label: 9)
+        XCTAssertEqual(boot.first, "a photo of a dark ankle boot")
+        XCTAssertTrue(boot.contains("a dark short boot, a kind of shoe"))
+        XCTAssertEqual(ClassCaptions.fashionMNIST.captions(pixels: [0.5], label: 4)[1], "a coat")
+        XCTAssertEqual(ClassCaptions.withArticle("ankle boot"), "an ankle boot")
+        XCTAssertEqual(ClassCaptions.fashionMNIST.classPrompts[9][0], "a photo of an ankle boot")
+    }
+
+    func testExcludedClassesAreLeftOut() throws {
+        let data = CaptionedImages.fashionMNIST(try fashion(train: false), excluding: [9, 3], limit: 300)
+        XCTAssertEqual(data.count, 300)
+        XCTAssertFalse(data.labels!.contains(9))
+        XCTAssertFalse(data.labels!.contains(3))
+        XCTAssertTrue(data.captions.allSatisfy { !$0.joined().contains("boot") && !$0.joined().contains("dress") })
+    }
+
+    /// A short run over locked towers learns: zero-shot accuracy on unseen test pictures far above chance (10%), and
+    /// the loss falls. Breaking the loss's targets or the projections' gradients fails this.
+    func testShortTrainingLearnsZeroShotFashionMNIST() throws {
+        var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
+        config.imageSize = 32
+        config.embeddingDimension = 64
+        let clip = CLIP(config, towers: try towers(.miniLM))
+        let train = CaptionedImages.fashionMNIST(try fashion(train: true), limit: 300)
+        let test = CaptionedImages.fashionMNIST(try fashion(train: false), limit: 200)
+        let cache = CLIPFeatureCache(directory: nil)
+        let trainFeatures = try clip.imageFeatures(of: train, cache: cache), testFeatures = try clip.imageFeatures(of: test, cache: cache)
+        let before = try clip.evaluate(on: test, imageFeatures: testFeatures, prompts: ClassCaptions.fashionMNIST.classPrompts, pairs: 100)
+        var training = CLIPTrainingConfig()
+        training.steps = 150
+        training.batchSize = 64
+        training.warmupSteps = 10
+        let trainer = try clip.train(on: train, imageFeatures: trainFeatures, config: training)
+        let after = try clip.evaluate(on: test, imageFeatures: testFeatures, prompts: ClassCaptions.fashionMNIST.classPrompts, pairs: 100)
+        XCTAssertLessThan(trainer.recentLoss(10), trainer.lossHistory[0].loss - 0.5, "the loss falls")
+        XCTAssertGreaterThan(after.accuracy, 0.5, "zero-shot accuracy after training (before: \(before.accuracy))")
+        XCTAssertGreaterThan(after.imageToText[1], before.imageToText[1])   // recall@5 improves
+        XCTAssertLessThanOrEqual(clip.scale, CLIPConfig.maximumLogitScale)
+    }
+
+    /// The from-scratch text tower (CLIP's BPE, a vocabulary of the training captions' tokens) trains too.
+    func testFromScratchTextTowerTrains() throws {
+        let towers = try towers(.transformer)
+        let train = CaptionedImages.fashionMNIST(try fashion(train: true), limit: 200)
+        var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .transformer)
+        config.imageSize = 32
+        config.embeddingDimension = 32
+        config.textWidth = 32
+        config.textLayers = 1
+        config.vocabulary = Array(Set(train.captions.flatMap { $0.flatMap { towers.tokenizer!.encode($0) } })).sorted()
+        try config.validate(source: "test")
+        let clip = CLIP(config, towers: towers)
+        let transformer = clip.textTransformer!
+        XCTAssertEqual(transformer.tokenRows(towers.tokenizer!.encode("zeppelin")), [1], "an unseen word is the unknown token")
+        XCTAssertEqual(transformer.tokenRows([]), [1])
+        XCTAssertTrue(transformer.tokenRows(towers.tokenizer!.encode("a dark coat")).allSatisfy { $0 >= 2 })
+        let features = try clip.imageFeatures(of: train, cache: CLIPFeatureCache(directory: nil))
+        var training = CLIPTrainingConfig()
+        training.steps = 60
+        training.batchSize = 32
+        training.warmupSteps = 5
+        training.learningRate = 3e-3
+        let trainer = try clip.train(on: train, imageFeatures: features, config: training)
+        XCTAssertLessThan(trainer.recentLoss(10), trainer.lossHistory[0].loss - 0.3)
+        XCTAssertNotNil(transformer.tokenEmbedding.weight.grad, "the text tower was trained")
+    }
+
+    func testCheckpointRoundTripsAndRefusesMismatchedTowers() throws {
+        var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
+        config.embeddingDimension = 16
+        config.imageProjectionHidden = 8
+        let clip = CLIP(config, towers: try towers(.miniLM), seed: 5)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clip-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/m.safetensors"
+        try clip.saveModel(to: path)
+        let loaded = try CLIP.load(path, towers: try towers(.miniLM))
+        XCTAssertEqual(loaded.config, config)
+        XCTAssertEqual(loaded.embedTexts(["a red bag"]).toArray(), clip.embedTexts(["a red bag"]).toArray())
+        XCTAssertThrowsError(try CLIP.load(path, towers: try towers(.transformer))) {
+            XCTAssertTrue("\($0)".contains("text tower is all-MiniLM-L6-v2"), "\($0)")
+        }
+        // Not a CLIP file; a config with a bad value: errors that name the file and the key.
+        try Safetensors.write([(name: "x", tensor: Tensor([1], shape: [1]))], to: dir + "/other.safetensors")
+        XCTAssertThrowsError(try CLIP.load(dir + "/other.safetensors", towers: try towers(.miniLM))) {
+            XCTAssertTrue("\($0)".contains("clip_config' is missing"), "\($0)")
+        }
+        var bad = config
+        bad.imageSize = 4
+        try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: dir + "/bad.safetensors")
+        XCTAssertThrowsError(try CLIP.load(dir + "/bad.safetensors", towers: try towers(.miniLM))) {
+            XCTAssertTrue("\($0)".contains("image_size must be 32...1024, got 4"), "\($0)")
+        }
+        try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": "{\"image_tower\": \"vit\"}"], to: dir + "/unknown.safetensors")
+        XCTAssertThrowsError(try CLIP.load(dir + "/unknown.safetensors", towers: try towers(.miniLM))) {
+            XCTAssertTrue("\($0)".contains("unknown.safetensors (clip_config)"), "\($0)")
+        }
+    }
+
+    func testTrainingRefusesBadSettings() throws {
+        let clip = CLIP(CLIPConfig(), towers: try towers(.miniLM))
+        let one = CaptionedImages(identity: "one", image: { _ in Image(width: 1, height: 1, channels: 1, pixels: [0]) }, captions: [["x"]])
+        XCTAssertThrowsError(try clip.train(on: one, imageFeatures: Tensor(shape: [1, 1280]), config: CLIPTrainingConfig())) {
+            XCTAssertTrue("\($0)".contains("at least 2 captioned pictures"), "\($0)")
+        }
+        var training = CLIPTrainingConfig()
+        training.batchSize = 1
+        XCTAssertThrowsError(try training.validate())
+        training = CLIPTrainingConfig()
+        training.learningRate = .nan
+        XCTAssertThrowsError(try training.validate())
+    }
+}
