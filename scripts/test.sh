@@ -11,3 +11,5 @@ swift test
 # The HTTP server against the official OpenAI Python client (a real client, a real server, real models).
 swift build --product attend
 scripts/test-server.sh .build/debug/attend
+# The picture commands as a user meets them: real answers, and clear errors for bad input.
+scripts/test-cli.sh .build/debug/attend

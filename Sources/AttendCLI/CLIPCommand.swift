@@ -132,6 +132,10 @@ struct CLIPTrainCommand: ParsableCommand {
         guard (32...1024).contains(imageSize) else { throw ValidationError("--image-size must be 32...1024, got \(imageSize)") }
         guard (2...4096).contains(dimension) else { throw ValidationError("--dimension must be 2...4096, got \(dimension)") }
         guard (0...8192).contains(imageHidden) else { throw ValidationError("--image-hidden must be 0...8192, got \(imageHidden)") }
+        guard (1...10_000_000).contains(steps) else { throw ValidationError("--steps must be 1...10000000, got \(steps)") }
+        guard (2...65_536).contains(batchSize) else { throw ValidationError("--batch-size must be 2...65536, got \(batchSize)") }
+        guard learningRate.isFinite, learningRate > 0, learningRate <= 1 else { throw ValidationError("--learning-rate must be in (0, 1], got \(learningRate)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be finite and >= 0, got \(weightDecay)") }
         guard output.hasSuffix(".safetensors") else { throw ValidationError("--output must end in .safetensors") }
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
     }

@@ -96,6 +96,11 @@ struct VLMTrainCommand: ParsableCommand {
 
     func validate() throws {
         guard output.hasSuffix(".safetensors") else { throw ValidationError("--output must end in .safetensors") }
+        guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1...1000000, got \(steps)") }
+        guard (1...256).contains(batchSize) else { throw ValidationError("--batch-size must be 1...256, got \(batchSize)") }
+        guard learningRate.isFinite, learningRate > 0, learningRate <= 1 else { throw ValidationError("--learning-rate must be in (0, 1], got \(learningRate)") }
+        guard (32...1024).contains(imageSize), imageSize % 32 == 0 else { throw ValidationError("--image-size must be a multiple of 32 in 32...1024, got \(imageSize)") }
+        guard (1...16384).contains(projectorHidden) else { throw ValidationError("--projector-hidden must be 1...16384, got \(projectorHidden)") }
         guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits (answers are written from the classes)") }
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
     }

@@ -76,7 +76,18 @@ final class CLIPTests: XCTestCase {
         XCTAssertLessThan(trainer.recentLoss(10), trainer.lossHistory[0].loss - 0.5, "the loss falls")
         XCTAssertGreaterThan(after.accuracy, 0.5, "zero-shot accuracy after training (before: \(before.accuracy))")
         XCTAssertGreaterThan(after.imageToText[1], before.imageToText[1])   // recall@5 improves
-        XCTAssertLessThanOrEqual(clip.scale, CLIPConfig.maximumLogitScale)
+    }
+
+    /// The learned log scale is clamped to [0, log 100] as open_clip clamps it.
+    func testLogitScaleIsClamped() throws {
+        let clip = CLIP(CLIPConfig(), towers: try towers(.miniLM))
+        XCTAssertEqual(clip.scale, 1 / 0.07, accuracy: 1e-3)
+        clip.logitScale.pointer[0] = Foundation.log(1000)
+        clip.clampLogitScale()
+        XCTAssertEqual(Foundation.exp(clip.logitScale.item), 100, accuracy: 1e-3)
+        clip.logitScale.pointer[0] = -2
+        clip.clampLogitScale()
+        XCTAssertEqual(clip.logitScale.item, 0)
     }
 
     /// The from-scratch text tower (CLIP's BPE, a vocabulary of the training captions' tokens) trains too.
@@ -104,6 +115,24 @@ final class CLIPTests: XCTestCase {
         let trainer = try clip.train(on: train, imageFeatures: features, config: training)
         XCTAssertLessThan(trainer.recentLoss(10), trainer.lossHistory[0].loss - 0.3)
         XCTAssertNotNil(transformer.tokenEmbedding.weight.grad, "the text tower was trained")
+    }
+
+    /// The committed model (models/clip-fashion.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
+    /// alone, and a picture's best-matching region map has the feature map's shape.
+    func testShippedModelZeroShotAccuracy() throws {
+        let clip = try CLIP.load(FileManager.default.currentDirectoryPath + "/models/clip-fashion.safetensors", towers: try towers(.miniLM))
+        let test = CaptionedImages.fashionMNIST(try fashion(train: false), limit: 300)
+        let features = try clip.imageFeatures(of: test, cache: CLIPFeatureCache(directory: nil))
+        let result = try clip.evaluate(on: test, imageFeatures: features, prompts: ClassCaptions.fashionMNIST.classPrompts, pairs: 100)
+        XCTAssertGreaterThan(result.accuracy, 0.8, "\(result.classes.map { "\($0.name) \($0.accuracy)" })")
+        let boot = try test.image(test.labels!.firstIndex(of: 9)!)
+        let p = clip.zeroShot(clip.embedImages([boot]), classes: ClassCaptions.fashionMNIST.classPrompts).toArray()
+        XCTAssertEqual(p.indices.max { p[$0] < p[$1] }, 9)
+        XCTAssertEqual(p.reduce(0, +), 1, accuracy: 1e-4)
+        let map = clip.regionSimilarities(boot, text: clip.classEmbeddings([ClassCaptions.fashionMNIST.classPrompts[9]]))
+        XCTAssertEqual(map.shape, [3, 3])
+        let picture = clip.explanationImage(boot, heat: map, side: 64)
+        XCTAssertEqual([picture.width, picture.height, picture.channels], [136, 64, 3])
     }
 
     func testCheckpointRoundTripsAndRefusesMismatchedTowers() throws {

@@ -66,6 +66,16 @@ final class VisionLanguageTests: XCTestCase {
             XCTAssertThrowsError(try vlm.example(prompt: bad)) { XCTAssertTrue("\($0)".contains("<image> once"), "\($0)") }
         }
         XCTAssertThrowsError(try vlm.chatInput(rendered: "no image", cells: Tensor(shape: [9, 1280])))
+
+        // The loss is the cross-entropy of each answer token predicted from the position before it, by the full logits.
+        let cells = Tensor.uniform([9, 1280], low: 0, high: 2, seed: 5)
+        let model = vlm.language.model as! LlamaModel
+        let all = withNoGrad { model.logits(inputEmbeddings: model.inputEmbeddings(vlm.input(cells: cells, example: e)).reshape([1, input.count, -1])) }
+        let start = e.before.count + 9 + e.after.count
+        let logp = all.reshape([input.count, -1]).logSoftmax(axis: -1)
+        var expected: Float = 0
+        for (k, token) in e.answer.enumerated() { expected -= logp.toArray()[(start + k - 1) * 49152 + Int(token)] }
+        XCTAssertEqual(withNoGrad { vlm.loss([(cells: cells, example: e)]).item }, expected / Float(e.answer.count), accuracy: 1e-4)
     }
 
     /// d(loss)/d(projector) by central differences, through every layer of the tiny Llama; only answer tokens count

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The command line as a user meets it, for the picture commands (clip, describe, vlm): the shipped models answer
+# for real pictures, and bad input of every kind gets a message naming what is wrong and a non-zero exit, never a
+# trap (exit codes of 128 and above, signals, fail).
+#   scripts/test-cli.sh [path/to/attend]   (default .build/debug/attend)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+attend="${1:-.build/debug/attend}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+photos=.cache/assets/scikit-image-data
+
+# expect_error "text the message must hold" command...
+expect_error() {
+  local want="$1"; shift
+  set +e
+  "$@" >"$work/out" 2>"$work/err"
+  local code=$?
+  set -e
+  if [ "$code" -eq 0 ] || [ "$code" -ge 128 ] || ! grep -qF -- "$want" "$work/err" "$work/out"; then
+    echo "FAIL (exit $code, wanted a message with '$want'): $*"; sed 's/^/    /' "$work/err" | head -5
+    failures=$((failures + 1))
+  else
+    echo "ok: $want"
+  fi
+}
+
+# expect_output "text stdout must hold" command...
+expect_output() {
+  local want="$1"; shift
+  if "$@" >"$work/out" 2>"$work/err" && grep -qF -- "$want" "$work/out"; then echo "ok: $want"; else
+    echo "FAIL (wanted '$want' in the output): $*"; sed 's/^/    /' "$work/out" "$work/err" | head -8
+    failures=$((failures + 1))
+  fi
+}
+
+clip=models/clip-fashion.safetensors
+printf 'not a picture' >"$work/fake.png"
+printf 'x' >"$work/one.txt"
+printf '%s\t%s\n' "$PWD/$photos/coffee.png" "a cup of coffee" "$work/missing.png" "a ghost" >"$work/pairs.tsv"
+printf '%s\n' "$photos/coffee.png" >"$work/one-column.tsv"
+
+# Zero-shot classification: probabilities that sum to one, a region map PNG.
+expect_output '"labels"' "$attend" clip classify --model $clip --labels "coffee,cat,boot" --json "$photos/coffee.png"
+expect_output "wrote $work/where.png" "$attend" clip classify --model $clip --labels "ankle boot,bag" --explain "$work/where.png" "$photos/coffee.png"
+test -s "$work/where.png" && echo "ok: the region map is written" || { echo "FAIL: no region map"; failures=$((failures + 1)); }
+expect_output "wrote $work/m.png" "$attend" clip matrix --model $clip --captions "a bag|a cup" -o "$work/m.png" "$photos/coffee.png" "$photos/chelsea.png"
+expect_output ".png" "$attend" clip search --model $clip --images "$photos" --top 2 "a dark ankle boot"
+
+# Bad input: labels, templates, files, checkpoints, options.
+expect_error "--labels: an empty label" "$attend" clip classify --model $clip --labels "a,,b" "$photos/coffee.png"
+expect_error "--labels: give at least one label" "$attend" clip classify --model $clip --labels " " "$photos/coffee.png"
+expect_error "has no {} for the label" "$attend" clip classify --model $clip --labels "a,b" --template "a photo" "$photos/coffee.png"
+expect_error "fake.png" "$attend" clip classify --model $clip --labels "a,b" "$work/fake.png"
+expect_error "clip_config' is missing" "$attend" clip classify --model models/compression-0.05.safetensors --labels "a,b" "$photos/coffee.png"
+expect_error "one.txt" "$attend" clip classify --model "$work/one.txt" --labels "a,b" "$photos/coffee.png"
+expect_error "--explain takes one picture" "$attend" clip classify --model $clip --labels "a,b" --explain "$work/x.png" "$photos/coffee.png" "$photos/chelsea.png"
+expect_error "the output would overwrite an input" "$attend" clip classify --model $clip --labels "a,b" --explain "$photos/coffee.png" "$photos/coffee.png"
+expect_error "missing.png" "$attend" clip train --data "$work/pairs.tsv" -o "$work/m.safetensors"
+expect_error "one-column.tsv" "$attend" clip train --data "$work/one-column.tsv" -o "$work/m.safetensors"
+expect_error "text tower is all-MiniLM-L6-v2, but --text-tower says transformer" "$attend" clip train --initialize $clip --text-tower transformer --limit 10 --steps 1 -o "$work/m.safetensors"
+expect_error "'hat' is not a fashion-mnist class" "$attend" clip train --exclude "hat" -o "$work/m.safetensors"
+expect_error "--batch-size must be 2...65536, got 1" "$attend" clip train --batch-size 1 --limit 10 -o "$work/m.safetensors"
+expect_error "--image-size must be 32...1024" "$attend" clip train --image-size 8 -o "$work/m.safetensors"
+expect_error "--learning-rate must be in (0, 1]" "$attend" clip train --learning-rate nan -o "$work/m.safetensors"
+expect_error "--steps must be 1...10000000" "$attend" clip train --steps 0 -o "$work/m.safetensors"
+expect_error "--limit must be at least 1" "$attend" clip train --limit 0 -o "$work/m.safetensors"
+expect_error "--output must end in .safetensors" "$attend" clip train -o "$work/m.bin"
+expect_error "--captions: an empty caption" "$attend" clip matrix --model $clip --captions "a||b" -o "$work/m.png" "$photos/coffee.png"
+expect_error "not a folder" "$attend" clip search --model $clip --images "$work/one.txt" "a bag"
+expect_error "--data must be fashion-mnist or digits" "$attend" clip evaluate --model $clip --data "$work/pairs.tsv"
+
+# The multimodal LM.
+expect_output "." "$attend" describe --max-tokens 8 "$photos/coffee.png"
+expect_error "--prompt must hold <image> once" "$attend" describe --prompt "What is this?" "$photos/coffee.png"
+expect_error "fake.png" "$attend" describe "$work/fake.png"
+expect_error "vlm_config' is missing" "$attend" describe --projector $clip "$photos/coffee.png"
+expect_error "--max-tokens must be 1...2048" "$attend" describe --max-tokens 0 "$photos/coffee.png"
+expect_error "--image-size must be a multiple of 32" "$attend" vlm train --image-size 100 -o "$work/p.safetensors"
+expect_error "--data must be fashion-mnist or digits" "$attend" vlm train --data "$work/pairs.tsv" -o "$work/p.safetensors"
+
+if [ "$failures" -gt 0 ]; then echo "$failures command-line checks failed"; exit 1; fi
+echo "all command-line checks passed"
