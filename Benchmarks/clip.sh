@@ -6,12 +6,15 @@
 #  2. held-out classes: the same two, trained without the ankle boot and dress pairs, scored on those classes;
 #  3. fine-tuning: the Fashion-MNIST model's zero-shot accuracy on scikit-learn's digits before and after fine-tuning
 #     on the digits' training part, and on Fashion-MNIST after (what it forgot);
-#  4. one training step (from-scratch text tower) against PyTorch on the same threads, over batch sizes and widths.
-# Usage: Benchmarks/clip.sh [THREADS] [STEP-RUNS]
+#  4. one training step (from-scratch text tower) against PyTorch on the same threads, over batch sizes and widths;
+#  5. everyday photos: the model distilled from the ImageNet classifier on crops of Debian's wallpapers, with and
+#     without one synthetic feature per class, answering for 10 scikit-image photos among 10 everyday labels.
+# Usage: Benchmarks/clip.sh [THREADS] [STEP-RUNS] [PARTS, e.g. 125]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
 runs=${2:-3}
+parts=${3:-12345}
 scripts/setup.sh
 Benchmarks/setup-peers.sh
 scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 clip-bpe scikit-learn-data >/dev/null
@@ -22,16 +25,22 @@ out=${CLIP_BENCH_OUT:-.cache/clip-bench}
 mkdir -p "$out"
 quiet() { "$@" 2>/dev/null; }
 
+if [[ $parts == *1* ]]; then
 echo "== 1. zero-shot Fashion-MNIST (all 10 classes in training)"
 for tower in minilm transformer; do
   quiet $attend clip train --text-tower $tower --steps 1000 -o "$out/fashion-$tower.safetensors" | grep pairs
   quiet $attend clip evaluate --model "$out/fashion-$tower.safetensors" | grep -v "^  "
 done
+fi
+if [[ $parts == *2* ]]; then
 echo "== 2. held-out classes (ankle boot, dress left out of training)"
 for tower in minilm transformer; do
   quiet $attend clip train --text-tower $tower --steps 1000 --exclude "ankle boot,dress" -o "$out/heldout-$tower.safetensors" | grep pairs
   quiet $attend clip evaluate --model "$out/heldout-$tower.safetensors" --held-out "ankle boot,dress" | grep -E "zero-shot|held-out|held out"
 done
+fi
+if [[ $parts == *3* ]]; then
+[ -s "$out/fashion-minilm.safetensors" ] || quiet $attend clip train --steps 1000 -o "$out/fashion-minilm.safetensors" >/dev/null
 echo "== 3. fine-tuning the Fashion-MNIST model (MiniLM) on digits"
 echo -n "digits before:  "; quiet $attend clip evaluate --data digits --model "$out/fashion-minilm.safetensors" | grep zero-shot
 quiet $attend clip train --data digits --initialize "$out/fashion-minilm.safetensors" --steps 300 --batch-size 128 -o "$out/fashion-then-digits.safetensors" | grep pairs
@@ -39,6 +48,8 @@ echo -n "digits after:   "; quiet $attend clip evaluate --data digits --model "$
 echo -n "fashion after:  "; quiet $attend clip evaluate --model "$out/fashion-then-digits.safetensors" | grep zero-shot
 quiet $attend clip train --data digits --steps 300 --batch-size 128 -o "$out/digits-only.safetensors" | grep pairs
 echo -n "digits alone:   "; quiet $attend clip evaluate --data digits --model "$out/digits-only.safetensors" | grep zero-shot
+fi
+if [[ $parts == *4* ]]; then
 echo "== 4. one training step, from-scratch text tower: Attend vs PyTorch ($threads threads)"
 for run in $(seq "$runs"); do
   a=$($attend bench clip-step --batch-sizes 64 256 1024 --widths 128 256 512)
@@ -49,3 +60,31 @@ for run in $(seq "$runs"); do
     printf "%5s %5s %14s %14s %7.2fx\n" "$w" "$b" "$as" "$ts" "$(echo "$as / $ts" | bc -l)"
   done
 done
+fi
+if [[ $parts == *5* ]]; then
+echo "== 5. everyday photos (scikit-image's, never trained on) among 10 everyday labels"
+if ! dpkg -s mate-backgrounds plasma-workspace-wallpapers >/dev/null 2>&1; then
+  sudo=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mate-backgrounds plasma-workspace-wallpapers >/dev/null
+fi
+wallpapers=$(for d in /usr/share/wallpapers/*/; do find "$d" -path "*images*" \( -name "*.jpg" -o -name "*.png" \) -printf "%s %p\n" | sort -n | tail -1 | cut -d' ' -f2-; done)
+photos=.cache/assets/scikit-image-data
+scripts/fetch-assets.sh scikit-image-data imagenet-labels >/dev/null
+labels="cat,cup of coffee,astronaut,rocket,motorcycle,horse,camera,clock,coins,moon"
+pictures="$photos/chelsea.png $photos/coffee.png $photos/astronaut.png $photos/rocket.jpg $photos/motorcycle_left.png $photos/horse.png $photos/camera.png $photos/clock_motion.png $photos/coins.png $photos/moon.png"
+truth="cat cup-of-coffee astronaut rocket motorcycle horse camera clock coins moon"
+[ -s "$out/fashion-minilm.safetensors" ] || quiet $attend clip train --steps 1000 -o "$out/fashion-minilm.safetensors" >/dev/null
+for variant in fashion-only crops-only crops-and-prototypes; do
+  case $variant in
+    fashion-only) model="$out/fashion-minilm.safetensors" ;;
+    crops-only) model="$out/everyday-no-prototypes.safetensors"
+      quiet $attend clip train --steps 1000 --photos /usr/share/backgrounds/mate/nature /usr/share/backgrounds/mate/abstract/Elephants.jpg $wallpapers --crops-per-photo 200 --teacher-weight 2 --no-prototypes -o "$model" | grep pairs ;;
+    crops-and-prototypes) model="$out/everyday.safetensors"
+      quiet $attend clip train --steps 1000 --photos /usr/share/backgrounds/mate/nature /usr/share/backgrounds/mate/abstract/Elephants.jpg $wallpapers --crops-per-photo 200 --teacher-weight 2 -o "$model" | grep pairs ;;
+  esac
+  answers=$(quiet $attend clip classify --model "$model" --labels "$labels" --top 1 $pictures | paste - - | awk '{ $1 = ""; $2 = ""; sub(/^ +/, ""); gsub(/ /, "-"); print }')
+  right=$(paste <(echo "$truth" | tr ' ' '\n') <(echo "$answers") | awk '$1 == $2' | wc -l)
+  echo "$variant: $right of 10 right: $(echo $answers)"
+  echo -n "  fashion-mnist: "; quiet $attend clip evaluate --model "$model" | grep zero-shot
+done
+fi

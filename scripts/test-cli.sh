@@ -35,7 +35,7 @@ expect_output() {
   fi
 }
 
-clip=models/clip-fashion.safetensors
+clip=models/clip.safetensors
 printf 'not a picture' >"$work/fake.png"
 printf 'x' >"$work/one.txt"
 printf '%s\t%s\n' "$PWD/$photos/coffee.png" "a cup of coffee" "$work/missing.png" "a ghost" >"$work/pairs.tsv"

@@ -125,6 +125,11 @@ struct CLIPTrainCommand: ParsableCommand {
     @Option(help: "Seed of the initialization and the batches.") var seed: UInt64 = 1
     @Option(help: "Fine-tune this CLIP model instead of starting new projections.") var initialize: String?
     @Option(name: .customLong("loss-curve"), help: "Write the loss curve here (PNG).") var lossCurve: String?
+    @Option(parsing: .upToNextOption, help: "Photos (or folders of them) to crop for distillation from the ImageNet classifier: its 1,000 classes join the shared space.") var photos: [String] = []
+    @Option(name: .customLong("crops-per-photo"), help: "Random square crops per photo (1-100000).") var cropsPerPhoto = 200
+    @Option(name: .customLong("teacher-weight"), help: "Weight of the distillation loss (finite, >= 0).") var teacherWeight: Float = 1
+    @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (the teacher's class names).") var labels: String?
+    @Flag(name: .customLong("no-prototypes"), help: "Distil from the photo crops alone, without one synthetic feature per ImageNet class.") var noPrototypes = false
     @Option(name: .shortAndLong, help: "Where to write the model (.safetensors).") var output: String
     @OptionGroup var towers: CLIPTowerOptions
 
@@ -138,10 +143,29 @@ struct CLIPTrainCommand: ParsableCommand {
         guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be finite and >= 0, got \(weightDecay)") }
         guard output.hasSuffix(".safetensors") else { throw ValidationError("--output must end in .safetensors") }
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
+        guard (1...100_000).contains(cropsPerPhoto) else { throw ValidationError("--crops-per-photo must be 1...100000, got \(cropsPerPhoto)") }
+        guard teacherWeight.isFinite, teacherWeight >= 0 else { throw ValidationError("--teacher-weight must be finite and >= 0, got \(teacherWeight)") }
+    }
+
+    /// The photo files named by --photos (folders are searched for PNG and JPEG files).
+    func photoFiles() throws -> [String] {
+        var files: [String] = []
+        for path in photos {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("--photos: \(path): no such file or folder") }
+            if isDirectory.boolValue {
+                files += (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? [])
+                    .filter { ImageFolder.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+                    .map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(path)
+            }
+        }
+        return files
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []))
+        try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos)
         var training = CLIPTrainingConfig()
         training.steps = steps
         training.batchSize = batchSize
@@ -175,8 +199,16 @@ struct CLIPTrainCommand: ParsableCommand {
         let started = Date()
         let features = try clip.imageFeatures(of: pairs, cache: towers.featureCache, showProgress: true)
         let featureSeconds = Date().timeIntervalSince(started)
+        var teacher: CLIPTeacher?
+        if !photos.isEmpty {
+            let files = try photoFiles()
+            guard !files.isEmpty else { throw AttendError("--photos: no .png, .jpg or .jpeg file in \(photos.joined(separator: ", "))") }
+            let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
+            teacher = try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
+                                      cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: true)
+        }
         let trainStarted = Date()
-        let trainer = try clip.train(on: pairs, imageFeatures: features, config: training,
+        let trainer = try clip.train(on: pairs, imageFeatures: features, config: training, teacher: teacher, teacherWeight: teacherWeight,
                                      progress: ProgressBar(total: steps, label: "clip", unit: "step"))
         let seconds = Date().timeIntervalSince(trainStarted)
         try clip.saveModel(to: output, metadata: ["steps": String(steps), "data": pairs.identity.prefix(200).description,
@@ -206,7 +238,7 @@ struct CLIPClassifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
         abstract: "Zero-shot classification: the probability of each label for each picture, from prompts alone.")
-    @Option(help: "A CLIP model from attend clip train.") var model: String
+    @Option(help: "A CLIP model from attend clip train.") var model = "models/clip.safetensors"
     @Option(help: "Labels, comma-separated.") var labels: String
     @Option(help: "Prompt template with {} for the label; repeat for an ensemble.") var template: [String] = ["a photo of a {}"]
     @Option(help: "Labels to print per picture.") var top: Int?
@@ -270,7 +302,7 @@ struct CLIPEvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Zero-shot accuracy per class (prompt ensembles) and recall@1/5/10 both ways on held-out pairs.")
-    @Option(help: "A CLIP model from attend clip train.") var model: String
+    @Option(help: "A CLIP model from attend clip train.") var model = "models/clip.safetensors"
     @OptionGroup var data: CLIPDataOptions
     @Option(help: "Prompt template with {} for the class name with its article; repeat for an ensemble (default: three).") var template: [String] = []
     @Option(name: .customLong("held-out"), help: "Classes left out of training, comma-separated: their accuracy is printed apart.") var heldOut = ""
@@ -320,7 +352,7 @@ struct CLIPSearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
         abstract: "The pictures in a folder that best match a text, by CLIP similarity.")
-    @Option(help: "A CLIP model from attend clip train.") var model: String
+    @Option(help: "A CLIP model from attend clip train.") var model = "models/clip.safetensors"
     @Option(help: "Folder of pictures (PNG or JPEG, searched recursively).") var images: String
     @Option(help: "Pictures to print.") var top = 5
     @Argument(help: "What to look for.") var query: String
@@ -366,7 +398,7 @@ struct CLIPMatrixCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matrix",
         abstract: "The similarity matrix of pictures and captions as a labelled heatmap (PNG), and printed.")
-    @Option(help: "A CLIP model from attend clip train.") var model: String
+    @Option(help: "A CLIP model from attend clip train.") var model = "models/clip.safetensors"
     @Option(help: "Captions, separated by '|'.") var captions: String
     @Option(name: .shortAndLong, help: "Where to write the heatmap (.png).") var output: String
     @Argument(help: "Pictures (PNG or JPEG).") var images: [String]

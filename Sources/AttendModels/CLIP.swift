@@ -158,7 +158,7 @@ public final class CLIPTowers {
 /// ```swift
 /// let config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
 /// let towers = try CLIPTowers.load(for: config, efficientNet: lite0Path, miniLM: miniLMFolder, clipMerges: mergesPath)
-/// let clip = try CLIP.load("models/clip-fashion.safetensors", towers: towers)
+/// let clip = try CLIP.load("models/clip.safetensors", towers: towers)
 /// let images = clip.embedImages(try [Image.read("boot.jpg")])                 // [1, 256], unit rows
 /// let p = clip.zeroShot(images, classes: [["a photo of a boot"], ["a photo of a bag"]])   // [1, 2] probabilities
 /// ```

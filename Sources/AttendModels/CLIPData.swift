@@ -168,3 +168,34 @@ public struct ClassCaptions {
         names.map { n in templates.map { $0.replacingOccurrences(of: "{}", with: ClassCaptions.withArticle(n[0])) } }
     }
 }
+
+extension CaptionedImages {
+    /// Square crops of photos for distillation from the ImageNet classifier (`CLIPTeacher`): `cropsPerPhoto` per photo,
+    /// each a random square of 25-100% of the shorter side at a random place, flipped half the time, drawn from `seed`
+    /// (the same crops every run, so their features cache). Photos are shrunk to a 384-pixel shorter side once, on
+    /// loading; their captions are empty (the teacher's probabilities stand for them).
+    public static func photoCrops(_ paths: [String], cropsPerPhoto: Int, seed: UInt64 = 7) throws -> CaptionedImages {
+        guard cropsPerPhoto >= 1 else { throw AttendError("crops per photo must be at least 1, got \(cropsPerPhoto)") }
+        guard !paths.isEmpty else { throw AttendError("no photos to crop") }
+        var photos: [Image] = []
+        var identity = "photo crops \(cropsPerPhoto) seed \(seed)"
+        for path in paths {
+            let image = try Image.read(path)
+            try image.requireAspectRatio(atMost: 8, source: path)
+            photos.append(image.rgb().resized(shorterSide: 384))
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            identity += "|\(path):\((attributes?[.size] as? NSNumber)?.intValue ?? -1)"
+        }
+        let count = photos.count * cropsPerPhoto
+        let crop = { (i: Int) -> Image in
+            let photo = photos[i / cropsPerPhoto]
+            var generator = RandomGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(i))
+            let shorter = min(photo.width, photo.height)
+            let side = max(8, Int(Float(shorter) * (0.25 + 0.75 * generator.nextUniform())))
+            let x = Int(generator.next() % UInt64(photo.width - side + 1)), y = Int(generator.next() % UInt64(photo.height - side + 1))
+            let square = photo.cropped(x: x, y: y, width: side, height: side)
+            return generator.next() % 2 == 0 ? square : square.flippedHorizontally()
+        }
+        return CaptionedImages(identity: identity, image: crop, captions: Array(repeating: [""], count: count))
+    }
+}

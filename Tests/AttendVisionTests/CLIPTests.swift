@@ -117,10 +117,10 @@ final class CLIPTests: XCTestCase {
         XCTAssertNotNil(transformer.tokenEmbedding.weight.grad, "the text tower was trained")
     }
 
-    /// The committed model (models/clip-fashion.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
+    /// The committed model (models/clip.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
     /// alone, and a picture's best-matching region map has the feature map's shape.
     func testShippedModelZeroShotAccuracy() throws {
-        let clip = try CLIP.load(FileManager.default.currentDirectoryPath + "/models/clip-fashion.safetensors", towers: try towers(.miniLM))
+        let clip = try CLIP.load(FileManager.default.currentDirectoryPath + "/models/clip.safetensors", towers: try towers(.miniLM))
         let test = CaptionedImages.fashionMNIST(try fashion(train: false), limit: 300)
         let features = try clip.imageFeatures(of: test, cache: CLIPFeatureCache(directory: nil))
         let result = try clip.evaluate(on: test, imageFeatures: features, prompts: ClassCaptions.fashionMNIST.classPrompts, pairs: 100)
@@ -133,6 +133,61 @@ final class CLIPTests: XCTestCase {
         XCTAssertEqual(map.shape, [3, 3])
         let picture = clip.explanationImage(boot, heat: map, side: 64)
         XCTAssertEqual([picture.width, picture.height, picture.channels], [136, 64, 3])
+    }
+
+    /// The shipped model answers for everyday photos it never saw (scikit-image's), among ten everyday labels.
+    func testShippedModelNamesEverydayPhotos() throws {
+        let clip = try CLIP.load(FileManager.default.currentDirectoryPath + "/models/clip.safetensors", towers: try towers(.miniLM))
+        let labels = ["cat", "cup of coffee", "astronaut", "rocket", "motorcycle", "horse", "camera", "clock", "coins", "moon"]
+        let expected = ["chelsea.png": "cat", "coffee.png": "cup of coffee", "rocket.jpg": "rocket", "motorcycle_left.png": "motorcycle",
+                        "camera.png": "camera", "clock_motion.png": "clock"]
+        let files = expected.keys.sorted()
+        let pictures = try files.map { try Image.read(try requireAsset("scikit-image-data/" + $0, fetch: "scikit-image-data")) }
+        let p = clip.zeroShot(clip.embedImages(pictures), classes: labels.map { ["a photo of a \($0)"] }).toArray()
+        var answers: [String: String] = [:]
+        for (r, file) in files.enumerated() { answers[file] = labels[(0..<labels.count).max { p[r * labels.count + $0] < p[r * labels.count + $1] }!] }
+        let right = files.filter { answers[$0] == expected[$0] }.count
+        XCTAssertGreaterThanOrEqual(right, 5, "\(answers)")
+    }
+
+    func testClassPrototypesAndTheDistillationLoss() throws {
+        let clip = CLIP(CLIPConfig(), towers: try towers(.miniLM))
+        let classifier = clip.towers.imageEncoder.classifier
+        let crops = Tensor.uniform([4, 1280], low: 0, high: 1, seed: 2)
+        let prototypes = CLIPTeacher.prototypes(classifier, meanNormOf: crops)
+        XCTAssertEqual(prototypes.shape, [1000, 1280])
+        XCTAssertGreaterThanOrEqual(prototypes.toArray().min()!, 0)
+        func norm(_ t: Tensor, row: Int) -> Float {
+            let values = t.toArray()
+            var s: Float = 0
+            for k in 0..<1280 { s += values[row * 1280 + k] * values[row * 1280 + k] }
+            return s.squareRoot()
+        }
+        let meanNorm: Float = (0..<4).map { norm(crops, row: $0) }.reduce(0, +) / 4
+        XCTAssertEqual(norm(prototypes, row: 7), meanNorm, accuracy: 1e-2)
+        let logits = withNoGrad { classifier(prototypes) }.toArray()
+        let own = (0..<1000).filter { c in (0..<1000).max { logits[c * 1000 + $0] < logits[c * 1000 + $1] } == c }.count
+        XCTAssertGreaterThan(own, 950, "the classifier takes most prototypes for their own class")
+
+        // The loss is the cross-entropy of the teacher's probabilities against the scaled similarities' softmax.
+        var teacher = try CLIPTeacher(clip: clip, crops: CaptionedImages(identity: "t", image: { _ in Image(width: 8, height: 8, channels: 3, pixels: .init(repeating: 0.5, count: 192)) },
+                                                                          captions: [[""], [""]]),
+                                      labels: try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels")),
+                                      cache: CLIPFeatureCache(directory: nil), classPrototypes: false)
+        XCTAssertEqual(teacher.prompts[281], "a photo of a tabby")
+        XCTAssertEqual(teacher.probabilities.shape, [2, 1000])
+        teacher.prompts = Array(teacher.prompts.prefix(3))
+        teacher.probabilities = Tensor([0.2, 0.5, 0.3, 1, 0, 0], shape: [2, 3])
+        let promptFeatures = clip.textFeatures(teacher.prompts)
+        let loss = withNoGrad { clip.distillationLoss(teacher, rows: [0, 1], promptFeatures: promptFeatures).item }
+        let s = withNoGrad { clip.projectImageFeatures(teacher.imageFeatures).matmul(clip.projectTextFeatures(promptFeatures).transposed(0, 1)) }.toArray()
+        var expected: Float = 0
+        for r in 0..<2 {
+            let z = (0..<3).map { s[r * 3 + $0] * clip.scale }
+            let lse = Foundation.log(z.map { Foundation.exp($0) }.reduce(0, +))
+            for c in 0..<3 { expected -= teacher.probabilities.toArray()[r * 3 + c] * (z[c] - lse) }
+        }
+        XCTAssertEqual(loss, expected / 2, accuracy: 1e-4)
     }
 
     func testCheckpointRoundTripsAndRefusesMismatchedTowers() throws {
