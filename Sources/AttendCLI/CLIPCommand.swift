@@ -42,6 +42,24 @@ enum CLIPTextTowerOption: String, ExpressibleByArgument, CaseIterable {
     var tower: CLIPConfig.TextTower { self == .minilm ? .miniLM : .transformer }
 }
 
+/// The photo files named by --photos (folders are searched for PNG and JPEG files).
+func photoFiles(_ photos: [String]) throws -> [String] {
+    var files: [String] = []
+    for path in photos {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("--photos: \(path): no such file or folder") }
+        if isDirectory.boolValue {
+            files += (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? [])
+                .filter { ImageFolder.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+                .map { (path as NSString).appendingPathComponent($0) }
+        } else {
+            files.append(path)
+        }
+    }
+    guard !files.isEmpty else { throw AttendError("--photos: no .png, .jpg or .jpeg file in \(photos.joined(separator: ", "))") }
+    return files
+}
+
 /// The labelled data sets built in (captioned by `ClassCaptions`), by their --data names.
 enum LabelledData: String {
     case fashionMNIST = "fashion-mnist", digits
@@ -147,23 +165,6 @@ struct CLIPTrainCommand: ParsableCommand {
         guard teacherWeight.isFinite, teacherWeight >= 0 else { throw ValidationError("--teacher-weight must be finite and >= 0, got \(teacherWeight)") }
     }
 
-    /// The photo files named by --photos (folders are searched for PNG and JPEG files).
-    func photoFiles() throws -> [String] {
-        var files: [String] = []
-        for path in photos {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("--photos: \(path): no such file or folder") }
-            if isDirectory.boolValue {
-                files += (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? [])
-                    .filter { ImageFolder.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-                    .map { (path as NSString).appendingPathComponent($0) }
-            } else {
-                files.append(path)
-            }
-        }
-        return files
-    }
-
     func run() throws {
         try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos)
         var training = CLIPTrainingConfig()
@@ -201,8 +202,7 @@ struct CLIPTrainCommand: ParsableCommand {
         let featureSeconds = Date().timeIntervalSince(started)
         var teacher: CLIPTeacher?
         if !photos.isEmpty {
-            let files = try photoFiles()
-            guard !files.isEmpty else { throw AttendError("--photos: no .png, .jpg or .jpeg file in \(photos.joined(separator: ", "))") }
+            let files = try photoFiles(photos)
             let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
             teacher = try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
                                       cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: true)

@@ -90,6 +90,11 @@ struct VLMTrainCommand: ParsableCommand {
     @Option(name: .customLong("projector-hidden"), help: "Hidden width of the projector.") var projectorHidden = 512
     @Option(help: "Seed of the initialization and the batches.") var seed: UInt64 = 1
     @Option(name: .customLong("loss-curve"), help: "Write the loss curve here (PNG).") var lossCurve: String?
+    @Option(parsing: .upToNextOption, help: "Photos (or folders) whose crops the ImageNet classifier names with confidence, as everyday examples.") var photos: [String] = []
+    @Option(name: .customLong("crops-per-photo"), help: "Random square crops per photo (1-100000).") var cropsPerPhoto = 100
+    @Option(name: .customLong("min-confidence"), help: "The classifier's probability a crop's answer needs (0-1).") var minConfidence: Float = 0.5
+    @Flag(name: .customLong("no-prototypes"), help: "Leave out the one synthetic picture per ImageNet class.") var noPrototypes = false
+    @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt.") var labels: String?
     @Option(name: .shortAndLong, help: "Where to write the projector (.safetensors).") var output: String
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
     @Option(name: .customLong("language-model"), help: "The language model (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
@@ -103,10 +108,12 @@ struct VLMTrainCommand: ParsableCommand {
         guard (1...16384).contains(projectorHidden) else { throw ValidationError("--projector-hidden must be 1...16384, got \(projectorHidden)") }
         guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits (answers are written from the classes)") }
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
+        guard (1...100_000).contains(cropsPerPhoto) else { throw ValidationError("--crops-per-photo must be 1...100000, got \(cropsPerPhoto)") }
+        guard minConfidence.isFinite, (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0...1, got \(minConfidence)") }
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0])
+        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos)
         var config = VisionLanguageConfig()
         config.imageSize = imageSize
         config.projectorHidden = projectorHidden
@@ -127,8 +134,18 @@ struct VLMTrainCommand: ParsableCommand {
         let answers = try pictures.sourceIndices.indices.map { k in
             captioner.answers(pixels: try pictures.image(pictures.sourceIndices[k]).pixels, label: pictures.labels![k])
         }
+        var allCells = cells, allAnswers = answers
+        if !photos.isEmpty {
+            let files = try photoFiles(photos)
+            let crops = try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto)
+            let extra = try vlm.classifierExamples(crops: crops, labels: try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels),
+                                                   minimumConfidence: minConfidence, prototypes: !noPrototypes, showProgress: true)
+            print("\(extra.cells.count) everyday examples (\(noPrototypes ? 0 : 1000) class prototypes, the rest confident crops of \(files.count) photos)")
+            allCells += extra.cells
+            allAnswers += extra.answers
+        }
         let started = Date()
-        let trainer = try vlm.train(on: cells, answers: answers, config: training, progress: ProgressBar(total: steps, label: "projector", unit: "step"))
+        let trainer = try vlm.train(on: allCells, answers: allAnswers, config: training, progress: ProgressBar(total: steps, label: "projector", unit: "step"))
         try vlm.save(to: output, metadata: ["steps": String(steps), "language_model": language.source,
                                             "command": CommandLine.arguments.dropFirst().joined(separator: " ")])
         print(String(format: "%d pictures; %d steps in %.1f s; loss %.4f (last 20 steps)", pictures.count, steps,

@@ -138,3 +138,38 @@ extension VisionLanguageModel {
                                 tokensPerSecond: generating > 0 ? Double(tokens) / generating : .nan, samples: samples)
     }
 }
+
+extension VisionLanguageModel {
+    /// Everyday pictures for the projector, taught by the ImageNet classifier that heads the image encoder (the
+    /// multimodal counterpart of `CLIPTeacher`): each crop the classifier names with at least `minimumConfidence`
+    /// becomes a picture answered by that class's first name; and, with `prototypes`, each of the 1,000 classes gets
+    /// one picture whose every cell is the class's prototype feature (`CLIPTeacher.prototypes`, scaled to the crops'
+    /// mean cell norm), answered the same way. Returns cells and answers to add to `train(on:answers:)`.
+    public func classifierExamples(crops: CaptionedImages, labels: ImageNetLabels, minimumConfidence: Float = 0.5,
+                                   prototypes: Bool = true, showProgress: Bool = false) throws -> (cells: [Tensor], answers: [[String]]) {
+        func answers(_ c: Int) -> [String] {
+            let name = String(labels.names[c].split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces)
+            let phrase = ClassCaptions.withArticle(name)
+            return [phrase.prefix(1).uppercased() + phrase.dropFirst() + ".", "This is \(phrase).", "A photo of \(phrase)."]
+        }
+        let cropCells = try cells(of: crops, showProgress: showProgress)
+        let classifier = imageEncoder.classifier
+        var outCells: [Tensor] = [], outAnswers: [[String]] = []
+        for cell in cropCells {
+            let mean = withNoGrad { cell.mean(axes: [0], keepDims: true) }     // the pooled feature the classifier reads
+            let p = withNoGrad { classifier(mean).softmax(axis: -1) }.toArray()
+            let best = p.indices.max { p[$0] < p[$1] }!
+            if p[best] >= minimumConfidence { outCells.append(cell); outAnswers.append(answers(best)) }
+        }
+        if prototypes, !cropCells.isEmpty {
+            let table = CLIPTeacher.prototypes(classifier, meanNormOf: Tensor.concat(cropCells, axis: 0))
+            let cellsPerPicture = cropCells[0].shape[0], d = table.shape[1]
+            for c in 0..<table.shape[0] {
+                let row = table.slice(axis: 0, start: c, length: 1).reshape([1, d])
+                outCells.append(Tensor.concat(Array(repeating: row, count: cellsPerPicture), axis: 0))
+                outAnswers.append(answers(c))
+            }
+        }
+        return (outCells, outAnswers)
+    }
+}
