@@ -133,6 +133,32 @@ final class VisionLanguageTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("embeds tokens in 576"), "\($0)")
         }
         XCTAssertThrowsError(try vlm.train(on: cells, answers: [["x"]], config: training))
+        // A projector file whose config is out of range, or not a projector at all: errors naming the file and key.
+        var bad = vlm.config
+        bad.imageSize = 100
+        try Safetensors.write(vlm.projector.namedTensors(), metadata: ["vlm_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: path)
+        XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
+            XCTAssertTrue("\($0)".contains("(vlm_config): image_size must be a multiple of 32"), "\($0)")
+        }
+        try Safetensors.write(vlm.projector.namedTensors(), to: path)
+        XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
+            XCTAssertTrue("\($0)".contains("vlm_config' is missing"), "\($0)")
+        }
+    }
+
+    /// Everyday examples from the ImageNet classifier: crops it names confidently, and one prototype picture per class.
+    func testClassifierExamples() throws {
+        var config = VisionLanguageConfig()
+        let vlm = try tinyModel(&config)
+        let crops = try CaptionedImages.photoCrops([try requireAsset("scikit-image-data/coffee.png", fetch: "scikit-image-data")], cropsPerPhoto: 3)
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let all = try vlm.classifierExamples(crops: crops, labels: labels, minimumConfidence: 0)
+        XCTAssertEqual(all.cells.count, 3 + 1000)
+        XCTAssertEqual(all.answers[3 + 281], ["A tabby.", "This is a tabby.", "A photo of a tabby."])
+        let prototype = all.cells[3 + 281].toArray()
+        XCTAssertEqual(Array(prototype[0..<1280]), Array(prototype[1280 * 8..<1280 * 9]), "every cell of a prototype picture is the same")
+        let none = try vlm.classifierExamples(crops: crops, labels: labels, minimumConfidence: 1.01, prototypes: false)
+        XCTAssertTrue(none.cells.isEmpty, "no crop is named with more than certainty")
     }
 
     /// The committed projector over the real SmolLM2 names the class of Fashion-MNIST test pictures it never saw.
