@@ -71,6 +71,13 @@ expect_error "--captions: an empty caption" "$attend" clip matrix --model $clip 
 expect_error "not a folder" "$attend" clip search --model $clip --images "$work/one.txt" "a bag"
 expect_error "--data must be fashion-mnist or digits" "$attend" clip evaluate --model $clip --data "$work/pairs.tsv"
 
+# Drawing from text.
+expect_output "wrote $work/boot.png" "$attend" draw "an ankle boot" -o "$work/boot.png"
+test -s "$work/boot.png" && echo "ok: the drawing is written" || { echo "FAIL: no drawing"; failures=$((failures + 1)); }
+expect_error "give a non-empty text" "$attend" draw " " -o "$work/x.png"
+expect_error "draw_config' is missing" "$attend" draw --decoder $clip "a bag" -o "$work/x.png"
+expect_error "--output must end in .png" "$attend" draw "a bag" -o "$work/x.jpg"
+
 # The multimodal LM.
 expect_output "." "$attend" describe --max-tokens 8 "$photos/coffee.png"
 expect_error "--prompt must hold <image> once" "$attend" describe --prompt "What is this?" "$photos/coffee.png"

@@ -8,6 +8,6 @@ struct AttendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attend",
         abstract: "Representation learning and Transformers in Swift.",
-        subcommands: [MNISTCommand.self, ClassifyCommand.self, CLIPCommand.self, DescribeCommand.self, VLMCommand.self, StyleCommand.self, CompressionCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, IndexCommand.self, SearchCommand.self, AskCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self, ServeCommand.self])
+        subcommands: [MNISTCommand.self, ClassifyCommand.self, CLIPCommand.self, DrawCommand.self, DescribeCommand.self, VLMCommand.self, StyleCommand.self, CompressionCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, IndexCommand.self, SearchCommand.self, AskCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self, ServeCommand.self])
 }
 

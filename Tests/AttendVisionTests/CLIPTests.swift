@@ -190,6 +190,37 @@ final class CLIPTests: XCTestCase {
         XCTAssertEqual(loss, expected / 2, accuracy: 1e-4)
     }
 
+    /// The text-to-image decoder learns to draw each caption's picture (two captions, two patterns), round-trips, and
+    /// refuses a file of another kind or a config out of range.
+    func testTextToImageDecoderLearnsAndRoundTrips() throws {
+        var config = TextToImageConfig()
+        config.embeddingDimension = 4
+        config.hidden = 16
+        config.side = 4
+        let decoder = TextToImageDecoder(config)
+        let left: [Float] = (0..<16).map { $0 % 4 < 2 ? 1 : 0 }, top: [Float] = (0..<16).map { $0 < 8 ? 1 : 0 }
+        let pictures = Tensor(left + top + left, shape: [3, 16])
+        let embeddings = Loss.normalize(Tensor([1, 0, 0, 0, 0, 1, 0, 0], shape: [2, 4]))
+        try decoder.train(pictures: pictures, captionEmbeddings: embeddings, captionOf: [[0], [1], [0]], steps: 300, batchSize: 8, learningRate: 3e-2)
+        let drawn = decoder.draw(embeddings)
+        for (picture, target) in zip(drawn, [left, top]) {
+            XCTAssertLessThan(zip(picture.pixels, target).map { abs($0 - $1) }.max()!, 0.2, "\(picture.pixels)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("draw-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try decoder.saveModel(to: dir + "/d.safetensors")
+        XCTAssertEqual(try TextToImageDecoder.load(dir + "/d.safetensors").draw(embeddings)[1].pixels, drawn[1].pixels)
+        var bad = config
+        bad.side = 2
+        try Safetensors.write(decoder.namedTensors(), metadata: ["draw_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: dir + "/bad.safetensors")
+        XCTAssertThrowsError(try TextToImageDecoder.load(dir + "/bad.safetensors")) { XCTAssertTrue("\($0)".contains("side must be 4...256, got 2"), "\($0)") }
+        XCTAssertThrowsError(try TextToImageDecoder.load(FileManager.default.currentDirectoryPath + "/models/clip.safetensors")) {
+            XCTAssertTrue("\($0)".contains("draw_config' is missing"), "\($0)")
+        }
+        XCTAssertThrowsError(try decoder.train(pictures: pictures, captionEmbeddings: embeddings, captionOf: [[0]], steps: 1))
+    }
+
     func testCheckpointRoundTripsAndRefusesMismatchedTowers() throws {
         var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
         config.embeddingDimension = 16
