@@ -271,7 +271,10 @@ public final class CLIP: Module {
             let out = Tensor(shape: [prompts.count, d])
             var row = 0
             for (c, group) in prompts.enumerated() {
-                for _ in group { for k in 0..<d { out.pointer[c * d + k] += e.pointer[row * d + k] } ; row += 1 }
+                for _ in group {
+                    for k in 0..<d { out.pointer[c * d + k] += e.pointer[row * d + k] }
+                    row += 1
+                }
             }
             return Loss.normalize(out)
         }
