@@ -67,6 +67,8 @@ expect_error "--learning-rate must be in (0, 1]" "$attend" clip train --learning
 expect_error "--steps must be 1...10000000" "$attend" clip train --steps 0 -o "$work/m.safetensors"
 expect_error "--limit must be at least 1" "$attend" clip train --limit 0 -o "$work/m.safetensors"
 expect_error "--output must end in .safetensors" "$attend" clip train -o "$work/m.bin"
+expect_error "is more than 200,000 crops" "$attend" clip train --photos "$photos/coffee.png" "$photos/chelsea.png" "$photos/rocket.jpg" --crops-per-photo 100000 --limit 10 --steps 1 -o "$work/m.safetensors"
+expect_error "--photos: $work/none: no such file or folder" "$attend" clip train --photos "$work/none" --limit 10 --steps 1 -o "$work/m.safetensors"
 expect_error "--captions: an empty caption" "$attend" clip matrix --model $clip --captions "a||b" -o "$work/m.png" "$photos/coffee.png"
 expect_error "not a folder" "$attend" clip search --model $clip --images "$work/one.txt" "a bag"
 expect_error "--data must be fashion-mnist or digits" "$attend" clip evaluate --model $clip --data "$work/pairs.tsv"

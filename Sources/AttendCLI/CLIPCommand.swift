@@ -203,6 +203,10 @@ struct CLIPTrainCommand: ParsableCommand {
         var teacher: CLIPTeacher?
         if !photos.isEmpty {
             let files = try photoFiles(photos)
+            // Each crop's features take 5 KiB: at most 200,000 crops (1 GiB).
+            guard files.count * cropsPerPhoto <= 200_000 else {
+                throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 200,000 crops")
+            }
             let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
             teacher = try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
                                       cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: true)

@@ -137,6 +137,10 @@ struct VLMTrainCommand: ParsableCommand {
         var allCells = cells, allAnswers = answers
         if !photos.isEmpty {
             let files = try photoFiles(photos)
+            // Each crop's cells take 45 KiB: at most 20,000 crops (900 MiB).
+            guard files.count * cropsPerPhoto <= 20_000 else {
+                throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 20,000 crops")
+            }
             let crops = try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto)
             let extra = try vlm.classifierExamples(crops: crops, labels: try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels),
                                                    minimumConfidence: minConfidence, prototypes: !noPrototypes, showProgress: true)
