@@ -36,7 +36,7 @@ if [[ $parts == *2* ]]; then
 echo "== 2. held-out classes (ankle boot, dress left out of training)"
 for tower in minilm transformer; do
   quiet $attend clip train --text-tower $tower --steps 1000 --exclude "ankle boot,dress" -o "$out/heldout-$tower.safetensors" | grep pairs
-  quiet $attend clip evaluate --model "$out/heldout-$tower.safetensors" --held-out "ankle boot,dress" | grep -E "zero-shot|held-out|held out"
+  quiet $attend clip evaluate --model "$out/heldout-$tower.safetensors" --held-out "ankle boot,dress" | grep -E "zero-shot|held-out|held out|seen classes"
 done
 fi
 if [[ $parts == *3* ]]; then

@@ -269,9 +269,7 @@ struct CLIPClassifyCommand: ParsableCommand {
         var pictures: [(String, Image)] = []
         for path in images {
             do {
-                let image = try Image.read(path)
-                try image.requireAspectRatio(source: path)
-                pictures.append((path, image))
+                pictures.append((path, try readPicture(path)))
             } catch {
                 failures += 1
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
@@ -346,6 +344,7 @@ struct CLIPEvaluateCommand: ParsableCommand {
         }
         if !held.isEmpty { print(String(format: "held-out classes: %.2f%% choosing among all classes", 100 * result.accuracy(over: held))) }
         if heldIndices.count >= 2 { print(String(format: "held-out classes: %.2f%% choosing among the held-out classes only", 100 * amongHeld)) }
+        if !held.isEmpty { print(String(format: "seen classes: %.2f%%", 100 * result.accuracy(over: Set(result.classes.map(\.name)).subtracting(held)))) }
         print(String(format: "recall@1/5/10 over %d pairs: image->text %.3f %.3f %.3f; text->image %.3f %.3f %.3f", result.pairs,
                      result.imageToText[0], result.imageToText[1], result.imageToText[2],
                      result.textToImage[0], result.textToImage[1], result.textToImage[2]))
@@ -379,7 +378,7 @@ struct CLIPSearchCommand: ParsableCommand {
         let clip = try towers.load(model)
         var readable: [String] = []
         for path in files {
-            do { try Image.read(path).requireAspectRatio(source: path); readable.append(path) } catch {
+            do { _ = try readPicture(path); readable.append(path) } catch {
                 FileHandle.standardError.write(Data("skipped: \(error)\n".utf8))
             }
         }
@@ -419,11 +418,7 @@ struct CLIPMatrixCommand: ParsableCommand {
     func run() throws {
         try OutputPath.check(output, isNotInput: images + [model])
         let clip = try towers.load(model)
-        let pictures = try images.map { path -> Image in
-            let image = try Image.read(path)
-            try image.requireAspectRatio(source: path)
-            return image
-        }
+        let pictures = try images.map(readPicture)
         let similarity = withNoGrad { clip.embedImages(pictures).matmul(clip.embedTexts(captionList).transposed(0, 1)) }
         let values = similarity.toArray(), c = captionList.count
         for (r, path) in images.enumerated() {

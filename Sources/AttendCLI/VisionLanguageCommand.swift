@@ -152,7 +152,7 @@ struct VLMTrainCommand: ParsableCommand {
         let trainer = try vlm.train(on: allCells, answers: allAnswers, config: training, progress: ProgressBar(total: steps, label: "projector", unit: "step"))
         try vlm.save(to: output, metadata: ["steps": String(steps), "language_model": language.source,
                                             "command": CommandLine.arguments.dropFirst().joined(separator: " ")])
-        print(String(format: "%d pictures; %d steps in %.1f s; loss %.4f (last 20 steps)", pictures.count, steps,
+        print(String(format: "%d pictures; %d steps in %.1f s; loss %.4f (last 20 steps)", allCells.count, steps,
                      Date().timeIntervalSince(started), trainer.recentLoss(20)))
         print("wrote \(output)")
         if let lossCurve {

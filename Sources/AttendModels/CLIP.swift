@@ -355,6 +355,19 @@ public final class CLIP: Module {
         if config.textTower == .transformer ? towers.tokenizer == nil : towers.textEncoder == nil {
             throw AttendError("\(path): the model's text tower is \(config.textTower.rawValue), but the towers given do not provide it")
         }
+        // The tensors the config implies, checked before anything of that size is allocated.
+        let d = config.embeddingDimension, h = config.imageProjectionHidden
+        try file.requireTensor("imageProjection.weight", shape: [h > 0 ? h : d, config.imageFeatureDimension], source: path)
+        if h > 0 { try file.requireTensor("imageProjectionOut.weight", shape: [d, h], source: path) }
+        try file.requireTensor("textProjection.weight", shape: [d, config.textFeatureDimension], source: path)
+        if config.textTower == .transformer {
+            let w = config.textWidth
+            try file.requireTensor("textTransformer.tokenEmbedding.weight", shape: [config.vocabulary.count + 2, w], source: path)
+            try file.requireTensor("textTransformer.positionEmbedding.weight", shape: [config.contextLength, w], source: path)
+            for l in 0..<config.textLayers {
+                try file.requireTensor("textTransformer.layers.\(l).feedForward.up.weight", shape: [4 * w, w], source: path)
+            }
+        }
         let clip = CLIP(config, towers: towers)
         try clip.load(file.tensors, source: path)
         return clip

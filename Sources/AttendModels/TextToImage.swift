@@ -70,6 +70,10 @@ public final class TextToImageDecoder: Module {
         guard captionEmbeddings.rank == 2, captionEmbeddings.shape[1] == config.embeddingDimension else {
             throw AttendError("caption embeddings must be [M, \(config.embeddingDimension)], got \(captionEmbeddings.shape)")
         }
+        let m = captionEmbeddings.shape[0]
+        guard captionOf.allSatisfy({ $0.allSatisfy { (0..<m).contains($0) } }) else {
+            throw AttendError("a caption index is not a row of the \(m) caption embeddings")
+        }
         guard (1...1_000_000).contains(steps), (1...65_536).contains(batchSize) else { throw AttendError("steps must be 1...1000000 and the batch 1...65536") }
         let optimizer = Adam(parameters: namedParameters(), learningRate: learningRate)
         let schedule = WarmupCosineSchedule(peak: learningRate, minimum: learningRate / 10, warmupSteps: min(50, steps / 10), totalSteps: steps)
@@ -99,6 +103,8 @@ public final class TextToImageDecoder: Module {
         }
         let config = try ConfigDecoding.decode(TextToImageConfig.self, from: Data(json.utf8), source: path + " (draw_config)")
         try config.validate(source: path + " (draw_config)")
+        try file.requireTensor("hidden.weight", shape: [config.hidden, config.embeddingDimension], source: path)
+        try file.requireTensor("output.weight", shape: [config.side * config.side, config.hidden], source: path)
         let decoder = TextToImageDecoder(config)
         try decoder.load(file.tensors, source: path)
         return decoder

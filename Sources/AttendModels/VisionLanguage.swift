@@ -208,6 +208,8 @@ public final class VisionLanguageModel {
         }
         let config = try ConfigDecoding.decode(VisionLanguageConfig.self, from: Data(json.utf8), source: path + " (vlm_config)")
         try config.validate(source: path + " (vlm_config)")
+        try file.requireTensor("input.weight", shape: [config.projectorHidden, config.imageFeatures], source: path)
+        try file.requireTensor("output.weight", shape: [config.languageWidth, config.projectorHidden], source: path)
         let vlm = try VisionLanguageModel(config: config, imageEncoder: imageEncoder, language: language)
         try vlm.projector.load(file.tensors, source: path)
         return vlm

@@ -63,3 +63,13 @@ public enum TrainingCheckpoint {
         return file.metadata
     }
 }
+
+extension Safetensors.File {
+    /// Throws, naming `source` and the tensor, unless the file holds `name` with exactly `shape`. Loaders call it for
+    /// the largest tensors a config in the file's metadata implies before building the model, so a config never makes
+    /// a model allocate more than the file itself holds.
+    public func requireTensor(_ name: String, shape: [Int], source: String) throws {
+        guard let t = tensors[name] else { throw AttendError("\(source): tensor '\(name)' is missing, though the config implies it") }
+        guard t.shape == shape else { throw AttendError("\(source): tensor '\(name)' has shape \(t.shape), the config implies \(shape)") }
+    }
+}

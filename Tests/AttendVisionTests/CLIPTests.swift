@@ -115,6 +115,16 @@ final class CLIPTests: XCTestCase {
         let trainer = try clip.train(on: train, imageFeatures: features, config: training)
         XCTAssertLessThan(trainer.recentLoss(10), trainer.lossHistory[0].loss - 0.3)
         XCTAssertNotNil(transformer.tokenEmbedding.weight.grad, "the text tower was trained")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("clip-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var big = config
+        big.vocabulary = (0..<40_000).map { Int32($0) }
+        try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": String(decoding: try JSONEncoder().encode(big), as: UTF8.self)], to: path)
+        XCTAssertThrowsError(try CLIP.load(path, towers: towers)) {
+            XCTAssertTrue("\($0)".contains("tokenEmbedding.weight' has shape [\(config.vocabulary.count + 2), 32], the config implies [40002, 32]"), "\($0)")
+        }
+        try clip.saveModel(to: path)
+        XCTAssertEqual(try CLIP.load(path, towers: towers).textFeatures(["a dark coat"]).toArray(), clip.textFeatures(["a dark coat"]).toArray())
     }
 
     /// The committed model (models/clip.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
@@ -215,6 +225,15 @@ final class CLIPTests: XCTestCase {
         bad.side = 2
         try Safetensors.write(decoder.namedTensors(), metadata: ["draw_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: dir + "/bad.safetensors")
         XCTAssertThrowsError(try TextToImageDecoder.load(dir + "/bad.safetensors")) { XCTAssertTrue("\($0)".contains("side must be 4...256, got 2"), "\($0)") }
+        bad = config
+        bad.hidden = 16384
+        try Safetensors.write(decoder.namedTensors(), metadata: ["draw_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: dir + "/big.safetensors")
+        XCTAssertThrowsError(try TextToImageDecoder.load(dir + "/big.safetensors")) {
+            XCTAssertTrue("\($0)".contains("'hidden.weight' has shape [16, 4], the config implies [16384, 4]"), "\($0)")
+        }
+        XCTAssertThrowsError(try decoder.train(pictures: pictures, captionEmbeddings: embeddings, captionOf: [[0], [2], [0]], steps: 1)) {
+            XCTAssertTrue("\($0)".contains("not a row of the 2 caption embeddings"), "\($0)")
+        }
         XCTAssertThrowsError(try TextToImageDecoder.load(FileManager.default.currentDirectoryPath + "/models/clip.safetensors")) {
             XCTAssertTrue("\($0)".contains("draw_config' is missing"), "\($0)")
         }
@@ -247,6 +266,14 @@ final class CLIPTests: XCTestCase {
         try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: dir + "/bad.safetensors")
         XCTAssertThrowsError(try CLIP.load(dir + "/bad.safetensors", towers: try towers(.miniLM))) {
             XCTAssertTrue("\($0)".contains("image_size must be 32...1024, got 4"), "\($0)")
+        }
+        // A config claiming a wider space (or, below, a bigger text vocabulary) than the file's tensors: refused before
+        // the model is built.
+        var wide = config
+        wide.embeddingDimension = 4096
+        try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": String(decoding: try JSONEncoder().encode(wide), as: UTF8.self)], to: dir + "/wide.safetensors")
+        XCTAssertThrowsError(try CLIP.load(dir + "/wide.safetensors", towers: try towers(.miniLM))) {
+            XCTAssertTrue("\($0)".contains("imageProjectionOut.weight' has shape [16, 8], the config implies [4096, 8]"), "\($0)")
         }
         try Safetensors.write(clip.namedTensors(), metadata: ["clip_config": "{\"image_tower\": \"vit\"}"], to: dir + "/unknown.safetensors")
         XCTAssertThrowsError(try CLIP.load(dir + "/unknown.safetensors", towers: try towers(.miniLM))) {

@@ -140,6 +140,12 @@ final class VisionLanguageTests: XCTestCase {
         XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
             XCTAssertTrue("\($0)".contains("(vlm_config): image_size must be a multiple of 32"), "\($0)")
         }
+        bad = vlm.config
+        bad.projectorHidden = 16384
+        try Safetensors.write(vlm.projector.namedTensors(), metadata: ["vlm_config": String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)], to: path)
+        XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
+            XCTAssertTrue("\($0)".contains("'input.weight' has shape [8, 1280], the config implies [16384, 1280]"), "\($0)")
+        }
         try Safetensors.write(vlm.projector.namedTensors(), to: path)
         XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
             XCTAssertTrue("\($0)".contains("vlm_config' is missing"), "\($0)")
