@@ -13,3 +13,7 @@ swift build --product attend
 scripts/test-server.sh .build/debug/attend
 # The picture commands as a user meets them: real answers, and clear errors for bad input.
 scripts/test-cli.sh .build/debug/attend
+# Every option of every command with 0, -1, nan, inf, huge and empty values: refused by name, never a trap.
+python3 scripts/test-cli-options.py .build/debug/attend
+# Issue 17's bad inputs (configs, headers, mismatched parts, outputs over inputs, killed runs' files): clear errors.
+python3 scripts/test-bad-input.py .build/debug/attend

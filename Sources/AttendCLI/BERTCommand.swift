@@ -29,6 +29,22 @@ struct BERTCommand: ParsableCommand {
         @Option var seed: UInt64 = 1
         @Option(name: .customLong("loss-curve"), help: "Write the masked-LM loss as a PNG after each log line.") var lossCurve: String?
 
+        func validate() throws {
+            try Require.count(vocabularySize, "--vocab-size", (256 + BERTSpecialTokens.names.count)...1_000_000)
+            try Require.count(layers, "--layers", 1...1_024)
+            try Require.count(heads, "--heads", 1...1_024)
+            try Require.count(width, "--width", 1...65_536)
+            guard width % heads == 0 else { throw ValidationError("--width \(width) must be a multiple of --heads \(heads)") }
+            try Require.count(feedForward, "--ffn", 1...262_144)
+            try Require.count(maxLength, "--max-length", 8...65_536)
+            try Require.dropout(dropout, "--dropout")
+            try Require.count(steps, "--steps", 1...Require.stepLimit)
+            try Require.count(batchSize, "--batch-size", 1...65_536)
+            try Require.learningRate(learningRate, "--lr")
+            try OutputPath.check(output, isNotInput: [corpus])
+            if let lossCurve { try OutputPath.check(lossCurve, isNotInput: [corpus, output]) }
+        }
+
         func run() throws {
             let texts = try readLines(corpus)
             let started = Date()
@@ -100,6 +116,13 @@ struct BERTCommand: ParsableCommand {
         @Option(name: .customLong("batch-size")) var batchSize = 32
         @Option(name: .customLong("lr")) var learningRate: Float = 3e-4
         @Option var seed: UInt64 = 1
+
+        func validate() throws {
+            try Require.count(epochs, "--epochs", 1...100_000)
+            try Require.count(batchSize, "--batch-size", 1...65_536)
+            try Require.learningRate(learningRate, "--lr")
+            if let output { try OutputPath.check(output, isNotInput: [model, train, test]) }
+        }
 
         func run() throws {
             let file = try Safetensors.read(model)

@@ -41,6 +41,12 @@ struct GemmBench: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Thread counts.") var threads: [Int] = [1, 2]
     @Option(help: "Timed runs per cell (the median is reported).") var repeats = 5
 
+    func validate() throws {
+        for n in sizes { try Require.count(n, "--sizes", 1...16_384) }
+        for t in threads { try Require.count(t, "--threads", 1...1_024) }
+        try Require.count(repeats, "--repeats", 1...1_000)
+    }
+
     func run() {
         print("own micro-kernel: \(Gemm.ownKernelName); BLAS: \(BLAS.loadedPath ?? "none")")
         print("   n  thr |   own GF/s  BLAS GF/s  own/BLAS | matmul GF/s  matmul/BLAS")

@@ -8,7 +8,7 @@ struct EmbeddingModelOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Sentences per forward pass.") var batchSize = 32
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try Require.count(batchSize, "--batch-size", 1...65_536)
     }
 
     func load() throws -> SentenceEmbedder { try ModelLocator.sentenceEmbedder(model) }
@@ -21,6 +21,10 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: "Read sentences from this file, one per line.") var file: String?
     @Option(name: .shortAndLong, help: "Write the vectors here (word2vec text format, the sentence index as the word).") var output: String?
     @Argument(help: "Sentences.") var sentences: [String] = []
+
+    func validate() throws {
+        if let output { try OutputPath.check(output, isNotInput: (file.map { [$0] } ?? []) + [modelOptions.model]) }
+    }
 
     func run() throws {
         var all = sentences

@@ -39,6 +39,28 @@ struct GPTCommand: ParsableCommand {
 
         enum TokenizerKind: String, ExpressibleByArgument { case characters, bpe }
 
+        func validate() throws {
+            try Require.count(layers, "--layers", 1...1_024)
+            try Require.count(heads, "--heads", 1...1_024)
+            try Require.count(width, "--width", 1...65_536)
+            guard width % heads == 0 else { throw ValidationError("--width \(width) must be a multiple of --heads \(heads)") }
+            try Require.count(context, "--context", 1...65_536)
+            try Require.dropout(dropout, "--dropout")
+            try Require.count(batchSize, "--batch-size", 1...65_536)
+            try Require.count(iterations, "--iterations", 1...Require.stepLimit)
+            try Require.learningRate(learningRate, "--lr")
+            try Require.learningRate(minLearningRate, "--min-lr")
+            try Require.count(warmup, "--warmup", 0...Require.stepLimit)
+            try Require.number(weightDecay, "--weight-decay", 0...10)
+            try Require.number(gradientClip, "--grad-clip", 0...1e6, aboveLower: true)
+            try Require.count(gradientAccumulation, "--grad-accumulation", 1...65_536)
+            try Require.count(evalInterval, "--eval-interval", 1...Require.stepLimit)
+            try Require.count(evalIterations, "--eval-iters", 1...1_000_000)
+            try Require.count(vocabularySize, "--vocab-size", 257...1_000_000)
+            try OutputPath.check(output, isNotInput: [corpus])
+            if let lossCurve { try OutputPath.check(lossCurve, isNotInput: [corpus, output]) }
+        }
+
         func run() throws {
             guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw AttendError("\(corpus): no such file or not UTF-8") }
             let tokenizer: TrainedTokenizer

@@ -49,8 +49,15 @@ struct SamplingArguments: ParsableArguments {
     }
 
     func validate() throws {
-        guard maxTokens > 0, temperature >= 0, repetitionPenalty > 0 else { throw ValidationError("--max-tokens and --repetition-penalty must be positive, --temperature >= 0") }
-        if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        try Require.count(maxTokens, "--max-tokens", 1...1_000_000)
+        try Require.number(temperature, "--temperature", 0...100)
+        try Require.count(topK, "--top-k", 0...Int(Int32.max))
+        try Require.number(topP, "--top-p", 0...1, aboveLower: true)
+        try Require.number(minP, "--min-p", 0...1)
+        try Require.number(repetitionPenalty, "--repetition-penalty", 0...100, aboveLower: true)
+        try Require.number(presencePenalty, "--presence-penalty", -100...100)
+        try Require.number(frequencyPenalty, "--frequency-penalty", -100...100)
+        for s in stop where s.isEmpty { throw ValidationError("--stop: an empty stop text would stop before the first token") }
         guard grammar == nil || jsonSchema == nil else { throw ValidationError("give --grammar or --json-schema, not both") }
         for (flag, path) in [("--grammar", grammar), ("--json-schema", jsonSchema)] {
             guard let path else { continue }
@@ -86,6 +93,14 @@ struct GenerateCommand: ParsableCommand {
     var attentionMap: String?
     @Option(help: "Layer for --attention-map (0-based; negative counts from the end).") var layer = -1
     @Option(help: "Query head for --attention-map (0-based).") var head = 0
+
+    func validate() throws {
+        try Require.count(beams, "--beams", 1...64)
+        try Require.number(lengthPenalty, "--length-penalty", -10...10)
+        try Require.count(layer, "--layer", -1_000...1_000)
+        try Require.count(head, "--head", 0...1_000)
+        if let attentionMap { try OutputPath.check(attentionMap, isNotInput: [sampling.model]) }
+    }
 
     func run() throws {
         let loaded = try sampling.load()

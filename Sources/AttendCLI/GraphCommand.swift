@@ -28,7 +28,10 @@ struct GraphCommand: ParsableCommand {
         }
 
         func validate() throws {
-            guard walksPerNode > 0, walkLength > 1, p > 0, q > 0 else { throw ValidationError("walks, walk length, p and q must be positive") }
+            try Require.count(walksPerNode, "--walks-per-node", 1...100_000)
+            try Require.count(walkLength, "--walk-length", 2...100_000)
+            try Require.number(p, "--p", 0...1e6, aboveLower: true)
+            try Require.number(q, "--q", 0...1e6, aboveLower: true)
         }
     }
 
@@ -36,6 +39,8 @@ struct GraphCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write random walks as sentences of node names (one walk per line).")
         @OptionGroup var graphOptions: GraphOptions
         @Option(name: .shortAndLong, help: "Output file.") var output: String
+
+        func validate() throws { try OutputPath.check(output, isNotInput: [graphOptions.edges]) }
 
         func run() throws {
             let graph = try Graph.load(edgeList: graphOptions.edges, directed: graphOptions.directed)
@@ -61,6 +66,16 @@ struct GraphCommand: ParsableCommand {
         @Option(help: "Epochs (each sees fresh walks).") var epochs = 1
         @Option(help: "Worker threads.") var threads = Parallel.threads
 
+        func validate() throws {
+            try Require.count(dimension, "--dimension", 1...100_000)
+            try Require.count(window, "--window", 1...1_000)
+            try Require.count(negative, "--negative", 0...1_000)
+            guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("--negative: use --negative N > 0 or --hs") }
+            try Require.count(epochs, "--epochs", 1...100_000)
+            try Require.count(threads, "--threads", 1...1_024)
+            try OutputPath.check(output, isNotInput: [graphOptions.edges])
+        }
+
         func run() throws {
             let started = Date()
             let graph = try Graph.load(edgeList: graphOptions.edges, directed: graphOptions.directed)
@@ -74,7 +89,6 @@ struct GraphCommand: ParsableCommand {
             config.threads = threads
             config.seed = graphOptions.seed
             config.sample = 0
-            guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("use --negative N > 0 or --hs") }
             let (vectors, summary) = GraphEmbedding.train(graph: graph, walks: graphOptions.walkConfig, word2vec: config)
             try vectors.save(to: output, format: format)
             print(String(format: "trained on %lld walk steps in %.2f s (%.0f steps/s); total %.2f s; wrote %@",
@@ -88,6 +102,12 @@ struct GraphCommand: ParsableCommand {
         @Option(help: "Labels: 'node label [label ...]' per line.") var labels: String
         @Option(name: .customLong("ratios"), parsing: .upToNextOption, help: "Training fractions.") var ratios: [Double] = [0.1, 0.5, 0.9]
         @Option(help: "Random splits averaged per ratio.") var repeats = 5
+
+        func validate() throws {
+            try Require.count(repeats, "--repeats", 1...10_000)
+            for r in ratios { try Require.number(r, "--ratios", 0...1, aboveLower: true) }
+            for r in ratios where r == 1 { throw ValidationError("--ratios must be below 1 (some nodes are needed for testing), got \(r)") }
+        }
 
         func run() throws {
             let result = try NodeClassification.evaluate(vectors: WordVectors.load(from: vectors), labels: NodeLabels.load(labels),

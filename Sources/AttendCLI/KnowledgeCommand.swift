@@ -262,8 +262,9 @@ struct AskCommand: ParsableCommand {
     func validate() throws {
         guard (1...100).contains(top) else { throw ValidationError("--top must be in 1...100, got \(top)") }
         guard (1...100_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...100000, got \(maxTokens)") }
-        guard repetitionPenalty > 0, temperature >= 0 else { throw ValidationError("--repetition-penalty must be positive and --temperature at least 0") }
-        if let b = promptBudget, b < 64 { throw ValidationError("--prompt-budget must be at least 64 tokens, got \(b)") }
+        try Require.number(repetitionPenalty, "--repetition-penalty", 0...100, aboveLower: true)
+        try Require.number(temperature, "--temperature", 0...100)
+        try Require.count(promptBudget, "--prompt-budget", 64...Require.sizeLimit)
         guard RetrievalMode(rawValue: mode) != nil else { throw ValidationError("--mode must be vector, text or hybrid, got '\(mode)'") }
         guard !question.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the question is empty") }
     }

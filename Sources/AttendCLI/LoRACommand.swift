@@ -45,7 +45,21 @@ struct LoRACommand: ParsableCommand {
 
         func validate() throws {
             guard heldOutFraction > 0, heldOutFraction < 1 else { throw ValidationError("--held-out-fraction must be in (0, 1), got \(heldOutFraction)") }
-            guard show >= 0, answers >= 0 else { throw ValidationError("--show and --answers must be >= 0") }
+            try Require.count(show, "--show", 0...10_000)
+            try Require.count(answers, "--answers", 0...100_000)
+            try Require.count(rank, "--rank", 1...4_096)
+            try Require.number(alpha, "--alpha", 0...1e6, aboveLower: true)
+            try Require.dropout(dropout, "--dropout")
+            try Require.count(steps, "--steps", 1...Require.stepLimit)
+            try Require.count(batchSize, "--batch-size", 1...4_096)
+            try Require.count(maxLength, "--max-length", 2...Require.sizeLimit)
+            try Require.learningRate(learningRate, "--lr")
+            try Require.count(warmup, "--warmup", 0...Require.stepLimit)
+            try Require.number(weightDecay, "--weight-decay", 0...10)
+            try Require.number(gradientClip, "--grad-clip", 0...1e6, aboveLower: true)
+            try Require.count(evalInterval, "--eval-interval", 1...Require.stepLimit)
+            try OutputPath.check(output, isNotInput: [model, data] + (heldOut.map { [$0] } ?? []))
+            if let lossCurve { try OutputPath.check(lossCurve, isNotInput: [model, data, output] + (heldOut.map { [$0] } ?? [])) }
         }
 
         func run() throws {
@@ -133,9 +147,13 @@ struct LoRACommand: ParsableCommand {
         @Option(name: .customLong("batch-size")) var batchSize = 4
         @Option(help: "Write the logits of the first conversation ([T, vocabulary], tensor 'logits') and its ids to this safetensors file.") var logits: String?
 
-        func run() throws {
-            guard maxLength >= 2, batchSize >= 1 else { throw ValidationError("--max-length must be >= 2 and --batch-size >= 1") }
+        func validate() throws {
+            try Require.count(maxLength, "--max-length", 2...Require.sizeLimit)
+            try Require.count(batchSize, "--batch-size", 1...4_096)
             if let logits { try OutputPath.check(logits, isNotInput: [model, data] + (adapter.map { [$0] } ?? [])) }
+        }
+
+        func run() throws {
             let loaded = try ModelLocator.languageModel(model)
             let llama = try LoRACommand.llama(loaded)
             try llama.loadFloatWeights()
@@ -159,8 +177,9 @@ struct LoRACommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output GGUF file, or folder for a Hugging Face model.") var output: String
         @Flag(name: .customLong("allow-other-base"), help: "Apply an adapter that names another base model (shapes must still fit).") var allowOtherBase = false
 
+        func validate() throws { try OutputPath.check(output, isNotInput: [model, adapter]) }
+
         func run() throws {
-            try OutputPath.check(output, isNotInput: [model, adapter])
             let path = try ModelLocator.locate(model, kind: .languageModel)
             let loaded = try ModelLocator.languageModel(path)
             let llama = try LoRACommand.llama(loaded)
@@ -182,8 +201,12 @@ struct LoRACommand: ParsableCommand {
         @Option(name: .customLong("held-out")) var heldOutCount = 60
         @Option var seed: UInt64 = 1
 
+        func validate() throws {
+            try Require.count(trainCount, "--train", 1...10_000_000)
+            try Require.count(heldOutCount, "--held-out", 1...10_000_000)
+        }
+
         func run() throws {
-            guard trainCount >= 1, heldOutCount >= 1 else { throw ValidationError("--train and --held-out must be at least 1") }
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             // Held-out pairs come from another seed, and any that also occur in training are dropped.
             let train = InstructionSet.examples(count: trainCount, seed: seed)
@@ -214,17 +237,6 @@ enum InstructionSet {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(Line(messages: e.messages))
-    }
-}
-
-/// Outputs never overwrite inputs.
-enum OutputPath {
-    static func check(_ output: String, isNotInput inputs: [String]) throws {
-        // Resolved through symbolic links, so a link to an input counts as that input.
-        let out = URL(fileURLWithPath: output).resolvingSymlinksInPath().standardizedFileURL.path
-        for input in inputs where URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL.path == out {
-            throw AttendError("\(output): the output would overwrite an input")
-        }
     }
 }
 

@@ -22,7 +22,11 @@ struct MNISTCommand: ParsableCommand {
     @Option(help: "Write the trained weights to this safetensors file.") var save: String?
 
     func validate() throws {
-        guard (epochs ?? 1) > 0, batchSize > 0 else { throw ValidationError("--epochs and --batch-size must be positive") }
+        try Require.count(epochs, "--epochs", 1...10_000)
+        try Require.count(batchSize, "--batch-size", 1...60_000)
+        try Require.learningRate(learningRate, "--lr")
+        try Require.count(trainLimit, "--train-limit", 1...Int.max)
+        if let save { try OutputPath.check(save, isNotInput: [data]) }
     }
 
     func run() throws {

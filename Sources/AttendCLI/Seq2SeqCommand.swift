@@ -27,10 +27,15 @@ struct Seq2SeqCommand: ParsableCommand {
     @Option(help: "Encoder and decoder layers each (multitask).") var layers = 2
 
     func validate() throws {
-        guard steps >= 1, trainSize >= 1, testSize >= 1, batchSize >= 1, beams >= 1 else {
-            throw ValidationError("--steps, --train-size, --test-size, --batch-size and --beams must be at least 1")
-        }
-        guard width >= 8, width % 4 == 0, layers >= 1 else { throw ValidationError("--width must be a multiple of 4 (>= 8) and --layers >= 1") }
+        try Require.count(steps, "--steps", 1...Require.stepLimit)
+        try Require.count(trainSize, "--train-size", 1...10_000_000)
+        try Require.count(testSize, "--test-size", 1...10_000_000)
+        try Require.count(batchSize, "--batch-size", 1...65_536)
+        try Require.learningRate(learningRate, "--lr")
+        try Require.count(beams, "--beams", 1...64)
+        try Require.count(width, "--width", 8...4_096)
+        guard width % 4 == 0 else { throw ValidationError("--width must be a multiple of 4, got \(width)") }
+        try Require.count(layers, "--layers", 1...64)
         if separate && tasks == nil { throw ValidationError("--separate needs --tasks") }
     }
 

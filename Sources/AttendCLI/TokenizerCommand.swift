@@ -17,6 +17,13 @@ struct TokenizerCommand: ParsableCommand {
         @Option(name: .customLong("min-frequency")) var minFrequency = 2
         @Option(name: .customLong("special"), help: "Special tokens (repeatable), numbered first.") var specialTokens: [String] = ["<|endoftext|>"]
 
+        func validate() throws {
+            try Require.count(vocabularySize, "--vocab-size", (256 + specialTokens.count)...1_000_000)
+            try Require.count(minFrequency, "--min-frequency", 1...Int(Int32.max))
+            for s in specialTokens where s.isEmpty { throw ValidationError("--special: an empty special token") }
+            try OutputPath.check(output, isNotInput: [corpus])
+        }
+
         func run() throws {
             guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw AttendError("\(corpus): no such file or not UTF-8") }
             var options = BPETrainingOptions()

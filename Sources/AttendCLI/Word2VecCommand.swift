@@ -29,6 +29,21 @@ struct Word2VecCommand: ParsableCommand {
         @Option(help: "Worker threads.") var threads = Parallel.threads
         @Option(help: "Random seed (one thread gives reproducible results).") var seed: UInt64 = 1
 
+        func validate() throws {
+            try Require.count(dimension, "--dimension", 1...100_000)
+            try Require.count(window, "--window", 1...1_000)
+            try Require.count(negative, "--negative", 0...1_000)
+            guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("--negative: use --negative N > 0 or --hs") }
+            try Require.number(sample, "--sample", 0...1)
+            try Require.count(minCount, "--min-count", 0...Int(Int32.max))
+            try Require.count(maxVocabulary, "--max-vocab", 1...Require.sizeLimit)
+            try Require.learningRate(learningRate, "--alpha")
+            try Require.count(epochs, "--epochs", 1...100_000)
+            try Require.count(threads, "--threads", 1...1_024)
+            try OutputPath.check(output, isNotInput: [corpus] + (resume.map { [$0] } ?? []))
+            if let saveModel { try OutputPath.check(saveModel, isNotInput: [corpus, output] + (resume.map { [$0] } ?? [])) }
+        }
+
         func run() throws {
             var config = Word2VecConfig()
             config.architecture = cbow ? .cbow : .skipGram
@@ -43,7 +58,6 @@ struct Word2VecCommand: ParsableCommand {
             config.epochs = epochs
             config.threads = threads
             config.seed = seed
-            guard config.negative > 0 || config.hierarchicalSoftmax else { throw ValidationError("use --negative N > 0 or --hs") }
             let started = Date()
             let file = try MappedFile(corpus)
             let model: Word2Vec
@@ -59,12 +73,9 @@ struct Word2VecCommand: ParsableCommand {
                                       epochs: epochs)
             print(String(format: "trained %d epochs on %lld words in %.2f s: %.0f words/s (%lld kept after subsampling)",
                          summary.epochs, summary.wordsProcessed, summary.seconds, summary.wordsPerSecond, summary.wordsTrained))
-            try model.vectors.save(to: output, format: format)
-            print("wrote \(output)")
-            if let saveModel {
-                try model.saveState(to: saveModel)
-                print("wrote \(saveModel)")
-            }
+            // The vectors and the model are renamed into place together, so a killed run never pairs new vectors with an old model.
+            try AtomicFile.write([(model.vectors.encoded(format: format), output)] + (saveModel.map { [(try model.stateData(), $0)] } ?? []))
+            print("wrote \(output)" + (saveModel.map { " and \($0)" } ?? ""))
         }
     }
 
@@ -73,6 +84,8 @@ struct Word2VecCommand: ParsableCommand {
         @Argument(help: "Vector file (text or binary).") var vectors: String
         @Argument(help: "Query words.") var words: [String]
         @Option(name: .short, help: "Neighbours to show.") var k = 10
+
+        func validate() throws { try Require.count(k, "-k", 1...100_000) }
 
         func run() throws {
             let wv = try WordVectors.load(from: vectors)
@@ -93,6 +106,8 @@ struct Word2VecCommand: ParsableCommand {
         @Option(help: "3cosadd or 3cosmul.") var method: WordVectors.AnalogyMethod = .add
         @Option(name: .short, help: "Answers to show.") var k = 5
 
+        func validate() throws { try Require.count(k, "-k", 1...100_000) }
+
         func run() throws {
             let wv = try WordVectors.load(from: vectors)
             for (w, s) in try wv.analogy(a, b, c, k: k, method: method) { print(String(format: "%-20@ %.4f", w as NSString, s)) }
@@ -106,6 +121,8 @@ struct Word2VecCommand: ParsableCommand {
         @Option(parsing: .upToNextOption, help: "Word-pair similarity files (WordSim-353, SimLex-999).") var similarity: [String] = []
         @Option(help: "Search answers among (and require questions within) the most frequent N words.") var restrict = 30_000
         @Option(help: "3cosadd or 3cosmul.") var method: WordVectors.AnalogyMethod = .add
+
+        func validate() throws { try Require.count(restrict, "--restrict", 1...Int.max) }
 
         func run() throws {
             let wv = try WordVectors.load(from: vectors)

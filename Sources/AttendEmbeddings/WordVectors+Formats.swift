@@ -9,6 +9,11 @@ extension WordVectors {
 
     /// Writes the vectors atomically (temporary file + rename).
     public func save(to path: String, format: Format) throws {
+        try AtomicFile.write(encoded(format: format), to: path)
+    }
+
+    /// The file's bytes in word2vec's text or binary format.
+    public func encoded(format: Format) -> Data {
         var out = Data()
         out.append("\(count) \(dimension)\n".data(using: .utf8)!)
         let d = dimension, p = vectors.contiguous().pointer
@@ -25,7 +30,7 @@ extension WordVectors {
                 out.append((line + "\n").data(using: .utf8)!)
             }
         }
-        try AtomicFile.write(out, to: path)
+        return out
     }
 
     /// Reads a text or binary vector file; the format is detected from the bytes after the header.
@@ -41,6 +46,13 @@ extension WordVectors {
                 throw AttendError("\(path):1: expected a header 'count dimension', got '\(String(decoding: bytes[0..<min(headerEnd, 60)], as: UTF8.self))'")
             }
             let isBinary = format.map { $0 == .binary } ?? looksBinary(bytes, from: headerEnd + 1)
+            // The header's sizes must fit the bytes after it (a vector takes at least 4d + 1 bytes in binary, "w" and
+            // d times " x" in text) before anything is allocated from them.
+            let remaining = bytes.count - headerEnd - 1
+            let (needed, overflow) = v.multipliedReportingOverflow(by: isBinary ? 4 * min(d, remaining) + 1 : 2 * min(d, remaining) + 1)
+            guard d <= remaining, !overflow, needed <= remaining + 1 else {
+                throw AttendError("\(path):1: the header claims \(v) vectors of dimension \(d); the \(remaining) bytes after it cannot hold them (\(isBinary ? "binary" : "text") format)")
+            }
             var words: [String] = []
             words.reserveCapacity(v)
             let m = Tensor(shape: [v, d])
@@ -90,13 +102,18 @@ extension WordVectors {
 extension Word2Vec {
     /// Saves everything needed to continue training (weights, vocabulary with counts, configuration).
     public func saveState(to path: String) throws {
+        try AtomicFile.write(try stateData(), to: path)
+    }
+
+    /// The bytes `saveState(to:)` writes (a safetensors file).
+    public func stateData() throws -> Data {
         let config = String(decoding: try JSONEncoder().encode(self.config), as: UTF8.self)
         let vocab = String(decoding: try JSONSerialization.data(withJSONObject: vocabulary.words), as: UTF8.self)
         let counts = String(decoding: try JSONSerialization.data(withJSONObject: vocabulary.counts.map { Int($0) }), as: UTF8.self)
         var tensors: [(name: String, tensor: Tensor)] = [("input", input)]
         if let outputNegative { tensors.append(("output_negative", outputNegative)) }
         if let outputHierarchical { tensors.append(("output_hierarchical", outputHierarchical)) }
-        try Safetensors.write(tensors, metadata: ["format": "attend-word2vec", "config": config, "words": vocab, "counts": counts], to: path)
+        return try Safetensors.encode(tensors, metadata: ["format": "attend-word2vec", "config": config, "words": vocab, "counts": counts])
     }
 
     /// Loads a model saved by `saveState(to:)`.

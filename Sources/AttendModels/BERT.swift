@@ -49,13 +49,23 @@ public struct BERTConfig: Codable, Equatable {
         self.hiddenDropout = hiddenDropout
     }
 
-    /// A clear error for sizes that cannot make a model (heads must divide the width).
-    public func validate() throws {
-        guard vocabSize > 0, hiddenSize > 0, layerCount > 0, headCount > 0, intermediateSize > 0, maxPositions > 0, typeVocabSize > 0 else {
-            throw AttendError("BERT config: sizes must be positive (\(self))")
+    /// A clear error, naming the key, for sizes that cannot make a model: every count positive and within what one
+    /// machine can hold, heads dividing the width.
+    public func validate(source: String = "BERT config") throws {
+        let sizes = [("vocab_size", vocabSize, 1 << 24), ("hidden_size", hiddenSize, 1 << 16), ("num_hidden_layers", layerCount, 1 << 10),
+                     ("num_attention_heads", headCount, 1 << 10), ("intermediate_size", intermediateSize, 1 << 20),
+                     ("max_position_embeddings", maxPositions, 1 << 20), ("type_vocab_size", typeVocabSize, 1 << 10)]
+        if let (key, value, limit) = sizes.first(where: { $0.1 <= 0 || $0.1 > $0.2 }) {
+            throw AttendError("\(source): \(key) is \(value); it must be in 1...\(limit)")
         }
-        guard hiddenSize % headCount == 0 else { throw AttendError("BERT config: \(headCount) heads do not divide hidden size \(hiddenSize)") }
-        guard activation != nil else { throw AttendError("BERT config: hidden_act '\(hiddenActivation)' is not supported") }
+        guard hiddenSize % headCount == 0 else {
+            throw AttendError("\(source): num_attention_heads \(headCount) does not divide hidden_size \(hiddenSize)")
+        }
+        guard layerNormEps.isFinite, layerNormEps >= 0 else { throw AttendError("\(source): layer_norm_eps \(layerNormEps) must be finite and >= 0") }
+        if let hiddenDropout, !(hiddenDropout.isFinite && hiddenDropout >= 0 && hiddenDropout < 1) {
+            throw AttendError("\(source): hidden_dropout_prob \(hiddenDropout) must be in [0, 1)")
+        }
+        guard activation != nil else { throw AttendError("\(source): hidden_act '\(hiddenActivation)' is not supported") }
     }
 
     var activation: Activation.Kind? {
@@ -142,11 +152,8 @@ public final class BERTModel: Module {
         let dir = URL(fileURLWithPath: directory)
         let configPath = dir.appendingPathComponent("config.json").path
         guard let data = FileManager.default.contents(atPath: configPath) else { throw AttendError("\(configPath): no such file") }
-        let config: BERTConfig
-        do { config = try JSONDecoder().decode(BERTConfig.self, from: data) } catch {
-            throw AttendError("\(configPath): not a BERT config (\(error))")
-        }
-        guard config.activation != nil else { throw AttendError("\(configPath): hidden_act '\(config.hiddenActivation)' is not supported") }
+        let config = try ConfigDecoding.decode(BERTConfig.self, from: data, source: configPath, kind: "a BERT config")
+        try config.validate(source: configPath)
         var g = RandomGenerator(seed: 0)
         let model = BERTModel(config, generator: &g)
         let weightsPath = dir.appendingPathComponent("model.safetensors").path
@@ -189,7 +196,12 @@ public final class SentenceEmbedder: VectorEncoder {
     /// (a Normalize module turns on normalization) and `sentence_bert_config.json` (max_seq_length).
     public static func load(directory: String) throws -> SentenceEmbedder {
         let dir = URL(fileURLWithPath: directory)
-        let embedder = SentenceEmbedder(model: try BERTModel.load(directory: directory), tokenizer: try WordPieceTokenizer.load(directory: directory))
+        let model = try BERTModel.load(directory: directory), tokenizer = try WordPieceTokenizer.load(directory: directory)
+        // A token id past the embedding table would read outside it.
+        guard tokenizer.tokens.count <= model.config.vocabSize else {
+            throw AttendError("\(dir.appendingPathComponent("vocab.txt").path): \(tokenizer.tokens.count) tokens, more than the model's vocab_size \(model.config.vocabSize)")
+        }
+        let embedder = SentenceEmbedder(model: model, tokenizer: tokenizer)
         func json(_ path: String) throws -> [String: Any]? {
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(path).path) else { return nil }
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -206,7 +218,12 @@ public final class SentenceEmbedder: VectorEncoder {
            let modules = try? JSONSerialization.jsonObject(with: modulesData) as? [[String: Any]] {
             embedder.normalize = modules.contains { ($0["type"] as? String)?.hasSuffix("Normalize") == true }
         }
-        if let st = try json("sentence_bert_config.json"), let n = st["max_seq_length"] as? Int { embedder.maxLength = min(n, embedder.model.config.maxPositions) }
+        if let st = try json("sentence_bert_config.json"), let value = st["max_seq_length"] {
+            guard let n = value as? Int, n >= 2 else {
+                throw AttendError("\(dir.appendingPathComponent("sentence_bert_config.json").path): max_seq_length is \(value); it must be a whole number >= 2 ([CLS] and [SEP])")
+            }
+            embedder.maxLength = min(n, embedder.model.config.maxPositions)
+        }
         return embedder
     }
 

@@ -124,25 +124,52 @@ public enum Safetensors {
 }
 
 /// Whole-file writes through a temporary file in the same directory and a rename.
+///
+/// ```swift
+/// try AtomicFile.write(Data("hello\n".utf8), to: "out/greeting.txt")
+/// try AtomicFile.write([(vectors, "model.vec"), (state, "model.safetensors")])   // renamed together, after both are written
+/// ```
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        if !FileManager.default.fileExists(atPath: dir.path) {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        }
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        try write([(data, path)])
+    }
+
+    /// Several files that belong together: every temporary file is written and synced first, then all are renamed
+    /// in one go, so a run killed while writing leaves the previous set whole (the renames take microseconds,
+    /// the writes seconds).
+    public static func write(_ files: [(data: Data, path: String)]) throws {
+        var written: [(tmp: URL, path: String)] = []
         do {
-            try data.write(to: tmp)
-            let fd = open(tmp.path, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            if rename(tmp.path, url.path) != 0 { throw AttendError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))") }
-        } catch let e as AttendError {
-            try? FileManager.default.removeItem(at: tmp)
-            throw e
+            for (data, path) in files {
+                let url = URL(fileURLWithPath: path)
+                let dir = url.deletingLastPathComponent()
+                if !FileManager.default.fileExists(atPath: dir.path) {
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                }
+                removeStaleTemporaries(of: url)
+                let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+                written.append((tmp, path))
+                try data.write(to: tmp)
+                let fd = open(tmp.path, O_RDONLY)
+                if fd >= 0 { fsync(fd); close(fd) }
+            }
+            for (tmp, path) in written where rename(tmp.path, path) != 0 {
+                throw AttendError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))")
+            }
         } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw AttendError("\(path): cannot write (\(error.localizedDescription))")
+            for (tmp, _) in written { try? FileManager.default.removeItem(at: tmp) }
+            if let e = error as? AttendError { throw e }
+            throw AttendError("\(files.last?.path ?? ""): cannot write (\(error.localizedDescription))")
+        }
+    }
+
+    /// Temporary files `.NAME.tmp-PID` that a killed run left beside `url`: removed when their process is gone.
+    static func removeStaleTemporaries(of url: URL) {
+        let dir = url.deletingLastPathComponent().path, prefix = ".\(url.lastPathComponent).tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != ProcessInfo.processInfo.processIdentifier else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
         }
     }
 }

@@ -42,9 +42,10 @@ public struct WordPieceTokenizer {
         guard let text = try? String(contentsOfFile: vocabPath, encoding: .utf8) else {
             throw AttendError("\(vocabPath): no such file or not UTF-8 (a BERT tokenizer needs vocab.txt)")
         }
-        var lines = text.components(separatedBy: "\n")
+        // "\r\n" is one Character in Swift, so CRLF files are split on both line ends.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
         if lines.last == "" { lines.removeLast() }
-        var tokenizer = try WordPieceTokenizer(vocabulary: lines.map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 })
+        var tokenizer = try WordPieceTokenizer(vocabulary: lines)
         let configPath = dir.appendingPathComponent("tokenizer_config.json").path
         if let data = FileManager.default.contents(atPath: configPath) {
             guard let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
