@@ -7,7 +7,10 @@ scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct 
 # A real PostgreSQL + pgvector for the postgres:// store's tests (stopped again at the end if this started it).
 if ! scripts/postgres.sh status; then trap 'scripts/postgres.sh stop' EXIT; fi
 export ATTEND_TEST_POSTGRES="$(scripts/postgres.sh start)"
-swift test
+# A skipped test is a failure here: every asset a test needs is fetched above, so a skip means something is missing.
+mkdir -p .build
+swift test 2>&1 | tee .build/swift-test.log
+if grep -E "^Test Case .* skipped" .build/swift-test.log; then echo "error: the tests above were skipped" >&2; exit 1; fi
 # The HTTP server against the official OpenAI Python client (a real client, a real server, real models).
 swift build --product attend
 scripts/test-server.sh .build/debug/attend

@@ -159,8 +159,18 @@ final class ModuleAndCheckpointTests: XCTestCase {
         XCTAssertEqual(step { Adam(parameters: $0, learningRate: 0.01) }, 0.99, accuracy: 1e-6)
         // AdamW also decays the weight: p * (1 - lr * wd) - lr.
         XCTAssertEqual(step { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }, 1 * (1 - 0.001) - 0.01, accuracy: 1e-6)
-        // Adam with L2 weight decay adds wd * p to the gradient; the first step is still lr in size.
-        XCTAssertEqual(step { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }, 0.99, accuracy: 1e-6)
+        // Adam with L2 weight decay adds wd * p to the gradient. With a gradient of -0.05 at p = 1, decay 0.1 turns
+        // it to +0.05: the first step goes down (0.99) where plain Adam goes up (1.01). The second step, worked by
+        // hand with the default betas: g = -0.05 + 0.1 * 0.99 = 0.049, m^ = 0.0494737, v^ = 0.00245048, p = 0.9800058.
+        func l2Steps(_ decay: Float, _ steps: Int) -> Float {
+            let p = Tensor([1], shape: [1], requiresGrad: true)
+            let opt = Adam(parameters: [("p", p)], learningRate: 0.01, weightDecay: decay)
+            for _ in 0..<steps { p.zeroGrad(); (p * -0.05).sum().backward(); opt.update() }
+            return p.item
+        }
+        XCTAssertEqual(l2Steps(0, 1), 1.01, accuracy: 1e-6)
+        XCTAssertEqual(l2Steps(0.1, 1), 0.99, accuracy: 1e-6)
+        XCTAssertEqual(l2Steps(0.1, 2), 0.9800058, accuracy: 1e-6)
     }
 
     func testWarmupCosineScheduleAndClipping() {

@@ -96,9 +96,22 @@ final class GradientCheckTests: XCTestCase {
         checkUnary("gelu-tanh") { $0.gelu(approximate: true) }
         checkUnary("pow") { $0.pow(3) }
         checkUnary("square") { $0.square() }
-        // Kinked functions: inputs kept away from 0 so the step never crosses the kink.
-        checkUnary("relu", low: 0.1, high: 1) { ($0 - 0.55).relu() * 0 + $0.relu() }
-        checkUnary("abs", low: 0.1, high: 1) { ($0 * -1).abs() }
+        // Kinked functions: inputs of both signs, kept at least 0.1 from 0 so the step (1e-2) never crosses the kink.
+        let signs = Tensor([1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1], shape: [3, 4])
+        checkUnary("relu", low: 0.1, high: 1) { ($0 * signs).relu() }
+        checkUnary("abs", low: 0.1, high: 1) { ($0 * signs).abs() }
+        // At the kink itself PyTorch's convention: relu'(0) = 0 and abs'(0) = sign(0) = 0.
+        for f in [{ (x: Tensor) in x.relu() }, { (x: Tensor) in x.abs() }] {
+            let x = Tensor([0, 0.5, -0.5], shape: [3], requiresGrad: true)
+            f(x).sum().backward()
+            XCTAssertEqual(x.grad?.toArray().first, 0, "derivative at the kink")
+        }
+        let x = Tensor([0.5, -0.5], shape: [2], requiresGrad: true)
+        x.relu().sum().backward()
+        XCTAssertEqual(x.grad?.toArray(), [1, 0])
+        let y = Tensor([0.5, -0.5], shape: [2], requiresGrad: true)
+        y.abs().sum().backward()
+        XCTAssertEqual(y.grad?.toArray(), [1, -1])
     }
 
     func testReductions() {
