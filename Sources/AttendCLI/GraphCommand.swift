@@ -67,12 +67,8 @@ struct GraphCommand: ParsableCommand {
         @Option(help: "Worker threads.") var threads = Parallel.threads
 
         func validate() throws {
-            try Require.count(dimension, "--dimension", 1...100_000)
-            try Require.count(window, "--window", 1...1_000)
-            try Require.count(negative, "--negative", 0...1_000)
-            guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("--negative: use --negative N > 0 or --hs") }
-            try Require.count(epochs, "--epochs", 1...100_000)
-            try Require.count(threads, "--threads", 1...1_024)
+            try Require.skipGram(dimension: dimension, window: window, negative: negative, hierarchicalSoftmax: hierarchicalSoftmax,
+                                 epochs: epochs, threads: threads)
             try OutputPath.check(output, isNotInput: [graphOptions.edges])
         }
 

@@ -48,6 +48,16 @@ enum Require {
         try number(value, option, 0...10, aboveLower: true)
     }
 
+    /// The options word2vec and DeepWalk/node2vec share.
+    static func skipGram(dimension: Int, window: Int, negative: Int, hierarchicalSoftmax: Bool, epochs: Int, threads: Int) throws {
+        try count(dimension, "--dimension", 1...100_000)
+        try count(window, "--window", 1...1_000)
+        try count(negative, "--negative", 0...1_000)
+        guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("--negative: use --negative N > 0 or --hs") }
+        try count(epochs, "--epochs", 1...100_000)
+        try count(threads, "--threads", 1...1_024)
+    }
+
     /// A probability such as dropout: [0, 1).
     static func dropout<F: BinaryFloatingPoint>(_ value: F, _ option: String) throws {
         guard Double(value).isFinite, value >= 0, value < 1 else { throw ValidationError("\(option) must be in [0, 1), got \(value)") }

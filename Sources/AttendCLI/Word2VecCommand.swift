@@ -30,16 +30,12 @@ struct Word2VecCommand: ParsableCommand {
         @Option(help: "Random seed (one thread gives reproducible results).") var seed: UInt64 = 1
 
         func validate() throws {
-            try Require.count(dimension, "--dimension", 1...100_000)
-            try Require.count(window, "--window", 1...1_000)
-            try Require.count(negative, "--negative", 0...1_000)
-            guard negative > 0 || hierarchicalSoftmax else { throw ValidationError("--negative: use --negative N > 0 or --hs") }
+            try Require.skipGram(dimension: dimension, window: window, negative: negative, hierarchicalSoftmax: hierarchicalSoftmax,
+                                 epochs: epochs, threads: threads)
             try Require.number(sample, "--sample", 0...1)
             try Require.count(minCount, "--min-count", 0...Int(Int32.max))
             try Require.count(maxVocabulary, "--max-vocab", 1...Require.sizeLimit)
             try Require.learningRate(learningRate, "--alpha")
-            try Require.count(epochs, "--epochs", 1...100_000)
-            try Require.count(threads, "--threads", 1...1_024)
             try OutputPath.check(output, isNotInput: [corpus] + (resume.map { [$0] } ?? []))
             if let saveModel { try OutputPath.check(saveModel, isNotInput: [corpus, output] + (resume.map { [$0] } ?? [])) }
         }
