@@ -17,13 +17,19 @@ final class LlamaHuggingFaceTests: XCTestCase {
         XCTAssertNotNil(model.output, "untied output")
         let ids = (e["ids"] as! [[Int]])[0].map(Int32.init)
         let expected = (e["logits"] as! [Double]).map(Float.init)
-        // All positions at once, then the last one again token by token through the KV cache.
+        // All positions at once, then every position again token by token through the KV cache.
         let all = model(ids, cache: KVCache(config: model.config, capacity: 16)).toArray()
+        XCTAssertEqual(all.count, expected.count)
+        XCTAssertEqual(expected.count, ids.count * 64)
         for (a, b) in zip(all, expected) { XCTAssertEqual(a, b, accuracy: 1e-4) }
         let cache = KVCache(config: model.config, capacity: 16)
-        var last: [Float] = []
-        for id in ids { last = model([id], cache: cache, lastOnly: true).toArray() }
-        for (a, b) in zip(last, expected.suffix(64)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        for (position, id) in ids.enumerated() {
+            let step = model([id], cache: cache, lastOnly: true).toArray()
+            XCTAssertEqual(step.count, 64)
+            for (a, b) in zip(step, expected[(position * 64)..<((position + 1) * 64)]) {
+                XCTAssertEqual(a, b, accuracy: 1e-4, "position \(position) through the cache")
+            }
+        }
         // A token id the model has no row for is an error, not a crash.
         let tokenizer = try ByteLevelBPETokenizer(tokens: (0..<64).map { String(UnicodeScalar(UInt8(65 + $0 % 26))) + "\($0)" }, merges: [], specialTokenIds: [])
         XCTAssertThrowsError(try Generation.generate(model: model, tokenizer: tokenizer, prompt: [1, 100], options: SamplingOptions())) {
