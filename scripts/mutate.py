@@ -41,8 +41,10 @@ def main():
     p.add_argument("--only", default=None)
     p.add_argument("--report", default=os.path.join(ROOT, "docs/MUTATIONS.md"))
     p.add_argument("--list", default=os.path.join(ROOT, "scripts/mutations.json"))
+    p.add_argument("--no-report", action="store_true")
     a = p.parse_args()
     mutations = json.load(open(a.list))
+    listed = len(mutations)
     if a.only:
         wanted = set(a.only.split(","))
         mutations = [m for m in mutations if m["id"] in wanted]
@@ -87,7 +89,7 @@ def main():
     lines = [
         "# Mutation check",
         "",
-        f"`python3 scripts/mutate.py` on {datetime.date.today().isoformat()}: {len(results)} mutations from `scripts/mutations.json`, each",
+        f"`python3 scripts/mutate.py{' --only ...' if a.only else ''}` on {datetime.date.today().isoformat()}: {len(results)} of the {listed} mutations in `scripts/mutations.json`, each",
         "applied alone to `Sources/`, the package rebuilt, and the tests named beside it run. **Killed** means a test failed;",
         "**survived** means every test passed with the bug in place. The unmutated tests pass first.",
         "",
@@ -99,7 +101,7 @@ def main():
     for m, result, detail, _ in results:
         cell = detail.replace("|", "\\|")
         lines.append(f"| {m['id']} | {m['area']} | {m['what']} | `{m['tests']}` | **{result}** | {cell} |")
-    if a.only is None:
+    if not a.no_report:
         open(a.report, "w").write("\n".join(lines) + "\n")
         print(f"wrote {a.report}")
     print(f"killed {killed}, survived {len(survived)}, did not compile {broken}" + (": " + ", ".join(m["id"] for m in survived) if survived else ""))

@@ -23,6 +23,9 @@ final class BERTTests: XCTestCase {
             XCTAssertEqual(tokenizer.encode(text, maxLength: 256), ids, "text: \(text.prefix(60))")
         }
         XCTAssertEqual(tokenizer.decode(tokenizer.encode("Hello, world!")), "hello , world !")
+        // BERT's basic tokenizer counts every ASCII symbol as punctuation (33-47, 58-64, 91-96, 123-126), the backtick
+        // and the edges of each range included.
+        XCTAssertEqual(tokenizer.tokenize("don`t [a] ~b! /c: @d{"), ["don", "`", "t", "[", "a", "]", "~", "b", "!", "/", "c", ":", "@", "d", "{"])
     }
 
     func testMiniLMSentenceEmbeddingsMatchSentenceTransformers() throws {

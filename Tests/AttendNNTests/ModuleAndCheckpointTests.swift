@@ -171,6 +171,22 @@ final class ModuleAndCheckpointTests: XCTestCase {
         XCTAssertEqual(l2Steps(0, 1), 1.01, accuracy: 1e-6)
         XCTAssertEqual(l2Steps(0.1, 1), 0.99, accuracy: 1e-6)
         XCTAssertEqual(l2Steps(0.1, 2), 0.9800058, accuracy: 1e-6)
+        // The vector paths (8 or more elements, AVX2 on x86) on every element, with a gradient of 0.5 everywhere:
+        // AdamW's first step p (1 - lr wd) - lr, and SGD's L2 decay p - lr (g + wd p).
+        let start = (0..<19).map { Float($0) / 4 - 2 }
+        func vectorStep(_ make: ([(name: String, tensor: Tensor)]) -> Optimizer) -> [Float] {
+            let p = Tensor(start, shape: [start.count], requiresGrad: true)
+            let opt = make([("p", p)])
+            (p * 0.5).sum().backward()
+            opt.update()
+            return p.toArray()
+        }
+        for (a, p) in zip(vectorStep { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }, start) {
+            XCTAssertEqual(a, p * (1 - 0.001) - 0.01, accuracy: 1e-6, "AdamW at \(p)")
+        }
+        for (a, p) in zip(vectorStep { SGD(parameters: $0, learningRate: 0.1, weightDecay: 0.1) }, start) {
+            XCTAssertEqual(a, p - 0.1 * (0.5 + 0.1 * p), accuracy: 1e-6, "SGD with decay at \(p)")
+        }
     }
 
     func testWarmupCosineScheduleAndClipping() {

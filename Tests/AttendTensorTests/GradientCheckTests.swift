@@ -247,6 +247,10 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([img]) { $0[0].maxPool2d(kernel: 2) }
         checkGradients([img]) { $0[0].avgPool2d(kernel: 2) }
         checkGradients([img]) { $0[0].upsampleNearest2d(scale: 2) }
+        // Ties: the gradient goes to the first maximum of each window (row-major), as PyTorch routes it.
+        let tied = Tensor([1, 1, 0, 2, 1, 1, 2, 2], shape: [1, 1, 2, 4], requiresGrad: true)
+        tied.maxPool2d(kernel: 2).sum().backward()
+        XCTAssertEqual(tied.grad?.toArray(), [1, 0, 0, 1, 0, 0, 0, 0])
     }
 
     /// Depthwise, grouped and pointwise convolutions with TensorFlow "SAME" padding (asymmetric at stride 2 on even
