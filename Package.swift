@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "AttendVision", targets: ["AttendVision", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
+        // The fuzz targets of every file parser, for the libFuzzer driver in Fuzz/ (not part of "Attend").
+        .library(name: "AttendFuzzing", targets: ["AttendFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,6 +79,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // One entry per file parser for fuzzing (Fuzz/, scripts/fuzz.sh) and for replaying the inputs fuzzing found.
+        .target(name: "AttendFuzzing", dependencies: [
+            "AttendTensor", "AttendTokenizers", "AttendEmbeddings", "AttendDatasets", "AttendVision", "AttendNN", "AttendLM", "AttendModels", "AttendServer",
+        ]),
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
@@ -97,6 +103,7 @@ let package = Package(
                                                               .product(name: "Logging", package: "swift-log")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendEmbeddingsTests", dependencies: ["AttendEmbeddings", "AttendTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttendFuzzingTests", dependencies: ["AttendFuzzing"], exclude: ["Regressions"]),
     ],
     swiftLanguageModes: [.v5]
 )

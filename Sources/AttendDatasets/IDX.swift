@@ -27,7 +27,16 @@ public enum IDX {
         let shape = (0..<rank).map { d -> Int in
             (0..<4).reduce(0) { $0 << 8 | Int(bytes[4 + 4 * d + $1]) }
         }
-        let start = 4 + 4 * rank, n = shape.reduce(1, *)
+        let start = 4 + 4 * rank
+        // The element count with overflow checks: 255 dimensions of up to 2^32 - 1 each overflow any integer.
+        var n = shape.contains(0) ? 0 : 1
+        for d in shape where n > 0 {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= bytes.count else {
+                throw AttendError("\(path): IDX dimensions \(shape) need more bytes of data than the file's \(bytes.count - start)")
+            }
+            n = product
+        }
         guard bytes.count - start == n else {
             throw AttendError("\(path): IDX dimensions \(shape) need \(n) bytes of data, the file has \(bytes.count - start)")
         }

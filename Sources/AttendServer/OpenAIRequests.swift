@@ -68,7 +68,13 @@ struct RequestObject {
     func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let d = try number(key, in: Double(range.lowerBound)...Double(range.upperBound)) else { return nil }
         guard d == d.rounded() else { throw APIError.invalid("'\(key)' must be an integer, got \(d)", param: key) }
-        return Int(d)
+        // Double(Int.max) is 2^63, one past Int's range, so the range check above lets 2^63 through: a whole Double
+        // converts only when exact, and an integer near Int's ends is taken from the JSON's own integer.
+        let signed = (fields[key] as? NSNumber).flatMap { ["q", "l", "i", "s"].contains(String(cString: $0.objCType)) ? $0.intValue : nil }
+        guard let value = signed ?? Int(exactly: d), range.contains(value) else {
+            throw APIError.invalid("'\(key)' must be an integer in \(range.lowerBound)...\(range.upperBound), got \(fields[key].map { "\($0)" } ?? "nothing")", param: key)
+        }
+        return value
     }
 
     /// `stop`: a string or an array of up to 4 strings.
@@ -167,6 +173,40 @@ struct RequestObject {
             }
             if m["content"] == nil || m["content"] is NSNull, role == "assistant" { return (role, "") }
             throw APIError.invalid("messages[\(i)].content must be a string or an array of text parts", param: "messages[\(i)].content")
+        }
+    }
+}
+
+/// The checks the server makes on a request body before any model runs, without a server: for fuzzing the request
+/// reader and for tests. Throws the `APIError` the endpoint would answer with.
+///
+/// ```swift
+/// try OpenAIRequests.check(body: Data(#"{"model": "m", "messages": [{"role": "user", "content": "Hi"}]}"#.utf8),
+///                          endpoint: "/v1/chat/completions", contextLength: 2048, promptTokens: 10)
+/// ```
+public enum OpenAIRequests {
+    public static let endpoints = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/moderations", "/v1/attention"]
+
+    public static func check(body: Data, endpoint: String, contextLength: Int, promptTokens: Int, layerCount: Int = 2, headCount: Int = 2) throws {
+        let request = try RequestObject(body: body)
+        switch endpoint {
+        case "/v1/chat/completions", "/v1/completions":
+            let chat = endpoint == "/v1/chat/completions"
+            _ = try request.string("model")
+            if chat { _ = try request.messages() } else { _ = try request.string("prompt") }
+            _ = try request.samplingOptions(contextLength: contextLength, promptTokens: promptTokens)
+            _ = try request.logprobs(chat: chat)
+        case "/v1/embeddings", "/v1/moderations":
+            _ = try request.string("model")
+            _ = try OpenAIServer.inputs(request, limit: endpoint == "/v1/embeddings" ? 2048 : 256)
+            _ = try request.string("encoding_format")
+        case "/v1/attention":
+            _ = try request.messages()
+            _ = try request.string("answer")
+            _ = try request.integer("layer", in: -layerCount...(layerCount - 1))
+            _ = try request.integer("head", in: 0...(headCount - 1))
+        default:
+            throw APIError(status: 404, message: "no endpoint \(endpoint)", type: "invalid_request_error")
         }
     }
 }

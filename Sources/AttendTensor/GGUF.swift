@@ -84,22 +84,41 @@ public final class GGUFFile {
             let rank = Int(try r.u32())
             guard rank <= 4 else { throw AttendError("\(path): tensor '\(name)' has \(rank) dimensions") }
             var dims: [Int] = []
-            for _ in 0..<rank { dims.append(Int(try r.u64())) }
+            for _ in 0..<rank {
+                let d = try r.u64()
+                // A dimension is a count of elements in a file of data.count bytes; the element count is checked below.
+                guard let size = Int(exactly: d), size <= data.count * 8 else {
+                    throw AttendError("\(path): tensor '\(name)' has dimension \(d), more elements than a \(data.count)-byte file holds")
+                }
+                dims.append(size)
+            }
             let type = try r.u32()
-            let offset = Int(try r.u64())
+            let rawOffset = try r.u64()
+            guard let offset = Int(exactly: rawOffset), offset <= data.count else {
+                throw AttendError("\(path): tensor '\(name)' has data offset \(rawOffset), past the end of the \(data.count)-byte file")
+            }
             infos[name] = TensorInfo(name: name, shape: dims.reversed(), type: type, offset: offset)
             names.append(name)
         }
-        let alignment = meta["general.alignment"]?.int ?? 32
+        let alignment = try GGUFFile.alignment(meta, path: path)
         dataStart = (r.position + alignment - 1) / alignment * alignment
         tensors = infos
         tensorNames = names
         for info in infos.values {
             let bytes = try GGUFFile.byteCount(info, path: path)
-            guard dataStart + info.offset + bytes <= data.count else {
+            guard dataStart <= data.count, info.offset <= data.count - dataStart, bytes <= data.count - dataStart - info.offset else {
                 throw AttendError("\(path): tensor '\(info.name)' ends past the end of the file; the file is truncated")
             }
         }
+    }
+
+    /// `general.alignment` (default 32): a power of two up to 2^16, as llama.cpp requires.
+    static func alignment(_ meta: [String: GGUFValue], path: String) throws -> Int {
+        guard let value = meta["general.alignment"] else { return 32 }
+        guard let a = value.int, a > 0, a <= 1 << 16, a & (a - 1) == 0 else {
+            throw AttendError("\(path): metadata 'general.alignment' is \(value); it must be a power of two up to 65536")
+        }
+        return a
     }
 
     /// Writes a copy of this file to `path` (a temporary file renamed into place) with the tensors in
@@ -113,7 +132,7 @@ public final class GGUFFile {
         guard URL(fileURLWithPath: path).standardizedFileURL.path != URL(fileURLWithPath: self.path).standardizedFileURL.path else {
             throw AttendError("\(path): the output would overwrite the model it is made from")
         }
-        let alignment = metadata["general.alignment"]?.int ?? 32
+        let alignment = try GGUFFile.alignment(metadata, path: self.path)
         func pad(_ out: inout Data) { while out.count % alignment != 0 { out.append(0) } }
         func append<T: FixedWidthInteger>(_ v: T, to out: inout Data) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         var layout: [(name: String, type: UInt32, offset: Int, bytes: Int)] = []
@@ -163,7 +182,13 @@ public final class GGUFFile {
     static func blockBytes(_ type: UInt32) -> Int { type == 2 ? 18 : type == 3 ? 20 : 34 }
 
     static func byteCount(_ info: TensorInfo, path: String) throws -> Int {
-        let n = info.shape.reduce(1, *)
+        // The element count with overflow checks (each dimension is at most 8 x the file's size, the product need not be).
+        var n = info.shape.contains(0) ? 0 : 1
+        for d in info.shape where n > 0 {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= Int.max / 8 else { throw AttendError("\(path): tensor '\(info.name)' has an impossible shape \(info.shape)") }
+            n = product
+        }
         switch info.type {
         case 0: return 4 * n
         case 1: return 2 * n
@@ -232,7 +257,21 @@ public final class GGUFFile {
             guard n < 1 << 30 else { throw AttendError("\(path): implausible string length \(n) at byte \(position)") }
             return String(decoding: try bytes(Int(n)), as: UTF8.self)
         }
-        mutating func value(type: UInt32, key: String) throws -> GGUFValue {
+        /// Arrays nest at most this deep (llama.cpp's files use none); deeper is refused before the stack runs out.
+        static let maxArrayDepth = 16
+
+        /// The fewest bytes one value of `type` takes in the file.
+        static func minimumBytes(_ type: UInt32) -> Int {
+            switch type {
+            case 0, 1, 7: return 1
+            case 2, 3: return 2
+            case 4, 5, 6: return 4
+            case 9: return 12
+            default: return 8
+            }
+        }
+
+        mutating func value(type: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
             switch type {
             case 0: return .uint(UInt64(try scalar(UInt8.self)))
             case 1: return .int(Int64(try scalar(Int8.self)))
@@ -246,10 +285,17 @@ public final class GGUFFile {
             case 9:
                 let elementType = try u32()
                 let n = try u64()
-                guard n < 1 << 26 else { throw AttendError("\(path): metadata '\(key)' has an implausible array length \(n)") }
+                // Each element takes bytes of the file, so the length cannot exceed what is left of it.
+                let left = UInt64(data.count - position) / UInt64(Reader.minimumBytes(elementType))
+                guard n < 1 << 26, n <= left else {
+                    throw AttendError("\(path): metadata '\(key)' has an implausible array length \(n) (\(data.count - position) bytes are left)")
+                }
+                guard elementType != 9 || depth < Reader.maxArrayDepth else {
+                    throw AttendError("\(path): metadata '\(key)' nests arrays deeper than \(Reader.maxArrayDepth)")
+                }
                 var items: [GGUFValue] = []
                 items.reserveCapacity(Int(n))
-                for _ in 0..<n { items.append(try value(type: elementType, key: key)) }
+                for _ in 0..<n { items.append(try value(type: elementType, key: key, depth: depth + 1)) }
                 return .array(items)
             case 10: return .uint(try u64())
             case 11: return .int(Int64(bitPattern: try u64()))

@@ -358,36 +358,58 @@ final class Unpickler {
         return String(decoding: try take(Int(n)), as: UTF8.self)
     }
 
+    /// How deep a value nests and how many values it holds, counting every copy: a pickle can nest a container in
+    /// itself one byte at a time (TUPLE1 ...) or share one by DUP, memo or APPEND until its unshared size is
+    /// exponential; both are refused before anything walks, copies or frees such a value recursively.
+    struct Shape {
+        var depth: Int, size: Int
+        static let leaf = Shape(depth: 1, size: 1)
+        /// The shape of a container holding values of these shapes.
+        static func container<S: Sequence>(_ children: S) -> Shape where S.Element == Shape {
+            children.reduce(Shape.leaf) { Shape(depth: Swift.max($0.depth, $1.depth + 1), size: $0.size + $1.size) }
+        }
+        /// This container with more values of `children`'s shape (as a container of them) added.
+        func adding(_ children: Shape) -> Shape { Shape(depth: Swift.max(depth, children.depth), size: size + children.size - 1) }
+    }
+    static let maxDepth = 100, maxValues = 1 << 22
+
     func load() throws -> PickleValue {
         var stack: [PickleValue] = []
+        var shapes: [Shape] = []  // the shape of each stack entry
         var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
-        func pop() throws -> PickleValue {
-            guard let v = stack.popLast() else { throw fail("stack underflow") }
-            return v
+        var memo: [Int: (PickleValue, Shape)] = [:]
+        func popShaped() throws -> (PickleValue, Shape) {
+            guard let v = stack.popLast(), let s = shapes.popLast() else { throw fail("stack underflow") }
+            return (v, s)
         }
-        func popMark() throws -> [PickleValue] {
+        func pop() throws -> PickleValue { try popShaped().0 }
+        /// The values above the last mark, and their shape as the items of one container.
+        func popMark() throws -> ([PickleValue], Shape) {
             guard let m = marks.popLast(), m <= stack.count else { throw fail("no mark to pop") }
-            defer { stack.removeSubrange(m...) }
-            return Array(stack[m...])
+            defer { stack.removeSubrange(m...); shapes.removeSubrange(m...) }
+            return (Array(stack[m...]), Shape.container(shapes[m...]))
         }
-        func push(_ v: PickleValue) throws {
+        func push(_ v: PickleValue, _ shape: Shape = .leaf) throws {
             guard stack.count < Unpickler.maxStack else { throw fail("stack deeper than \(Unpickler.maxStack)") }
+            guard shape.depth <= Unpickler.maxDepth else { throw fail("containers nested deeper than \(Unpickler.maxDepth)") }
+            guard shape.size <= Unpickler.maxValues else { throw fail("a value holding more than \(Unpickler.maxValues) values (counting repeats)") }
             stack.append(v)
+            shapes.append(shape)
         }
         func memoize(_ key: Int) throws {
-            guard let top = stack.last else { throw fail("memo of an empty stack") }
+            guard let top = stack.last, let shape = shapes.last else { throw fail("memo of an empty stack") }
             guard memo.count < Unpickler.maxMemo else { throw fail("memo larger than \(Unpickler.maxMemo)") }
-            memo[key] = top
+            memo[key] = (top, shape)
         }
         func fetch(_ key: Int) throws {
-            guard let v = memo[key] else { throw fail("memo key \(key) was never stored") }
-            try push(v)
+            guard let (v, shape) = memo[key] else { throw fail("memo key \(key) was never stored") }
+            try push(v, shape)
         }
-        func setItems(_ items: [PickleValue]) throws {
-            guard items.count % 2 == 0, case .dict(var pairs) = try pop() else { throw fail("SETITEMS on something other than a dict") }
+        func setItems(_ items: [PickleValue], _ itemShape: Shape) throws {
+            let (target, shape) = try popShaped()
+            guard items.count % 2 == 0, case .dict(var pairs) = target else { throw fail("SETITEMS on something other than a dict") }
             for i in stride(from: 0, to: items.count, by: 2) { pairs.append((items[i], items[i + 1])) }
-            try push(.dict(pairs))
+            try push(.dict(pairs), shape.adding(itemShape))
         }
         func global(_ module: String, _ name: String) throws -> PickleValue {
             guard Unpickler.allowedGlobals.contains("\(module).\(name)") else {
@@ -447,37 +469,49 @@ final class Unpickler {
                 try push(.bytes(try take(Int(n))))
             case 0x43: try push(.bytes(try take(Int(try uint(1)))))           // SHORT_BINBYTES
             case 0x29: try push(.tuple([]))                                    // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popMark()))                         // TUPLE
-            case 0x85: let a = try pop(); try push(.tuple([a]))                // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))  // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))  // TUPLE3
+            case 0x74: let (items, shape) = try popMark(); try push(.tuple(items), shape)  // TUPLE
+            case 0x85:                                                          // TUPLE1
+                let a = try popShaped()
+                try push(.tuple([a.0]), .container([a.1]))
+            case 0x86:                                                          // TUPLE2
+                let b = try popShaped(), a = try popShaped()
+                try push(.tuple([a.0, b.0]), .container([a.1, b.1]))
+            case 0x87:                                                          // TUPLE3
+                let c = try popShaped(), b = try popShaped(), a = try popShaped()
+                try push(.tuple([a.0, b.0, c.0]), .container([a.1, b.1, c.1]))
             case 0x5D: try push(.list([]))                                     // EMPTY_LIST
-            case 0x6C: try push(.list(try popMark()))                          // LIST
+            case 0x6C: let (items, shape) = try popMark(); try push(.list(items), shape)  // LIST
             case 0x61:                                                          // APPEND
-                let v = try pop()
-                guard case .list(var l) = try pop() else { throw fail("APPEND to something other than a list") }
+                let (v, vShape) = try popShaped()
+                let (target, shape) = try popShaped()
+                guard case .list(var l) = target else { throw fail("APPEND to something other than a list") }
                 l.append(v)
-                try push(.list(l))
+                try push(.list(l), shape.adding(.container([vShape])))
             case 0x65:                                                          // APPENDS
-                let items = try popMark()
-                guard case .list(var l) = try pop() else { throw fail("APPENDS to something other than a list") }
+                let (items, itemShape) = try popMark()
+                let (target, shape) = try popShaped()
+                guard case .list(var l) = target else { throw fail("APPENDS to something other than a list") }
                 l.append(contentsOf: items)
-                try push(.list(l))
+                try push(.list(l), shape.adding(itemShape))
             case 0x7D: try push(.dict([]))                                     // EMPTY_DICT
             case 0x64:                                                          // DICT
-                let items = try popMark()
+                let (items, shape) = try popMark()
                 try push(.dict([]))
-                try setItems(items)
-            case 0x73: let v = try pop(), k = try pop(); try setItems([k, v])  // SETITEM
-            case 0x75: try setItems(try popMark())                             // SETITEMS
+                try setItems(items, shape)
+            case 0x73:                                                          // SETITEM
+                let v = try popShaped(), k = try popShaped()
+                try setItems([k.0, v.0], .container([k.1, v.1]))
+            case 0x75: let (items, shape) = try popMark(); try setItems(items, shape)  // SETITEMS
             case 0x63:                                                          // GLOBAL
                 let module = try line(), name = try line()
                 try push(try global(module, name))
             case 0x93:                                                          // STACK_GLOBAL
                 guard case .string(let name) = try pop(), case .string(let module) = try pop() else { throw fail("STACK_GLOBAL without two strings") }
                 try push(try global(module, name))
-            case 0x52: let args = try pop(), f = try pop(); try push(try call(f, args))  // REDUCE
-            case 0x81: let args = try pop(), cls = try pop(); try push(try call(cls, args))  // NEWOBJ
+            case 0x52, 0x81:                                                    // REDUCE, NEWOBJ: the result holds at most the arguments
+                let (args, shape) = try popShaped()
+                let f = try pop()
+                try push(try call(f, args), shape)
             case 0x62:                                                          // BUILD: state on an OrderedDict or tensor is dropped
                 _ = try pop()
                 guard stack.last != nil else { throw fail("BUILD on an empty stack") }
@@ -492,7 +526,9 @@ final class Unpickler {
             case 0x6A: try fetch(Int(try uint(4)))                             // LONG_BINGET
             case 0x30: _ = try pop()                                           // POP
             case 0x31: _ = try popMark()                                       // POP_MARK
-            case 0x32: guard let top = stack.last else { throw fail("DUP of an empty stack") }; try push(top)  // DUP
+            case 0x32:                                                          // DUP
+                guard let top = stack.last, let shape = shapes.last else { throw fail("DUP of an empty stack") }
+                try push(top, shape)
             default:
                 throw fail(String(format: "opcode 0x%02X is not supported (a state dict does not use it)", op))
             }

@@ -57,7 +57,10 @@ extension ByteLevelBPETokenizer {
             guard id >= 0 else { throw AttendError("\(source): token '\(t)' has a negative id") }
             tokens[id] = t
         }
-        for (t, id) in added { tokens[id] = t }
+        for (t, id) in added {
+            guard id >= 0 else { throw AttendError("\(source): added token '\(t)' has a negative id \(id)") }
+            tokens[id] = t
+        }
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, specialTokenIds: added.map { Int32($0.1) }, preTokenizer: preTokenizer,
                                          eosId: added.first { $0.0 == "<|endoftext|>" }.map { Int32($0.1) })
     }

@@ -70,6 +70,9 @@ public struct ByteLevelBPETokenizer {
         }
         mergeRanks = ranks
         self.merges = merges
+        if let bad = specialTokenIds.first(where: { $0 < 0 || Int($0) >= tokens.count }) {
+            throw AttendError("special token id \(bad) is outside the vocabulary of \(tokens.count) tokens")
+        }
         specials = specialTokenIds.map { (tokens[Int($0)], $0) }.sorted { $0.0.count > $1.0.count }
         self.preTokenizer = preTokenizer
         self.bosId = bosId
@@ -82,11 +85,24 @@ public struct ByteLevelBPETokenizer {
         guard f.metadata["tokenizer.ggml.model"]?.string == "gpt2" else {
             throw AttendError("\(f.path): tokenizer model '\(f.metadata["tokenizer.ggml.model"]?.string ?? "none")' is not byte-level BPE ('gpt2')")
         }
-        guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.array?.compactMap(\.string),
+        guard let tokenValues = f.metadata["tokenizer.ggml.tokens"]?.array,
               let merges = f.metadata["tokenizer.ggml.merges"]?.array?.compactMap(\.string) else {
             throw AttendError("\(f.path): metadata 'tokenizer.ggml.tokens' or 'tokenizer.ggml.merges' is missing")
         }
+        // A token's id is its index, so a non-string entry cannot be skipped.
+        let tokens = tokenValues.compactMap(\.string)
+        guard tokens.count == tokenValues.count else { throw AttendError("\(f.path): metadata 'tokenizer.ggml.tokens' holds values that are not strings") }
         let types = f.metadata["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
+        guard types.count <= tokens.count else {
+            throw AttendError("\(f.path): metadata 'tokenizer.ggml.token_type' has \(types.count) entries for \(tokens.count) tokens")
+        }
+        func tokenId(_ key: String) throws -> Int32? {
+            guard let value = f.metadata[key] else { return nil }
+            guard let id = value.int, id >= 0, id < tokens.count else {
+                throw AttendError("\(f.path): metadata '\(key)' is \(value); expected a token id below \(tokens.count)")
+            }
+            return Int32(id)
+        }
         // Types 3 (control) and 4 (user-defined) are matched verbatim.
         let specials = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { Int32($0.offset) }
         let pre: PreTokenizer
@@ -96,8 +112,7 @@ public struct ByteLevelBPETokenizer {
         case let other: throw AttendError("\(f.path): pre-tokenizer '\(other)' is not supported (gpt2, smollm, starcoder, refact)")
         }
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, specialTokenIds: specials, preTokenizer: pre,
-                                         bosId: f.metadata["tokenizer.ggml.bos_token_id"]?.int.map(Int32.init),
-                                         eosId: f.metadata["tokenizer.ggml.eos_token_id"]?.int.map(Int32.init))
+                                         bosId: try tokenId("tokenizer.ggml.bos_token_id"), eosId: try tokenId("tokenizer.ggml.eos_token_id"))
     }
 
     /// From a tiktoken rank file ("base64(token bytes) rank" per line, e.g. gpt2.tiktoken): ids are ranks.
@@ -113,6 +128,9 @@ public struct ByteLevelBPETokenizer {
             byRank[rank] = String(bytes.map { byteToCharacter[Int($0)] })
         }
         let count = max(byRank.keys.max() ?? -1, specialTokens.values.map(Int.init).max() ?? -1) + 1
+        // Ranks are ids: a rank far past the file's line count would size the vocabulary from one number.
+        guard count <= 10_000_000 else { throw AttendError("\(path): rank \(count - 1) is out of range (at most 9,999,999)") }
+        if let bad = specialTokens.first(where: { $0.value < 0 }) { throw AttendError("special token '\(bad.key)' has a negative id \(bad.value)") }
         var tokens = [String](repeating: "", count: count)
         for (r, t) in byRank { tokens[r] = t }
         for (t, id) in specialTokens { tokens[Int(id)] = t }
@@ -158,8 +176,7 @@ public struct ByteLevelBPETokenizer {
             }
             let plain = hit.map { rest[..<$0.range.lowerBound] } ?? rest
             for piece in preTokenize(String(plain)) {
-                for id in bpe(piece) {
-                    let n = Int(id) < tokens.count && !specials.contains(where: { $0.id == id }) ? tokens[Int(id)].unicodeScalars.count : 1
+                for (id, n) in bpeWithLengths(piece) {
                     out.append((id, position, position + n))
                     position += n
                 }
@@ -257,15 +274,19 @@ public struct ByteLevelBPETokenizer {
     }
 
     /// Merges the byte characters of one pre-token and looks the parts up.
-    func bpe(_ piece: String) -> [Int32] {
+    func bpe(_ piece: String) -> [Int32] { bpeWithLengths(piece).map(\.id) }
+
+    /// `bpe` with the number of the piece's bytes each id stands for: a part's byte symbols, one byte each (not the
+    /// length of the id's token, which differs when a part falls back to id 0 in a vocabulary lacking a byte symbol).
+    func bpeWithLengths(_ piece: String) -> [(id: Int32, bytes: Int)] {
         var parts = piece.utf8.map { String(ByteLevelBPETokenizer.byteToCharacter[Int($0)]) }
         parts = ByteLevelBPETokenizer.merge(parts) { a, b in
             mergeRanks.isEmpty ? vocabulary[a + b].map(Int.init) : mergeRanks[a + " " + b]
         }
         // Every single byte is in a byte-level vocabulary; a part that is not falls back to its bytes.
-        return parts.flatMap { p -> [Int32] in
-            if let id = vocabulary[p] { return [id] }
-            return p.map { vocabulary[String($0)] ?? 0 }
+        return parts.flatMap { p -> [(id: Int32, bytes: Int)] in
+            if let id = vocabulary[p] { return [(id, p.unicodeScalars.count)] }
+            return p.unicodeScalars.map { (vocabulary[String($0)] ?? 0, 1) }
         }
     }
 

@@ -135,6 +135,6 @@ final class BERTTrainingTests: XCTestCase {
     func testConfigErrorsAreClear() {
         var c = tinyConfig()
         c.headCount = 3
-        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("3 heads do not divide hidden size 16"), "\($0)") }
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("num_attention_heads 3 does not divide hidden_size 16"), "\($0)") }
     }
 }
