@@ -341,10 +341,7 @@ public final class CLIP: Module {
     /// The config stored in a CLIP checkpoint, and its tensors.
     public static func read(_ path: String) throws -> (config: CLIPConfig, file: Safetensors.File) {
         let file = try Safetensors.read(path)
-        guard let json = file.metadata["clip_config"] else {
-            throw AttendError("\(path): metadata 'clip_config' is missing; this is not a CLIP checkpoint written by attend clip train")
-        }
-        let config = try ConfigDecoding.decode(CLIPConfig.self, from: Data(json.utf8), source: path + " (clip_config)")
+        let config = try file.config(CLIPConfig.self, key: "clip_config", source: path, writer: "attend clip train")
         try config.validate(source: path + " (clip_config)")
         return (config, file)
     }

@@ -98,10 +98,7 @@ public final class TextToImageDecoder: Module {
 
     public static func load(_ path: String) throws -> TextToImageDecoder {
         let file = try Safetensors.read(path)
-        guard let json = file.metadata["draw_config"] else {
-            throw AttendError("\(path): metadata 'draw_config' is missing; this is not a decoder written by attend draw train")
-        }
-        let config = try ConfigDecoding.decode(TextToImageConfig.self, from: Data(json.utf8), source: path + " (draw_config)")
+        let config = try file.config(TextToImageConfig.self, key: "draw_config", source: path, writer: "attend draw train")
         try config.validate(source: path + " (draw_config)")
         try file.requireTensor("hidden.weight", shape: [config.hidden, config.embeddingDimension], source: path)
         try file.requireTensor("output.weight", shape: [config.side * config.side, config.hidden], source: path)

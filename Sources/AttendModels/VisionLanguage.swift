@@ -203,10 +203,7 @@ public final class VisionLanguageModel {
     /// Loads a projector written by `save` over the image encoder and language model it was trained with.
     public static func load(_ path: String, imageEncoder: EfficientNet, language: LoadedLanguageModel) throws -> VisionLanguageModel {
         let file = try Safetensors.read(path)
-        guard let json = file.metadata["vlm_config"] else {
-            throw AttendError("\(path): metadata 'vlm_config' is missing; this is not a projector written by attend describe train")
-        }
-        let config = try ConfigDecoding.decode(VisionLanguageConfig.self, from: Data(json.utf8), source: path + " (vlm_config)")
+        let config = try file.config(VisionLanguageConfig.self, key: "vlm_config", source: path, writer: "attend vlm train")
         try config.validate(source: path + " (vlm_config)")
         try file.requireTensor("input.weight", shape: [config.projectorHidden, config.imageFeatures], source: path)
         try file.requireTensor("output.weight", shape: [config.languageWidth, config.projectorHidden], source: path)

@@ -68,6 +68,13 @@ extension Safetensors.File {
     /// Throws, naming `source` and the tensor, unless the file holds `name` with exactly `shape`. Loaders call it for
     /// the largest tensors a config in the file's metadata implies before building the model, so a config never makes
     /// a model allocate more than the file itself holds.
+    /// The JSON config stored under metadata `key`, decoded with errors naming `source`, the key and the field;
+    /// `writer` names the command that writes such files, for the message when the key is missing.
+    public func config<T: Decodable>(_ type: T.Type, key: String, source: String, writer: String) throws -> T {
+        guard let json = metadata[key] else { throw AttendError("\(source): metadata '\(key)' is missing; this is not a file written by \(writer)") }
+        return try ConfigDecoding.decode(type, from: Data(json.utf8), source: source + " (\(key))")
+    }
+
     public func requireTensor(_ name: String, shape: [Int], source: String) throws {
         guard let t = tensors[name] else { throw AttendError("\(source): tensor '\(name)' is missing, though the config implies it") }
         guard t.shape == shape else { throw AttendError("\(source): tensor '\(name)' has shape \(t.shape), the config implies \(shape)") }
