@@ -11,6 +11,15 @@ export ATTEND_TEST_POSTGRES="$(scripts/postgres.sh start)"
 mkdir -p .build
 swift test 2>&1 | tee .build/swift-test.log
 if grep -E "^Test Case .* skipped" .build/swift-test.log; then echo "error: the tests above were skipped" >&2; exit 1; fi
+# The kernel tests again with every kernel held to a lower SIMD path (ATTEND_SIMD, CAttendKernels/Dispatch.c): the
+# portable C that arm64 and pre-AVX2 machines run, and AVX2, so that each path this CPU has is tested, not only its best.
+kernel_tests="TensorOpsTests|GradientCheckTests|ReferenceTests|AttentionKernelTests|LlamaHuggingFaceTests|LlamaTests|VectorIndexTests"
+kernel_tests+="|Word2VecTests|GraphTests|VisionLayerTests|EfficientNetTests|ModuleAndCheckpointTests|TrainerTests|BERTTests"
+kernel_tests+="|BERTTrainingTests|GPTTests|GPTTrainingTests|LoRATests|CLIPLossTests|CompressionTests"
+for level in portable avx2; do
+    ATTEND_SIMD=$level swift test --skip-build --filter "$kernel_tests" 2>&1 | tee ".build/swift-test-$level.log"
+    if grep -E "^Test Case .* skipped" ".build/swift-test-$level.log"; then echo "error: tests skipped under ATTEND_SIMD=$level" >&2; exit 1; fi
+done
 # The HTTP server against the official OpenAI Python client (a real client, a real server, real models).
 swift build --product attend
 scripts/test-server.sh .build/debug/attend

@@ -5,7 +5,7 @@ import CAttendKernels
 import Foundation
 
 public enum Gemm {
-    /// The own kernel's micro-kernel for this CPU ("avx2-fma" or "generic").
+    /// The own kernel's micro-kernel at the SIMD level in force ("avx512f", "avx2-fma" or "generic").
     public static var ownKernelName: String { String(cString: attend_sgemm_kernel_name()) }
 
     /// Row-major C = alpha * op(A) op(B) + beta * C with Attend's own kernel on `threads` cores.

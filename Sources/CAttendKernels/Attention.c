@@ -171,7 +171,7 @@ void attend_fused_attention(const float *q, const float *k, const float *v, long
     long blocks = (t + BQ - 1) / BQ;
     void (*block)(const attention_shape *, long, long, long) = block_generic;
 #if defined(__x86_64__) || defined(__i386__)
-    if (hs % 8 == 0 && attend_quantized_use_avx2()) block = block_avx2;
+    if (hs % 8 == 0 && attend_use_avx2()) block = block_avx2;
 #endif
     for (long w = w0; w < w1; w++) {
         // The longest row blocks (causal: the last rows see the most keys) come first, so the pool's last chunks are short.
@@ -219,7 +219,7 @@ static void rope_avx2(const float *x, float *y, long r0, long r1, long heads, lo
 
 void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (d % 8 == 0 && attend_quantized_use_avx2()) { rope_avx2(x, y, r0, r1, heads, d, cos2, sin2); return; }
+    if (d % 8 == 0 && attend_use_avx2()) { rope_avx2(x, y, r0, r1, heads, d, cos2, sin2); return; }
 #endif
     rope_generic(x, y, r0, r1, heads, d, cos2, sin2);
 }
@@ -293,7 +293,7 @@ static void decode_part_avx2(const float *q, const float *k, const float *v, lon
 void attend_decode_attention_part(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                                   long j0, long j1, float *scores, float *m, float *l, float *o) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (hs % 8 == 0 && attend_quantized_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
+    if (hs % 8 == 0 && attend_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
 #endif
     decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain);
 }

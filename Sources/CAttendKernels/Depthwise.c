@@ -96,17 +96,8 @@ static void backward_generic(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_ARGS) { DEPTHWISE_FORWARD_BODY }
 __attribute__((target("avx2,fma"))) static void backward_avx2(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY }
-static int use_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached && !attend_depthwise_generic_only;
-}
+static int use_avx2(void) { return attend_simd_level() >= 1; }
 #endif
-
-int attend_depthwise_generic_only = 0;
 
 void attend_depthwise_forward(DEPTHWISE_FORWARD_ARGS) {
 #if defined(__x86_64__)

@@ -184,44 +184,30 @@ static void kernel_avx512(long kc, const float *a, const float *b, float *c, lon
 
 typedef void (*micro_kernel_fn)(long, const float *, const float *, float *, long, long, long, float, float);
 
+/// The micro-kernel for the SIMD level in force now (Dispatch.c), asked per call so that a test or ATTEND_SIMD
+/// can move every GEMM to another path.
 static micro_kernel_fn pick_kernel(void) {
 #ifdef ATTEND_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return kernel_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernel_avx2;
+    int level = attend_simd_level();
+    if (level >= 2) return kernel_avx512;
+    if (level >= 1) return kernel_avx2;
 #endif
     return kernel_generic;
 }
 
-static micro_kernel_fn selected_kernel = 0;
-
-int attend_sgemm_use_kernel(const char *name) {
-    micro_kernel_fn k = 0;
-    if (!strcmp(name, "generic")) k = kernel_generic;
-#ifdef ATTEND_X86
-    __builtin_cpu_init();
-    if (!strcmp(name, "avx2-fma") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k = kernel_avx2;
-    if (!strcmp(name, "avx512f") && __builtin_cpu_supports("avx512f")) k = kernel_avx512;
-#endif
-    if (!strcmp(name, "auto")) k = pick_kernel();
-    if (!k) return 0;
-    selected_kernel = k;
-    return 1;
-}
-
 const char *attend_sgemm_kernel_name(void) {
-    if (!selected_kernel) selected_kernel = pick_kernel();
+    micro_kernel_fn kernel = pick_kernel();
 #ifdef ATTEND_X86
-    if (selected_kernel == kernel_avx512) return "avx512f";
+    if (kernel == kernel_avx512) return "avx512f";
+    if (kernel == kernel_avx2) return "avx2-fma";
 #endif
-    return selected_kernel == kernel_generic ? "generic" : "avx2-fma";
+    return "generic";
 }
 
 void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
                   const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc) {
     if (M <= 0 || N <= 0) return;
-    if (!selected_kernel) selected_kernel = pick_kernel();
-    micro_kernel_fn kernel = selected_kernel;
+    micro_kernel_fn kernel = pick_kernel();
     long rows = MR;
 #ifdef ATTEND_X86
     if (kernel == kernel_avx512) rows = MR512;

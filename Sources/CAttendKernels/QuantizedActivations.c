@@ -112,7 +112,7 @@ void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long 
                               long ldy) {
     dot_fn f = NULL;
 #if defined(__x86_64__) || defined(__i386__)
-    if (attend_quantized_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
+    if (attend_use_avx2()) f = type == 3 ? q4_1_q8_avx2 : type == 2 ? q4_0_q8_avx2 : q8_0_q8_avx2;
 #endif
     long rowBytes = cols / 32 * ggml_block_bytes(type), blocks = cols / 32;
     for (long r = 0; r < rows; r++) {

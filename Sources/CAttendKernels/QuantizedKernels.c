@@ -179,13 +179,9 @@ static void dequantize_avx512(int type, const uint8_t *w, long blocks, float *ou
 
 typedef void (*gemv_fn)(const uint8_t *, long, long, const float *, float *);
 
-int attend_quantized_generic_only = 0;
-
-void attend_set_quantized_generic_only(int on) { attend_quantized_generic_only = on; }
-
 void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, const float *x, float *y) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (attend_quantized_use_avx2()) {
+    if (attend_use_avx2()) {
         gemv_fn f = type == 3 ? q4_1_avx2 : type == 2 ? q4_0_avx2 : q8_0_avx2;
         f(w, rows, cols, x, y);
         return;
@@ -196,8 +192,8 @@ void attend_gemv_quantized(int type, const uint8_t *w, long rows, long cols, con
 
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (attend_quantized_use_avx512()) { dequantize_avx512(type, w, rows * (cols / 32), out); return; }
-    if (attend_quantized_use_avx2()) { dequantize_avx2(type, w, rows * (cols / 32), out); return; }
+    if (attend_use_avx512()) { dequantize_avx512(type, w, rows * (cols / 32), out); return; }
+    if (attend_use_avx2()) { dequantize_avx2(type, w, rows * (cols / 32), out); return; }
 #endif
     dequantize_generic(type, w, rows * (cols / 32), out);
 }

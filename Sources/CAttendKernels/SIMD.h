@@ -4,30 +4,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-/// Set by attend_set_quantized_generic_only (tests): the quantized kernels then take their portable paths.
-extern int attend_quantized_generic_only;
+int attend_simd_level(void);
 
-/// Whether the quantized kernels may use AVX2 + FMA + F16C (the CPU is asked once per file).
-static inline int attend_quantized_use_avx2(void) {
-    static int cached = -1;
-    if (attend_quantized_generic_only) return 0;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
+/// Whether a kernel may use AVX2 + FMA + F16C now (Dispatch.c: the CPU, lowered by ATTEND_SIMD or a test).
+static inline int attend_use_avx2(void) { return attend_simd_level() >= 1; }
 
-/// Whether they may use AVX-512F + F16C.
-static inline int attend_quantized_use_avx512(void) {
-    static int cached = -1;
-    if (attend_quantized_generic_only) return 0;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
+/// Whether it may use AVX-512F as well.
+static inline int attend_use_avx512(void) { return attend_simd_level() >= 2; }
 
 /// exp of 8 lanes (inputs clamped to the float range; below -87.3 gives 0): Cody-Waite range reduction, then a
 /// degree-6 polynomial. Shared by vexp, vgelu and the attention kernels.

@@ -109,18 +109,7 @@ static void vexp_avx2(const float *x, float *y, long n) {
 }
 #endif
 
-static int has_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
+static int has_avx2(void) { return attend_simd_level() >= 1; }
 
 void attend_vexp(const float *x, float *y, long n) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -103,23 +103,7 @@ static float l2_avx512(const float *a, const float *b, long n) {
 
 typedef float (*distance_fn)(const float *, const float *, long);
 
-static int simd_level = -1;   // 0 scalar, 1 AVX2, 2 AVX-512; -1 = ask the CPU
-
-void attend_vector_search_set_level(int level) { simd_level = level; }
-
-int attend_vector_search_cpu_level(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-#else
-    return 0;
-#endif
-}
-
-static int current_level(void) {
-    if (simd_level < 0) return attend_vector_search_cpu_level();
-    return simd_level;
-}
+static int current_level(void) { return attend_simd_level(); }
 
 static distance_fn pick(int metric) {
 #if defined(__x86_64__)

@@ -98,8 +98,7 @@ static void pick(void) {
     update_impl = update_generic;
     axpy_impl = axpy_generic;
 #ifdef W2V_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (attend_simd_level() >= 1) {
         update_impl = update_avx2;
         axpy_impl = axpy_avx2;
     }
@@ -107,7 +106,7 @@ static void pick(void) {
 }
 
 void attend_w2v_prepare(void) {
-    if (!update_impl) pick();
+    pick();
 }
 
 void attend_w2v_update(const float *input, float *grad, float *out, const int *rows, const float *labels,

@@ -24,17 +24,18 @@ func bruteForce(_ vectors: [[Float]], _ q: [Float], k: Int, metric: DistanceMetr
 }
 
 final class VectorIndexTests: XCTestCase {
-    override func tearDown() { attend_vector_search_set_level(-1) }
+    override func tearDown() { attend_set_simd_limit(-1) }
 
     /// Every distance kernel (scalar, AVX2, AVX-512 where the CPU has them) against a double-precision loop, over
     /// lengths that exercise the 32-, 16- and 8-wide bodies, the masked tail and the scalar tail.
     func testDistanceKernelsMatchDoublePrecision() {
-        let best = Int(attend_vector_search_cpu_level())
+        let best = Int(attend_simd_level())
+        let cpu = Int(attend_simd_cpu_level())
         #if arch(x86_64)
-        XCTAssertGreaterThanOrEqual(best, 1, "x86-64 machines Attend runs on have AVX2")
+        XCTAssertGreaterThanOrEqual(cpu, 1, "x86-64 machines Attend runs on have AVX2")
         #endif
         for level in 0...best {
-            attend_vector_search_set_level(Int32(level))
+            attend_set_simd_limit(Int32(level))
             for n in [1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 100, 384, 785] {
                 let v = randomVectors(2, n, seed: UInt64(n))
                 let (a, b) = (v[0], v[1])

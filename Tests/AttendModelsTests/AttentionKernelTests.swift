@@ -34,9 +34,7 @@ final class AttentionKernelTests: XCTestCase {
     }
 
     func testFusedAttentionEqualsTheComposition() {
-        for generic in [false, true] {
-            attend_set_quantized_generic_only(generic ? 1 : 0)
-            defer { attend_set_quantized_generic_only(0) }
+        for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
             check(t: 1, start: 0, hq: 2, hkv: 1, hs: 8, seed: 1)
             check(t: 37, start: 0, hq: 6, hkv: 2, hs: 64, seed: 2)     // GQA, rows not a multiple of the 16-row block
             check(t: 70, start: 23, hq: 3, hkv: 3, hs: 16, seed: 3)    // a cache that already holds 23 positions
@@ -45,15 +43,13 @@ final class AttentionKernelTests: XCTestCase {
             check(t: 17, start: 3, hq: 2, hkv: 2, hs: 20, seed: 6)     // head size off the 8-lane width (portable path)
             check(t: 1, start: 1500, hq: 9, hkv: 3, hs: 64, seed: 7)   // one decoding step over a long cache (split in parts)
             check(t: 1, start: 40, hq: 4, hkv: 2, hs: 24, seed: 8)
-        }
+        } }
     }
 
     /// Multi-head self-attention without gradients takes the fused kernel (padding by key lengths, or causal);
     /// with gradients it takes the composition. Both must give the same output.
     func testMultiHeadAttentionFusedPathEqualsComposition() {
-        for generic in [false, true] {
-            attend_set_quantized_generic_only(generic ? 1 : 0)
-            defer { attend_set_quantized_generic_only(0) }
+        for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
             for (width, heads, t, lengths) in [(16, 2, 37, [37, 20, 1]), (384, 6, 70, [70, 65]), (24, 3, 5, [2])] {
                 var g = RandomGenerator(seed: UInt64(width))
                 let mha = MultiHeadAttention(dimension: width, headCount: heads, generator: &g)
@@ -61,11 +57,11 @@ final class AttentionKernelTests: XCTestCase {
                 let mask = Attention.paddingMask(lengths: lengths, maxLength: t)
                 let reference = mha(x, mask: mask).toArray()  // gradient mode on: the composition
                 let fused = withNoGrad { mha(x, mask: mask, keyLengths: lengths) }.toArray()
-                XCTAssertLessThanOrEqual(zip(reference, fused).map { abs($0 - $1) }.max()!, 1e-5, "padding, width \(width), generic \(generic)")
+                XCTAssertLessThanOrEqual(zip(reference, fused).map { abs($0 - $1) }.max()!, 1e-5, "padding, width \(width), \(level.name)")
                 let causalReference = mha(x, causal: true).toArray()
                 let causalFused = withNoGrad { mha(x, causal: true) }.toArray()
-                XCTAssertLessThanOrEqual(zip(causalReference, causalFused).map { abs($0 - $1) }.max()!, 1e-5, "causal, width \(width), generic \(generic)")
+                XCTAssertLessThanOrEqual(zip(causalReference, causalFused).map { abs($0 - $1) }.max()!, 1e-5, "causal, width \(width), \(level.name)")
             }
-        }
+        } }
     }
 }

@@ -79,14 +79,12 @@ final class LlamaHuggingFaceTests: XCTestCase {
 
         // The inference path (KV cache, RoPE and attention kernels, vector and portable) gives the same logits as the
         // training path, row by row.
-        for generic in [false, true] {
-            attend_set_quantized_generic_only(generic ? 1 : 0)
-            defer { attend_set_quantized_generic_only(0) }
+        for level in SIMDLevel.available { try SIMDLevel.withLimit(level) {
             let cache = model.makeCache(capacity: 9)
             let inference = model.forward(LMInput(segments: [.embeddings(embeds.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous())]),
                                           cache: cache, lastOnly: false, attentionLayer: nil).logits
-            try assertClose(inference, logitsE.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference on spliced vectors (portable: \(generic))")
-        }
+            try assertClose(inference, logitsE.slice(axis: 0, start: 0, length: 1).reshape([9, -1]).contiguous(), "cached inference on spliced vectors (\(level.name))")
+        } }
     }
 
     func testUnsupportedConfigsAreNamed() throws {
@@ -124,20 +122,18 @@ final class GGUFTypesTests: XCTestCase {
         let file = try GGUFFile(dir.appendingPathComponent("tiny_types.gguf").path)
         // The weights as the gguf package dequantizes them (not file.tensor, which shares the kernels under test).
         let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tiny_types_expected.json"))) as! [String: [Double]]
-        defer { attend_set_quantized_generic_only(0) }
-        for (generic, name) in [0, 1].flatMap({ g in ["q4_0", "q4_1", "q8_0"].map { (g, $0) } }) {
-            attend_set_quantized_generic_only(Int32(generic))
+        for (level, name) in SIMDLevel.available.flatMap({ g in ["q4_0", "q4_1", "q8_0"].map { (g, $0) } }) { try SIMDLevel.withLimit(level) {
             let q = try XCTUnwrap(try file.quantizedMatrix(name), name)
             let w = Tensor(try XCTUnwrap(expected[name]).map(Float.init), shape: [3, 64])
-            XCTAssertEqual(q.rows(Array(0..<3)).toArray(), w.toArray(), "\(name), generic \(generic)")
+            XCTAssertEqual(q.rows(Array(0..<3)).toArray(), w.toArray(), "\(name), \(level.name)")
             let x = Tensor.uniform([5, 64], low: -1, high: 1, seed: 6)
             let exact = x.matmul(w.transposed(0, 1)).toArray()
-            for (a, b) in zip(q.matmul(x).toArray(), exact) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), generic \(generic)") }
+            for (a, b) in zip(q.matmul(x).toArray(), exact) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), \(level.name)") }
             for (a, b) in zip(q.matvec(x.slice(axis: 0, start: 2, length: 1)).toArray(), exact[6..<9]) {
-                XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), generic \(generic)")
+                XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), \(level.name)")
             }
-            checkInt8Product(q, weights: w.toArray(), name: "\(name), generic \(generic)")
-        }
+            checkInt8Product(q, weights: w.toArray(), name: "\(name), \(level.name)")
+        } }
         XCTAssertNil(try file.quantizedMatrix("f16"))
     }
 }

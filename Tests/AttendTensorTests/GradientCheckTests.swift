@@ -256,9 +256,7 @@ final class GradientCheckTests: XCTestCase {
     /// Depthwise, grouped and pointwise convolutions with TensorFlow "SAME" padding (asymmetric at stride 2 on even
     /// sizes), in the single-sample path (GEMMs threaded) and the per-sample path, on the AVX2 and portable kernels.
     func testGroupedDepthwiseAndSameConvolutions() {
-        for generic in [0, 1] {
-            attend_depthwise_generic_only = Int32(generic)
-            defer { attend_depthwise_generic_only = 0 }
+        for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
             for batch in [1, 3] {
                 let x = Tensor.uniform([batch, 4, 6, 5], low: -1, high: 1, seed: 11, requiresGrad: true)
                 let dw3 = Tensor.uniform([4, 1, 3, 3], low: -1, high: 1, seed: 12, requiresGrad: true)
@@ -272,7 +270,7 @@ final class GradientCheckTests: XCTestCase {
                 let pointwise = Tensor.uniform([3, 4, 1, 1], low: -1, high: 1, seed: 16, requiresGrad: true)
                 checkGradients([x, pointwise]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .symmetric(0), groups: 1) }
             }
-        }
+        } }
         // SAME keeps ceil(size / stride) and pads the extra zero at the bottom and right.
         let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 224, width: 7, outChannels: 1, kernelHeight: 3, kernelWidth: 5,
                                stride: 2, padding: .same)

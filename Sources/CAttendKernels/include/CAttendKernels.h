@@ -6,13 +6,21 @@
 /// Single-threaded row-major SGEMM: C = alpha * op(A) * op(B) + beta * C.
 /// op(A) is M x K, op(B) is K x N. When transA is non-zero, A is stored K x M (lda >= M), and so on.
 /// The caller splits work across threads; this function keeps its packing buffers on the heap per call.
-/// Makes attend_sgemm use one micro-kernel ("generic", "avx2-fma", "avx512f", or "auto" for the best this CPU runs):
-/// tests run every path the machine has. Returns 0 (and changes nothing) when the CPU lacks it.
-int attend_sgemm_use_kernel(const char *name);
+/// SIMD levels: 0 = portable C (what arm64 and pre-AVX2 CPUs run), 1 = AVX2 + FMA + F16C, 2 = AVX-512F as well.
+/// The best level this CPU runs.
+int attend_simd_cpu_level(void);
+/// The level every kernel uses now: the CPU's best, lowered by ATTEND_SIMD=portable|avx2|avx512 (read once; any
+/// other value is an error and exit status 2) or by attend_set_simd_limit.
+int attend_simd_level(void);
+/// Caps the level every kernel uses (tests run each path the machine has); -1 goes back to ATTEND_SIMD or the CPU.
+void attend_set_simd_limit(int level);
+/// The level a name gives ("portable", "avx2", "avx512"), or -1.
+int attend_simd_level_named(const char *name);
+
 void attend_sgemm(int transA, int transB, long M, long N, long K, float alpha,
                   const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
 
-/// Which micro-kernel `attend_sgemm` uses on this CPU: "avx2-fma" or "generic".
+/// Which micro-kernel `attend_sgemm` uses now: "avx512f", "avx2-fma" or "generic".
 const char *attend_sgemm_kernel_name(void);
 
 /// y[i] = exp(x[i]) for n elements; a polynomial kernel with AVX2 when the CPU has it (max rel. error ~2e-7).
@@ -34,8 +42,6 @@ void attend_gemv_quantized(int type, const unsigned char *w, long rows, long col
 /// row-major in `out` (rows * cols floats): q d + m rounded twice, as the gguf package computes it.
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out);
 
-/// Tests: 1 makes the quantized kernels use their portable C paths (what CPUs without AVX2 run).
-void attend_set_quantized_generic_only(int on);
 
 /// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
 typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
@@ -114,10 +120,7 @@ void attend_saxpy(long n, float a, const float *x, float *y);
 float attend_vector_distance(int metric, const float *a, const float *b, long n);
 /// out[r] = distance(query, row r) for `count` rows of `dim` floats.
 void attend_vector_distances(int metric, const float *query, const float *rows, long count, long dim, float *out);
-/// Tests: 0 = scalar, 1 = AVX2, 2 = AVX-512 distance kernels for graphs created afterwards; -1 = ask the CPU.
-void attend_vector_search_set_level(int level);
-/// The best level this CPU runs (0, 1 or 2).
-int attend_vector_search_cpu_level(void);
+/// Tests: the distance kernels for graphs created afterwards follow attend_simd_level() at creation.
 
 /// An HNSW graph over vectors of one dimension, each with a 64-bit label. Adds are not thread-safe; searches
 /// are (each thread has its own visited set).
@@ -154,7 +157,5 @@ void attend_depthwise_forward(const float *x, const float *weight, const float *
 void attend_depthwise_backward(const float *x, const float *weight, const float *grad, float *dx, float *dweight, long batch,
                                long channels, long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top,
                                long pad_left, long oh, long ow);
-/// Tests: 1 makes the depthwise kernels take their portable path.
-extern int attend_depthwise_generic_only;
 
 #endif
