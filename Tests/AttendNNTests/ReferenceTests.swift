@@ -60,11 +60,25 @@ final class ReferenceTests: XCTestCase {
         try check(block, fixture: f, inputs: ["input", "memory"]) { block($0["input"]!, memory: $0["memory"]!) }
     }
 
+    /// conv2d and max-pool in values and gradients; cross-entropy with label smoothing and ignore-index.
     func testConvolutionPoolingAndCrossEntropyMatchPyTorch() throws {
         let f = try fixture("ops")
         let (x, w, b) = (f.tensors["image"]!, f.tensors["weight"]!, f.tensors["bias"]!)
-        assertClose(x.conv2d(weight: w, bias: b, stride: 2, padding: 1), f.tensors["conv_stride2_pad1"]!, "conv2d stride 2")
-        assertClose(x.conv2d(weight: w, bias: b, padding: 1).maxPool2d(kernel: 2), f.tensors["conv_pad1_maxpool2"]!, "conv + maxpool")
+        // Forward and backward (image, weight and bias gradients of sum(output * weights)) of a strided convolution
+        // and of a convolution followed by max-pooling.
+        let cases: [(String, (Tensor, Tensor, Tensor) -> Tensor)] = [
+            ("conv_stride2_pad1", { $0.conv2d(weight: $1, bias: $2, stride: 2, padding: 1) }),
+            ("conv_pad1_maxpool2", { $0.conv2d(weight: $1, bias: $2, padding: 1).maxPool2d(kernel: 2) }),
+        ]
+        for (name, op) in cases {
+            let leaves = [x, w, b].map { t -> Tensor in let c = t.copy(); c.requiresGrad = true; return c }
+            let y = op(leaves[0], leaves[1], leaves[2])
+            assertClose(y, f.tensors[name]!, "\(name) forward")
+            (y * f.tensors["\(name).loss_weights"]!).sum().backward()
+            for (leaf, key) in zip(leaves, ["image", "weight", "bias"]) {
+                assertClose(leaf.grad!, f.tensors["\(name).grad.\(key)"]!, "\(name) gradient of the \(key)")
+            }
+        }
         let logits = f.tensors["logits"]!.copy()
         logits.requiresGrad = true
         let targets = IntTensor(f.tensors["targets"]!.toArray().map { Int32($0) }, shape: [6])

@@ -140,9 +140,17 @@ final class GradientCheckTests: XCTestCase {
         checkUnary("slice") { $0.slice(axis: 1, start: 1, length: 2) }
         checkUnary("slice step") { $0.slice(axis: 1, start: 0, length: 2, step: 2) }
         checkUnary("unsqueeze expand") { $0.unsqueeze(0).expand(to: [2, 3, 4]) * Tensor.arange(4) }
-        let a = Tensor.uniform([2, 3], seed: 1, requiresGrad: true), b = Tensor.uniform([2, 2], seed: 2, requiresGrad: true)
-        checkGradients([a, b]) { Tensor.concat([$0[0], $0[1]], axis: 1) * Tensor.arange(5) }
-        checkGradients([a]) { Tensor.stack([$0[0], $0[0] * 2], axis: 0) }
+        // Concat and stack with each input contiguous, transposed or broadcast, on both axes.
+        for la in Layout.allCases {
+            for lb in Layout.allCases {
+                let (a, va) = leaf([2, 3], la, seed: 1), (b, vb) = leaf([2, 2], lb, seed: 2)
+                checkGradients([a, b]) { Tensor.concat([va($0[0]), vb($0[1])], axis: 1) * Tensor.arange(5) }
+                let (c, vc) = leaf([3, 3], lb, seed: 3)
+                checkGradients([a, c]) { Tensor.concat([va($0[0]), vc($0[1])], axis: 0) * Tensor.arange(3) }
+            }
+            let (a, va) = leaf([2, 3], la, seed: 4)
+            checkGradients([a]) { Tensor.stack([va($0[0]), va($0[0]) * 2], axis: 0) }
+        }
     }
 
     func testMatmul() {
@@ -157,21 +165,35 @@ final class GradientCheckTests: XCTestCase {
         let a = Tensor.uniform([2, 1, 3, 4], low: -1, high: 1, seed: 3, requiresGrad: true)
         let b = Tensor.uniform([3, 4, 2], low: -1, high: 1, seed: 4, requiresGrad: true)
         checkGradients([a, b]) { $0[0].matmul($0[1]) }
+        checkGradients([b, a]) { $0[0].transposed(-1, -2).matmul($0[1].transposed(-1, -2)) }   // [3,2,4] x [2,1,4,3]
+        // The right-hand operand broadcast: a matrix against a batch, and a batch of one expanded (a stride-0 view).
+        let batch = Tensor.uniform([3, 2, 4], low: -1, high: 1, seed: 7, requiresGrad: true)
+        let right = Tensor.uniform([4, 5], low: -1, high: 1, seed: 8, requiresGrad: true)
+        checkGradients([batch, right]) { $0[0].matmul($0[1]) }
+        let one = Tensor.uniform([1, 4, 5], low: -1, high: 1, seed: 9, requiresGrad: true)
+        checkGradients([batch, one]) { $0[0].matmul($0[1].expand(to: [3, 4, 5])) }
+        checkGradients([batch, one]) { $0[0].matmul($0[1].transposed(-1, -2).expand(to: [3, 5, 4]).transposed(-1, -2)) }
         let x = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 5, requiresGrad: true)
         let w = Tensor.uniform([5, 4], low: -1, high: 1, seed: 6, requiresGrad: true)
         checkGradients([x, w]) { $0[0].matmul($0[1].transposed(0, 1)) }
     }
 
+    /// Index-select (repeated rows), gather on both axes, masked fill and where, each input contiguous, transposed
+    /// or broadcast.
     func testIndexingAndMasking() {
-        let table = Tensor.uniform([5, 3], low: -1, high: 1, seed: 1, requiresGrad: true)
-        checkGradients([table]) { $0[0].indexSelect(IntTensor([1, 4, 1, 0], shape: [2, 2])) }
-        let x = Tensor.uniform([3, 4], low: -1, high: 1, seed: 2, requiresGrad: true)
-        checkGradients([x]) { $0[0].gather(axis: 1, indices: IntTensor([0, 3, 2, 2, 1, 1], shape: [3, 2])) }
-        checkGradients([x]) { $0[0].gather(axis: 0, indices: IntTensor([2, 0, 1, 1], shape: [1, 4])) }
         let mask = Tensor([1, 0, 0, 1], shape: [4])
-        checkGradients([x]) { $0[0].maskedFill(mask, -3) }
-        let y = Tensor.uniform([3, 4], low: -1, high: 1, seed: 3, requiresGrad: true)
-        checkGradients([x, y]) { Tensor.where(mask, $0[0], $0[1]) }
+        for layout in Layout.allCases {
+            let (table, vt) = leaf([5, 3], layout, seed: 1)
+            checkGradients([table]) { vt($0[0]).indexSelect(IntTensor([1, 4, 1, 0], shape: [2, 2])) }
+            let (x, vx) = leaf([3, 4], layout, seed: 2)
+            checkGradients([x]) { vx($0[0]).gather(axis: 1, indices: IntTensor([0, 3, 2, 2, 1, 1], shape: [3, 2])) }
+            checkGradients([x]) { vx($0[0]).gather(axis: 0, indices: IntTensor([2, 0, 1, 1], shape: [1, 4])) }
+            checkGradients([x]) { vx($0[0]).maskedFill(mask, -3) }
+            for other in Layout.allCases {
+                let (y, vy) = leaf([3, 4], other, seed: 3)
+                checkGradients([x, y]) { Tensor.where(mask, vx($0[0]), vy($0[1])) }
+            }
+        }
     }
 
     /// Rotary pairs: the op against its definition (each pair rotated by its angle), and its gradient, over a
@@ -236,17 +258,31 @@ final class GradientCheckTests: XCTestCase {
         for (a, b) in zip(x.rmsNorm(weight: w, eps: 1e-6).toArray(), composed.toArray()) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
+    /// Convolution (input and weight each contiguous, transposed in H and W, or broadcast over the batch / output
+    /// channels), pooling and upsampling on the same three layouts.
     func testConvolutionAndPooling() {
-        let x = Tensor.uniform([2, 2, 5, 5], low: -1, high: 1, seed: 1, requiresGrad: true)
-        let w = Tensor.uniform([3, 2, 3, 3], low: -1, high: 1, seed: 2, requiresGrad: true)
-        let b = Tensor.uniform([3], low: -1, high: 1, seed: 3, requiresGrad: true)
-        checkGradients([x, w, b]) { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 1, padding: 1) }
-        checkGradients([x, w]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 0) }
-        // Distinct values keep max pooling away from ties.
-        let img = Tensor((0..<32).map { Float(($0 * 7) % 32) / 10 }, shape: [1, 2, 4, 4], requiresGrad: true)
-        checkGradients([img]) { $0[0].maxPool2d(kernel: 2) }
-        checkGradients([img]) { $0[0].avgPool2d(kernel: 2) }
-        checkGradients([img]) { $0[0].upsampleNearest2d(scale: 2) }
+        for lx in Layout.allCases {
+            for lw in Layout.allCases {
+                let (x, vx) = leaf([2, 2, 5, 5], lx, seed: 1), (w, vw) = leaf([3, 2, 3, 3], lw, seed: 2)
+                let b = Tensor.uniform([3], low: -1, high: 1, seed: 3, requiresGrad: true)
+                checkGradients([x, w, b]) { vx($0[0]).conv2d(weight: vw($0[1]), bias: $0[2], stride: 1, padding: 1) }
+                checkGradients([x, w]) { vx($0[0]).conv2d(weight: vw($0[1]), stride: 2, padding: 0) }
+            }
+        }
+        // Distinct values keep max pooling away from ties; the transposed and broadcast views keep them distinct
+        // within each window.
+        let values = (0..<32).map { Float(($0 * 7) % 32) / 10 }
+        let img = Tensor(values, shape: [1, 2, 4, 4], requiresGrad: true)
+        let transposedImage = Tensor(values, shape: [1, 2, 4, 4], requiresGrad: true)
+        let broadcastImage = Tensor(Array(values[0..<16]) + Array(values[0..<16]).map { $0 + 0.05 }, shape: [2, 1, 4, 4], requiresGrad: true)
+        let views: [(Tensor, (Tensor) -> Tensor)] = [(img, { $0 }), (transposedImage, { $0.transposed(-1, -2) }),
+                                                     (broadcastImage, { $0.expand(to: [2, 3, 4, 4]) })]
+        for (leafImage, view) in views {
+            checkGradients([leafImage]) { view($0[0]).maxPool2d(kernel: 2) }
+            checkGradients([leafImage]) { view($0[0]).maxPool2d(kernel: 2, stride: 1) }
+            checkGradients([leafImage]) { view($0[0]).avgPool2d(kernel: 2) }
+            checkGradients([leafImage]) { view($0[0]).upsampleNearest2d(scale: 2) }
+        }
         // Ties: the gradient goes to the first maximum of each window (row-major), as PyTorch routes it.
         let tied = Tensor([1, 1, 0, 2, 1, 1, 2, 2], shape: [1, 1, 2, 4], requiresGrad: true)
         tied.maxPool2d(kernel: 2).sum().backward()

@@ -2,7 +2,7 @@
 
 Builds tiny Transformer encoder/decoder blocks whose parameter names match Attend's modules, runs them
 forward and backward in float64, and writes inputs, parameters, outputs and gradients to safetensors
-fixtures. Also records conv2d / pooling / cross-entropy results.
+fixtures. Also records conv2d / pooling / cross-entropy results and the conv2d and conv + max-pool gradients.
 
     .cache/venv/bin/python scripts/reference/make_nn_fixtures.py Tests/AttendNNTests/Fixtures
 
@@ -126,12 +126,20 @@ def main(out):
     b = torch.randn(4, requires_grad=True)
     conv = F.conv2d(img, w, b, stride=2, padding=1)
     pooled = F.max_pool2d(F.conv2d(img, w, b, padding=1), 2)
+    # Backward of both, through sum(output * weights) with fixed weights: the image, weight and bias gradients.
+    conv_weights = torch.linspace(-1, 1, conv.numel()).reshape(conv.shape)
+    pooled_weights = torch.linspace(1, -0.5, pooled.numel()).reshape(pooled.shape)
+    conv_grads = torch.autograd.grad((conv * conv_weights).sum(), [img, w, b])
+    pooled_grads = torch.autograd.grad((pooled * pooled_weights).sum(), [img, w, b])
     logits = torch.randn(6, 5, requires_grad=True)
     targets = torch.tensor([0, 4, 2, -100, 1, 3])
     ce = F.cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.1)
     ce.backward()
     save_file({k: v.detach().float().contiguous() for k, v in {
         "image": img, "weight": w, "bias": b, "conv_stride2_pad1": conv, "conv_pad1_maxpool2": pooled,
+        "conv_stride2_pad1.loss_weights": conv_weights, "conv_pad1_maxpool2.loss_weights": pooled_weights,
+        **{f"conv_stride2_pad1.grad.{n}": g for n, g in zip(["image", "weight", "bias"], conv_grads)},
+        **{f"conv_pad1_maxpool2.grad.{n}": g for n, g in zip(["image", "weight", "bias"], pooled_grads)},
         "logits": logits, "targets": targets.double(), "cross_entropy_smooth_ignore": ce.reshape(1),
         "grad.logits": logits.grad,
     }.items()}, f"{out}/ops.safetensors")
