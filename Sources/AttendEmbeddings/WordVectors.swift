@@ -153,17 +153,19 @@ public struct SimilarityEvaluation: Codable {
 }
 
 extension WordVectors {
-    /// Lower-cased word -> its most frequent spelling's index among the first `limit` words
-    /// (evaluation matches words case-insensitively, as gensim does).
+    /// Upper-cased word -> its most frequent spelling's index among the first `limit` words (evaluation matches
+    /// words case-insensitively as gensim does, by upper case: "ß" and "SS" are one word).
     func caseInsensitiveIndex(limit: Int) -> [String: Int] {
         var map: [String: Int] = [:]
-        for i in stride(from: min(limit, count) - 1, through: 0, by: -1) { map[words[i].lowercased()] = i }
+        for i in stride(from: min(limit, count) - 1, through: 0, by: -1) { map[words[i].uppercased()] = i }
         return map
     }
 
     /// Accuracy on an analogy file in the questions-words.txt format (": section" lines, then "a b c d").
-    /// Words are lower-cased; questions with a word outside the first `restrictTo` words are skipped,
-    /// and the answer is searched among those words (gensim's evaluate_word_analogies does the same).
+    /// Words are compared in upper case; questions with a word outside the first `restrictTo` words are skipped,
+    /// and the answer is searched among those words. As gensim's evaluate_word_analogies: the answer is the best
+    /// word that is not a spelling of a question word ("The" when "the" is asked), and any spelling of the
+    /// expected word counts as right.
     public func evaluateAnalogies(path: String, method: AnalogyMethod = .add, restrictTo limit: Int = 30_000) throws -> AnalogyEvaluation {
         let limit = min(limit, count)
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AttendError("\(path): cannot read as UTF-8 text") }
@@ -176,8 +178,12 @@ extension WordVectors {
             for start in stride(from: 0, to: pending.count, by: 256) {
                 let batch = Array(pending[start..<min(pending.count, start + 256)])
                 let scores = analogyScores(batch.map { Array($0.prefix(3)) }, method: method, limit: limit)
-                for (q, s) in zip(batch, scores) where topK(s, k: 1, excluding: Set(q.prefix(3))).first == q[3] {
-                    sections[sections.count - 1].correct += 1
+                for (q, s) in zip(batch, scores) {
+                    let asked = Set(q.prefix(3).map { words[$0].uppercased() })
+                    // gensim looks at its 5 best answers past the question's own rows and takes the first that is
+                    // not another spelling of a question word.
+                    let answer = topK(s, k: 5, excluding: Set(q.prefix(3))).first { !asked.contains(words[$0].uppercased()) }
+                    if let answer, words[answer].uppercased() == words[q[3]].uppercased() { sections[sections.count - 1].correct += 1 }
                 }
             }
             sections[sections.count - 1].total += pending.count
@@ -191,7 +197,7 @@ extension WordVectors {
                 sections.append(.init(name: trimmed.dropFirst().trimmingCharacters(in: .whitespaces), correct: 0, total: 0))
                 continue
             }
-            let parts = trimmed.split(separator: " ").map { $0.lowercased() }
+            let parts = trimmed.split(separator: " ").map { $0.uppercased() }
             guard parts.count == 4 else { throw AttendError("\(path):\(n + 1): expected 4 words, got \(parts.count)") }
             if sections.isEmpty { sections.append(.init(name: "default", correct: 0, total: 0)) }
             let ids = parts.compactMap { lookup[$0] }
@@ -216,7 +222,7 @@ extension WordVectors {
                 if n == 0 { continue }
                 throw AttendError("\(path):\(n + 1): score '\(cols[2])' is not a number")
             }
-            guard let i = lookup[cols[0].lowercased()], let j = lookup[cols[1].lowercased()] else { skipped += 1; continue }
+            guard let i = lookup[cols[0].uppercased()], let j = lookup[cols[1].uppercased()] else { skipped += 1; continue }
             human.append(score)
             model.append(Double((0..<d).reduce(Float(0)) { $0 + u[i * d + $1] * u[j * d + $1] }))
         }

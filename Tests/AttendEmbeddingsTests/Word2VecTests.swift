@@ -195,6 +195,26 @@ final class Word2VecTests: XCTestCase {
         XCTAssertEqual(mul.map(\.word), (expected["analogy_mul"] as! [[Any]]).map { $0[0] as! String })
     }
 
+    /// The analogy evaluator gives gensim's evaluate_word_analogies counts, section by section, on gensim's vectors
+    /// with the answers restricted to the first 300 words, upper- and mixed-case questions, an unknown word and words
+    /// past the restriction (make_word2vec_fixtures.py writes the questions and gensim's counts).
+    func testAnalogyEvaluationMatchesGensim() throws {
+        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixturePath("gensim_analogies.json")))) as? [String: Any])
+        let restrict = try XCTUnwrap(expected["restrict_vocab"] as? Int)
+        let sections = try XCTUnwrap(expected["sections"] as? [[Any]])
+        XCTAssertEqual(sections.count, 4, "three sections and gensim's total")
+        let vectors = try WordVectors.load(from: fixturePath("gensim_vectors.bin"))
+        let ours = try vectors.evaluateAnalogies(path: fixturePath("gensim_analogies.txt"), restrictTo: restrict)
+        XCTAssertEqual(ours.sections.map(\.name), sections.dropLast().map { $0[0] as? String })
+        for (section, theirs) in zip(ours.sections, sections) {
+            XCTAssertEqual([section.correct, section.total], [theirs[1] as? Int, theirs[2] as? Int], section.name)
+        }
+        XCTAssertEqual([ours.correct, ours.total], [sections[3][1] as? Int, sections[3][2] as? Int], "total")
+        XCTAssertEqual(ours.accuracy, try XCTUnwrap(expected["accuracy"] as? Double), accuracy: 1e-12)
+        XCTAssertEqual(ours.skipped, 3, "the unknown word and the two words past the restriction")
+        XCTAssertGreaterThan(ours.correct, 0)
+    }
+
     func testWordSimilarityEvaluationMatchesGensim() throws {
         let wordsim = FileManager.default.currentDirectoryPath + "/.cache/assets/gensim-test-data/wordsim353.tsv"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: wordsim), "run scripts/fetch-assets.sh gensim-test-data")
