@@ -209,10 +209,11 @@ extension Generation {
                 next.append(Hypothesis(tokens: parent.tokens + [c.token], logProb: c.logProb, cache: forked, logits: logits))
             }
             alive = next
-            // Without a length reward, scores only fall as tokens are added: stop once no live hypothesis can
-            // beat the best finished one.
-            if lengthPenalty <= 0, let best = finished.map(\.score).max(),
-               alive.allSatisfy({ normalized($0.logProb, $0.tokens.count) < best }) { break }
+            // Log-probabilities only fall as tokens are added, so a live score s (< 0) can at best become
+            // s / maxTokens^lengthPenalty when longer answers are favoured, and s / length^lengthPenalty otherwise:
+            // stop once no live hypothesis can beat the best finished one.
+            if let best = finished.map(\.score).max(),
+               alive.allSatisfy({ normalized($0.logProb, lengthPenalty > 0 ? maxTokens : $0.tokens.count) < best }) { break }
             if alive.isEmpty { break }
         }
         let all = finished + alive.map { ($0.tokens, normalized($0.logProb, $0.tokens.count)) }

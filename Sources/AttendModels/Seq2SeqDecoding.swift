@@ -91,10 +91,14 @@ public enum Seq2SeqDecoding {
                         live += 1
                     }
                     for j in live..<k { nextPrefixes[r * k + j] = prefixes[r * k] + [Seq2SeqVocabulary.pad]; nextScores[r * k + j] = -.infinity }
-                    // Stop a source once no live hypothesis, scored at its current length, beats its best finished
-                    // one (Hugging Face's early-stopping rule; exact when lengthPenalty is 0).
+                    // Stop a source once no live hypothesis can still beat its best finished one. Log-probabilities only
+                    // fall as tokens are added, so a live score s (< 0) can at best become s / maxLength^lengthPenalty
+                    // when longer answers are favoured (lengthPenalty > 0), and s / t^lengthPenalty otherwise. (Scoring
+                    // at the current length in every case, as Hugging Face's default does, stops too early: with
+                    // penalty 1 it returned an empty answer where a longer one scored better.)
+                    let boundLength = lengthPenalty > 0 ? maxLength : t
                     if let best = finished[r].map(\.score).max(),
-                       (0..<k).allSatisfy({ nextScores[r * k + $0] == -.infinity || normalized(nextScores[r * k + $0], t) < best }) {
+                       (0..<k).allSatisfy({ nextScores[r * k + $0] == -.infinity || normalized(nextScores[r * k + $0], boundLength) < best }) {
                         done[r] = true
                     }
                 }

@@ -106,6 +106,48 @@ final class GenerationTests: XCTestCase {
         XCTAssertThrowsError(try Generation.beamSearch(model: model, eosId: nil, prompt: prompt, beams: 0, maxTokens: 4))
     }
 
+    /// Beam search wide enough to keep every hypothesis returns what enumerating every sequence finds: the best score
+    /// logP / length^lengthPenalty over the sequences that end in EOS (length counting it) and those cut at maxTokens,
+    /// for length penalties 0 (raw log-probability, with early stopping), 1 and 2 (which favour longer answers).
+    /// The enumeration scores sequences through the training path (no KV cache), the search through the cache.
+    func testLLMBeamSearchEqualsExhaustiveEnumeration() throws {
+        let (vocabulary, eos, maxTokens) = (5, Int32(4), 3)
+        var winners: Set<[Int32]> = []
+        for seed: UInt64 in [3, 5] {
+            var g = RandomGenerator(seed: seed)
+            let model = GPTModel(GPTConfig(vocabSize: vocabulary, contextLength: 16, width: 16, layerCount: 2, headCount: 2), generator: &g)
+            // Larger weights make the next-token distributions peaked, so that sequences differ clearly in score.
+            for p in model.parameters() { for i in 0..<p.count { p.pointer[i] *= 4 } }
+            let prompt: [Int32] = [1, 2]
+            // Every continuation: log-probabilities of the next token after each prefix of up to maxTokens - 1 tokens.
+            var sequences: [(tokens: [Int32], logProb: Double, finished: Bool)] = []
+            func extend(_ prefix: [Int32], _ logProb: Double) {
+                let ids = prompt + prefix
+                let logits = withNoGrad { model.logits(IntTensor(ids, shape: [1, ids.count])) }.toArray().suffix(vocabulary).map { Double($0) }
+                let m = logits.max()!, logZ = m + Foundation.log(logits.reduce(0) { $0 + Foundation.exp($1 - m) })
+                for token in 0..<Int32(vocabulary) {
+                    let p = logProb + logits[Int(token)] - logZ
+                    if token == eos { sequences.append((prefix, p, true)); continue }
+                    if prefix.count + 1 == maxTokens { sequences.append((prefix + [token], p, false)) } else { extend(prefix + [token], p) }
+                }
+            }
+            extend([], 0)
+            XCTAssertEqual(sequences.count, 1 + 4 + 16 + 64, "EOS after 0, 1 or 2 tokens, or 3 tokens cut at maxTokens")
+            for lengthPenalty: Float in [0, 1, 2] {
+                let scored = sequences.map { s -> ([Int32], Double) in
+                    (s.tokens, s.logProb / Foundation.pow(Double(max(s.tokens.count + (s.finished ? 1 : 0), 1)), Double(lengthPenalty)))
+                }.sorted { $0.1 > $1.1 }
+                XCTAssertGreaterThan(scored[0].1 - scored[1].1, 1e-3, "seed \(seed): the best sequence is clear of the second")
+                let beam = try Generation.beamSearch(model: model, eosId: eos, prompt: prompt, beams: 64, maxTokens: maxTokens,
+                                                     lengthPenalty: lengthPenalty)
+                XCTAssertEqual(beam.tokens, scored[0].0, "seed \(seed), length penalty \(lengthPenalty)")
+                XCTAssertEqual(Double(beam.score), scored[0].1, accuracy: 1e-4, "seed \(seed), length penalty \(lengthPenalty)")
+                winners.insert(scored[0].0)
+            }
+        }
+        XCTAssertGreaterThanOrEqual(winners.count, 3, "the length penalty changes which sequence wins: \(winners)")
+    }
+
     func testChatTemplateRendersChatML() {
         let t = ChatTemplate(ggufTemplate: "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}")
         XCTAssertEqual(t.defaultSystem, "Be brief.")

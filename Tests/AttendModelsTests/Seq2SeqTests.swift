@@ -113,25 +113,33 @@ final class Seq2SeqTests: XCTestCase {
         }
     }
 
+    /// Beam search wide enough for every hypothesis finds the best sequence by enumeration at length penalties 0, 1
+    /// and 2; one beam is greedy; a batch decodes each source as it would alone.
     func testBeamSearchFindsTheMostProbableSequenceAndOneBeamIsGreedy() {
         let model = TableModel()
         let maxLength = 4
+        var winners: Set<[Int32]> = []
         for first in Int32(3)...Int32(8) {
             let source = IntTensor([first], shape: [1, 1])
             func logProbs(_ prefix: [Int32]) -> [Float] {
                 withNoGrad { model.nextTokenLogits(source, lengths: [1], prefixes: IntTensor(prefix, shape: [1, prefix.count])).logSoftmax(axis: -1).toArray() }
             }
-            // Exhaustive: every body over {3, 4} of length < maxLength followed by EOS, or of length maxLength.
-            var best: (tokens: [Int32], score: Float) = ([], -.infinity)
-            func visit(_ body: [Int32], _ score: Float) {
-                let lp = logProbs([Seq2SeqVocabulary.bos] + body)
-                if body.count == maxLength { if score > best.score { best = (body, score) }; return }
-                if score + lp[2] > best.score { best = (body, score + lp[2]) }
-                for token in [Int32(3), 4] { visit(body + [token], score + lp[Int(token)]) }
+            // Exhaustive: every body over {3, 4} of length < maxLength followed by EOS, or of length maxLength,
+            // scored by logP / length^lengthPenalty (EOS counted in the length).
+            for lengthPenalty: Float in [0, 1, 2] {
+                func normalized(_ score: Float, _ length: Int) -> Float { score / Foundation.pow(Float(max(length, 1)), lengthPenalty) }
+                var best: (tokens: [Int32], score: Float) = ([], -.infinity)
+                func visit(_ body: [Int32], _ score: Float) {
+                    let lp = logProbs([Seq2SeqVocabulary.bos] + body)
+                    if body.count == maxLength { if normalized(score, body.count) > best.score { best = (body, normalized(score, body.count)) }; return }
+                    if normalized(score + lp[2], body.count + 1) > best.score { best = (body, normalized(score + lp[2], body.count + 1)) }
+                    for token in [Int32(3), 4] { visit(body + [token], score + lp[Int(token)]) }
+                }
+                visit([], 0)
+                let beam = Seq2SeqDecoding.beam(model, source: source, lengths: [1], beams: 16, maxLength: maxLength, lengthPenalty: lengthPenalty)
+                XCTAssertEqual(beam[0], best.tokens, "source \(first), length penalty \(lengthPenalty)")
+                winners.insert(best.tokens)
             }
-            visit([], 0)
-            let beam = Seq2SeqDecoding.beam(model, source: source, lengths: [1], beams: 16, maxLength: maxLength, lengthPenalty: 0)
-            XCTAssertEqual(beam[0], best.tokens, "source \(first)")
             // One beam: the argmax at every step.
             var greedy: [Int32] = []
             while greedy.count < maxLength {
@@ -142,6 +150,7 @@ final class Seq2SeqTests: XCTestCase {
             }
             XCTAssertEqual(Seq2SeqDecoding.greedy(model, source: source, lengths: [1], maxLength: maxLength)[0], greedy, "source \(first)")
         }
+        XCTAssertGreaterThan(winners.count, 6, "sources and length penalties pick different sequences: \(winners)")
         // A batch decodes each source as it would alone.
         let batch = IntTensor([3, 4, 5], shape: [3, 1])
         let together = Seq2SeqDecoding.beam(model, source: batch, lengths: [1, 1, 1], beams: 3, maxLength: maxLength)
