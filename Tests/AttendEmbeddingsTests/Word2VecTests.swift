@@ -122,6 +122,7 @@ final class Word2VecTests: XCTestCase {
             let back = try WordVectors.load(from: out)
             XCTAssertEqual(back.words, model.vocabulary.words)
             let tolerance: Float = format == .binary ? 0 : 1e-6
+            XCTAssertEqual(back.vectors.shape, model.input.shape)
             for (a, b) in zip(back.vectors.toArray(), model.input.toArray()) { XCTAssertEqual(a, b, accuracy: tolerance) }
         }
         let state = tempFile("state.safetensors")
@@ -180,13 +181,18 @@ final class Word2VecTests: XCTestCase {
         XCTAssertEqual(binary.count, expected["count"] as? Int)
         XCTAssertEqual(binary.dimension, expected["dimension"] as? Int)
         XCTAssertEqual(binary.words, text.words)
+        XCTAssertEqual(text.vectors.shape, binary.vectors.shape)
         for (a, b) in zip(binary.vectors.toArray(), text.vectors.toArray()) { XCTAssertEqual(a, b, accuracy: 1e-6) }
-        for (query, list) in expected["nearest"] as! [String: [[Any]]] {
+        let nearest = expected["nearest"] as! [String: [[Any]]]
+        XCTAssertEqual(nearest.count, 4)
+        for (query, list) in nearest {
             let ours = try binary.nearest(to: query, k: 5)
             XCTAssertEqual(ours.map(\.word), list.map { $0[0] as! String }, query)
             for (o, e) in zip(ours, list) { XCTAssertEqual(Double(o.similarity), e[1] as! Double, accuracy: 1e-5) }
         }
-        for pair in expected["similarity"] as! [[Any]] {
+        let pairs = expected["similarity"] as! [[Any]]
+        XCTAssertEqual(pairs.count, 3)
+        for pair in pairs {
             XCTAssertEqual(Double(try binary.similarity(pair[0] as! String, pair[1] as! String)), pair[2] as! Double, accuracy: 1e-5)
         }
         let add = try binary.analogy("said", "police", "government", k: 3)

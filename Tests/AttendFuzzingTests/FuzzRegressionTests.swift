@@ -42,6 +42,14 @@ final class FuzzRegressionTests: XCTestCase {
             }
         }
         print("replayed \(replayed) inputs fuzzing found")
+        // Counted apart from the replay: every file under Regressions/*/ (hidden files aside) was replayed.
+        var stored = 0
+        for folder in try regressionFolders() {
+            let entries = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+            stored += try entries.filter { try !$0.lastPathComponent.hasPrefix(".") && $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile == true }.count
+        }
+        XCTAssertGreaterThan(replayed, 0)
+        XCTAssertEqual(replayed, stored, "inputs replayed against files under Regressions/*/")
     }
 
     /// One valid input per target, from the committed fixtures or written here: each must parse without an error.

@@ -21,6 +21,7 @@ final class AttentionKernelTests: XCTestCase {
         let fused = cache.causalAttention(queries: q, layer: 0, kvHeads: hkv).toArray()
         if t == 1 {  // the decoding kernel (key ranges split over threads, parts merged) gives the same row
             let decoded = cache.decodeAttention(query: q, layer: 0, kvHeads: hkv).toArray()
+            XCTAssertEqual(decoded.count, fused.count, "decode, start \(start)", file: file, line: line)
             XCTAssertLessThanOrEqual(zip(decoded, fused).map { abs($0 - $1) }.max()!, 1e-5, "decode, start \(start)", file: file, line: line)
         }
         // The composition: each query head against its KV head's rows, causal with the queries at the end.
@@ -29,6 +30,7 @@ final class AttentionKernelTests: XCTestCase {
         let (y, _) = withNoGrad { Attention.scaledDotProduct(query: queries, key: keys.reshape([hkv, 1, start + t, hs]),
                                                               value: values.reshape([hkv, 1, start + t, hs]), causal: true) }
         let expected = y.reshape([hq, t, hs]).permute([1, 0, 2]).contiguous().toArray()
+        XCTAssertEqual(fused.count, expected.count, "t \(t), start \(start), heads \(hq)/\(hkv), head size \(hs)", file: file, line: line)
         let worst = zip(fused, expected).map { abs($0 - $1) }.max() ?? .infinity
         XCTAssertLessThanOrEqual(worst, 1e-5, "t \(t), start \(start), heads \(hq)/\(hkv), head size \(hs)", file: file, line: line)
     }
@@ -57,9 +59,11 @@ final class AttentionKernelTests: XCTestCase {
                 let mask = Attention.paddingMask(lengths: lengths, maxLength: t)
                 let reference = mha(x, mask: mask).toArray()  // gradient mode on: the composition
                 let fused = withNoGrad { mha(x, mask: mask, keyLengths: lengths) }.toArray()
+                XCTAssertEqual(reference.count, fused.count, "padding, width \(width), \(level.name)")
                 XCTAssertLessThanOrEqual(zip(reference, fused).map { abs($0 - $1) }.max()!, 1e-5, "padding, width \(width), \(level.name)")
                 let causalReference = mha(x, causal: true).toArray()
                 let causalFused = withNoGrad { mha(x, causal: true) }.toArray()
+                XCTAssertEqual(causalReference.count, causalFused.count, "causal, width \(width), \(level.name)")
                 XCTAssertLessThanOrEqual(zip(causalReference, causalFused).map { abs($0 - $1) }.max()!, 1e-5, "causal, width \(width), \(level.name)")
             }
         } }

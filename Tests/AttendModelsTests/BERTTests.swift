@@ -17,7 +17,9 @@ final class BERTTests: XCTestCase {
     func testWordPieceIdsMatchHuggingFace() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: miniLMDirectory + "/vocab.txt"), "run scripts/fetch-assets.sh all-MiniLM-L6-v2")
         let tokenizer = try WordPieceTokenizer.load(directory: miniLMDirectory)
-        for case let item as [String: Any] in try expectedMiniLM()["tokenizer"] as! [Any] {
+        let items = try XCTUnwrap(try expectedMiniLM()["tokenizer"] as? [[String: Any]])
+        XCTAssertEqual(items.count, 17)
+        for item in items {
             let text = item["text"] as! String
             let ids = (item["ids"] as! [Int]).map { Int32($0) }
             XCTAssertEqual(tokenizer.encode(text, maxLength: 256), ids, "text: \(text.prefix(60))")
@@ -40,6 +42,8 @@ final class BERTTests: XCTestCase {
         let ours = embedder.embed(sentences, batchSize: 5)
         XCTAssertEqual(ours.shape, [sentences.count, 384])
         let v = ours.toArray()
+        XCTAssertEqual(sentences.count, 12)
+        XCTAssertEqual(reference.count, sentences.count)
         for (i, ref) in reference.enumerated() {
             var dot = 0.0, worst = 0.0
             for k in 0..<384 {

@@ -31,10 +31,15 @@ final class BERTTrainingTests: XCTestCase {
         let lengths = e["lengths"] as! [Int]
         let mlmLogits = withNoGrad { mlm.logits(ids, segments: types, lengths: lengths, positions: IntTensor((0..<16).map { Int32($0) }, shape: [16])) }
         let expectedMLM = (e["mlm_logits"] as! [Double]).map(Float.init)
+        XCTAssertEqual(mlmLogits.shape, [16, 50])
+        XCTAssertEqual(expectedMLM.count, 16 * 50)
         // The padded position of row 2 (index 15) is not compared: its state is not defined the same way.
         for (i, (a, b)) in zip(mlmLogits.toArray(), expectedMLM).enumerated() where i / 50 != 15 { XCTAssertEqual(a, b, accuracy: 1e-4, "mlm logit \(i)") }
         let classLogits = withNoGrad { classifier.logits(ids, segments: types, lengths: lengths) }
-        for (a, b) in zip(classLogits.toArray(), (e["class_logits"] as! [Double]).map(Float.init)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        let expectedClass = (e["class_logits"] as! [Double]).map(Float.init)
+        XCTAssertEqual(classLogits.shape, [2, 3])
+        XCTAssertEqual(expectedClass.count, 2 * 3)
+        for (a, b) in zip(classLogits.toArray(), expectedClass) { XCTAssertEqual(a, b, accuracy: 1e-4) }
         // A checkpoint without the head names what is missing.
         XCTAssertThrowsError(try mlm.loadHuggingFace(tensors.filter { !$0.key.hasPrefix("cls.") }, source: "x.safetensors")) {
             XCTAssertTrue("\($0)".contains("'cls.predictions"), "\($0)")
@@ -61,6 +66,7 @@ final class BERTTrainingTests: XCTestCase {
         let fraction = Double(b.positions.count) / Double(real)
         XCTAssertEqual(fraction, 0.15, accuracy: 0.03)
         var masked = 0
+        XCTAssertEqual(b.positions.count, b.targets.count)
         for (p, target) in zip(b.positions.data, b.targets.data) {
             let (r, k) = (Int(p) / t, Int(p) % t)
             XCTAssertTrue(k > 0 && k < inputs[r].ids.count - 1, "never [CLS], [SEP] or padding")

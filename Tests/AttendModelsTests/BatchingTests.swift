@@ -26,6 +26,7 @@ final class BatchingTests: XCTestCase {
             for i in 0..<3 {
                 let one = model.forward(LMInput([next[i]]), cache: alone[i], lastOnly: true, attentionLayer: nil).logits.toArray()
                 let row = Array(values[(i * model.vocabularySize)..<((i + 1) * model.vocabularySize)])
+                XCTAssertEqual(one.count, model.vocabularySize)
                 let diff = zip(row, one).map { abs($0 - $1) }.max()!
                 XCTAssertLessThanOrEqual(diff, 1e-4, "step \(step), row \(i)")
                 next[i] = Int32(row.indices.max { row[$0] < row[$1] }!)

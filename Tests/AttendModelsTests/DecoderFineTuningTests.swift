@@ -38,6 +38,8 @@ final class DecoderFineTuningTests: XCTestCase {
         model.eval()
         let ab = withNoGrad { model.forward([TaskExample(texts: [[4, 5, 6], [7, 8]], label: 0)]).taskLogits }.toArray()
         let ba = withNoGrad { model.forward([TaskExample(texts: [[7, 8], [4, 5, 6]], label: 0)]).taskLogits }.toArray()
+        XCTAssertEqual(ab.count, 2)
+        XCTAssertEqual(ab.count, ba.count)
         for (x, y) in zip(ab, ba) { XCTAssertEqual(x, y, accuracy: 1e-5) }
         let entail = GPTTaskModel(decoder: tinyGPT(), layout: .entailment, classCount: 2, generator: &g)
         entail.eval()

@@ -14,7 +14,9 @@ final class GenerationTests: XCTestCase {
     func testByteLevelBPEMatchesLlamaCpp() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: smolLMPath), "run scripts/fetch-assets.sh SmolLM2-135M-Instruct")
         let tokenizer = try ByteLevelBPETokenizer.fromGGUF(GGUFFile(smolLMPath))
-        for case let item as [String: Any] in try llamaCpp()["tokenizer"] as! [Any] {
+        let items = try XCTUnwrap(try llamaCpp()["tokenizer"] as? [[String: Any]])
+        XCTAssertEqual(items.count, 12)
+        for item in items {
             let text = item["text"] as! String
             let ids = tokenizer.encode(text)
             XCTAssertEqual(ids.map(Int.init), item["ids"] as! [Int], "text: \(text)")
@@ -30,7 +32,9 @@ final class GenerationTests: XCTestCase {
         defer { model.int8Activations = true }
         let tokenizer = try ByteLevelBPETokenizer.fromGGUF(file)
         let template = ChatTemplate(ggufTemplate: file.metadata["tokenizer.chat_template"]?.string)
-        for case let g as [String: Any] in try llamaCpp()["generations"] as! [Any] {
+        let generations = try XCTUnwrap(try llamaCpp()["generations"] as? [[String: Any]])
+        XCTAssertEqual(generations.count, 4)
+        for g in generations {
             let prompt = tokenizer.encode(template.render([("user", g["prompt"] as! String)]))
             XCTAssertEqual(prompt.map(Int.init), g["prompt_ids"] as! [Int])
         }

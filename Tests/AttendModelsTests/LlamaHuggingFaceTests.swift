@@ -106,6 +106,7 @@ final class GGUFTypesTests: XCTestCase {
         let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
         let e = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tiny_types_expected.json"))) as! [String: [Double]]
         let file = try GGUFFile(dir.appendingPathComponent("tiny_types.gguf").path)
+        XCTAssertEqual(Set(e.keys), ["f32", "f16", "q4_0", "q4_1", "q8_0"])
         for (name, values) in e {
             let t = try file.tensor(name)
             XCTAssertEqual(t.shape, [3, 64], name)
@@ -128,8 +129,13 @@ final class GGUFTypesTests: XCTestCase {
             XCTAssertEqual(q.rows(Array(0..<3)).toArray(), w.toArray(), "\(name), \(level.name)")
             let x = Tensor.uniform([5, 64], low: -1, high: 1, seed: 6)
             let exact = x.matmul(w.transposed(0, 1)).toArray()
-            for (a, b) in zip(q.matmul(x).toArray(), exact) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), \(level.name)") }
-            for (a, b) in zip(q.matvec(x.slice(axis: 0, start: 2, length: 1)).toArray(), exact[6..<9]) {
+            let y = q.matmul(x).toArray()
+            XCTAssertEqual(y.count, exact.count, "\(name), \(level.name)")
+            XCTAssertEqual(exact.count, 5 * 3)
+            for (a, b) in zip(y, exact) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), \(level.name)") }
+            let v = q.matvec(x.slice(axis: 0, start: 2, length: 1)).toArray()
+            XCTAssertEqual(v.count, 3, "\(name), \(level.name)")
+            for (a, b) in zip(v, exact[6..<9]) {
                 XCTAssertEqual(a, b, accuracy: 1e-5, "\(name), \(level.name)")
             }
             checkInt8Product(q, weights: w.toArray(), name: "\(name), \(level.name)")

@@ -36,7 +36,9 @@ final class LlamaTests: XCTestCase {
                                                            head: e["attention_head"] as! Int)
         XCTAssertEqual(layer, 10)
         XCTAssertEqual(weights.shape, [prompt.count, prompt.count])
-        for (a, b) in zip(weights.toArray(), (e["attention"] as! [Double]).map(Float.init)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        let reference = (e["attention"] as! [Double]).map(Float.init)
+        XCTAssertEqual(reference.count, prompt.count * prompt.count)
+        for (a, b) in zip(weights.toArray(), reference) { XCTAssertEqual(a, b, accuracy: 1e-4) }
         XCTAssertThrowsError(try Generation.attentionMap(model: model, prompt: prompt, layer: 30, head: 0)) {
             XCTAssertTrue("\($0)".contains("30 layers"), "\($0)")
         }
@@ -64,6 +66,7 @@ final class LlamaTests: XCTestCase {
         let cache = KVCache(config: model.config, capacity: 128)
         let logits = model(prompt, cache: cache, lastOnly: true).toArray()
         let reference = e["last_logits"] as! [Double]
+        XCTAssertEqual(logits.count, reference.count)
         var worst = 0.0
         for (a, b) in zip(logits, reference) { worst = max(worst, abs(Double(a) - b)) }
         XCTAssertLessThanOrEqual(worst, 1e-3, "max |logit difference| with the numpy reference")
@@ -85,6 +88,7 @@ final class LlamaTests: XCTestCase {
             let w = try file.tensor(name)
             let x = Tensor.uniform([1, q.columns], low: -1, high: 1, seed: 3)
             let fast = q.matvec(x).toArray(), exact = x.matmul(w.transposed(0, 1)).toArray()
+            XCTAssertEqual(fast.count, q.rows)
             for (a, b) in zip(fast, exact) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), name) }
         }
         XCTAssertNil(try file.quantizedMatrix("blk.0.attn_norm.weight"), "F32 tensors stay float")

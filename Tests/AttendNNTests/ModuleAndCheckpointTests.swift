@@ -181,10 +181,14 @@ final class ModuleAndCheckpointTests: XCTestCase {
             opt.update()
             return p.toArray()
         }
-        for (a, p) in zip(vectorStep { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }, start) {
+        let adamW = vectorStep { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }
+        XCTAssertEqual(adamW.count, start.count)
+        for (a, p) in zip(adamW, start) {
             XCTAssertEqual(a, p * (1 - 0.001) - 0.01, accuracy: 1e-6, "AdamW at \(p)")
         }
-        for (a, p) in zip(vectorStep { SGD(parameters: $0, learningRate: 0.1, weightDecay: 0.1) }, start) {
+        let sgd = vectorStep { SGD(parameters: $0, learningRate: 0.1, weightDecay: 0.1) }
+        XCTAssertEqual(sgd.count, start.count)
+        for (a, p) in zip(sgd, start) {
             XCTAssertEqual(a, p - 0.1 * (0.5 + 0.1 * p), accuracy: 1e-6, "SGD with decay at \(p)")
         }
     }

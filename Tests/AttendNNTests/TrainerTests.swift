@@ -46,7 +46,9 @@ final class TrainerTests: XCTestCase {
                 return TrainingLoss(Loss.crossEntropy(logits: b(xs), targets: ys), items: 4)
             }
             XCTAssertNotEqual(a.parameters()[0].toArray(), model().parameters()[0].toArray(), "\(name): training moved the weights")
+            XCTAssertEqual(a.parameters().count, b.parameters().count, name)
             for (p, q) in zip(a.parameters(), b.parameters()) {
+                XCTAssertEqual(p.shape, q.shape, name)
                 for (u, v) in zip(p.toArray(), q.toArray()) { XCTAssertEqual(u, v, accuracy: 1e-6, name) }
             }
             XCTAssertEqual(trainer.lossHistory.map(\.step), Array(1...6))

@@ -227,7 +227,10 @@ final class GradientCheckTests: XCTestCase {
             var mask = [Float](repeating: 0, count: tq * tk)
             for i in 0..<tq { for j in 0..<tk where j > i + tk - tq { mask[i * tk + j] = 1 } }
             let reference = x.maskedFill(Tensor(mask, shape: [tq, tk]), -.infinity).softmax(axis: -1).toArray()
-            for (a, b) in zip(x.causalSoftmax().toArray(), reference) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+            let y = x.causalSoftmax()
+            XCTAssertEqual(y.shape, x.shape)
+            XCTAssertEqual(reference.count, x.count)
+            for (a, b) in zip(y.toArray(), reference) { XCTAssertEqual(a, b, accuracy: 1e-6) }
             checkGradients([x]) { $0[0].causalSoftmax() * Tensor.arange(tk) }
         }
     }
@@ -236,7 +239,9 @@ final class GradientCheckTests: XCTestCase {
     func testSwiGLU() {
         let a = Tensor([-12, -3, -0.5, 0, 0.5, 3, 12, 1.5], shape: [2, 4], requiresGrad: true)
         let b = Tensor.uniform([2, 4], low: -2, high: 2, seed: 9, requiresGrad: true)
-        for (x, y) in zip(Tensor.swiglu(gate: a, up: b).toArray(), (a.silu() * b).toArray()) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        let swiglu = Tensor.swiglu(gate: a, up: b)
+        XCTAssertEqual(swiglu.shape, a.shape)
+        for (x, y) in zip(swiglu.toArray(), (a.silu() * b).toArray()) { XCTAssertEqual(x, y, accuracy: 1e-5) }
         let a2 = Tensor.uniform([3, 5], low: -4, high: 4, seed: 10, requiresGrad: true)
         let b2 = Tensor.uniform([3, 5], low: -2, high: 2, seed: 11, requiresGrad: true)
         checkGradients([a2, b2]) { Tensor.swiglu(gate: $0[0], up: $0[1]) }
@@ -255,7 +260,10 @@ final class GradientCheckTests: XCTestCase {
         let x = Tensor.uniform([5, 7], low: -2, high: 2, seed: 4)
         let w = Tensor.uniform([7], low: -1.5, high: 1.5, seed: 5)
         let composed = x * ((x * x).mean(axes: [-1], keepDims: true) + 1e-6).rsqrt() * w
-        for (a, b) in zip(x.rmsNorm(weight: w, eps: 1e-6).toArray(), composed.toArray()) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        let fused = x.rmsNorm(weight: w, eps: 1e-6)
+        XCTAssertEqual(fused.shape, x.shape)
+        XCTAssertEqual(composed.shape, x.shape)
+        for (a, b) in zip(fused.toArray(), composed.toArray()) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
     /// Convolution (input and weight each contiguous, transposed in H and W, or broadcast over the batch / output

@@ -8,8 +8,10 @@ final class BPETrainingTests: XCTestCase {
 
     func expected() throws -> [String: Any] { try JSONSerialization.jsonObject(with: Data(contentsOf: fixture("bpe_expected", "json"))) as! [String: Any] }
 
-    func checkCases(_ tokenizer: ByteLevelBPETokenizer, _ e: [String: Any], file: StaticString = #filePath, line: UInt = #line) {
-        for case let item as [String: Any] in e["cases"] as! [Any] {
+    func checkCases(_ tokenizer: ByteLevelBPETokenizer, _ e: [String: Any], file: StaticString = #filePath, line: UInt = #line) throws {
+        let cases = try XCTUnwrap(e["cases"] as? [[String: Any]], "every case parses", file: file, line: line)
+        XCTAssertEqual(cases.count, 13, file: file, line: line)
+        for item in cases {
             let text = item["text"] as! String
             let ids = tokenizer.encode(text)
             XCTAssertEqual(ids.map(Int.init), item["ids"] as! [Int], "text: \(text)", file: file, line: line)
@@ -26,18 +28,18 @@ final class BPETrainingTests: XCTestCase {
         let tokenizer = try BPETrainer.train(lines, options: options)
         XCTAssertEqual(tokenizer.merges, e["merges"] as! [String])
         XCTAssertEqual(tokenizer.tokens.count, e["vocab_size"] as! Int)
-        checkCases(tokenizer, e)
+        try checkCases(tokenizer, e)
 
         // Saved files load back (both formats) and tokenize the same.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-\(ProcessInfo.processInfo.processIdentifier)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try tokenizer.save(directory: dir)
-        checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: dir + "/tokenizer.json"), e)
-        checkCases(try ByteLevelBPETokenizer.load(vocabJSON: dir + "/vocab.json", mergesText: dir + "/merges.txt"), e)
+        try checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: dir + "/tokenizer.json"), e)
+        try checkCases(try ByteLevelBPETokenizer.load(vocabJSON: dir + "/vocab.json", mergesText: dir + "/merges.txt"), e)
     }
 
     func testLoadsTokenizerJSONWrittenByHuggingFace() throws {
-        checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: fixture("bpe_trained_tokenizer", "json").path), try expected())
+        try checkCases(try ByteLevelBPETokenizer.load(tokenizerJSON: fixture("bpe_trained_tokenizer", "json").path), try expected())
     }
 
     func testOffsetsAndBatchesMatchHuggingFace() throws {

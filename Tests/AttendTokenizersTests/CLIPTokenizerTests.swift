@@ -12,7 +12,9 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.tokens.count, 49408)
         let url = Bundle.module.url(forResource: "clip_expected", withExtension: "json", subdirectory: "Fixtures")!
         let e = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        for case let item as [String: Any] in e["cases"] as! [Any] {
+        let cases = try XCTUnwrap(e["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 15)
+        for item in cases {
             let text = item["text"] as! String
             XCTAssertEqual(tokenizer.encode(text).map(Int.init), item["ids"] as! [Int], "text: \(text)")
         }

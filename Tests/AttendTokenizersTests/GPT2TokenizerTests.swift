@@ -10,7 +10,9 @@ final class GPT2TokenizerTests: XCTestCase {
         let tokenizer = try ByteLevelBPETokenizer.fromTiktoken(path: ranksPath, specialTokens: ["<|endoftext|>": 50256])
         XCTAssertEqual(tokenizer.tokens.count, 50257)
         let url = Bundle.module.url(forResource: "gpt2_tiktoken_expected", withExtension: "json", subdirectory: "Fixtures")!
-        for case let item as [String: Any] in try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [Any] {
+        let items = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [[String: Any]])
+        XCTAssertEqual(items.count, 13)
+        for item in items {
             let text = item["text"] as! String
             let ids = tokenizer.encode(text)
             XCTAssertEqual(ids.map(Int.init), item["ids"] as! [Int], "text: \(text)")

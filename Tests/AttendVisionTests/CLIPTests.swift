@@ -213,7 +213,9 @@ final class CLIPTests: XCTestCase {
         let embeddings = Loss.normalize(Tensor([1, 0, 0, 0, 0, 1, 0, 0], shape: [2, 4]))
         try decoder.train(pictures: pictures, captionEmbeddings: embeddings, captionOf: [[0], [1], [0]], steps: 300, batchSize: 8, learningRate: 3e-2)
         let drawn = decoder.draw(embeddings)
+        XCTAssertEqual(drawn.count, 2)
         for (picture, target) in zip(drawn, [left, top]) {
+            XCTAssertEqual(picture.pixels.count, target.count)
             XCTAssertLessThan(zip(picture.pixels, target).map { abs($0 - $1) }.max()!, 0.2, "\(picture.pixels)")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("draw-\(UUID())").path

@@ -43,6 +43,8 @@ final class EfficientNetTests: XCTestCase {
         let x = synthetic(2)
         let logits = withNoGrad { net(x) }.toArray()
         let want = expected.synthetic_logits.flatMap { $0 }
+        XCTAssertEqual(logits.count, want.count)
+        XCTAssertEqual(want.count, 2 * 1000)
         let worst = zip(logits, want).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(worst, 1e-4, "largest logit difference")
         let pooled = withNoGrad { net.pooledFeatures(x) }
@@ -51,6 +53,7 @@ final class EfficientNetTests: XCTestCase {
         }
         // One image alone (GEMMs threaded) equals the same image in a batch of two (one sample per thread).
         let single = withNoGrad { net(x.slice(axis: 0, start: 1, length: 1)) }.toArray()
+        XCTAssertEqual(single.count, 1000)
         XCTAssertLessThan(zip(single, logits[1000...]).map { abs($0 - $1) }.max()!, 1e-4)
         let maps = withNoGrad { net.blockOutputs(x, at: [-1, 0, 15]) }
         XCTAssertEqual(maps.map(\.shape), [[2, 32, 112, 112], [2, 16, 112, 112], [2, 320, 7, 7]])
@@ -58,12 +61,15 @@ final class EfficientNetTests: XCTestCase {
 
     func testPhotosGetTheReferenceClasses() throws {
         let (net, expected) = try load()
+        XCTAssertEqual(expected.photos.count, 4)
         for (name, want) in expected.photos {
             let path = try requireAsset("scikit-image-data/\(name)", fetch: "scikit-image-data")
             let x = try Image.read(path).classifierInput(size: 224, mean: net.config.mean, std: net.config.std)
             let p = withNoGrad { net(x.reshape([1, 3, 224, 224])).softmax(axis: -1) }.toArray()
             let top = p.indices.sorted { p[$0] > p[$1] }.prefix(5)
             XCTAssertEqual(Array(top), want.indices, name)
+            XCTAssertEqual(want.indices.count, 5, name)
+            XCTAssertEqual(want.probabilities.count, 5, name)
             for (i, q) in zip(want.indices, want.probabilities) { XCTAssertEqual(p[i], q, accuracy: 5e-3, "\(name) class \(i)") }
         }
     }

@@ -79,6 +79,7 @@ final class ImageTests: XCTestCase {
         let high = try source.jpegData(quality: 95), low = try source.jpegData(quality: 10)
         XCTAssertLessThan(low.count, high.count)
         let decoded = try Image.decode(high, source: "jpeg")
+        XCTAssertEqual([decoded.width, decoded.height, decoded.channels], [source.width, source.height, source.channels])
         let meanError = zip(decoded.pixels, source.pixels).map { abs($0 - $1) }.reduce(0, +) / Float(source.pixels.count)
         XCTAssertLessThan(meanError, 0.02)
         XCTAssertTrue(try Image.decode(try source.jpegData(quality: 80, progressive: true), source: "p").pixels.count == source.pixels.count)

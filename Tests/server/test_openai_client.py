@@ -4,6 +4,7 @@ the safety stage (moderations, refused inputs, redacted and stopped answers) and
 scripts/test-server.sh, which starts the server (with an index, a safety policy and an API key) and passes its URL in
 ATTEND_SERVER_URL, the key in ATTEND_API_KEY and the grounded model's name in ATTEND_GROUNDED_MODEL."""
 import json
+import re
 import math
 import os
 import unittest
@@ -64,9 +65,15 @@ class OpenAIClientTests(unittest.TestCase):
         r = self.client.completions.create(model=CHAT, prompt="The capital of France is", max_tokens=4, temperature=0)
         self.assertEqual(r.object, "text_completion")
         self.assertTrue(r.choices[0].text)
-        streamed = "".join(c.choices[0].text for c in self.client.completions.create(model=CHAT, prompt="The capital of France is",
-                                                                                      max_tokens=4, temperature=0, stream=True))
+        # Streamed: the same text, then the finish reason, then usage (as chat's stream).
+        chunks = list(self.client.completions.create(model=CHAT, prompt="The capital of France is", max_tokens=4, temperature=0,
+                                                     stream=True, stream_options={"include_usage": True}))
+        streamed = "".join(c.choices[0].text for c in chunks if c.choices)
         self.assertEqual(streamed, r.choices[0].text)
+        self.assertEqual([c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason], [r.choices[0].finish_reason])
+        self.assertFalse(chunks[-1].choices)
+        self.assertEqual((chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens),
+                         (r.usage.prompt_tokens, r.usage.completion_tokens))
 
     def test_embeddings_in_both_encodings(self):
         texts = ["A man is eating food.", "A man is riding a horse."]
@@ -74,8 +81,10 @@ class OpenAIClientTests(unittest.TestCase):
         b64 = self.client.embeddings.create(model=EMBED, input=texts)
         flt = self.client.embeddings.create(model=EMBED, input=texts, encoding_format="float")
         self.assertEqual(len(b64.data), 2)
+        self.assertEqual(len(flt.data), 2)
         for a, b in zip(b64.data, flt.data):
             self.assertEqual(len(a.embedding), 384)
+            self.assertEqual(len(b.embedding), 384)
             self.assertAlmostEqual(math.sqrt(sum(x * x for x in a.embedding)), 1.0, places=4)
             self.assertTrue(all(abs(x - y) < 1e-6 for x, y in zip(a.embedding, b.embedding)))
         self.assertGreater(b64.usage.prompt_tokens, 10)
@@ -87,11 +96,15 @@ class OpenAIClientTests(unittest.TestCase):
         with self.assertRaises(openai.BadRequestError) as e:
             self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}], max_tokens=10_000_000)
         self.assertEqual(e.exception.code, "context_length_exceeded")
+        # Each 400 names the field, in `param` or in the message.
         for bad in [{"temperature": "hot"}, {"temperature": 3}, {"n": 2}, {"top_p": 0}, {"stop": ["a", "b", "c", "d", "e"]},
                     {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "strnig"}}}}]:
             with self.assertRaises(openai.BadRequestError, msg=str(bad)) as e:
                 self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}], **bad)
-            self.assertIsNotNone(e.exception.body)
+            body = e.exception.body
+            self.assertIsInstance(body, dict, str(bad))
+            field = next(iter(bad))
+            self.assertTrue(body.get("param") == field or field in body.get("message", ""), f"{bad}: {body}")
         with self.assertRaises(openai.BadRequestError):
             self.client.chat.completions.create(model=CHAT, messages=[])
         with self.assertRaises(openai.BadRequestError):
@@ -263,19 +276,33 @@ class OpenAIClientTests(unittest.TestCase):
         self.assertEqual(json.loads(r.choices[0].message.content), {"contact": "[EMAIL]"})
         # ...and a card number, which the policy blocks, stops the answer before any of it leaves, streamed or not.
         r = self.client.chat.completions.create(**forced("4111 1111 1111 1111"))
+        # Not one digit leaves: what came out is the JSON before the number.
         self.assertEqual(r.choices[0].finish_reason, "content_filter")
-        self.assertNotIn("4111", r.choices[0].message.content)
+        self.assertNotRegex(r.choices[0].message.content, r"[0-9]")
         chunks = list(self.client.chat.completions.create(stream=True, **forced("4111 1111 1111 1111")))
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        self.assertNotIn("4111", streamed)
+        self.assertNotRegex(streamed, r"[0-9]")
         self.assertEqual([c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason], ["content_filter"])
 
     def test_metrics(self):
-        request = urllib.request.Request(URL + "/metrics", headers={"Authorization": "Bearer " + KEY})
-        with urllib.request.urlopen(request, timeout=10) as r:
-            text = r.read().decode()
-        self.assertIn('attend_requests_total{endpoint="chat",status="200"}', text)
-        self.assertRegex(text, r"attend_completion_tokens_total [1-9]")
+        def scrape():
+            request = urllib.request.Request(URL + "/metrics", headers={"Authorization": "Bearer " + KEY})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                text = r.read().decode()
+            def value(pattern):
+                m = re.search(pattern + r" ([0-9.e+]+)", text)
+                return float(m.group(1)) if m else 0.0
+            return text, value(r'attend_requests_total\{endpoint="chat",status="200"\}'), value(r"attend_completion_tokens_total")
+        _, requests_before, tokens_before = scrape()
+        # Two chats and one error: the counters move by exactly what was asked and answered.
+        answers = [self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": q}], max_tokens=3, temperature=0)
+                   for q in ["Hi", "Name a fruit."]]
+        with self.assertRaises(openai.BadRequestError):
+            self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}], temperature=3)
+        text, requests_after, tokens_after = scrape()
+        self.assertEqual(requests_after - requests_before, 2)
+        self.assertEqual(tokens_after - tokens_before, sum(a.usage.completion_tokens for a in answers))
+        self.assertIn('attend_requests_total{endpoint="chat",status="400"}', text)
         self.assertIn("attend_time_to_first_token_seconds_bucket", text)
 
 
