@@ -52,7 +52,9 @@ final class AttentionKernelTests: XCTestCase {
     /// with gradients it takes the composition. Both must give the same output.
     func testMultiHeadAttentionFusedPathEqualsComposition() {
         for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
-            for (width, heads, t, lengths) in [(16, 2, 37, [37, 20, 1]), (384, 6, 70, [70, 65]), (24, 3, 5, [2])] {
+            // Head sizes 8, 64, 8, and 20 and 24 (off the 8- and 16-lane widths).
+            for (width, heads, t, lengths) in [(16, 2, 37, [37, 20, 1]), (384, 6, 70, [70, 65]), (24, 3, 5, [2]), (40, 2, 23, [23, 9]),
+                                               (72, 3, 11, [11, 4, 1])] {
                 var g = RandomGenerator(seed: UInt64(width))
                 let mha = MultiHeadAttention(dimension: width, headCount: heads, generator: &g)
                 let x = Tensor.randn([lengths.count, t, width], seed: 9)

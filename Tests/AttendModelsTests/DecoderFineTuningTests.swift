@@ -22,6 +22,9 @@ final class DecoderFineTuningTests: XCTestCase {
         let pair = TaskExample(texts: [[4, 5], [6]], label: 0)
         let similarity = GPTTaskModel(decoder: tinyGPT(), layout: .similarity, classCount: 2, generator: &g).sequences(pair, maxLength: 24)
         XCTAssertEqual(similarity.map { $0.map { $0.added.map { -1 - $0 } ?? Int($0.id) } }, [[-1, 4, 5, -2, 6, -3], [-1, 6, -2, 4, 5, -3]])
+        // Entailment: one sequence, [start] premise [delim] hypothesis [extract], in the order given.
+        let entailment = GPTTaskModel(decoder: tinyGPT(), layout: .entailment, classCount: 2, generator: &g).sequences(pair, maxLength: 24)
+        XCTAssertEqual(entailment.map { $0.map { $0.added.map { -1 - $0 } ?? Int($0.id) } }, [[-1, 4, 5, -2, 6, -3]])
         let single = GPTTaskModel(decoder: tinyGPT(), layout: .classification, classCount: 2, generator: &g).sequences(TaskExample(texts: [[9]], label: 0), maxLength: 24)
         XCTAssertEqual(single.map { $0.map { $0.added.map { -1 - $0 } ?? Int($0.id) } }, [[-1, 9, -3]])
         // Long texts are cut to the context: the longest loses tokens first; a choice context keeps its end.

@@ -88,10 +88,24 @@ final class LoRATests: XCTestCase {
         try model.loadAdapter(directory: peftAdapter)
         let dir = try temporaryDirectory()
         try model.saveAdapter(directory: dir)
-        let peft = try Safetensors.read(peftAdapter + "/adapter_model.safetensors").tensors
-        let ours = try Safetensors.read(dir + "/adapter_model.safetensors").tensors
+        // Read as raw safetensors (header JSON, then bytes), not through Attend's reader: dtype, shape and the bytes
+        // of every tensor.
+        func raw(_ path: String) throws -> [String: [String: AnyHashable]] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
+            var out: [String: [String: AnyHashable]] = [:]
+            for (name, entry) in header where name != "__metadata__" {
+                let e = try XCTUnwrap(entry as? [String: Any]), offsets = try XCTUnwrap(e["data_offsets"] as? [Int])
+                out[name] = ["dtype": try XCTUnwrap(e["dtype"] as? String), "shape": try XCTUnwrap(e["shape"] as? [Int]),
+                             "bytes": data.subdata(in: (8 + length + offsets[0])..<(8 + length + offsets[1]))]
+            }
+            return out
+        }
+        let peft = try raw(peftAdapter + "/adapter_model.safetensors"), ours = try raw(dir + "/adapter_model.safetensors")
+        XCTAssertEqual(peft.count, 2 * 7 * 2, "A and B for 7 projections in each of the tiny Llama's 2 layers")
         XCTAssertEqual(Set(peft.keys), Set(ours.keys))
-        for (name, t) in peft { XCTAssertEqual(ours[name]?.toArray(), t.toArray(), name) }
+        for (name, t) in peft { XCTAssertEqual(ours[name], t, name) }
         let config = try LoRAConfig.read(directory: dir)
         XCTAssertEqual(config.rank, 4)
         XCTAssertEqual(config.alpha, 8)

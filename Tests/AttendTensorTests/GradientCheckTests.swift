@@ -122,9 +122,11 @@ final class GradientCheckTests: XCTestCase {
         checkUnary("variance") { $0.variance(axes: [1]) }
         checkUnary("max rows") { $0.max(axis: 1) }
         checkUnary("max cols") { $0.max(axis: 0, keepDims: true) }
-        let x = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 5, requiresGrad: true)
-        checkGradients([x]) { $0[0].sum(axes: [0, 2]) }
-        checkGradients([x]) { $0[0].sum(axes: [1], keepDims: true) }
+        for layout in Layout.allCases {
+            let (x, view) = leaf([2, 3, 4], layout, seed: 5)
+            checkGradients([x]) { view($0[0]).sum(axes: [0, 2]) }
+            checkGradients([x]) { view($0[0]).sum(axes: [1], keepDims: true) }
+        }
     }
 
     func testSoftmaxFamily() {
@@ -216,7 +218,10 @@ final class GradientCheckTests: XCTestCase {
             XCTAssertEqual(y[base], xs[base] * cos(angle) - xs[base + 1] * sin(angle), accuracy: 1e-5)
             XCTAssertEqual(y[base + 1], xs[base] * sin(angle) + xs[base + 1] * cos(angle), accuracy: 1e-5)
         } } } }
-        checkGradients([x]) { $0[0].rotaryPairs(cos2: cos2, sin2: sin2) * Tensor.arange(d) }
+        for layout in Layout.allCases {
+            let (leafX, view) = leaf([2, t, h, d], layout, seed: 8)
+            checkGradients([leafX]) { view($0[0]).rotaryPairs(cos2: cos2, sin2: sin2) * Tensor.arange(d) }
+        }
     }
 
     /// Causal softmax equals masking above the diagonal with -infinity and a softmax, for square scores and for
@@ -231,7 +236,10 @@ final class GradientCheckTests: XCTestCase {
             XCTAssertEqual(y.shape, x.shape)
             XCTAssertEqual(reference.count, x.count)
             for (a, b) in zip(y.toArray(), reference) { XCTAssertEqual(a, b, accuracy: 1e-6) }
-            checkGradients([x]) { $0[0].causalSoftmax() * Tensor.arange(tk) }
+            for layout in Layout.allCases {
+                let (leafX, view) = leaf([2, tq, tk], layout, seed: UInt64(tq * 10 + tk), low: -3, high: 3)
+                checkGradients([leafX]) { view($0[0]).causalSoftmax() * Tensor.arange(tk) }
+            }
         }
     }
 
@@ -242,19 +250,22 @@ final class GradientCheckTests: XCTestCase {
         let swiglu = Tensor.swiglu(gate: a, up: b)
         XCTAssertEqual(swiglu.shape, a.shape)
         for (x, y) in zip(swiglu.toArray(), (a.silu() * b).toArray()) { XCTAssertEqual(x, y, accuracy: 1e-5) }
-        let a2 = Tensor.uniform([3, 5], low: -4, high: 4, seed: 10, requiresGrad: true)
-        let b2 = Tensor.uniform([3, 5], low: -2, high: 2, seed: 11, requiresGrad: true)
-        checkGradients([a2, b2]) { Tensor.swiglu(gate: $0[0], up: $0[1]) }
+        for la in Layout.allCases {
+            for lb in Layout.allCases {
+                let (a2, va) = leaf([3, 5], la, seed: 10, low: -4, high: 4), (b2, vb) = leaf([3, 5], lb, seed: 11, low: -2, high: 2)
+                checkGradients([a2, b2]) { Tensor.swiglu(gate: va($0[0]), up: vb($0[1])) }
+            }
+        }
     }
 
     func testFusedLayerNormGradients() {
         for layout in Layout.allCases {
             let (x, view) = leaf([3, 4], layout, seed: 1)
-            let w = Tensor.uniform([4], low: 0.5, high: 1.5, seed: 2, requiresGrad: true)
-            let b = Tensor.uniform([4], low: -1, high: 1, seed: 3, requiresGrad: true)
-            checkGradients([x, w, b]) { view($0[0]).layerNorm(weight: $0[1], bias: $0[2], eps: 1e-5) }
-            checkGradients([x, w]) { view($0[0]).layerNorm(weight: $0[1], bias: nil, eps: 1e-5) }
-            checkGradients([x, w]) { view($0[0]).rmsNorm(weight: $0[1], eps: 1e-5) }
+            // The weight and bias through the same layout (broadcast: one value expanded to the width).
+            let (w, vw) = leaf([4], layout, seed: 2, low: 0.5, high: 1.5), (b, vb) = leaf([4], layout, seed: 3)
+            checkGradients([x, w, b]) { view($0[0]).layerNorm(weight: vw($0[1]), bias: vb($0[2]), eps: 1e-5) }
+            checkGradients([x, w]) { view($0[0]).layerNorm(weight: vw($0[1]), bias: nil, eps: 1e-5) }
+            checkGradients([x, w]) { view($0[0]).rmsNorm(weight: vw($0[1]), eps: 1e-5) }
         }
         // rmsNorm equals its composition (the formula Llama and T5 state).
         let x = Tensor.uniform([5, 7], low: -2, high: 2, seed: 4)
@@ -272,8 +283,8 @@ final class GradientCheckTests: XCTestCase {
         for lx in Layout.allCases {
             for lw in Layout.allCases {
                 let (x, vx) = leaf([2, 2, 5, 5], lx, seed: 1), (w, vw) = leaf([3, 2, 3, 3], lw, seed: 2)
-                let b = Tensor.uniform([3], low: -1, high: 1, seed: 3, requiresGrad: true)
-                checkGradients([x, w, b]) { vx($0[0]).conv2d(weight: vw($0[1]), bias: $0[2], stride: 1, padding: 1) }
+                let (b, vb) = leaf([3], lw, seed: 3)
+                checkGradients([x, w, b]) { vx($0[0]).conv2d(weight: vw($0[1]), bias: vb($0[2]), stride: 1, padding: 1) }
                 checkGradients([x, w]) { vx($0[0]).conv2d(weight: vw($0[1]), stride: 2, padding: 0) }
             }
         }
@@ -315,6 +326,14 @@ final class GradientCheckTests: XCTestCase {
                 checkGradients([x, pointwise]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .symmetric(0), groups: 1) }
             }
         } }
+        // The input, depthwise weight and bias transposed (H and W swapped) or broadcast over the batch / channels.
+        for layout in [Layout.transposed, .broadcast] {
+            let (x, vx) = leaf([3, 4, 6, 5], layout, seed: 17), (dw, vw) = leaf([4, 1, 3, 3], layout, seed: 18)
+            let (bias, vb) = leaf([4], layout, seed: 19)
+            checkGradients([x, dw, bias]) { vx($0[0]).conv2d(weight: vw($0[1]), bias: vb($0[2]), stride: 2, padding: .same, groups: 4) }
+            let (grouped, vg) = leaf([6, 2, 3, 3], layout, seed: 20)
+            checkGradients([x, grouped]) { vx($0[0]).conv2d(weight: vg($0[1]), stride: 1, padding: .same, groups: 2) }
+        }
         // SAME keeps ceil(size / stride) and pads the extra zero at the bottom and right.
         let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 224, width: 7, outChannels: 1, kernelHeight: 3, kernelWidth: 5,
                                stride: 2, padding: .same)
@@ -326,6 +345,10 @@ final class GradientCheckTests: XCTestCase {
         let values: [Float] = [-2, -0.5, 0.3, 1, 3, 5.7, 6.3, 9, -0.2, 2, 4, 7]
         let x = Tensor(values, shape: [3, 4], requiresGrad: true)
         checkGradients([x]) { $0[0].relu6() * $0[0] }
+        // Through a transposed view and a broadcast row, the same values.
+        let transposed = Tensor(values, shape: [4, 3], requiresGrad: true), row = Tensor(Array(values[4..<8]), shape: [1, 4], requiresGrad: true)
+        checkGradients([transposed]) { $0[0].transposed(0, 1).relu6() }
+        checkGradients([row]) { $0[0].expand(to: [3, 4]).relu6() }
         XCTAssertEqual(Tensor(values, shape: [12]).relu6().toArray(), values.map { min(max($0, 0), 6) })
         let y = Tensor([-1, 0.5, 5.5, 6.5], shape: [4], requiresGrad: true)
         y.relu6().sum().backward()
