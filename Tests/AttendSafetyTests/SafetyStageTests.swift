@@ -65,6 +65,23 @@ final class SafetyPolicyTests: XCTestCase {
         XCTAssertTrue(error(#"{"apply_to": ["outputs"]}"#).contains("'apply_to'"))
         XCTAssertTrue(error(#"{"hold_back": 2}"#).contains("'hold_back' must be an integer in 8...4096"))
         XCTAssertTrue(error(#"{"holdback": 64}"#).contains("'holdback' is not a policy key"))
+        // The keys not covered above: each wrong type or value is named.
+        XCTAssertTrue(error(#"{"embedding_model": 3}"#).contains("'embedding_model' must be a model name or path"))
+        XCTAssertTrue(error(#"{"embedding_model": ""}"#).contains("'embedding_model' must be a model name or path"))
+        XCTAssertTrue(error(#"{"personal_data": 7}"#).contains("'personal_data' must be an action or an object"))
+        XCTAssertTrue(error(#"{"categories": {"name": "x"}}"#).contains("'categories' must be an array of categories"))
+        XCTAssertTrue(error(#"{"categories": ["x"]}"#).contains("'categories[0]' must be an object"))
+        XCTAssertTrue(error(#"{"categories": [{"name": 5, "examples": ["a"]}]}"#).contains("'categories[0].name' must be 1 to 64"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "a;b", "examples": ["a"]}]}"#).contains("'categories[0].name' must be 1 to 64"))
+        XCTAssertTrue(error(#"{"categories": [{"examples": ["a"]}]}"#).contains("'categories[0].name' is required"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "x", "description": 1}]}"#).contains("'categories[0].description' must be a non-empty string"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "x", "examples": "a"}]}"#).contains("'categories[0].examples' must be an array of non-empty strings"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "x", "examples": ["a"], "counter_examples": [1]}]}"#).contains("'categories[0].counter_examples' must be an array of non-empty strings"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "x", "examples": ["a"], "threshold": "high"}]}"#).contains("categories[0].threshold' must be a number"))
+        XCTAssertTrue(error(#"{"categories": [{"name": "x", "examples": ["a"], "colour": "red"}]}"#).contains("'categories[0].colour' is not a category key"))
+        XCTAssertTrue(error(#"{"apply_to": "output"}"#).contains("'apply_to'"))
+        XCTAssertTrue(error(#"{"apply_to": []}"#).contains("'apply_to'"))
+        XCTAssertTrue(error(#"{"hold_back": 64.5}"#).contains("'hold_back' must be an integer"))
         XCTAssertTrue(error("[1]").contains("must be a JSON object"))
         XCTAssertTrue(error("{").contains("p.json: not JSON"))
         XCTAssertThrowsError(try SafetyStage(policy: try SafetyPolicy.parse(#"{"categories": [{"name": "x", "examples": ["a"]}]}"#), embed: nil))
@@ -91,6 +108,9 @@ final class SafetyFilterTests: XCTestCase {
             var released = ""
             for start in stride(from: 0, to: scalars.count, by: size) {
                 released += try filter.feed(String(String.UnicodeScalarView(scalars[start..<min(scalars.count, start + size)]))).text
+                // Every released text is a prefix of the final redacted one: no character of the personal data (which
+                // the redacted text does not hold) ever leaves, not even its first.
+                XCTAssertTrue(whole.hasPrefix(released), "piece size \(size): released text is not a prefix of the redacted answer: \(released)")
                 for s in secrets { XCTAssertFalse(released.contains(s), "piece size \(size): '\(s)' left before it was checked: \(released)") }
             }
             released += try filter.finish().text

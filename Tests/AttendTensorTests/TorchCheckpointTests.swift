@@ -54,7 +54,7 @@ final class TorchCheckpointTests: XCTestCase {
     func testTruncatedAndCorruptFilesGiveErrors() throws {
         for file in ["state-zip.pt", "state-legacy.pt"] {
             let data = try Data(contentsOf: URL(fileURLWithPath: fixture(file)))
-            for length in stride(from: 0, to: data.count, by: 7) {
+            for length in 0..<data.count {
                 XCTAssertThrowsError(try TorchCheckpoint.parse(data.prefix(length), source: file), "\(file) cut at \(length)")
             }
             var generator = SystemRandomNumberGenerator()

@@ -96,7 +96,7 @@ final class ImageTests: XCTestCase {
         let good = try Data(contentsOf: URL(fileURLWithPath: visionFixture("rgb8.png")))
         let jpeg = try Data(contentsOf: URL(fileURLWithPath: visionFixture("baseline.jpg")))
         for (data, name) in [(good, "rgb8.png"), (jpeg, "baseline.jpg")] {
-            for length in stride(from: 0, to: data.count, by: 5) {
+            for length in 0..<data.count {
                 XCTAssertThrowsError(try Image.decode(data.prefix(length), source: "cut-\(name)")) { error in
                     XCTAssertTrue("\(error)".hasPrefix("cut-\(name): "), "\(error)")
                 }
