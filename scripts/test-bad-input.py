@@ -279,8 +279,12 @@ def main():
     tok["added_tokens"][0]["id"] = -5
     json.dump(tok, open(os.path.join(bpe, "tokenizer.json"), "w"))
     r.case("tokenizer.json added token with id -5", ["tokenizer", "encode", bpe, "the fox"], "-5")
+    # The same vector as with the shipped (LF) vocab.txt: a '\r' kept on the tokens would turn words unknown.
+    lf = r.minilm_copy("minilm-lf", tokenizer=False)
+    code, lf_vector, _ = r.run(["embed", "--model", lf, "Unaffable tokenization, a sentence"])
+    assert code == 0 and "0." in lf_vector, lf_vector
     d = r.minilm_copy("minilm-crlf", vocab=vocab.replace("\n", "\r\n"), tokenizer=False)
-    r.case("CRLF vocab.txt works", ["embed", "--model", d, "a sentence"], "0.", succeed=True)
+    r.case("CRLF vocab.txt gives the LF vocab's vector", ["embed", "--model", d, "Unaffable tokenization, a sentence"], lf_vector.strip(), succeed=True)
 
     # Messages.
     r.case("a missing .gguf path is named as a missing file", ["generate", "--model", r.path("nowhere/model.gguf"), "--prompt", "hi"], "no such file")
