@@ -69,6 +69,11 @@ def main():
     missing = os.path.join(work, "missing-input")
     cases = []
     bases = []
+    short_options = set()
+
+    def flag(path, name):
+        return ("-" if (" ".join(path), name) in short_options else "--") + name
+
     for path, command in leaves(tree["command"], []):
         if path in (["help"],) or (a.only and " ".join(path) != a.only):
             continue
@@ -95,18 +100,23 @@ def main():
         else:
             bases.append(f"attend {' '.join(path)}: no placeholder arguments pass its validation ({r.stderr.strip()[-200:]})")
         for arg in command.get("arguments", []):
-            if arg["kind"] != "option" or arg["preferredName"]["kind"] != "long":
+            if arg["kind"] != "option":
                 continue
             name = arg["preferredName"]["name"]
+            # Short-only options (`-k`) take their value as the next argument.
+            short = arg["preferredName"]["kind"] != "long"
+            if short:
+                short_options.add((" ".join(path), name))
             numeric_default = is_number(arg.get("defaultValue"))
             # A word and 7 tell whether an option without a default is numeric; one with a numeric default is.
             for value in ["0", "-1", "nan", "inf", "1e40", "9223372036854775807"] + ([] if numeric_default else ["", "word", "7"]):
                 args = [x for x in base]
                 # Replace a required option's placeholder rather than giving the option twice.
-                if ("--" + name) in args:
-                    i = args.index("--" + name)
+                if flag(path, name) in args:
+                    i = args.index(flag(path, name))
                     del args[i:i + 2]
-                cases.append((path, name, value, numeric_default, validate_only, args + [f"--{name}={value}"]))
+                given = [f"-{name}", value] if short else [f"--{name}={value}"]
+                cases.append((path, name, value, numeric_default, validate_only, args + given))
 
     def run(case):
         path, name, value, _, validate_only, args = case
@@ -147,12 +157,12 @@ def main():
                                    or (value == "-1" and name not in NEGATIVE_ALLOWED)
                                    or (value == "0" and name not in ZERO_ALLOWED))
         outcome = outcomes.get((key, name, value))
-        if must_refuse and outcome is not None and (outcome[0] == 0 or f"--{name}" not in outcome[1]):
+        if must_refuse and outcome is not None and (outcome[0] == 0 or flag(path, name) not in outcome[1]):
             failures.append((case, f"not refused by name (exit {outcome[0]}): {outcome[1][-200:]}"))
     commands = len({" ".join(c[0]) for c in cases})
     options = len({(" ".join(c[0]), c[1]) for c in cases})
     for (path, name, value, _, _, _), problem in failures:
-        print(f"FAIL attend {' '.join(path)} --{name}={value!r}: {problem}")
+        print(f"FAIL attend {' '.join(path)} {flag(path, name)}={value!r}: {problem}")
     for problem in bases:
         print(f"FAIL {problem}")
     print(f"{len(cases) - len(failures)} of {len(cases)} cases passed ({commands} commands, {options} options, {len(numeric_options)} of them numeric)")
