@@ -7,6 +7,8 @@ scripts/fetch-assets.sh gensim-test-data all-MiniLM-L6-v2 SmolLM2-135M-Instruct 
 # A real PostgreSQL + pgvector for the postgres:// store's tests (stopped again at the end if this started it).
 if ! scripts/postgres.sh status; then trap 'scripts/postgres.sh stop' EXIT; fi
 export ATTEND_TEST_POSTGRES="$(scripts/postgres.sh start)"
+# Every claim in the README's Correctness section names a test that exists.
+python3 scripts/check-readme-tests.py
 # A skipped test is a failure here: every asset a test needs is fetched above, so a skip means something is missing.
 mkdir -p .build
 swift test 2>&1 | tee .build/swift-test.log
