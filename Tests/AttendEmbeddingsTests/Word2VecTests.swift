@@ -152,6 +152,32 @@ final class Word2VecTests: XCTestCase {
         XCTAssertThrowsError(try WordVectors.load(from: "/nonexistent.vec"))
     }
 
+    /// Subsampling keeps word w with word2vec.c's probability (sqrt(f / (s T)) + 1) (s T) / f, f its count and T the
+    /// corpus size, capped at 1; and negatives are drawn from unigram^0.75 (the alias table's distribution, summed
+    /// exactly over its cells).
+    func testSubsamplingAndNegativeDistributionAreWord2Vecs() throws {
+        let counts: [Int64] = [50_000, 5_000, 400, 30, 3]
+        let vocabulary = try Vocabulary(words: ["a", "b", "c", "d", "e"], counts: counts)
+        var config = Word2VecConfig()
+        config.sample = 1e-3
+        config.dimension = 4
+        let model = Word2Vec(config: config, vocabulary: vocabulary)
+        let threshold = 1e-3 * Double(counts.reduce(0, +))
+        for (w, c) in counts.enumerated() {
+            let p = min(1, ((Double(c) / threshold).squareRoot() + 1) * threshold / Double(c))
+            XCTAssertEqual(Double(model.keep[w]) / 4_294_967_296, p, accuracy: 1e-6, "word \(w)")
+        }
+        XCTAssertLessThan(model.keep[0], UInt32.max / 2, "the most frequent word is dropped more often than kept")
+        let table = model.negativeTable, n = counts.count
+        var drawn = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            drawn[i] += Double(table.probability[i]) / Double(n)
+            drawn[Int(table.alias[i])] += (1 - Double(table.probability[i])) / Double(n)
+        }
+        let weights = counts.map { Foundation.pow(Double($0), 0.75) }, total = weights.reduce(0, +)
+        for i in 0..<n { XCTAssertEqual(drawn[i], weights[i] / total, accuracy: 1e-6, "word \(i)") }
+    }
+
     func testAnalogiesOnHandMadeVectors() throws {
         // Gender along one axis, royalty along another: king - man + woman = queen exactly.
         let words = ["man", "woman", "king", "queen", "apple"]

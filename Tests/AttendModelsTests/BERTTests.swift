@@ -28,6 +28,9 @@ final class BERTTests: XCTestCase {
         // BERT's basic tokenizer counts every ASCII symbol as punctuation (33-47, 58-64, 91-96, 123-126), the backtick
         // and the edges of each range included.
         XCTAssertEqual(tokenizer.tokenize("don`t [a] ~b! /c: @d{"), ["don", "`", "t", "[", "a", "]", "~", "b", "!", "/", "c", ":", "@", "d", "{"])
+        // Hugging Face's max_input_chars_per_word: a word of 100 characters is split into pieces, one of 101 is [UNK].
+        XCTAssertNotEqual(tokenizer.tokenize(String(repeating: "ab", count: 50)), ["[UNK]"])
+        XCTAssertEqual(tokenizer.tokenize(String(repeating: "ab", count: 50) + "a"), ["[UNK]"])
     }
 
     func testMiniLMSentenceEmbeddingsMatchSentenceTransformers() throws {

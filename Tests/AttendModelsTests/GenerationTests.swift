@@ -50,6 +50,35 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options).text, "The capital of France is")
     }
 
+    /// Penalties as OpenAI and Hugging Face define them, one at a time, where the wrong rule picks another token:
+    /// presence once per seen token, frequency per occurrence, repetition dividing positive logits and multiplying
+    /// negative ones; and the reported log-probabilities are the log-softmax.
+    func testPenaltiesAndLogProbabilities() {
+        var g = RandomGenerator(seed: 1)
+        let logits: [Float] = [2, 2.9, 0, 0, 3]
+        var o = SamplingOptions()
+        o.presencePenalty = 0.5          // id 4 seen 3 times: 3 - 0.5 = 2.5 < 2.9 (per occurrence: 1.5, also below)
+        o.frequencyPenalty = 0.05        // id 4: 3 - 0.5 - 0.15 = 2.35; swapped rules give 3 - 1.5 - 0.05 = 1.45
+        XCTAssertEqual(Generation.pick(logits, context: [], generated: [4, 4, 4], options: o, generator: &g), 1)
+        o = SamplingOptions()
+        o.presencePenalty = 0.3
+        o.frequencyPenalty = 0.05        // id 1 seen 3 times: 2.9 - 0.3 - 0.15 = 2.45 > 2.3 (id 4); swapped: 2.9 - 0.9 - 0.05 = 1.95
+        XCTAssertEqual(Generation.pick([2, 2.9, 0, 0, 2.3], context: [], generated: [1, 1, 1], options: o, generator: &g), 1)
+        o.presencePenalty = 0.05
+        o.frequencyPenalty = 0.3         // 2.9 - 0.05 - 0.9 = 1.95 < 2.3 (id 4); swapped: 2.9 - 0.15 - 0.3 = 2.45 > 2.3
+        XCTAssertEqual(Generation.pick([2, 2.9, 0, 0, 2.3], context: [], generated: [1, 1, 1], options: o, generator: &g), 4)
+        o = SamplingOptions()
+        o.repetitionPenalty = 2          // negative logits of seen tokens are multiplied: -1 -> -2, below id 1's -1.5
+        XCTAssertEqual(Generation.pick([-1, -1.5, -3], context: [0], generated: [], options: o, generator: &g), 1)
+        // Log-probabilities: logits far from 0 (the max term of the log-sum-exp matters).
+        let far: [Float] = [30, 28, 25, 31]
+        let entry = TokenLogprob(logits: far, token: 1, top: 2)
+        let lse = 31 + Foundation.log(far.reduce(0.0) { $0 + Foundation.exp(Double($1) - 31) })
+        XCTAssertEqual(Double(entry.logprob), 28 - lse, accuracy: 1e-5)
+        XCTAssertEqual(entry.top.map(\.token), [3, 0])
+        XCTAssertEqual(Double(entry.top[0].logprob), 31 - lse, accuracy: 1e-5)
+    }
+
     func testSamplingFilters() {
         let logits: [Float] = [2, 1, 0.5, -1, 3]
         var g = RandomGenerator(seed: 1)

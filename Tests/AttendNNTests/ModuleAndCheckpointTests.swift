@@ -193,6 +193,31 @@ final class ModuleAndCheckpointTests: XCTestCase {
         }
     }
 
+    /// Parameters named in decayExempt get no weight decay: with a zero gradient, AdamW leaves them where they are and
+    /// shrinks the others by 1 - lr wd.
+    func testDecayExemptParametersAreNotDecayed() {
+        let weight = Tensor([2, -2], shape: [2], requiresGrad: true), bias = Tensor([2, -2], shape: [2], requiresGrad: true)
+        let opt = Adam(parameters: [("w", weight), ("b", bias)], learningRate: 0.1, weightDecay: 0.5, decoupledWeightDecay: true)
+        opt.decayExempt = ["b"]
+        ((weight + bias) * 0).sum().backward()
+        opt.update()
+        XCTAssertEqual(weight.toArray(), [2 * 0.95, -2 * 0.95])
+        XCTAssertEqual(bias.toArray(), [2, -2])
+    }
+
+    /// The linear schedule is Hugging Face's get_linear_schedule_with_warmup after the warmup: (total - step) /
+    /// (total - warmup) of the peak, zero at the total.
+    func testWarmupLinearSchedule() {
+        let s = WarmupLinearSchedule(peak: 3e-4, warmupSteps: 100, totalSteps: 1000)
+        XCTAssertEqual(s(0), 3e-6, accuracy: 1e-12)
+        XCTAssertEqual(s(99), 3e-4, accuracy: 1e-12)
+        XCTAssertEqual(s(100), 3e-4, accuracy: 1e-12)
+        XCTAssertEqual(s(550), 1.5e-4, accuracy: 1e-12)
+        XCTAssertEqual(s(999), 3e-4 / 900, accuracy: 1e-12)
+        XCTAssertEqual(s(1000), 0)
+        XCTAssertEqual(s(1200), 0)
+    }
+
     func testWarmupCosineScheduleAndClipping() {
         let s = WarmupCosineSchedule(peak: 1, minimum: 0.1, warmupSteps: 10, totalSteps: 110)
         XCTAssertEqual(s(0), 0.1, accuracy: 1e-6)

@@ -139,6 +139,10 @@ final class GradientCheckTests: XCTestCase {
     func testShapeOps() {
         checkUnary("reshape") { $0.reshape([2, 6]) * Tensor.arange(6) }
         checkUnary("permute") { $0.permute([1, 0]).contiguous() * Tensor.arange(3) }
+        // Three-axis cycles, where a permutation and its inverse differ (a swap is its own inverse).
+        let cube = Tensor.uniform([2, 3, 4], low: -1, high: 1, seed: 6, requiresGrad: true)
+        checkGradients([cube]) { $0[0].permute([1, 2, 0]).contiguous() * Tensor.arange(2) }
+        checkGradients([cube]) { $0[0].permute([2, 0, 1]).contiguous() * Tensor.arange(3) }
         checkUnary("slice") { $0.slice(axis: 1, start: 1, length: 2) }
         checkUnary("slice step") { $0.slice(axis: 1, start: 0, length: 2, step: 2) }
         checkUnary("unsqueeze expand") { $0.unsqueeze(0).expand(to: [2, 3, 4]) * Tensor.arange(4) }

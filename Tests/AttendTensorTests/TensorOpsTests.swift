@@ -256,27 +256,48 @@ final class TensorOpsTests: XCTestCase {
                 // A float score on the other side of a table step than the double one moves the scale by 3e-3 * alpha.
                 for d in 0..<n { XCTAssertEqual(Double(grad[d]), expectedGrad[d], accuracy: 1e-4, "w2v grad n \(n) \(level.name)") }
                 for i in 0..<3 * n { XCTAssertEqual(Double(out[i]), expectedOut[i], accuracy: 1e-4, "w2v out n \(n) \(level.name)") }
+                // Scores beyond the table (|f| > 6): negative sampling pushes with label - 1 above and label below,
+                // as word2vec.c does; hierarchical softmax (skip_outside_table) leaves the row alone.
+                let big = [Float](repeating: 1, count: n), rowPlus = [Float](repeating: 7 / Float(n), count: n)
+                for (row, label, sign) in [(rowPlus, Float(0), Float(1)), (rowPlus, 1, 1), (rowPlus.map { -$0 }, 0, -1), (rowPlus.map { -$0 }, 1, -1)] {
+                    _ = sign
+                    for skip: Int32 in [0, 1] {
+                        var o = row, gradient = [Float](repeating: 0, count: n)
+                        attend_w2v_update(big, &gradient, &o, [0], [label], 1, n, Float(alpha), skip)
+                        let f = row.reduce(0, +)
+                        let scale = skip == 1 ? 0 : Float(alpha) * (f > 6 ? label - 1 : label)
+                        for d in 0..<n {
+                            XCTAssertEqual(gradient[d], scale * row[d], accuracy: 1e-6, "saturated f \(f) label \(label) skip \(skip) \(level.name)")
+                            XCTAssertEqual(o[d], row[d] + scale, accuracy: 1e-6, "saturated f \(f) label \(label) skip \(skip) \(level.name)")
+                        }
+                    }
+                }
             }
         } }
         attend_w2v_prepare()
     }
 
+    /// Small, and large enough (rows x width >= 65,536) that the weight and bias gradients are summed from several
+    /// threads' parts.
     func testFusedLayerNormMatchesItsComposition() {
-        let x = Tensor.uniform([5, 7, 16], low: -3, high: 3, seed: 4, requiresGrad: true)
-        let w = Tensor.uniform([16], low: 0.5, high: 1.5, seed: 5, requiresGrad: true)
-        let b = Tensor.uniform([16], low: -1, high: 1, seed: 6, requiresGrad: true)
-        let r = Tensor.uniform([5, 7, 16], low: -1, high: 1, seed: 7)
-        let fused = x.layerNorm(weight: w, bias: b, eps: 1e-5)
-        (fused * r).sum().backward()
-        let (gx, gw, gb) = (x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray())
-        x.zeroGrad(); w.zeroGrad(); b.zeroGrad()
-        let centered = x - x.mean(axes: [-1], keepDims: true)
-        let composed = centered * ((centered * centered).mean(axes: [-1], keepDims: true) + 1e-5).rsqrt() * w + b
-        (composed * r).sum().backward()
-        assertClose(fused.toArray(), composed.toArray(), tolerance: 1e-5)
-        assertClose(gx, x.grad!.toArray(), tolerance: 1e-4)
-        assertClose(gw, w.grad!.toArray(), tolerance: 1e-4)
-        assertClose(gb, b.grad!.toArray(), tolerance: 1e-4)
+        for (shape, tolerance) in [([5, 7, 16], Float(1e-4)), ([64, 4, 384], 2e-3)] {
+            let width = shape[2]
+            let x = Tensor.uniform(shape, low: -3, high: 3, seed: 4, requiresGrad: true)
+            let w = Tensor.uniform([width], low: 0.5, high: 1.5, seed: 5, requiresGrad: true)
+            let b = Tensor.uniform([width], low: -1, high: 1, seed: 6, requiresGrad: true)
+            let r = Tensor.uniform(shape, low: -1, high: 1, seed: 7)
+            let fused = x.layerNorm(weight: w, bias: b, eps: 1e-5)
+            (fused * r).sum().backward()
+            let (gx, gw, gb) = (x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray())
+            x.zeroGrad(); w.zeroGrad(); b.zeroGrad()
+            let centered = x - x.mean(axes: [-1], keepDims: true)
+            let composed = centered * ((centered * centered).mean(axes: [-1], keepDims: true) + 1e-5).rsqrt() * w + b
+            (composed * r).sum().backward()
+            assertClose(fused.toArray(), composed.toArray(), tolerance: 1e-5)
+            assertClose(gx, x.grad!.toArray(), tolerance: 1e-4)
+            assertClose(gw, w.grad!.toArray(), tolerance: tolerance)
+            assertClose(gb, b.grad!.toArray(), tolerance: tolerance)
+        }
     }
 
     func testSeededRandomIsReproducible() {

@@ -29,6 +29,14 @@ final class BPETrainingTests: XCTestCase {
         XCTAssertEqual(tokenizer.merges, e["merges"] as! [String])
         XCTAssertEqual(tokenizer.tokens.count, e["vocab_size"] as! Int)
         try checkCases(tokenizer, e)
+        // With room in the vocabulary, min_frequency decides: a pair seen exactly twice is merged, one seen once is not
+        // (tokenizers' rule: pairs below min_frequency stop training).
+        var roomy = BPETrainingOptions()
+        roomy.vocabularySize = 5000
+        roomy.minFrequency = 2
+        let small = try BPETrainer.train(["xq xq", "zj"], options: roomy)
+        XCTAssertTrue(small.merges.contains("x q"), "\(small.merges)")
+        XCTAssertFalse(small.merges.contains("z j"), "\(small.merges)")
 
         // Saved files load back (both formats) and tokenize the same.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-\(ProcessInfo.processInfo.processIdentifier)").path

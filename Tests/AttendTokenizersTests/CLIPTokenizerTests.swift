@@ -22,6 +22,9 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.modelInput("a photo of a cat.").map(Int.init), inputs[0])
         XCTAssertEqual(tokenizer.modelInput(e["long"] as! String).map(Int.init), inputs[1], "cut to 77 with the end token kept")
         XCTAssertEqual(tokenizer.decode(tokenizer.encode("a photo of a cat.")), "a photo of a cat . ")
+        // open_clip's cleaning: ftfy turns the ffi ligature into three letters, and HTML is unescaped twice.
+        XCTAssertEqual(tokenizer.encode("\u{FB03}ne"), tokenizer.encode("ffine"))
+        XCTAssertEqual(tokenizer.encode("a &amp;lt; b"), tokenizer.encode("a < b"))
     }
 
     func testBadMergesFile() throws {
