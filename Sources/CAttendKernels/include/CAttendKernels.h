@@ -120,7 +120,7 @@ void attend_saxpy(long n, float a, const float *x, float *y);
 float attend_vector_distance(int metric, const float *a, const float *b, long n);
 /// out[r] = distance(query, row r) for `count` rows of `dim` floats.
 void attend_vector_distances(int metric, const float *query, const float *rows, long count, long dim, float *out);
-/// Tests: the distance kernels for graphs created afterwards follow attend_simd_level() at creation.
+/// Both take the kernel of attend_simd_level() at each call; an HNSW graph keeps the one in force when it was created.
 
 /// An HNSW graph over vectors of one dimension, each with a 64-bit label. Adds are not thread-safe; searches
 /// are (each thread has its own visited set).
