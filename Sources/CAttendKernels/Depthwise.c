@@ -94,21 +94,21 @@ static void forward_generic(DEPTHWISE_FORWARD_ARGS) { DEPTHWISE_FORWARD_BODY }
 static void backward_generic(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY }
 
 #if defined(__x86_64__)
+#include "SIMD.h"
 __attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_ARGS) { DEPTHWISE_FORWARD_BODY }
 __attribute__((target("avx2,fma"))) static void backward_avx2(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY }
-static int use_avx2(void) { return attend_simd_level() >= 1; }
 #endif
 
 void attend_depthwise_forward(DEPTHWISE_FORWARD_ARGS) {
 #if defined(__x86_64__)
-    if (use_avx2()) { forward_avx2(x, weight, bias, y, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
+    if (attend_use_avx2()) { forward_avx2(x, weight, bias, y, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
 #endif
     forward_generic(x, weight, bias, y, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow);
 }
 
 void attend_depthwise_backward(DEPTHWISE_BACKWARD_ARGS) {
 #if defined(__x86_64__)
-    if (use_avx2()) { backward_avx2(x, weight, grad, dx, dweight, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
+    if (attend_use_avx2()) { backward_avx2(x, weight, grad, dx, dweight, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
 #endif
     backward_generic(x, weight, grad, dx, dweight, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow);
 }

@@ -109,18 +109,16 @@ static void vexp_avx2(const float *x, float *y, long n) {
 }
 #endif
 
-static int has_avx2(void) { return attend_simd_level() >= 1; }
-
 void attend_vexp(const float *x, float *y, long n) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (has_avx2()) { vexp_avx2(x, y, n); return; }
+    if (attend_use_avx2()) { vexp_avx2(x, y, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = expf(x[i]);
 }
 
 void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long n) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (has_avx2()) { vgelu_tanh_avx2(x, y, g, dx, n); return; }
+    if (attend_use_avx2()) { vgelu_tanh_avx2(x, y, g, dx, n); return; }
 #endif
     for (long i = 0; i < n; i++) {
         float t, v = x[i];
@@ -132,14 +130,14 @@ void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long
 
 void attend_vgelu(const float *x, float *y, long n) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (has_avx2()) { vgelu_avx2(x, y, n); return; }
+    if (attend_use_avx2()) { vgelu_avx2(x, y, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 void attend_vgelu_grad(const float *x, const float *g, float *dx, long n) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (has_avx2()) { vgelu_grad_avx2(x, g, dx, n); return; }
+    if (attend_use_avx2()) { vgelu_grad_avx2(x, g, dx, n); return; }
 #endif
     for (long i = 0; i < n; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
