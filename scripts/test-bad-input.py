@@ -212,6 +212,13 @@ def main():
         r.case(f"MiniLM config.json {key} {value}", ["embed", "--model", d, "a sentence"], want)
     d = r.minilm_copy("minilm-heads-fraction", config=json.dumps(config).replace('"num_attention_heads": 12', '"num_attention_heads": 12.5'))
     r.case("MiniLM config.json num_attention_heads 12.5 (named, not 'not valid JSON')", ["embed", "--model", d, "a sentence"], "num_attention_heads")
+    d = r.minilm_copy("minilm-size-product", config=json.dumps(dict(config, vocab_size=1 << 24, hidden_size=1 << 16, num_attention_heads=16)))
+    r.case("MiniLM config.json sizes each within bounds, their product 4 TiB", ["embed", "--model", d, "a sentence"], "memory")
+    d = r.minilm_copy("minilm-shape-overflow")
+    os.remove(os.path.join(d, "model.safetensors"))
+    h = json.dumps({"w": {"dtype": "F32", "shape": [1 << 32, 1 << 32], "data_offsets": [0, 0]}}).encode()
+    open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h)
+    r.case("safetensors shape whose product overflows (2^64 elements)", ["embed", "--model", d, "a sentence"], "more than 2^63")
     d = r.minilm_copy("minilm-max-seq-0", sentence_config=json.dumps({"max_seq_length": 0, "do_lower_case": False}))
     r.case("MiniLM max_seq_length 0", ["embed", "--model", d, "a sentence"], "max_seq_length")
 
@@ -235,6 +242,8 @@ def main():
     r.case("gpt sample: metadata says 3 heads for width 16", ["gpt", "sample", path, "--length", "5"], "head")
     path, _ = rewrite_gpt_config("gpt-4e7-positions.safetensors", n_positions=40_000_000)
     r.case("gpt sample: metadata claims 4e7 positions", ["gpt", "sample", path, "--length", "5"], path)
+    path, _ = rewrite_gpt_config("gpt-2e40-wide.safetensors", n_embd=1 << 40, n_head=1)
+    r.case("gpt sample: metadata claims width 2^40 (4 x width overflows)", ["gpt", "sample", path, "--length", "5"], "memory")
 
     llama = r.path("tiny-llama-0-heads")
     shutil.copytree(TINY_LLAMA, llama)

@@ -66,6 +66,9 @@ public struct BERTConfig: Codable, Equatable {
             throw AttendError("\(source): hidden_dropout_prob \(hiddenDropout) must be in [0, 1)")
         }
         guard activation != nil else { throw AttendError("\(source): hidden_act '\(hiddenActivation)' is not supported") }
+        // Each size is capped above, their products are not: 2^24 words of width 2^16 is 4 TiB.
+        try ShapeArithmetic.requireFitsInMemory([[vocabSize + maxPositions + typeVocabSize, hiddenSize], [layerCount, 4, hiddenSize, hiddenSize],
+                                                 [layerCount, 2, intermediateSize, hiddenSize]], source: source)
     }
 
     var activation: Activation.Kind? {

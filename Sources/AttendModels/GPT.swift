@@ -81,6 +81,9 @@ public struct GPTConfig: Codable, Equatable {
         if let f = feedForwardSize, f <= 0 { throw AttendError("GPT config: n_inner is \(f); it must be positive") }
         guard contextLength <= 1 << 20, positionOffset >= 0 else { throw AttendError("GPT config: n_positions \(contextLength) is more than 2^20") }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw AttendError("GPT config: dropout \(dropout) is not in [0, 1)") }
+        let feedForward: [Int] = feedForwardSize.map { [layerCount, 2, $0, width] } ?? [layerCount, 2, 4, width, width]
+        try ShapeArithmetic.requireFitsInMemory([[vocabSize, width], [contextLength, width], [positionOffset, width],
+                                                 [layerCount, 4, width, width], feedForward], source: "GPT config")
     }
 }
 

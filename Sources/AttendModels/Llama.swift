@@ -98,6 +98,10 @@ public struct LlamaConfig: Codable, Equatable {
         guard ropeTheta.isFinite, ropeTheta > 0, rmsNormEps.isFinite, rmsNormEps >= 0 else {
             throw AttendError("\(source): rope_theta \(ropeTheta) and rms_norm_eps \(rmsNormEps) must be finite and positive")
         }
+        // At 4 bits a value, the least a GGUF file stores; float copies of quantized weights are never paged in.
+        try ShapeArithmetic.requireFitsInMemory([[2, vocabSize, hiddenSize], [layerCount, 2, hiddenSize, hiddenSize],
+                                                 [layerCount, 2, kvHeadCount, headSize, hiddenSize], [layerCount, 3, intermediateSize, hiddenSize]],
+                                                source: source, bytesPerValue: 0.5)
     }
 
     /// From a Hugging Face LlamaForCausalLM config.json already parsed (decoded through the coding keys, then validated).

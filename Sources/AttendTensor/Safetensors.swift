@@ -60,9 +60,9 @@ public enum Safetensors {
                 throw AttendError("\(source): tensor '\(name)' has dtype \(dtype); Attend reads \(sizes.keys.sorted().joined(separator: ", "))")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw AttendError("\(source): tensor '\(name)' has a negative dimension in \(shape)") }
-            let n = shape.reduce(1, *)
-            guard n * elementSize == end - start else {
-                throw AttendError("\(source): tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(n * elementSize) bytes, the header gives \(end - start)")
+            guard let n = ShapeArithmetic.elementCount(shape), n <= Int.max / 8, n * elementSize == end - start else {
+                let needed = ShapeArithmetic.elementCount(shape).flatMap { $0 <= Int.max / 8 ? "\($0 * elementSize)" : nil } ?? "more than 2^63"
+                throw AttendError("\(source): tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(needed) bytes, the header gives \(end - start)")
             }
             let t = Tensor(shape: shape)
             let dst = t.pointer

@@ -142,5 +142,13 @@ final class BERTTrainingTests: XCTestCase {
         var c = tinyConfig()
         c.headCount = 3
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("num_attention_heads 3 does not divide hidden_size 16"), "\($0)") }
+        // Every size within its own cap, the product (2^24 words x 2^16 wide, 4 TiB) beyond any machine.
+        c = tinyConfig()
+        (c.vocabSize, c.hiddenSize, c.headCount) = (1 << 24, 1 << 16, 1)
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("memory"), "\($0)") }
+        c = tinyConfig()
+        (c.layerCount, c.intermediateSize) = (1 << 10, 1 << 20)
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("memory"), "\($0)") }
+        XCTAssertNoThrow(try tinyConfig().validate())
     }
 }

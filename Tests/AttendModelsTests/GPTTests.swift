@@ -65,6 +65,13 @@ final class GPTTests: XCTestCase {
         XCTAssertThrowsError(try GPTConfig(vocabSize: 10, contextLength: 8, width: 10, layerCount: 1, headCount: 3).validate()) {
             XCTAssertTrue("\($0)".contains("3 heads do not divide width 10"))
         }
+        // Sizes whose products overflow Int or exceed memory are errors, not traps (4 x 2^40 would overflow).
+        for (width, feedForward, offset) in [(1 << 40, nil, 0), (1 << 20, nil, 0), (64, 1 << 50, 0), (64, nil, Int.max)] as [(Int, Int?, Int)] {
+            var c = GPTConfig(vocabSize: 10, contextLength: 8, width: width, layerCount: 2, headCount: 1)
+            (c.feedForwardSize, c.positionOffset) = (feedForward, offset)
+            XCTAssertThrowsError(try c.validate(), "\(width) \(String(describing: feedForward)) \(offset)") { XCTAssertTrue("\($0)".contains("memory"), "\($0)") }
+        }
+        XCTAssertNoThrow(try GPTConfig(vocabSize: 10, contextLength: 8, width: 64, layerCount: 2, headCount: 1).validate())
     }
 
     func testCausality() {

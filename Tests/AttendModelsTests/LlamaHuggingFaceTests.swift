@@ -96,6 +96,14 @@ final class LlamaHuggingFaceTests: XCTestCase {
         json.removeValue(forKey: "rope_parameters")
         json.removeValue(forKey: "vocab_size")
         XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(json, path: "c.json")) { XCTAssertTrue("\($0)".contains("'vocab_size'"), "\($0)") }
+        // Positive sizes whose product no machine holds: a trap or a failed allocation before this check.
+        json["vocab_size"] = 8
+        XCTAssertNoThrow(try LlamaConfig.fromHuggingFace(json, path: "c.json"))
+        for (key, value) in [("hidden_size", 1 << 40), ("intermediate_size", 1 << 50), ("num_hidden_layers", 1 << 60), ("vocab_size", 1 << 59)] {
+            var big = json
+            big[key] = value
+            XCTAssertThrowsError(try LlamaConfig.fromHuggingFace(big, path: "c.json"), key) { XCTAssertTrue("\($0)".contains("c.json: these sizes"), "\($0)") }
+        }
     }
 }
 

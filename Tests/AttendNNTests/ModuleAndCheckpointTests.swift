@@ -83,6 +83,13 @@ final class ModuleAndCheckpointTests: XCTestCase {
         var badJSON = good
         badJSON[8] = UInt8(ascii: "[")
         XCTAssertTrue(message(badJSON).contains("JSON"))
+        // A shape whose product overflows (2^64 elements) is an error, not a trap; so is one whose bytes overflow.
+        for shape in [[1 << 32, 1 << 32], [1 << 61, 1 << 1], [1 << 62]] {
+            let header = try JSONSerialization.data(withJSONObject: ["w": ["dtype": "F64", "shape": shape, "data_offsets": [0, 0]] as [String: Any]])
+            var file = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
+            file.append(header)
+            XCTAssertTrue(message(file).contains("more than 2^63"), "\(shape): \(message(file))")
+        }
         XCTAssertThrowsError(try Safetensors.read(temporaryPath("does-not-exist.safetensors"))) { e in
             XCTAssertTrue("\(e)".contains("no such file"))
         }
