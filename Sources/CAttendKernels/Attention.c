@@ -238,10 +238,18 @@ static inline void axpy_plain(float alpha, const float *x, float *y, long n) {
     for (long i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+/// x[j] = exp(x[j] - mx) for j < n; returns their sum.
+static inline float exp_sum_plain(float *x, long n, float mx) {
+    float sum = 0;
+    for (long j = 0; j < n; j++) { x[j] = expf(x[j] - mx); sum += x[j]; }
+    return sum;
+}
+
 /// The one body of both paths; inlined into each with its own dot product and axpy, which it then inlines too.
 static inline __attribute__((always_inline)) void decode_part(const float *q, const float *k, const float *v, long hq, long hkv,
         long capacity, long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o,
-        float (*dot)(const float *, const float *, long), void (*axpy)(float, const float *, float *, long)) {
+        float (*dot)(const float *, const float *, long), void (*axpy)(float, const float *, float *, long),
+        float (*exp_sum)(float *, long, float)) {
     long group = hq / hkv, n = j1 - j0;
     for (long g = 0; g < hkv; g++) {
         const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
@@ -257,9 +265,7 @@ static inline __attribute__((always_inline)) void decode_part(const float *q, co
         }
         for (long u = 0; u < group; u++) {
             long h = g * group + u;
-            float *sh = scores + h * n, sum = 0;
-            for (long j = 0; j < n; j++) { sh[j] = expf(sh[j] - m[h]); sum += sh[j]; }
-            l[h] = sum;
+            l[h] = exp_sum(scores + h * n, n, m[h]);
             memset(o + h * hs, 0, sizeof(float) * hs);
         }
         for (long j = j0; j < j1; j++) {
@@ -283,10 +289,26 @@ static inline void axpy8(float alpha, const float *x, float *y, long n) {
     for (long i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 }
 
+// One exp per cached position and query head: at a few thousand positions, libm's expf one at a time took as long
+// as reading the cache.
+__attribute__((target("avx2,fma")))
+static inline float exp_sum8(float *x, long n, float mx) {
+    __m256 acc = _mm256_setzero_ps(), m8 = _mm256_set1_ps(mx);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = attend_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m8));
+        _mm256_storeu_ps(x + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = attend_hsum256(acc);
+    for (; j < n; j++) { x[j] = expf(x[j] - mx); sum += x[j]; }
+    return sum;
+}
+
 __attribute__((target("avx2,fma")))
 static void decode_part_avx2(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                              long j0, long j1, float *scores, float *m, float *l, float *o) {
-    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8, axpy8);
+    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8, axpy8, exp_sum8);
 }
 #endif
 
@@ -295,7 +317,7 @@ void attend_decode_attention_part(const float *q, const float *k, const float *v
 #if defined(__x86_64__) || defined(__i386__)
     if (hs % 8 == 0 && attend_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
 #endif
-    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain);
+    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain, exp_sum_plain);
 }
 
 void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y) {

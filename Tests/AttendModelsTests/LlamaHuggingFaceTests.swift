@@ -1,7 +1,7 @@
 @testable import AttendModels
 import AttendLM
 import AttendNN
-import AttendTensor
+@testable import AttendTensor
 import AttendTokenizers
 import CAttendKernels
 import Foundation
@@ -149,5 +149,35 @@ final class GGUFTypesTests: XCTestCase {
             checkInt8Product(q, weights: w.toArray(), name: "\(name), \(level.name)")
         } }
         XCTAssertNil(try file.quantizedMatrix("f16"))
+    }
+
+    /// The 8-bit kernels take rows four at a time and the rest one by one: 1, 4 and 7 rows (a group and three
+    /// left over) of random blocks, every type, every SIMD level, against the definition.
+    func testInt8ProductsOnEveryRowGroupingAndLevel() throws {
+        var g = RandomGenerator(seed: 12)
+        func half(_ v: Float) -> [UInt8] { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { Array($0) } }
+        for (type, rows) in [UInt32(2), 3, 8].flatMap({ t in [1, 4, 7].map { (t, $0) } }) {
+            let columns = 96
+            var bytes: [UInt8] = []
+            for _ in 0..<(rows * columns / 32) {
+                bytes += half(0.001 + 0.1 * g.nextUniform())
+                switch type {
+                case 3:
+                    bytes += half(-0.5 * g.nextUniform())
+                    // One nibble 0 per block, so its minimum is the block's smallest weight (what checkInt8Product assumes).
+                    var nibbles = (0..<16).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+                    nibbles[Int(g.next() % 16)] &= 0xF0
+                    bytes += nibbles
+                case 2: bytes += (0..<16).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+                default: bytes += (0..<32).map { _ in UInt8(bitPattern: Int8(Int(g.next() % 255) - 127)) }
+                }
+            }
+            let data = NSData(bytes: bytes, length: bytes.count)
+            let q = QuantizedMatrix(type: type, rows: rows, columns: columns, bytes: data.bytes, owner: data)
+            let weights = q.rows((0..<Int32(rows)).map { $0 }).toArray()
+            for level in SIMDLevel.available {
+                SIMDLevel.withLimit(level) { checkInt8Product(q, weights: weights, name: "type \(type), \(rows) rows, \(level.name)") }
+            }
+        }
     }
 }
