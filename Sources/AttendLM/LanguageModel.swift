@@ -151,14 +151,49 @@ extension LanguageModel {
 
 /// Keys and values of the positions seen so far, per layer: [kvHeads, capacity, headSize]. One cache per
 /// sequence; beam search forks it with `copy()`.
+///
+/// A `.float16` cache stores them as IEEE half precision, as llama.cpp does: half the memory, and half the bytes
+/// that each decoding step reads, which at a few thousand positions is most of what a step costs. Llama models with
+/// quantized (GGUF) weights use one; float models keep `.float32`, whose results match the float references.
+///
+/// ```swift
+/// let cache = KVCache(layers: 30, kvHeads: 3, headSize: 64, capacity: 4096, precision: .float16)
+/// cache.write(layer: 0, keys: k, values: v)        // k, v [T, 3, 64] at positions cache.count ..< cache.count + T
+/// let y = cache.causalAttention(queries: q, layer: 0, kvHeads: 3)
+/// ```
 public final class KVCache {
+    public enum Precision: Sendable { case float32, float16 }
+
+    /// Float32 storage, [kvHeads, capacity, headSize] per layer (empty for a `.float16` cache).
     package var keys: [Tensor]
     package var values: [Tensor]
+    /// Float16 storage, the same layout (empty for a `.float32` cache).
+    package let halfKeys: [UnsafeMutablePointer<UInt16>]
+    package let halfValues: [UnsafeMutablePointer<UInt16>]
     public private(set) var count = 0
     public let capacity: Int
+    public let kvHeads: Int
+    public let headSize: Int
+    public let precision: Precision
+    public var layerCount: Int { precision == .float32 ? keys.count : halfKeys.count }
 
-    public convenience init(layers: Int, kvHeads: Int, headSize: Int, capacity: Int) {
-        self.init(layers: layers, shape: [kvHeads, capacity, headSize], capacity: capacity)
+    public init(layers: Int, kvHeads: Int, headSize: Int, capacity: Int, precision: Precision = .float32) {
+        (self.capacity, self.kvHeads, self.headSize, self.precision) = (capacity, kvHeads, headSize, precision)
+        let shape = [kvHeads, capacity, headSize], n = kvHeads * capacity * headSize
+        if precision == .float32 {
+            keys = (0..<layers).map { _ in Tensor(shape: shape) }
+            values = (0..<layers).map { _ in Tensor(shape: shape) }
+            (halfKeys, halfValues) = ([], [])
+        } else {
+            (keys, values) = ([], [])
+            halfKeys = (0..<layers).map { _ in UnsafeMutablePointer<UInt16>.allocate(capacity: Swift.max(n, 1)) }
+            halfValues = (0..<layers).map { _ in UnsafeMutablePointer<UInt16>.allocate(capacity: Swift.max(n, 1)) }
+        }
+    }
+
+    deinit {
+        for p in halfKeys { p.deallocate() }
+        for p in halfValues { p.deallocate() }
     }
 
     /// Counts `n` more positions as written (a model calls it after writing their keys and values in every layer).
@@ -171,36 +206,67 @@ public final class KVCache {
         count = n
     }
 
+    /// Writes keys and values [T, kvHeads, headSize] of layer `l` at positions `count ..< count + T` (a model writes
+    /// every layer, then calls `advance(T)`).
+    public func write(layer l: Int, keys k: Tensor, values v: Tensor) {
+        let t = k.shape[0], start = count
+        precondition(k.shape == [t, kvHeads, headSize] && v.shape == k.shape && start + t <= capacity,
+                     "KVCache.write: keys \(k.shape), values \(v.shape) at \(start) in a cache of [\(kvHeads), \(capacity), \(headSize)]")
+        switch precision {
+        case .float32:
+            keys[l].slice(axis: 1, start: start, length: t).assign(k.permute([1, 0, 2]))
+            values[l].slice(axis: 1, start: start, length: t).assign(v.permute([1, 0, 2]))
+        case .float16:
+            let (kc, vc) = (k.contiguous(), v.contiguous())
+            attend_store_half_rows(kc.pointer, t, kvHeads, headSize, halfKeys[l], capacity, start)
+            attend_store_half_rows(vc.pointer, t, kvHeads, headSize, halfValues[l], capacity, start)
+        }
+    }
+
+    /// Keys and values of layer `l` at positions `0 ..< length` as float tensors [kvHeads, length, headSize] (a view of
+    /// a float32 cache; a widened copy of a float16 one).
+    public func keysAndValues(layer l: Int, length: Int) -> (keys: Tensor, values: Tensor) {
+        precondition(length <= capacity, "KVCache.keysAndValues: \(length) positions in a cache of \(capacity)")
+        switch precision {
+        case .float32:
+            return (keys[l].slice(axis: 1, start: 0, length: length), values[l].slice(axis: 1, start: 0, length: length))
+        case .float16:
+            let k = Tensor(shape: [kvHeads, length, headSize]), v = Tensor(shape: [kvHeads, length, headSize])
+            attend_load_half_rows(halfKeys[l], kvHeads, capacity, headSize, length, k.pointer)
+            attend_load_half_rows(halfValues[l], kvHeads, capacity, headSize, length, v.pointer)
+            return (k, v)
+        }
+    }
+
     /// An independent copy (beam search forks a cache for each surviving hypothesis).
     public func copy() -> KVCache {
-        let c = KVCache(layers: keys.count, shape: keys.first?.shape ?? [0, 0, 0], capacity: capacity)
-        for l in 0..<keys.count {
-            c.keys[l].pointer.update(from: keys[l].pointer, count: keys[l].count)
-            c.values[l].pointer.update(from: values[l].pointer, count: values[l].count)
-        }
-        c.count = count
+        let c = KVCache(layers: layerCount, kvHeads: kvHeads, headSize: headSize, capacity: capacity, precision: precision)
+        copyPrefix(count, into: c)
         return c
     }
 
-    /// Copies the first `n` positions of every layer into `other` (a cache of the same model, any capacity of at least
-    /// `n`), which then holds exactly those: how a prompt that starts like an earlier one reuses its keys and values.
+    /// Copies the first `n` positions of every layer into `other` (a cache of the same model and precision, any
+    /// capacity of at least `n`), which then holds exactly those: how a prompt that starts like an earlier one reuses
+    /// its keys and values.
     public func copyPrefix(_ n: Int, into other: KVCache) {
-        precondition(n <= count && n <= other.capacity && other.keys.count == keys.count, "KVCache.copyPrefix(\(n)) of \(count) positions into capacity \(other.capacity)")
-        for l in 0..<keys.count {
-            let (heads, hs) = (keys[l].shape[0], keys[l].shape[2])
-            precondition(other.keys[l].shape[0] == heads && other.keys[l].shape[2] == hs, "KVCache.copyPrefix: caches of different models")
+        precondition(n <= count && n <= other.capacity && other.layerCount == layerCount && other.kvHeads == kvHeads
+                     && other.headSize == headSize && other.precision == precision,
+                     "KVCache.copyPrefix(\(n)) of \(count) positions into capacity \(other.capacity), or caches of different models")
+        let (heads, hs) = (kvHeads, headSize)
+        for l in 0..<layerCount {
             for h in 0..<heads {
-                (other.keys[l].pointer + h * other.capacity * hs).update(from: keys[l].pointer + h * capacity * hs, count: n * hs)
-                (other.values[l].pointer + h * other.capacity * hs).update(from: values[l].pointer + h * capacity * hs, count: n * hs)
+                let (from, to) = (h * capacity * hs, h * other.capacity * hs)
+                switch precision {
+                case .float32:
+                    (other.keys[l].pointer + to).update(from: keys[l].pointer + from, count: n * hs)
+                    (other.values[l].pointer + to).update(from: values[l].pointer + from, count: n * hs)
+                case .float16:
+                    (other.halfKeys[l] + to).update(from: halfKeys[l] + from, count: n * hs)
+                    (other.halfValues[l] + to).update(from: halfValues[l] + from, count: n * hs)
+                }
             }
         }
         other.count = n
-    }
-
-    private init(layers: Int, shape: [Int], capacity: Int) {
-        self.capacity = capacity
-        keys = (0..<layers).map { _ in Tensor(shape: shape) }
-        values = (0..<layers).map { _ in Tensor(shape: shape) }
     }
 }
 
@@ -211,12 +277,14 @@ extension KVCache {
     /// `h / (heads / kvHeads)`. Returns [T, heads * headSize]. Inference only.
     public func causalAttention(queries q: Tensor, layer l: Int, kvHeads: Int) -> Tensor {
         let (t, hq, hs) = (q.shape[0], q.shape[1], q.shape[2])
-        precondition(q.rank == 3 && hs <= 256 && hq % kvHeads == 0 && count + t <= capacity && keys[l].shape == [kvHeads, capacity, hs],
-                     "causalAttention: queries \(q.shape), \(kvHeads) KV heads, \(count) + \(t) positions in a cache of \(keys[l].shape)")
+        precondition(q.rank == 3 && hs <= 256 && hq % kvHeads == 0 && count + t <= capacity && kvHeads == self.kvHeads && hs == headSize,
+                     "causalAttention: queries \(q.shape), \(kvHeads) KV heads, \(count) + \(t) positions in a cache of [\(self.kvHeads), \(capacity), \(headSize)]")
         let y = Tensor(shape: [t, hq * hs])
         let qc = q.contiguous()
-        let (qp, kp, vp, yp) = (qc.pointer, keys[l].pointer, values[l].pointer, y.pointer)
-        let (start, capacity) = (count, capacity)
+        // A float16 cache is widened once per call for the tiled kernel (a prompt's many rows reuse every key).
+        let (k, v) = precision == .float32 ? (keys[l], values[l]) : keysAndValues(layer: l, length: count + t)
+        let (qp, kp, vp, yp) = (qc.pointer, k.pointer, v.pointer, y.pointer)
+        let (start, capacity) = (count, k.shape[1])
         let scale = 1 / Float(hs).squareRoot()
         let items = attend_prefill_attention_items(t, hq)
         // Items differ in cost (later rows see more keys), so the pool hands them out one at a time; a small
@@ -236,19 +304,30 @@ extension KVCache {
     public func decodeAttention(query q: Tensor, layer l: Int, kvHeads: Int) -> Tensor {
         let (hq, hs) = (q.shape[1], q.shape[2])
         let s = count + 1
-        precondition(q.shape[0] == 1 && hq % kvHeads == 0 && s <= capacity && keys[l].shape == [kvHeads, capacity, hs],
-                     "decodeAttention: query \(q.shape), \(kvHeads) KV heads, \(s) positions in a cache of \(keys[l].shape)")
+        precondition(q.shape[0] == 1 && hq % kvHeads == 0 && s <= capacity && kvHeads == self.kvHeads && hs == headSize,
+                     "decodeAttention: query \(q.shape), \(kvHeads) KV heads, \(s) positions in a cache of [\(self.kvHeads), \(capacity), \(headSize)]")
         let parts = Swift.max(1, Swift.min(Parallel.threads, s * kvHeads * hs / 32_768))
         let y = Tensor(shape: [1, hq * hs])
         let qc = q.contiguous()
         let scores = Tensor(shape: [hq * s]), m = Tensor(shape: [parts * hq]), sums = Tensor(shape: [parts * hq])
         let o = Tensor(shape: [parts * hq * hs])
-        let (qp, kp, vp, sp, mp, lp, op) = (qc.pointer, keys[l].pointer, values[l].pointer, scores.pointer, m.pointer, sums.pointer, o.pointer)
+        let (qp, sp, mp, lp, op) = (qc.pointer, scores.pointer, m.pointer, sums.pointer, o.pointer)
         let capacity = capacity
         let scale = 1 / Float(hs).squareRoot()
-        Parallel.forChunks(parts) { p in
-            let (j0, j1) = (s * p / parts, s * (p + 1) / parts)
-            attend_decode_attention_part(qp, kp, vp, hq, kvHeads, capacity, hs, scale, j0, j1, sp + hq * j0, mp + p * hq, lp + p * hq, op + p * hq * hs)
+        switch precision {
+        case .float32:
+            let (kp, vp) = (keys[l].pointer, values[l].pointer)
+            Parallel.forChunks(parts) { p in
+                let (j0, j1) = (s * p / parts, s * (p + 1) / parts)
+                attend_decode_attention_part(qp, kp, vp, hq, kvHeads, capacity, hs, scale, j0, j1, sp + hq * j0, mp + p * hq, lp + p * hq, op + p * hq * hs)
+            }
+        case .float16:
+            let (kp, vp) = (halfKeys[l], halfValues[l])
+            Parallel.forChunks(parts) { p in
+                let (j0, j1) = (s * p / parts, s * (p + 1) / parts)
+                attend_decode_attention_part_half(qp, kp, vp, hq, kvHeads, capacity, hs, scale, j0, j1, sp + hq * j0, mp + p * hq, lp + p * hq,
+                                                  op + p * hq * hs)
+            }
         }
         attend_decode_attention_merge(parts, hq, hs, mp, lp, op, y.pointer)
         return y

@@ -6,6 +6,7 @@
 // FMA per dimension, with no horizontal sums; the portable path is the same algorithm in plain C.
 #include "CAttendKernels.h"
 #include "SIMD.h"
+#include "Half.h"
 #include <math.h>
 #include <string.h>
 
@@ -228,14 +229,29 @@ void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d,
 // once for the whole group of query heads that shares it (the per-head loop read them hq / hkv times, which at
 // long contexts made decoding memory-bound on the cache). Leaves per head the local max m, the sum l of
 // exp(score - m) and the unnormalized weighted values o; attend_decode_attention_merge combines the parts.
-static inline float dot_plain(const float *a, const float *b, long n) {
+static inline float dot_plain(const float *a, const void *b, long n) {
+    const float *x = b;
     float s = 0;
-    for (long i = 0; i < n; i++) s += a[i] * b[i];
+    for (long i = 0; i < n; i++) s += a[i] * x[i];
     return s;
 }
 
-static inline void axpy_plain(float alpha, const float *x, float *y, long n) {
-    for (long i = 0; i < n; i++) y[i] += alpha * x[i];
+static inline void axpy_plain(float alpha, const void *x, float *y, long n) {
+    const float *xs = x;
+    for (long i = 0; i < n; i++) y[i] += alpha * xs[i];
+}
+
+// The same over a half-precision cache (the stored f16 values widened exactly, then float arithmetic).
+static inline float dot_half_plain(const float *a, const void *b, long n) {
+    const uint16_t *x = b;
+    float s = 0;
+    for (long i = 0; i < n; i++) s += a[i] * half_to_float(x[i]);
+    return s;
+}
+
+static inline void axpy_half_plain(float alpha, const void *x, float *y, long n) {
+    const uint16_t *xs = x;
+    for (long i = 0; i < n; i++) y[i] += alpha * half_to_float(xs[i]);
 }
 
 /// x[j] = exp(x[j] - mx) for j < n; returns their sum.
@@ -245,17 +261,18 @@ static inline float exp_sum_plain(float *x, long n, float mx) {
     return sum;
 }
 
-/// The one body of both paths; inlined into each with its own dot product and axpy, which it then inlines too.
-static inline __attribute__((always_inline)) void decode_part(const float *q, const float *k, const float *v, long hq, long hkv,
-        long capacity, long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o,
-        float (*dot)(const float *, const float *, long), void (*axpy)(float, const float *, float *, long),
+/// The one body of every path; inlined into each with its own dot product, axpy and exp, which it then inlines too.
+/// k and v hold rows of hs elements of `elementBytes` each (4: float32, 2: f16).
+static inline __attribute__((always_inline)) void decode_part(const float *q, const void *k, const void *v, long elementBytes,
+        long hq, long hkv, long capacity, long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o,
+        float (*dot)(const float *, const void *, long), void (*axpy)(float, const void *, float *, long),
         float (*exp_sum)(float *, long, float)) {
-    long group = hq / hkv, n = j1 - j0;
+    long group = hq / hkv, n = j1 - j0, rowBytes = hs * elementBytes;
     for (long g = 0; g < hkv; g++) {
-        const float *kg = k + g * capacity * hs, *vg = v + g * capacity * hs;
+        const char *kg = (const char *)k + g * capacity * rowBytes, *vg = (const char *)v + g * capacity * rowBytes;
         for (long u = 0; u < group; u++) m[g * group + u] = -INFINITY;
         for (long j = j0; j < j1; j++) {
-            const float *kj = kg + j * hs;  // read once for the group's query heads
+            const void *kj = kg + j * rowBytes;  // read once for the group's query heads
             for (long u = 0; u < group; u++) {
                 long h = g * group + u;
                 float sc = dot(q + h * hs, kj, hs) * scale;
@@ -269,7 +286,7 @@ static inline __attribute__((always_inline)) void decode_part(const float *q, co
             memset(o + h * hs, 0, sizeof(float) * hs);
         }
         for (long j = j0; j < j1; j++) {
-            const float *vj = vg + j * hs;
+            const void *vj = vg + j * rowBytes;
             for (long u = 0; u < group; u++) { long h = g * group + u; axpy(scores[h * n + (j - j0)], vj, o + h * hs, hs); }
         }
     }
@@ -277,16 +294,36 @@ static inline __attribute__((always_inline)) void decode_part(const float *q, co
 
 #if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2,fma")))
-static inline float dot8(const float *a, const float *b, long n) {
+static inline float dot8(const float *a, const void *b, long n) {
+    const float *x = b;
     __m256 acc = _mm256_setzero_ps();
-    for (long i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    for (long i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), acc);
     return attend_hsum256(acc);
 }
 
 __attribute__((target("avx2,fma")))
-static inline void axpy8(float alpha, const float *x, float *y, long n) {
+static inline void axpy8(float alpha, const void *x, float *y, long n) {
+    const float *xs = x;
     __m256 a = _mm256_set1_ps(alpha);
-    for (long i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (long i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(xs + i), _mm256_loadu_ps(y + i)));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline float dot8_half(const float *a, const void *b, long n) {
+    const uint16_t *x = b;
+    __m256 acc = _mm256_setzero_ps();
+    for (long i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), acc);
+    return attend_hsum256(acc);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline void axpy8_half(float alpha, const void *x, float *y, long n) {
+    const uint16_t *xs = x;
+    __m256 a = _mm256_set1_ps(alpha);
+    for (long i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xs + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, xv, _mm256_loadu_ps(y + i)));
+    }
 }
 
 // One exp per cached position and query head: at a few thousand positions, libm's expf one at a time took as long
@@ -308,7 +345,13 @@ static inline float exp_sum8(float *x, long n, float mx) {
 __attribute__((target("avx2,fma")))
 static void decode_part_avx2(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                              long j0, long j1, float *scores, float *m, float *l, float *o) {
-    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8, axpy8, exp_sum8);
+    decode_part(q, k, v, 4, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8, axpy8, exp_sum8);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void decode_part_half_avx2(const float *q, const uint16_t *k, const uint16_t *v, long hq, long hkv, long capacity, long hs,
+                                  float scale, long j0, long j1, float *scores, float *m, float *l, float *o) {
+    decode_part(q, k, v, 2, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot8_half, axpy8_half, exp_sum8);
 }
 #endif
 
@@ -317,7 +360,56 @@ void attend_decode_attention_part(const float *q, const float *k, const float *v
 #if defined(__x86_64__) || defined(__i386__)
     if (hs % 8 == 0 && attend_use_avx2()) { decode_part_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
 #endif
-    decode_part(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain, exp_sum_plain);
+    decode_part(q, k, v, 4, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_plain, axpy_plain, exp_sum_plain);
+}
+
+void attend_decode_attention_part_half(const float *q, const unsigned short *k, const unsigned short *v, long hq, long hkv, long capacity,
+                                       long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (hs % 8 == 0 && attend_use_avx2()) { decode_part_half_avx2(q, k, v, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o); return; }
+#endif
+    decode_part(q, k, v, 2, hq, hkv, capacity, hs, scale, j0, j1, scores, m, l, o, dot_half_plain, axpy_half_plain, exp_sum_plain);
+}
+
+// Rows of a half-precision cache: src [rows, heads, hs] (float, contiguous) into dst[(h * capacity + start + r) * hs],
+// rounded to nearest even; and back, rows [0, s) of each head into dst [heads, s, hs].
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,f16c")))
+static void store_half_avx2(const float *src, long n, uint16_t *dst) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
+__attribute__((target("avx2,f16c")))
+static void load_half_avx2(const uint16_t *src, long n, float *dst) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+#endif
+
+static void store_half(const float *src, long n, uint16_t *dst) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (attend_use_avx2()) { store_half_avx2(src, n, dst); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
+static void load_half(const uint16_t *src, long n, float *dst) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (attend_use_avx2()) { load_half_avx2(src, n, dst); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+
+void attend_store_half_rows(const float *src, long rows, long heads, long hs, unsigned short *dst, long capacity, long start) {
+    for (long r = 0; r < rows; r++)
+        for (long h = 0; h < heads; h++) store_half(src + (r * heads + h) * hs, hs, dst + (h * capacity + start + r) * hs);
+}
+
+void attend_load_half_rows(const unsigned short *src, long heads, long capacity, long hs, long s, float *dst) {
+    for (long h = 0; h < heads; h++) load_half(src + h * capacity * hs, s * hs, dst + h * s * hs);
 }
 
 void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y) {

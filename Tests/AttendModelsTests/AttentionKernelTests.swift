@@ -8,12 +8,19 @@ import XCTest
 /// on odd lengths, a cache that already holds positions, grouped-query heads, head sizes on and off the SIMD
 /// width, on the AVX2 path and the portable one. Tolerance 1e-5.
 final class AttentionKernelTests: XCTestCase {
-    func check(t: Int, start: Int, hq: Int, hkv: Int, hs: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+    func check(t: Int, start: Int, hq: Int, hkv: Int, hs: Int, seed: UInt64, precision: KVCache.Precision = .float32,
+               file: StaticString = #filePath, line: UInt = #line) {
         let capacity = start + t + 3
-        let cache = KVCache(layers: 1, kvHeads: hkv, headSize: hs, capacity: capacity)
-        let keys = Tensor.randn([hkv, start + t, hs], seed: seed), values = Tensor.randn([hkv, start + t, hs], seed: seed + 1)
-        cache.keys[0].slice(axis: 1, start: 0, length: start + t).assign(keys)
-        cache.values[0].slice(axis: 1, start: 0, length: start + t).assign(values)
+        let cache = KVCache(layers: 1, kvHeads: hkv, headSize: hs, capacity: capacity, precision: precision)
+        var keys = Tensor.randn([hkv, start + t, hs], seed: seed), values = Tensor.randn([hkv, start + t, hs], seed: seed + 1)
+        cache.write(layer: 0, keys: keys.permute([1, 0, 2]), values: values.permute([1, 0, 2]))
+        if precision == .float16 {  // what the cache holds: each value rounded to half precision
+            keys = Tensor(keys.toArray().map { Float(Float16($0)) }, shape: keys.shape)
+            values = Tensor(values.toArray().map { Float(Float16($0)) }, shape: values.shape)
+            let (k, v) = cache.keysAndValues(layer: 0, length: start + t)
+            XCTAssertEqual(k.toArray(), keys.toArray(), "f16 keys read back", file: file, line: line)
+            XCTAssertEqual(v.toArray(), values.toArray(), "f16 values read back", file: file, line: line)
+        }
         if start > 0 {  // positions already in the cache before these queries
             cache.advance(start)
         }
@@ -45,7 +52,32 @@ final class AttentionKernelTests: XCTestCase {
             check(t: 17, start: 3, hq: 2, hkv: 2, hs: 20, seed: 6)     // head size off the 8-lane width (portable path)
             check(t: 1, start: 1500, hq: 9, hkv: 3, hs: 64, seed: 7)   // one decoding step over a long cache (split in parts)
             check(t: 1, start: 40, hq: 4, hkv: 2, hs: 24, seed: 8)
+            // A half-precision cache (llama.cpp's): the same kernels over f16 keys and values, against the composition
+            // on the rounded values; decoding steps short and long, on and off the SIMD width, and a prompt.
+            for (t, start, hq, hkv, hs, seed) in [(1, 0, 2, 1, 8, 11), (1, 1500, 9, 3, 64, 12), (1, 40, 4, 2, 24, 13), (37, 5, 6, 2, 64, 14),
+                                                  (17, 3, 2, 2, 20, 15)] {
+                check(t: t, start: start, hq: hq, hkv: hkv, hs: hs, seed: UInt64(seed), precision: .float16)
+            }
         } }
+    }
+
+    /// Copies keep every position of a half-precision cache; a prefix copy keeps the first n.
+    func testHalfPrecisionCacheCopies() {
+        let cache = KVCache(layers: 2, kvHeads: 2, headSize: 8, capacity: 10, precision: .float16)
+        let k = Tensor.randn([6, 2, 8], seed: 1), v = Tensor.randn([6, 2, 8], seed: 2)
+        for l in 0..<2 { cache.write(layer: l, keys: k * Float(l + 1), values: v) }
+        cache.advance(6)
+        let copy = cache.copy(), prefix = KVCache(layers: 2, kvHeads: 2, headSize: 8, capacity: 4, precision: .float16)
+        cache.copyPrefix(4, into: prefix)
+        XCTAssertEqual(copy.count, 6)
+        XCTAssertEqual(prefix.count, 4)
+        for l in 0..<2 {
+            XCTAssertEqual(copy.keysAndValues(layer: l, length: 6).keys.toArray(), cache.keysAndValues(layer: l, length: 6).keys.toArray())
+            XCTAssertEqual(copy.keysAndValues(layer: l, length: 6).values.toArray(), cache.keysAndValues(layer: l, length: 6).values.toArray())
+            XCTAssertEqual(prefix.keysAndValues(layer: l, length: 4).keys.toArray(), cache.keysAndValues(layer: l, length: 4).keys.toArray())
+        }
+        let expected = (k * 2).permute([1, 0, 2]).contiguous().toArray().map { Float(Float16($0)) }
+        XCTAssertEqual(cache.keysAndValues(layer: 1, length: 6).keys.toArray(), expected)
     }
 
     /// Multi-head self-attention without gradients takes the fused kernel (padding by key lengths, or causal);

@@ -76,6 +76,16 @@ void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d,
 /// m + p * hq, l + p * hq, o + p * hq * hs) into y [hq, hs].
 void attend_decode_attention_part(const float *q, const float *k, const float *v, long hq, long hkv, long capacity, long hs, float scale,
                                   long j0, long j1, float *scores, float *m, float *l, float *o);
+
+/// The same over a half-precision cache (k, v as IEEE f16 bits): what a KVCache of precision .float16 reads.
+void attend_decode_attention_part_half(const float *q, const unsigned short *k, const unsigned short *v, long hq, long hkv, long capacity,
+                                       long hs, float scale, long j0, long j1, float *scores, float *m, float *l, float *o);
+
+/// src [rows, heads, hs] (float) rounded to f16 into dst[(h * capacity + start + r) * hs + c].
+void attend_store_half_rows(const float *src, long rows, long heads, long hs, unsigned short *dst, long capacity, long start);
+
+/// Rows [0, s) of each head of an f16 cache [heads, capacity, hs] as floats into dst [heads, s, hs].
+void attend_load_half_rows(const unsigned short *src, long heads, long capacity, long hs, long s, float *dst);
 void attend_decode_attention_merge(long parts, long hq, long hs, const float *m, const float *l, const float *o, float *y);
 
 /// Quantizes x (n a multiple of 32) into n / 32 blocks.
