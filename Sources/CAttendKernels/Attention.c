@@ -71,6 +71,60 @@ static void block_generic(const attention_shape *a, long h, long r0, long r1) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+/// o = o * correction + sum over keys jj < visible of p[jj] v[jj] (v rows of hs floats, hs a multiple of 8).
+__attribute__((target("avx2,fma")))
+static inline void weighted_values_1(const float *p, const float *v, long hs, long visible, float *o, float correction) {
+    const __m256 corr = _mm256_set1_ps(correction);
+    for (long c = 0; c < hs; c += 8) {
+        // Four accumulators: one chain of dependent FMAs would wait on each one's latency.
+        __m256 a0 = _mm256_mul_ps(_mm256_load_ps(o + c), corr), a1 = _mm256_setzero_ps(), a2 = a1, a3 = a1;
+        long jj = 0;
+        for (; jj + 4 <= visible; jj += 4) {
+            const float *vb = v + jj * hs + c;
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + jj), _mm256_loadu_ps(vb), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + jj + 1), _mm256_loadu_ps(vb + hs), a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + jj + 2), _mm256_loadu_ps(vb + 2 * hs), a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + jj + 3), _mm256_loadu_ps(vb + 3 * hs), a3);
+        }
+        for (; jj < visible; jj++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + jj), _mm256_loadu_ps(v + jj * hs + c), a0);
+        _mm256_store_ps(o + c, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+}
+
+/// The same for two rows over the same value rows (keys past a row's own visible count carry p = 0), 32 columns at
+/// a time: eight independent accumulators, six loads per eight multiply-adds.
+__attribute__((target("avx2,fma")))
+static inline void weighted_values_2(const float *p0, const float *p1, const float *v, long hs, long visible, float *o0, float *o1,
+                                     float correction0, float correction1) {
+    const __m256 corr0 = _mm256_set1_ps(correction0), corr1 = _mm256_set1_ps(correction1);
+    long c = 0;
+    for (; c + 32 <= hs; c += 32) {
+        __m256 a0 = _mm256_mul_ps(_mm256_load_ps(o0 + c), corr0), a1 = _mm256_mul_ps(_mm256_load_ps(o0 + c + 8), corr0);
+        __m256 a2 = _mm256_mul_ps(_mm256_load_ps(o0 + c + 16), corr0), a3 = _mm256_mul_ps(_mm256_load_ps(o0 + c + 24), corr0);
+        __m256 b0 = _mm256_mul_ps(_mm256_load_ps(o1 + c), corr1), b1 = _mm256_mul_ps(_mm256_load_ps(o1 + c + 8), corr1);
+        __m256 b2 = _mm256_mul_ps(_mm256_load_ps(o1 + c + 16), corr1), b3 = _mm256_mul_ps(_mm256_load_ps(o1 + c + 24), corr1);
+        for (long jj = 0; jj < visible; jj++) {
+            const float *vb = v + jj * hs + c;
+            __m256 x = _mm256_broadcast_ss(p0 + jj), y = _mm256_broadcast_ss(p1 + jj);
+            __m256 v0 = _mm256_loadu_ps(vb), v1 = _mm256_loadu_ps(vb + 8), v2 = _mm256_loadu_ps(vb + 16), v3 = _mm256_loadu_ps(vb + 24);
+            a0 = _mm256_fmadd_ps(x, v0, a0); a1 = _mm256_fmadd_ps(x, v1, a1); a2 = _mm256_fmadd_ps(x, v2, a2); a3 = _mm256_fmadd_ps(x, v3, a3);
+            b0 = _mm256_fmadd_ps(y, v0, b0); b1 = _mm256_fmadd_ps(y, v1, b1); b2 = _mm256_fmadd_ps(y, v2, b2); b3 = _mm256_fmadd_ps(y, v3, b3);
+        }
+        _mm256_store_ps(o0 + c, a0); _mm256_store_ps(o0 + c + 8, a1); _mm256_store_ps(o0 + c + 16, a2); _mm256_store_ps(o0 + c + 24, a3);
+        _mm256_store_ps(o1 + c, b0); _mm256_store_ps(o1 + c + 8, b1); _mm256_store_ps(o1 + c + 16, b2); _mm256_store_ps(o1 + c + 24, b3);
+    }
+    for (; c < hs; c += 8) {  // the last columns, 8 at a time
+        __m256 a = _mm256_mul_ps(_mm256_load_ps(o0 + c), corr0), b = _mm256_mul_ps(_mm256_load_ps(o1 + c), corr1);
+        for (long jj = 0; jj < visible; jj++) {
+            __m256 vv = _mm256_loadu_ps(v + jj * hs + c);
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(p0 + jj), vv, a);
+            b = _mm256_fmadd_ps(_mm256_broadcast_ss(p1 + jj), vv, b);
+        }
+        _mm256_store_ps(o0 + c, a);
+        _mm256_store_ps(o1 + c, b);
+    }
+}
+
 /// The same block with AVX2 + FMA; hs a multiple of 8.
 __attribute__((target("avx2,fma")))
 static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
@@ -113,9 +167,11 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
                 }
             }
         }
-        // Online softmax and the weighted values, row by row.
+        // Online softmax, row by row; a row's probabilities past what it sees are 0 (exp of -inf).
+        float corrections[BQ];
+        long visibles[BQ];
         for (long i = 0; i < n; i++) {
-            long visible = visible_keys(a, r0 + i, j0, nb);
+            long visible = visibles[i] = visible_keys(a, r0 + i, j0, nb);
             if (visible == 0) continue;
             float *si = s + i * BK;
             __m256 mv = _mm256_set1_ps(m[i]);
@@ -130,24 +186,22 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
                 _mm256_store_ps(si + jj, p);
                 sumv = _mm256_add_ps(sumv, p);
             }
-            float correction = expf(m[i] - mx);
+            float correction = corrections[i] = expf(m[i] - mx);
             l[i] = l[i] * correction + attend_hsum256(sumv);
             m[i] = mx;
-            float *oi = o + i * hs;
-            const __m256 corr = _mm256_set1_ps(correction);
-            for (long c = 0; c < hs; c += 8) {
-                // Four accumulators: one chain of dependent FMAs would wait on each one's latency.
-                __m256 a0 = _mm256_mul_ps(_mm256_load_ps(oi + c), corr), a1 = _mm256_setzero_ps(), a2 = a1, a3 = a1;
-                long jj = 0;
-                for (; jj + 4 <= visible; jj += 4) {
-                    const float *vb = vh + (j0 + jj) * hs + c;
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vb), a0);
-                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 1), _mm256_loadu_ps(vb + hs), a1);
-                    a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 2), _mm256_loadu_ps(vb + 2 * hs), a2);
-                    a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj + 3), _mm256_loadu_ps(vb + 3 * hs), a3);
-                }
-                for (; jj < visible; jj++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(si + jj), _mm256_loadu_ps(vh + (j0 + jj) * hs + c), a0);
-                _mm256_store_ps(oi + c, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        }
+        // The weighted values, two rows at a time: each value row loaded once for both (the loads, not the
+        // multiply-adds, bounded the one-row loop).
+        for (long i = 0; i < n; i++) {
+            if (visibles[i] == 0) continue;
+            long i2 = i + 1;
+            while (i2 < n && visibles[i2] == 0) i2++;
+            if (i2 < n) {
+                long visible = visibles[i] > visibles[i2] ? visibles[i] : visibles[i2];
+                weighted_values_2(s + i * BK, s + i2 * BK, vh + j0 * hs, hs, visible, o + i * hs, o + i2 * hs, corrections[i], corrections[i2]);
+                i = i2;
+            } else {
+                weighted_values_1(s + i * BK, vh + j0 * hs, hs, visibles[i], o + i * hs, corrections[i]);
             }
         }
     }
