@@ -148,7 +148,32 @@ static void block_avx2(const attention_shape *a, long h, long r0, long r1) {
             long rows = n - i < 4 ? n - i : 4;
             const float *qr[4];
             for (long u = 0; u < 4; u++) qr[u] = a->q + ((r0 + i + (u < rows ? u : 0)) * a->hq + h) * hs;
-            for (long jj = 0; jj < nb8; jj += 8) {
+            long jj = 0;
+            // 4 rows x 16 keys per pass over the dimensions: six loads per eight multiply-adds (the 8-key pass below,
+            // for what is left, takes five per four and was bound by the loads).
+            for (; jj + 16 <= nb8; jj += 16) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+                for (long c = 0; c < hs; c++) {
+                    __m256 k0 = _mm256_load_ps(kt + c * BK + jj), k1 = _mm256_load_ps(kt + c * BK + jj + 8);
+                    __m256 x0 = _mm256_broadcast_ss(qr[0] + c), x1 = _mm256_broadcast_ss(qr[1] + c);
+                    __m256 x2 = _mm256_broadcast_ss(qr[2] + c), x3 = _mm256_broadcast_ss(qr[3] + c);
+                    a0 = _mm256_fmadd_ps(x0, k0, a0); b0 = _mm256_fmadd_ps(x0, k1, b0);
+                    a1 = _mm256_fmadd_ps(x1, k0, a1); b1 = _mm256_fmadd_ps(x1, k1, b1);
+                    a2 = _mm256_fmadd_ps(x2, k0, a2); b2 = _mm256_fmadd_ps(x2, k1, b2);
+                    a3 = _mm256_fmadd_ps(x3, k0, a3); b3 = _mm256_fmadd_ps(x3, k1, b3);
+                }
+                __m256 lo[4] = {a0, a1, a2, a3}, hi[4] = {b0, b1, b2, b3};
+                for (long u = 0; u < rows; u++) {
+                    long visible = visible_keys(a, r0 + i + u, j0, nb);
+                    __m256i lane = _mm256_add_epi32(_mm256_set1_epi32((int)jj), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                    __m256i limit = _mm256_set1_epi32((int)visible);
+                    __m256 keep0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, lane));
+                    __m256 keep1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, _mm256_add_epi32(lane, _mm256_set1_epi32(8))));
+                    _mm256_store_ps(s + (i + u) * BK + jj, _mm256_blendv_ps(minus_inf, _mm256_mul_ps(lo[u], scale), keep0));
+                    _mm256_store_ps(s + (i + u) * BK + jj + 8, _mm256_blendv_ps(minus_inf, _mm256_mul_ps(hi[u], scale), keep1));
+                }
+            }
+            for (; jj < nb8; jj += 8) {
                 __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
                 for (long c = 0; c < hs; c++) {
                     __m256 kv = _mm256_load_ps(kt + c * BK + jj);
