@@ -173,13 +173,11 @@ public final class GPTModel: Module, LanguageModel {
                 let a = block.attention
                 let n = block.attentionNorm(x)
                 let q = a.query(n).reshape([t, h, hs])  // (T, H, hs)
-                cache.keys[l].slice(axis: 1, start: start, length: t).assign(a.key(n).reshape([t, h, hs]).permute([1, 0, 2]))
-                cache.values[l].slice(axis: 1, start: start, length: t).assign(a.value(n).reshape([t, h, hs]).permute([1, 0, 2]))
+                cache.write(layer: l, keys: a.key(n).reshape([t, h, hs]), values: a.value(n).reshape([t, h, hs]))
                 let attended: Tensor  // (T, C)
                 if attentionLayer == l {
                     let s = start + t
-                    let keys = cache.keys[l].slice(axis: 1, start: 0, length: s)
-                    let values = cache.values[l].slice(axis: 1, start: 0, length: s)
+                    let (keys, values) = cache.keysAndValues(layer: l, length: s)
                     let (y, weights) = Attention.scaledDotProduct(query: q.permute([1, 0, 2]), key: keys, value: values, causal: true)  // (H, T, hs)
                     attention = weights
                     attended = y.permute([1, 0, 2]).reshape([t, config.width])

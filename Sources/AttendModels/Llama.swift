@@ -393,11 +393,10 @@ public final class LlamaModel: Module, LanguageModel {
     public var layerCount: Int { config.layerCount }
     public var queryHeadCount: Int { config.headCount }
     /// Half precision when the weights are quantized (GGUF blocks) and `int8Activations` is on: llama.cpp's default
-    /// cache, half the bytes per decoding step (at 4,096 positions, 1.45x the tokens/s of a float32 cache). Float
+    /// cache, half the bytes per decoding step (at 4,096 positions, 1.43x the tokens/s of a float32 cache). Float
     /// weights, or exact arithmetic asked for, get a float32 cache, which matches the float references.
     public func makeCache(capacity: Int) -> KVCache {
-        let quantized = embeddingBlocks != nil || layers.contains { $0.attention.query.blocks != nil || $0.mlp.up.blocks != nil }
-        return KVCache(config: config, capacity: capacity, precision: int8Activations && quantized ? .float16 : .float32)
+        KVCache(config: config, capacity: capacity, precision: int8Activations && isQuantized ? .float16 : .float32)
     }
 
     /// Whether any matrix is still in its GGUF blocks (training needs `loadFloatWeights()` first).

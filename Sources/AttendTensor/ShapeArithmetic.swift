@@ -34,10 +34,10 @@ public enum ShapeArithmetic {
         return total
     }
 
-    /// Throws, naming `source`, when float32 tensors of `shapes` (a model's weights, as its config describes them)
-    /// would need more bytes than this machine's memory: such a config is wrong, and allocating from it would end
-    /// the process instead of reporting the error.
-    /// `bytesPerValue` is what one value takes at the least (4 for float32 weights, 0.5 for a 4-bit GGUF file's).
+    /// Throws, naming `source`, when tensors of `shapes` (a model's weights, as its config describes them) would need
+    /// more bytes than this machine's memory: such a config is wrong, and allocating from it would end the process
+    /// instead of reporting the error. `bytesPerValue` is what one value takes at the least (4 for float32 weights,
+    /// 0.5 for a 4-bit GGUF file's).
     public static func requireFitsInMemory(_ shapes: [[Int]], source: String, bytesPerValue: Double = 4) throws {
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard let n = totalElements(shapes), Double(n) * bytesPerValue <= memory else {
