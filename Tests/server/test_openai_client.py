@@ -5,6 +5,7 @@ scripts/test-server.sh, which starts the server (with an index, a safety policy 
 ATTEND_SERVER_URL, the key in ATTEND_API_KEY and the grounded model's name in ATTEND_GROUNDED_MODEL."""
 import json
 import re
+import time
 import math
 import os
 import unittest
@@ -292,14 +293,23 @@ class OpenAIClientTests(unittest.TestCase):
             def value(pattern):
                 m = re.search(pattern + r" ([0-9.e+]+)", text)
                 return float(m.group(1)) if m else 0.0
-            return text, value(r'attend_requests_total\{endpoint="chat",status="200"\}'), value(r"attend_completion_tokens_total")
-        _, requests_before, tokens_before = scrape()
+            return text, value(r'attend_requests_total\{endpoint="chat",status="200"\}'), value(r"attend_completion_tokens_total"), \
+                value(r"attend_queue_depth")
+        # An earlier test's stream that nobody reads may still be generating: its tokens count when it ends, so start
+        # counting once the language model is idle.
+        deadline = time.monotonic() + 120
+        while True:
+            _, requests_before, tokens_before, depth = scrape()
+            if depth == 0:
+                break
+            self.assertLess(time.monotonic(), deadline, "the server's queue never emptied")
+            time.sleep(0.2)
         # Two chats and one error: the counters move by exactly what was asked and answered.
         answers = [self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": q}], max_tokens=3, temperature=0)
                    for q in ["Hi", "Name a fruit."]]
         with self.assertRaises(openai.BadRequestError):
             self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}], temperature=3)
-        text, requests_after, tokens_after = scrape()
+        text, requests_after, tokens_after, _ = scrape()
         self.assertEqual(requests_after - requests_before, 2)
         self.assertEqual(tokens_after - tokens_before, sum(a.usage.completion_tokens for a in answers))
         self.assertIn('attend_requests_total{endpoint="chat",status="400"}', text)
