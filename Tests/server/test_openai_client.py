@@ -295,15 +295,17 @@ class OpenAIClientTests(unittest.TestCase):
                 return float(m.group(1)) if m else 0.0
             return text, value(r'attend_requests_total\{endpoint="chat",status="200"\}'), value(r"attend_completion_tokens_total"), \
                 value(r"attend_queue_depth")
-        # An earlier test's stream that nobody reads may still be generating: its tokens count when it ends, so start
-        # counting once the language model is idle.
+        # An earlier test's stream that its client left may still be generating: its tokens count when it ends, so
+        # start counting once the language model is idle and the counter has stopped moving for a second.
         deadline = time.monotonic() + 120
+        _, _, last_tokens, _ = scrape()
         while True:
+            time.sleep(1)
             _, requests_before, tokens_before, depth = scrape()
-            if depth == 0:
+            if depth == 0 and tokens_before == last_tokens:
                 break
-            self.assertLess(time.monotonic(), deadline, "the server's queue never emptied")
-            time.sleep(0.2)
+            last_tokens = tokens_before
+            self.assertLess(time.monotonic(), deadline, "the server's token counter never settled")
         # Two chats and one error: the counters move by exactly what was asked and answered.
         answers = [self.client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": q}], max_tokens=3, temperature=0)
                    for q in ["Hi", "Name a fruit."]]
