@@ -6,13 +6,21 @@ import Foundation
 struct EmbeddingModelOptions: ParsableArguments {
     @Option(help: "Sentence-transformers model: a folder, a Hugging Face cache repo id, or a short name.") var model = "all-MiniLM-L6-v2"
     @Option(name: .customLong("batch-size"), help: "Sentences per forward pass.") var batchSize = 32
+    @Option(help: "float32 (sentence-transformers' vectors) or int8 (faster linear layers, cosine about 0.99 to float32).")
+    var precision: SentenceEmbedder.Precision = .float32
 
     func validate() throws {
         try Require.count(batchSize, "--batch-size", 1...65_536)
     }
 
-    func load() throws -> SentenceEmbedder { try ModelLocator.sentenceEmbedder(model) }
+    func load() throws -> SentenceEmbedder {
+        let embedder = try ModelLocator.sentenceEmbedder(model)
+        embedder.precision = precision
+        return embedder
+    }
 }
+
+extension SentenceEmbedder.Precision: ExpressibleByArgument {}
 
 struct EmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -13,6 +13,8 @@ struct IndexOptions: ParsableArguments {
     @Argument(help: "The index: a path to an SQLite file, or a postgres://USER@HOST:PORT/DATABASE[?schema=NAME] URL (PostgreSQL + pgvector); created on first add.") var index: String
     @Option(name: .customLong("embedding-model"), help: "Sentence-transformers model: a folder, a hub repo id or a short name.") var embeddingModel = "all-MiniLM-L6-v2"
     @Option(name: .customLong("embedding-batch"), help: "Passages per embedding forward pass.") var embeddingBatch = 32
+    @Option(name: .customLong("embedding-precision"), help: "float32 or int8: how the embedder's linear layers multiply (int8 is faster; docs/BENCHMARKS.md compares their retrieval).")
+    var embeddingPrecision: SentenceEmbedder.Precision = .float32
 
     func validate() throws {
         guard (1...4096).contains(embeddingBatch) else { throw ValidationError("--embedding-batch must be in 1...4096, got \(embeddingBatch)") }
@@ -21,7 +23,9 @@ struct IndexOptions: ParsableArguments {
 
     func embedder() throws -> (SentenceEmbedder, name: String) {
         let path = try ModelLocator.locate(embeddingModel, kind: .sentenceEmbedder)
-        return (try SentenceEmbedder.load(directory: path), (path as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? embeddingModel)
+        let embedder = try SentenceEmbedder.load(directory: path)
+        embedder.precision = embeddingPrecision
+        return (embedder, (path as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? embeddingModel)
     }
 
     func embed(_ embedder: SentenceEmbedder) -> ([String]) throws -> Tensor {

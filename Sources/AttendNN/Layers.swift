@@ -21,8 +21,18 @@ public final class Linear: Module, UnaryLayer {
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
+    /// The weights in int8 (`quantizeInt8()`), used by calls without gradients. A copy: training the float weights
+    /// afterwards does not reach it, so quantize an inference model once its weights are final.
+    public private(set) var int8: Int8Matrix?
+
+    /// Packs the weights in int8 for inference: about 4x the multiply-adds of float32 on AVX-512 VNNI, at about
+    /// 1% error per output (one scale per output row, activations scaled per row at each call). `false` goes back
+    /// to float32.
+    public func quantizeInt8(_ on: Bool = true) { int8 = on ? Int8Matrix(weight) : nil }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == inFeatures, "Linear(\(inFeatures) -> \(outFeatures)) got input of shape \(x.shape)")
+        if let int8, !GradMode.isEnabled { return int8.apply(x, bias: bias) }
         let y = x.matmul(weight.transposed(0, 1))
         return bias.map { y + $0 } ?? y
     }
@@ -182,4 +192,20 @@ public final class UpsampleNearest2d: Module, UnaryLayer {
     public let scale: Int
     public init(scale: Int) { self.scale = scale }
     public func callAsFunction(_ x: Tensor) -> Tensor { x.upsampleNearest2d(scale: scale) }
+}
+
+extension Module {
+    /// Packs every `Linear` in this tree in int8 for inference (`Linear.quantizeInt8()`), or back to float32 with
+    /// `false`, and returns how many.
+    ///
+    /// ```swift
+    /// let bert = try BERTModel.load(directory: "all-MiniLM-L6-v2")
+    /// bert.quantizeLinearLayersInt8()      // 36: four attention and two feed-forward projections in 6 layers
+    /// ```
+    @discardableResult
+    public func quantizeLinearLayersInt8(_ on: Bool = true) -> Int {
+        let linears = namedModules().compactMap { $0.module as? Linear }
+        for linear in linears { linear.quantizeInt8(on) }
+        return linears.count
+    }
 }

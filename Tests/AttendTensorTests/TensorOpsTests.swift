@@ -278,6 +278,60 @@ final class TensorOpsTests: XCTestCase {
 
     /// Small, and large enough (rows x width >= 65,536) that the weight and bias gradients are summed from several
     /// threads' parts.
+    /// Int8 linear layers against an exact integer reference, on every SIMD path: odd row counts (the 6-row
+    /// micro-tile's last rows), inputs not a multiple of 4 (padding), outputs not a multiple of 16 (masked stores),
+    /// with and without bias, a zero row, an outlier row and both signs. The sums are integers, so the paths agree
+    /// bit for bit; against float32 the error stays within the quantization steps.
+    func testInt8LinearMatchesIntegerReferenceAtEveryLevel() {
+        func quantize(_ v: ArraySlice<Float>) -> (q: [Int], scale: Float) {
+            let amax = v.map { abs($0) }.max() ?? 0
+            let inverse: Float = amax != 0 ? 127 / amax : 0
+            return (v.map { Int(($0 * inverse).rounded(.toNearestOrEven)) }, amax / 127)
+        }
+        var cases = 0
+        for (rows, k, n) in [(1, 1, 1), (5, 3, 15), (6, 4, 16), (7, 33, 17), (13, 384, 65), (50, 130, 130), (97, 64, 40)] {
+            let x = Tensor.uniform([rows, k], low: -2, high: 2, seed: UInt64(rows * 1000 + k))
+            if rows > 2 {
+                for p in 0..<k { x.pointer[k + p] = 0 }   // row 1: all zero (scale 0)
+                x.pointer[2 * k] = 40                      // row 2: one outlier
+            }
+            let w = Tensor.uniform([n, k], low: -0.5, high: 0.5, seed: UInt64(n * 7 + k))
+            let bias = Tensor.uniform([n], low: -1, high: 1, seed: UInt64(n))
+            let xs = x.toArray(), ws = w.toArray(), bs = bias.toArray()
+            let qw = (0..<n).map { quantize(ws[($0 * k)..<($0 * k + k)]) }
+            let qx = (0..<rows).map { quantize(xs[($0 * k)..<($0 * k + k)]) }
+            for withBias in [false, true] {
+                var expected = [Float](), float32 = [Float]()
+                for i in 0..<rows {
+                    for j in 0..<n {
+                        let dot = (0..<k).reduce(0) { $0 + qx[i].q[$1] * qw[j].q[$1] }
+                        // One rounding, as the kernel's fused multiply-add: bias + dot * (sx * sw).
+                        expected.append((withBias ? bs[j] : 0).addingProduct(Float(dot), qx[i].scale * qw[j].scale))
+                        float32.append((0..<k).reduce(Float(0)) { $0 + xs[i * k + $1] * ws[j * k + $1] } + (withBias ? bs[j] : 0))
+                    }
+                }
+                let matrix = Int8Matrix(w)
+                for level in SIMDLevel.available {
+                    let got = SIMDLevel.withLimit(level) { matrix.apply(x, bias: withBias ? bias : nil).toArray() }
+                    XCTAssertEqual(got.count, expected.count)
+                    for e in 0..<min(got.count, expected.count) {
+                        XCTAssertEqual(got[e], expected[e], "rows \(rows) k \(k) n \(n) bias \(withBias) \(level.name) element \(e)")
+                        // Each factor is off by at most half its step, and |x| <= 127 sx, |w| <= 127 sw.
+                        let i = e / n, j = e % n
+                        let bound = Float(k) * qx[i].scale * qw[j].scale * 128 + 1e-4
+                        XCTAssertEqual(got[e], float32[e], accuracy: bound, "int8 against float32, rows \(rows) k \(k) n \(n)")
+                    }
+                    cases += 1
+                }
+                if let vnni = SIMDLevel.available.last.map({ l in SIMDLevel.withLimit(l) { matrix.apply(x, bias: withBias ? bias : nil).toArray() } }) {
+                    let portable = SIMDLevel.withLimit(.portable) { matrix.apply(x, bias: withBias ? bias : nil).toArray() }
+                    XCTAssertEqual(vnni, portable, "the fastest path and the portable one differ (rows \(rows) k \(k) n \(n))")
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(cases, 14)
+    }
+
     func testFusedLayerNormMatchesItsComposition() {
         for (shape, tolerance) in [([5, 7, 16], Float(1e-4)), ([64, 4, 384], 2e-3)] {
             let width = shape[2]

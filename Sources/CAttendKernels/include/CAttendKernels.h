@@ -96,6 +96,20 @@ void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy);
 
+/// Int8 linear layers (Int8Gemm.c). Weights [n, k] are packed for outputs padded to attend_int8_padded_outputs(n)
+/// and inputs to attend_int8_padded_inputs(k): `packed` holds np * kp bytes (64-byte aligned), `scales` and
+/// `corrections` np values each.
+long attend_int8_padded_inputs(long k);
+long attend_int8_padded_outputs(long n);
+void attend_int8_pack_weights(const float *w, long n, long k, signed char *packed, float *scales, int *corrections);
+/// y[i * ldy + j] = x[i] . w[j] + bias[j] (bias may be NULL) for rows [r0, r1) of x (row stride ldx), through int8:
+/// rows are quantized into xq (row stride kp) and xs (one scale per row), which callers size for every row.
+void attend_int8_linear_rows(const float *x, long ldx, long r0, long r1, long k, unsigned char *xq, float *xs,
+                             const signed char *packed, const float *scales, const int *corrections, const float *bias,
+                             long n, float *y, long ldy);
+/// 1 when the int8 layers run on AVX-512 VNNI at the SIMD level in force, 0 on the portable path.
+int attend_int8_kernel_is_vnni(void);
+
 /// One Adam step over n parameters: m, v updated in place; p -= step_size * m / (sqrt(v * inv_correction2) + eps),
 /// with decoupled (AdamW) or coupled (L2) weight decay.
 void attend_adam_step(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float eps,
