@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Dependencies point one way: AttendTensor <- AttendNN, AttendTokenizers <- AttendLM <- AttendModels <- AttendCLI;
@@ -24,6 +24,15 @@ let package = Package(
         .executable(name: "attend", targets: ["AttendCLI"]),
         // The fuzz targets of every file parser, for the libFuzzer driver in Fuzz/ (not part of "Attend").
         .library(name: "AttendFuzzing", targets: ["AttendFuzzing"]),
+    ],
+    // The two heavy dependency trees are traits of the command line, both on by default. `swift build
+    // --disable-default-traits` builds an attend without them (no `attend serve`, no postgres:// indexes) in much
+    // less time: SwiftNIO, Hummingbird and two copies of BoringSSL are most of a fresh build. The README's main job
+    // builds that way.
+    traits: [
+        .trait(name: "Server", description: "attend serve: the OpenAI-compatible HTTP server (Hummingbird, SwiftNIO)."),
+        .trait(name: "PostgreSQL", description: "postgres:// indexes: PostgreSQL + pgvector through postgres-nio (SwiftNIO, BoringSSL)."),
+        .default(enabledTraits: ["Server", "PostgreSQL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,7 +95,9 @@ let package = Package(
         .executableTarget(
             name: "AttendCLI",
             dependencies: [
-                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendKnowledgePostgres", "AttendServer", "AttendSafety", "AttendVision", "CAttendKernels",
+                "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendSafety", "AttendVision", "CAttendKernels",
+                .target(name: "AttendKnowledgePostgres", condition: .when(traits: ["PostgreSQL"])),
+                .target(name: "AttendServer", condition: .when(traits: ["Server"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendSafetyTests", dependencies: ["AttendSafety", "AttendModels", "AttendLM", "AttendTensor"], resources: [.copy("Fixtures")]),

@@ -9,7 +9,16 @@ struct AttendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attend",
         abstract: "Representation learning and Transformers in Swift.",
-        subcommands: [MNISTCommand.self, ClassifyCommand.self, CLIPCommand.self, DrawCommand.self, DescribeCommand.self, VLMCommand.self, StyleCommand.self, CompressionCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, IndexCommand.self, SearchCommand.self, AskCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self, ServeCommand.self])
+        subcommands: [MNISTCommand.self, ClassifyCommand.self, CLIPCommand.self, DrawCommand.self, DescribeCommand.self, VLMCommand.self, StyleCommand.self, CompressionCommand.self, Word2VecCommand.self, GraphCommand.self, EmbedCommand.self, SimilarityCommand.self, IndexCommand.self, SearchCommand.self, AskCommand.self, GenerateCommand.self, ChatCommand.self, GPTCommand.self, LoRACommand.self, BERTCommand.self, Seq2SeqCommand.self, TokenizerCommand.self, BenchCommand.self, InfoCommand.self] + serverCommands)
+
+    /// `attend serve`, when this attend was built with the Server trait (the default).
+    static var serverCommands: [ParsableCommand.Type] {
+        #if Server
+        return [ServeCommand.self]
+        #else
+        return []
+        #endif
+    }
 
     /// The argument parser's own loop, with one addition: `ATTEND_VALIDATE_ONLY=1` stops once the arguments are parsed
     /// and validated. `scripts/test-cli-options.py` sets it for the commands that need no input file, which would

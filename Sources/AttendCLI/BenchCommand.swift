@@ -1,7 +1,9 @@
 import ArgumentParser
 import AttendDatasets
 import AttendKnowledge
+#if PostgreSQL
 import AttendKnowledgePostgres
+#endif
 import AttendLM
 import AttendModels
 import AttendNN
@@ -11,7 +13,15 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print Attend's figure beside a peer's.",
-        subcommands: [GemmBench.self, EfficientNetBench.self, CLIPStepBench.self, AnnBench.self, RetrievalBench.self, StoreBench.self, ValuesBench.self, SafetyBench.self])
+        subcommands: benchmarks)
+
+    static var benchmarks: [ParsableCommand.Type] {
+        var all: [ParsableCommand.Type] = [GemmBench.self, EfficientNetBench.self, CLIPStepBench.self, AnnBench.self, RetrievalBench.self]
+        #if PostgreSQL
+        all.append(StoreBench.self)   // needs the PostgreSQL trait
+        #endif
+        return all + [ValuesBench.self, SafetyBench.self]
+    }
 }
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, each run lasting at least ~30 ms.
@@ -190,6 +200,7 @@ struct RetrievalBench: ParsableCommand {
     }
 }
 
+#if PostgreSQL
 /// The SQLite store against the PostgreSQL + pgvector store on the same index: a fresh copy into each (write
 /// throughput, HNSW built as chunks arrive), then the same queries through both, exact (do they return the same
 /// hits?) and through each one's HNSW graph (recall@k against its own exact answer, queries/s).
@@ -298,6 +309,7 @@ struct StoreBench: ParsableCommand {
         }
     }
 }
+#endif
 
 /// Task-oriented values (issue 14): how well `index add --extract` filled each document's schema (field by field,
 /// against facts read from the pages by Benchmarks/make_release_facts.py), and how often answers are right with the

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AttendKnowledge
+#if PostgreSQL
 import AttendKnowledgePostgres
+#endif
 import AttendLM
 import AttendModels
 import AttendSafety
@@ -13,12 +15,14 @@ struct IndexOptions: ParsableArguments {
     @Argument(help: "The index: a path to an SQLite file, or a postgres://USER@HOST:PORT/DATABASE[?schema=NAME] URL (PostgreSQL + pgvector); created on first add.") var index: String
     @Option(name: .customLong("embedding-model"), help: "Sentence-transformers model: a folder, a hub repo id or a short name.") var embeddingModel = "all-MiniLM-L6-v2"
     @Option(name: .customLong("embedding-batch"), help: "Passages per embedding forward pass.") var embeddingBatch = 32
-    @Option(name: .customLong("embedding-precision"), help: "float32 or int8: how the embedder's linear layers multiply (int8 is faster; docs/BENCHMARKS.md compares their retrieval).")
-    var embeddingPrecision: SentenceEmbedder.Precision = .float32
+    // int8 by default here: it embeds the manual 1.7x faster and retrieves as well (docs/BENCHMARKS.md, "Retrieval
+    // quality"); its vectors stay within cosine 0.995 of float32, so an index built either way answers queries of either.
+    @Option(name: .customLong("embedding-precision"), help: "int8 or float32: how the embedder's linear layers multiply (int8 is faster and retrieves as well; the two kinds of vectors mix).")
+    var embeddingPrecision: SentenceEmbedder.Precision = .int8
 
     func validate() throws {
         guard (1...4096).contains(embeddingBatch) else { throw ValidationError("--embedding-batch must be in 1...4096, got \(embeddingBatch)") }
-        if KnowledgeStores.isPostgres(index) { _ = try PostgresLocation(url: index) }
+        try Knowledge.checkLocation(index)
     }
 
     func embedder() throws -> (SentenceEmbedder, name: String) {
@@ -53,6 +57,28 @@ struct ChunkingOptions: ParsableArguments {
 }
 
 enum Knowledge {
+    /// The store `location` names: a `postgres://` URL (PostgreSQL + pgvector), or else a path to an SQLite file.
+    /// With `settings` nil the index must exist. An `attend` built without the PostgreSQL trait (the README's
+    /// main job builds without it, to build in a third of the time) refuses a URL and says how to get one that takes it.
+    static func open(_ location: String, settings: IndexSettings?) throws -> any KnowledgeStore {
+        #if PostgreSQL
+        return try KnowledgeStores.open(location, settings: settings)
+        #else
+        try checkLocation(location)
+        return try SQLiteKnowledgeStore(path: location, settings: settings)
+        #endif
+    }
+
+    /// Checks a `postgres://` URL's form before anything runs (a path passes).
+    static func checkLocation(_ location: String) throws {
+        guard KnowledgeStores.isPostgres(location) else { return }
+        #if PostgreSQL
+        _ = try PostgresLocation(url: location)
+        #else
+        throw ValidationError("\(location): this attend was built without PostgreSQL support (swift build --disable-default-traits); build it with `swift build -c release` to use a postgres:// index")
+        #endif
+    }
+
     /// Opens or creates the index and adds `paths`, printing what happened. Returns the store.
     static func ingest(_ options: IndexOptions, chunking: ChunkingOptions, paths: [String], embedder: SentenceEmbedder, name: String,
                        quiet: Bool = false, extractor: ValueExtractor? = nil) throws -> any KnowledgeStore {
@@ -61,7 +87,7 @@ enum Knowledge {
         }
         let settings = IndexSettings(embeddingModel: name, dimension: embedder.dimension, metric: embedder.normalize ? .cosine : .euclidean,
                                      chunkTokens: chunking.chunkTokens, overlapTokens: chunking.overlap, m: chunking.m, efConstruction: chunking.efConstruction)
-        let store = try KnowledgeStores.open(options.index, settings: settings)
+        let store = try Knowledge.open(options.index, settings: settings)
         let tokenizer = embedder.tokenizer
         // Tokens without [CLS] and [SEP], which the embedder adds once per chunk (chunk sizes leave room for them).
         let chunker = TextChunker(maxTokens: min(store.settings.chunkTokens, embedder.maxLength - 2), overlapTokens: store.settings.overlapTokens) {
@@ -92,7 +118,7 @@ enum Knowledge {
         if !KnowledgeStores.isPostgres(location) && !FileManager.default.fileExists(atPath: location) {
             throw AttendError("\(location): no such index (create it with `attend index add \(location) PATH...`)")
         }
-        return try KnowledgeStores.open(location, settings: settings)
+        return try Knowledge.open(location, settings: settings)
     }
 
     static func filter(source: String?, metadata: [String]) throws -> SearchFilter {
@@ -180,7 +206,7 @@ extension IndexCommand {
 
         func validate() throws {
             guard from != to else { throw ValidationError("the source and the destination are the same index: \(from)") }
-            for location in [from, to] where KnowledgeStores.isPostgres(location) { _ = try PostgresLocation(url: location) }
+            for location in [from, to] { try Knowledge.checkLocation(location) }
             if !KnowledgeStores.isPostgres(from) && !KnowledgeStores.isPostgres(to),
                (from as NSString).standardizingPath == (to as NSString).standardizingPath {
                 throw ValidationError("the source and the destination are the same file: \(from)")
@@ -189,7 +215,7 @@ extension IndexCommand {
 
         func run() throws {
             let source = try Knowledge.openExisting(from)
-            let destination = try KnowledgeStores.open(to, settings: source.settings)
+            let destination = try Knowledge.open(to, settings: source.settings)
             let report = try KnowledgeCopier.copy(from: source, to: destination)
             let (documents, chunks) = try destination.counts()
             print(String(format: "%@ -> %@: %d documents copied (%d chunks), %d unchanged, in %.1f s; %@ holds %d documents, %d chunks",

@@ -1,3 +1,5 @@
+// Only in an attend built with the Server trait (the default): the HTTP stack is what takes longest to build.
+#if Server
 import ArgumentParser
 import AttendLM
 import AttendModels
@@ -93,3 +95,4 @@ struct ServeCommand: AsyncParsableCommand {
         try await server.run(host: host, port: port)
     }
 }
+#endif
