@@ -3,8 +3,10 @@
 same M, ef_construction and ef values, queries timed at 1 and 2 threads. Prints JSON lines like Attend's.
 
 Usage: ann_peers.py --truth OUT.i32 [--m 16] [--ef-construction 200] [--ef 10 20 ...] [--threads 1 2] [--k 10]
+                    [--base BASE.f32 --queries QUERIES.f32 --dim D]
 Data: ann-benchmarks' fashion-mnist-784-euclidean is the Fashion-MNIST train images (base) and test images (queries)
-as raw pixel values; read here from Debian's dataset-fashion-mnist.
+as raw pixel values; read here from Debian's dataset-fashion-mnist. --base/--queries take raw little-endian float32
+rows instead (the MiniLM passage set of Benchmarks/make_minilm_ann.py).
 """
 import argparse, gzip, json, os, statistics, sys, time
 import numpy as np
@@ -19,6 +21,9 @@ p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
 p.add_argument("--k", type=int, default=10)
 p.add_argument("--repeats", type=int, default=3)
 p.add_argument("--peers", nargs="+", default=["hnswlib", "faiss"])
+p.add_argument("--base", help="raw float32 rows to index (instead of Fashion-MNIST)")
+p.add_argument("--queries", help="raw float32 query rows")
+p.add_argument("--dim", type=int, help="values per row of --base and --queries")
 a = p.parse_args()
 
 def idx(name):
@@ -27,7 +32,10 @@ def idx(name):
     n = int.from_bytes(raw[4:8], "big")
     return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, -1).astype(np.float32)
 
-base, queries = idx("train-images-idx3-ubyte.gz"), idx("t10k-images-idx3-ubyte.gz")
+if a.base:
+    base, queries = (np.fromfile(f, dtype="<f4").reshape(-1, a.dim) for f in (a.base, a.queries))
+else:
+    base, queries = idx("train-images-idx3-ubyte.gz"), idx("t10k-images-idx3-ubyte.gz")
 width = 100
 if not os.path.exists(a.truth):
     t0 = time.time()

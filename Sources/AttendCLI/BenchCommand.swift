@@ -96,8 +96,9 @@ struct GemmBench: ParsableCommand {
 /// queries/s at each ef and thread count, against ground truth computed elsewhere (Benchmarks/ann_peers.py, numpy).
 struct AnnBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ann", abstract: "HNSW recall@k and queries/s over an IDX base and query set (JSON lines).")
-    @Option(help: "IDX images to index (uint8, as ann-benchmarks uses them: raw pixel values).") var base = FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"
-    @Option(help: "IDX query images.") var queries = FashionMNIST.defaultDirectory + "/t10k-images-idx3-ubyte.gz"
+    @Option(help: "IDX images to index (uint8, as ann-benchmarks uses them: raw pixel values), or raw float32 rows (a .f32 file, with --dimension).") var base = FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"
+    @Option(help: "IDX query images, or raw float32 rows (.f32).") var queries = FashionMNIST.defaultDirectory + "/t10k-images-idx3-ubyte.gz"
+    @Option(help: "Values per row of .f32 files.") var dimension: Int?
     @Option(help: "Ground truth: little-endian int32 [queries, width] of true neighbour indices, nearest first.") var truth: String
     @Option(name: .customLong("truth-width"), help: "Neighbours per query in --truth.") var truthWidth = 100
     @Option(help: "HNSW links per node.") var m = 16
@@ -108,20 +109,30 @@ struct AnnBench: ParsableCommand {
     @Option(help: "Timed passes over the queries per cell (median).") var repeats = 3
 
     func validate() throws {
+        if let dimension { guard (1...65_536).contains(dimension) else { throw ValidationError("--dimension must be in 1...65536, got \(dimension)") } }
         guard m >= 2, efConstruction >= 1, k >= 1, k <= truthWidth, repeats >= 1 else { throw ValidationError("need --m >= 2, --ef-construction >= 1, 1 <= --k <= --truth-width, --repeats >= 1") }
         guard ef.allSatisfy({ (1...100_000).contains($0) }), threads.allSatisfy({ (1...256).contains($0) }), k <= 1000 else {
             throw ValidationError("--ef values must be in 1...100000, --threads in 1...256, --k at most 1000")
         }
     }
 
-    static func rows(_ path: String) throws -> (count: Int, dim: Int, values: [Float]) {
+    static func rows(_ path: String, dimension: Int?) throws -> (count: Int, dim: Int, values: [Float]) {
+        if path.hasSuffix(".f32") {
+            guard let dimension else { throw ValidationError("\(path): a .f32 file needs --dimension") }
+            guard let data = FileManager.default.contents(atPath: path) else { throw AttendError("\(path): cannot be read") }
+            guard !data.isEmpty, data.count % (4 * dimension) == 0 else {
+                throw AttendError("\(path): \(data.count) bytes is not a whole number of \(dimension)-value float32 rows")
+            }
+            let values = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            return (values.count / dimension, dimension, values)
+        }
         let (shape, bytes) = try IDX.readUInt8(path)
         guard shape.count >= 2 else { throw AttendError("\(path): expected at least 2 dimensions, got \(shape)") }
         return (shape[0], shape.dropFirst().reduce(1, *), bytes.map(Float.init))
     }
 
     func run() throws {
-        let b = try AnnBench.rows(base), q = try AnnBench.rows(queries)
+        let b = try AnnBench.rows(base, dimension: dimension), q = try AnnBench.rows(queries, dimension: dimension)
         guard b.dim == q.dim else { throw AttendError("\(queries): \(q.dim) values per row, \(base) has \(b.dim)") }
         guard let t = FileManager.default.contents(atPath: truth), t.count == q.count * truthWidth * 4 else {
             throw AttendError("\(truth): expected \(q.count) x \(truthWidth) int32 values")

@@ -58,6 +58,35 @@ final class BERTTests: XCTestCase {
         }
     }
 
+    /// `precision = .int8` (every linear layer through Int8Matrix) stays within cosine 0.99 of sentence-transformers'
+    /// float32 vectors, really runs in int8 (the vectors move), and going back to float32 gives the float vectors again.
+    func testMiniLMInt8EmbeddingsStayCloseToSentenceTransformers() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: miniLMDirectory + "/model.safetensors"), "run scripts/fetch-assets.sh all-MiniLM-L6-v2")
+        let expected = try expectedMiniLM()
+        let sentences = expected["sentences"] as! [String]
+        let reference = expected["embeddings"] as! [[Double]]
+        let embedder = try SentenceEmbedder.load(directory: miniLMDirectory)
+        let float32 = embedder.embed(sentences, batchSize: 5).toArray()
+        embedder.precision = .int8
+        XCTAssertEqual(embedder.model.layers[0].feedForward.up.int8?.outputs, 1536)
+        let int8 = embedder.embed(sentences, batchSize: 5).toArray()
+        XCTAssertEqual(reference.count, 12)
+        XCTAssertEqual(int8.count, reference.count * 384)
+        var largestMove = 0.0
+        for (i, ref) in reference.enumerated() {
+            var dot = 0.0
+            for k in 0..<384 {
+                dot += Double(int8[i * 384 + k]) * ref[k]
+                largestMove = max(largestMove, abs(Double(int8[i * 384 + k] - float32[i * 384 + k])))
+            }
+            XCTAssertGreaterThanOrEqual(dot, 0.99, "sentence \(i): int8 cosine with sentence-transformers")
+        }
+        XCTAssertGreaterThan(largestMove, 1e-4, "int8 gave the float32 vectors: the int8 layers did not run")
+        embedder.precision = .float32
+        XCTAssertNil(embedder.model.layers[0].feedForward.up.int8)
+        XCTAssertEqual(embedder.embed(sentences, batchSize: 5).toArray(), float32)
+    }
+
     func testTinyRandomBERTRoundTripsThroughHuggingFaceNames() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-tiny-bert-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
