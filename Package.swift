@@ -20,19 +20,21 @@ let package = Package(
         .library(name: "AttendSafety", targets: ["AttendSafety", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendServer", targets: ["AttendServer", "AttendSafety", "AttendPlots", "AttendLM", "AttendTokenizers", "AttendTensor"]),
         .library(name: "AttendVision", targets: ["AttendVision", "AttendTensor"]),
+        .library(name: "AttendDistributed", targets: ["AttendDistributed", "AttendNN", "AttendTensor"]),
         .library(name: "AttendKnowledgePostgres", targets: ["AttendKnowledgePostgres", "AttendKnowledge", "AttendLM", "AttendNN", "AttendTokenizers", "AttendTensor"]),
         .executable(name: "attend", targets: ["AttendCLI"]),
         // The fuzz targets of every file parser, for the libFuzzer driver in Fuzz/ (not part of "Attend").
         .library(name: "AttendFuzzing", targets: ["AttendFuzzing"]),
     ],
-    // The two heavy dependency trees are traits of the command line, both on by default. `swift build
-    // --disable-default-traits` builds an attend without them (no `attend serve`, no postgres:// indexes) in much
-    // less time: SwiftNIO, Hummingbird and two copies of BoringSSL are most of a fresh build. The README's main job
-    // builds that way.
+    // The heavy dependency trees and the system MPI are traits of the command line, all on by default. `swift build
+    // --disable-default-traits` builds an attend without them (no `attend serve`, no postgres:// indexes, no mpirun)
+    // in much less time: SwiftNIO, Hummingbird and two copies of BoringSSL are most of a fresh build. The README's
+    // main job builds that way.
     traits: [
         .trait(name: "Server", description: "attend serve: the OpenAI-compatible HTTP server (Hummingbird, SwiftNIO)."),
         .trait(name: "PostgreSQL", description: "postgres:// indexes: PostgreSQL + pgvector through postgres-nio (SwiftNIO, BoringSSL)."),
-        .default(enabledTraits: ["Server", "PostgreSQL"]),
+        .trait(name: "MPI", description: "Data-parallel training under mpirun (Open MPI's libmpi, libopenmpi-dev)."),
+        .default(enabledTraits: ["Server", "PostgreSQL", "MPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,6 +53,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
+        // Open MPI; its handles are macros, so Sources/CMPI/shim.h returns them from static inline functions.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]),
         // libpng and libjpeg report errors by longjmp; these C wrappers keep the setjmp on the C side.
         .target(name: "CAttendImageCodecs", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "AttendTensor", dependencies: ["CAttendKernels", "CZlib"]),
@@ -80,6 +84,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Data-parallel training on MPI: the only target that links libmpi.
+        .target(name: "AttendDistributed", dependencies: ["AttendNN", "AttendTensor", "CMPI"]),
         // The safety stage: personal data and secrets, policy categories scored by embeddings, streamed hold-back.
         .target(name: "AttendSafety", dependencies: ["AttendLM", "AttendTokenizers", "AttendTensor"]),
         // The OpenAI-compatible HTTP server (Hummingbird): the only target that links the HTTP stack.
@@ -98,6 +104,7 @@ let package = Package(
                 "AttendTensor", "AttendNN", "AttendDatasets", "AttendLM", "AttendModels", "AttendEmbeddings", "AttendTokenizers", "AttendPlots", "AttendKnowledge", "AttendSafety", "AttendVision", "CAttendKernels",
                 .target(name: "AttendKnowledgePostgres", condition: .when(traits: ["PostgreSQL"])),
                 .target(name: "AttendServer", condition: .when(traits: ["Server"])),
+                .target(name: "AttendDistributed", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendSafetyTests", dependencies: ["AttendSafety", "AttendModels", "AttendLM", "AttendTensor"], resources: [.copy("Fixtures")]),

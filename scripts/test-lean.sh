@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The attend the README's main job builds: without the Server and PostgreSQL traits (`--disable-default-traits`),
+# The attend the README's main job builds: without the Server, PostgreSQL and MPI traits (`--disable-default-traits`),
 # so that a fresh clone builds it in about two minutes instead of seven. Checks that this build compiles, answers a
 # question from manual pages the way the main job does (index on first use, then ask with sources), leaves out
 # `attend serve`, and refuses a postgres:// index with a message that says how to get one that takes it.
@@ -35,4 +35,10 @@ code=$?
 set -e
 [ "$code" -ne 0 ] || fail "a postgres:// index was accepted"
 echo "$msg" | grep -q "built without PostgreSQL support" || { echo "$msg" >&2; fail "the refusal does not say why"; }
-echo "test-lean: the lean attend builds, answers with sources, reuses its index, has no serve, refuses postgres:// by name"
+set +e
+msg=$("$attend" gpt train README.md -o "$work/gpt.safetensors" --iterations 1 --distributed 2>&1)
+code=$?
+set -e
+[ "$code" -ne 0 ] || fail "--distributed was accepted without the MPI trait"
+echo "$msg" | grep -q "built without the MPI trait" || { echo "$msg" >&2; fail "the --distributed refusal does not say why"; }
+echo "test-lean: the lean attend builds, answers with sources, reuses its index, has no serve, refuses postgres:// and --distributed by name"

@@ -31,5 +31,7 @@ scripts/test-cli.sh .build/debug/attend
 python3 scripts/test-cli-options.py .build/debug/attend
 # Issue 17's bad inputs (configs, headers, mismatched parts, outputs over inputs, killed runs' files): clear errors.
 python3 scripts/test-bad-input.py .build/debug/attend
-# The README's main job builds attend without the Server and PostgreSQL traits: that build must compile and answer.
+# Data-parallel training under mpirun: two ranks, bit-identical parameters, the single process's loss curve.
+scripts/test-mpi.sh .build/debug/attend
+# The README's main job builds attend without the Server, PostgreSQL and MPI traits: that build must compile and answer.
 scripts/test-lean.sh .build-lean

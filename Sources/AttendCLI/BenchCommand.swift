@@ -20,7 +20,11 @@ struct BenchCommand: ParsableCommand {
         #if PostgreSQL
         all.append(StoreBench.self)   // needs the PostgreSQL trait
         #endif
-        return all + [ValuesBench.self, SafetyBench.self]
+        all += [ValuesBench.self, SafetyBench.self]
+        #if MPI
+        all.append(AllReduceBench.self)   // needs the MPI trait
+        #endif
+        return all
     }
 }
 

@@ -36,6 +36,9 @@ struct GPTCommand: ParsableCommand {
         @Option var seed: UInt64 = 1337
         @Option(help: "characters, or bpe: a byte-level BPE trained on the corpus first.") var tokenizer: TokenizerKind = .characters
         @Option(name: .customLong("vocab-size"), help: "BPE vocabulary size (special token + 256 bytes + merges).") var vocabularySize = 2000
+        @Flag(help: "Data-parallel over MPI (on by itself when started by mpirun or srun): each process trains on its slice of every batch, gradients are averaged, rank 0 writes.")
+        var distributed = false
+        @Option(name: .customLong("loss-log"), help: "Write each iteration's training loss (over the whole batch) to this file, one per line.") var lossLog: String?
 
         enum TokenizerKind: String, ExpressibleByArgument { case characters, bpe }
 
@@ -59,10 +62,13 @@ struct GPTCommand: ParsableCommand {
             try Require.count(vocabularySize, "--vocab-size", 257...1_000_000)
             try OutputPath.check(output, isNotInput: [corpus])
             if let lossCurve { try OutputPath.check(lossCurve, isNotInput: [corpus, output]) }
+            if let lossLog { try OutputPath.check(lossLog, isNotInput: [corpus, output] + (lossCurve.map { [$0] } ?? [])) }
         }
 
         func run() throws {
             guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw AttendError("\(corpus): no such file or not UTF-8") }
+            let parallel = try DataParallelRun.start(distributed: distributed)
+            func say(_ line: String) { if parallel.isRoot { print(line) } }
             let tokenizer: TrainedTokenizer
             switch self.tokenizer {
             case .characters: tokenizer = .characters(CharacterTokenizer(text: text))
@@ -76,7 +82,7 @@ struct GPTCommand: ParsableCommand {
                     if n - shown >= 50 { bar.advance(n - shown); shown = n }
                 }
                 bar.finish()
-                print(String(format: "trained a byte-level BPE with %d tokens in %.1f s", bpe.tokens.count, Date().timeIntervalSince(started)))
+                say(String(format: "trained a byte-level BPE with %d tokens in %.1f s", bpe.tokens.count, Date().timeIntervalSince(started)))
                 tokenizer = .bpe(bpe)
             }
             let tokens = try tokenizer.encode(text)
@@ -91,12 +97,23 @@ struct GPTCommand: ParsableCommand {
             let trainer = try GPTTrainer(model: model, tokens: tokens, config: t)
             if resume && FileManager.default.fileExists(atPath: output) {
                 try trainer.resume(from: output)
-                print("resumed from \(output) at iteration \(trainer.optimizer.step)")
+                say("resumed from \(output) at iteration \(trainer.optimizer.step)")
             }
-            print("\(tokens.count) tokens, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads")
+            try trainer.setShard(index: parallel.rank, count: parallel.size)
+            try parallel.synchronize(model, step: trainer.optimizer.step)
+            trainer.gradientHook = parallel.gradientHook
+            var losses: [Float] = []
+            trainer.lossHook = { loss in
+                let mean = try parallel.meanLoss(loss)
+                losses.append(mean)
+                return mean
+            }
+            say("\(tokens.count) tokens, vocabulary \(tokenizer.count); \(model.parameterCount) parameters; \(Parallel.threads) threads"
+                + (parallel.size > 1 ? " per process, \(parallel.size) processes (MPI), \(batchSize / parallel.size) windows each per batch" : ""))
             let meta = tokenizer.metadata
             let started = Date()
-            try trainer.run(checkpoint: { t in
+            try trainer.run(progress: parallel.isRoot, checkpoint: { t in
+                guard parallel.isRoot else { return }
                 try t.save(to: output, extra: meta)
                 if let lossCurve {
                     let chart = LineChart(series: [
@@ -106,9 +123,13 @@ struct GPTCommand: ParsableCommand {
                     try chart.render().writePNG(to: lossCurve)
                 }
             }) { e in
-                print(String(format: "iter %d: train loss %.4f, val loss %.4f (%.1f s)", e.iteration, e.trainLoss, e.validationLoss,
-                             Date().timeIntervalSince(started)))
+                say(String(format: "iter %d: train loss %.4f, val loss %.4f (%.1f s)", e.iteration, e.trainLoss, e.validationLoss,
+                           Date().timeIntervalSince(started)))
             }
+            let trainingSeconds = Date().timeIntervalSince(started) - trainer.evaluationSeconds
+            try parallel.finish(model, trainingSeconds: trainingSeconds)
+            guard parallel.isRoot else { return }
+            if let lossLog { try AtomicFile.write(Data(losses.map { String($0) + "\n" }.joined().utf8), to: lossLog) }
             if let dir = exportHuggingFace {
                 try model.saveHuggingFace(directory: dir)
                 // A BPE tokenizer goes with it (tokenizer.json, vocab.json, merges.txt), so `attend generate --model DIR` runs it.

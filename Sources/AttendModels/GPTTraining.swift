@@ -77,20 +77,38 @@ public final class GPTTrainer {
 
     /// Called with the gradients before each optimizer step (see `Trainer.gradientHook`).
     public var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)?
+    /// Maps each step's loss before it is recorded (see `Trainer.lossHook`).
+    public var lossHook: ((Float) throws -> Float)?
 
-    /// A batch of windows for iteration `step` (seeded by step, so a resumed run draws the same batches).
-    func batch(_ data: [Int32], step: Int, micro: Int, salt: UInt64 = 0) -> (IntTensor, IntTensor) {
+    /// Which slice of each training batch this process trains on: data-parallel processes draw the same global
+    /// batch and each keeps rows [index * B / count, (index + 1) * B / count). (0, 1) is the whole batch.
+    public private(set) var shard: (index: Int, count: Int) = (0, 1)
+
+    /// Trains on slice `index` of `count` of every batch (the batch size must divide evenly).
+    public func setShard(index: Int, count: Int) throws {
+        guard count >= 1, (0..<count).contains(index) else { throw AttendError("shard \(index) of \(count) does not exist") }
+        guard config.batchSize % count == 0 else {
+            throw AttendError("the batch of \(config.batchSize) windows does not split evenly over \(count) processes; give a batch size that \(count) divides")
+        }
+        shard = (index, count)
+    }
+
+    /// A batch of windows for iteration `step` (seeded by step, so a resumed run draws the same batches), or this
+    /// shard's rows of it.
+    func batch(_ data: [Int32], step: Int, micro: Int, salt: UInt64 = 0, sharded: Bool = false) -> (IntTensor, IntTensor) {
         let (b, t) = (config.batchSize, model.config.contextLength)
         var g = RandomGenerator(seed: config.seed &+ salt &+ UInt64(step) &* 1_000_003 &+ UInt64(micro) &* 7919)
+        let rows = sharded ? (b * shard.index / shard.count)..<(b * (shard.index + 1) / shard.count) : 0..<b
         var x = [Int32](), y = [Int32]()
-        x.reserveCapacity(b * t)
-        y.reserveCapacity(b * t)
-        for _ in 0..<b {
-            let start = Int(g.next() % UInt64(data.count - t - 1))
+        x.reserveCapacity(rows.count * t)
+        y.reserveCapacity(rows.count * t)
+        for row in 0..<b {
+            let start = Int(g.next() % UInt64(data.count - t - 1))   // every row is drawn, so the generator stays in step
+            guard rows.contains(row) else { continue }
             x += data[start..<(start + t)]
             y += data[(start + 1)..<(start + t + 1)]
         }
-        return (IntTensor(x, shape: [b, t]), IntTensor(y, shape: [b, t]))
+        return (IntTensor(x, shape: [rows.count, t]), IntTensor(y, shape: [rows.count, t]))
     }
 
     public var schedule: WarmupCosineSchedule {
@@ -122,9 +140,10 @@ public final class GPTTrainer {
                                                     gradientClip: config.gradientClip, evaluationInterval: config.evalInterval),
                               schedule: schedule.callAsFunction)
         trainer.gradientHook = gradientHook
+        trainer.lossHook = lossHook
         let bar = progress ? ProgressBar(total: config.iterations - optimizer.step, label: "gpt", unit: "it") : nil
         try trainer.run(progress: bar, rateUnit: "tok", loss: { step, micro in
-            let (x, y) = batch(train, step: step, micro: micro)
+            let (x, y) = batch(train, step: step, micro: micro, sharded: true)
             return TrainingLoss(Loss.crossEntropy(logits: model(x), targets: y), items: x.count)
         }, evaluate: { _ in
             let e = evaluate()

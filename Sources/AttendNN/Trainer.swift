@@ -66,9 +66,12 @@ public final class Trainer {
     public let config: TrainerConfig
     /// The learning rate for a 0-based step.
     public var schedule: (Int) -> Float
-    /// Called with the trained parameters after their gradients are complete and clipped, before each optimizer
-    /// step; whatever it leaves in `grad` is what the optimizer applies.
+    /// Called with the trained parameters once their gradients are complete, before clipping and the optimizer
+    /// step; whatever it leaves in `grad` is what is clipped and applied. Data-parallel training averages the
+    /// gradients over processes here, so the clip sees the global batch's gradient, as a single process would.
     public var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)?
+    /// Maps each step's loss before it is recorded and shown (data-parallel training: the mean over processes).
+    public var lossHook: ((Float) throws -> Float)?
     /// (step, mean loss of that step), one entry per step: the loss curve.
     public private(set) var lossHistory: [(step: Int, loss: Float)] = []
     /// Seconds spent in `evaluate` callbacks (so training time can be reported alone).
@@ -106,8 +109,9 @@ public final class Trainer {
                 stepLoss += scaled.item
                 items += l.items
             }
-            if config.gradientClip > 0 { clipGradientNorm(parameters.map(\.tensor), maxNorm: config.gradientClip) }
             try gradientHook?(parameters)
+            if config.gradientClip > 0 { clipGradientNorm(parameters.map(\.tensor), maxNorm: config.gradientClip) }
+            if let lossHook { stepLoss = try lossHook(stepLoss) }
             optimizer.learningRate = schedule(step)
             optimizer.update()
             lossHistory.append((optimizer.step, stepLoss))

@@ -1,0 +1,76 @@
+// What a training command does differently when started by mpirun (or with --distributed): every rank trains on its
+// slice of each global batch, gradients are averaged by MPI all-reduce, rank 0 alone writes and prints. Without the
+// MPI trait an attend is one process, and --distributed says so.
+
+import ArgumentParser
+import AttendNN
+import AttendTensor
+import Foundation
+#if MPI
+import AttendDistributed
+#endif
+
+struct DataParallelRun {
+    let rank: Int
+    let size: Int
+    var isRoot: Bool { rank == 0 }
+    #if MPI
+    let parallel: DataParallel?
+    #endif
+
+    /// One process, or this process's place in the MPI job.
+    static func start(distributed: Bool) throws -> DataParallelRun {
+        #if MPI
+        guard distributed || MPIWorld.launchedByMPI else { return DataParallelRun(rank: 0, size: 1, parallel: nil) }
+        let world = try MPIWorld.start()
+        return DataParallelRun(rank: world.rank, size: world.size, parallel: DataParallel(world: world))
+        #else
+        if distributed { throw ValidationError("--distributed: this attend was built without the MPI trait (swift build --disable-default-traits); build it with `swift build -c release`") }
+        return DataParallelRun(rank: 0, size: 1)
+        #endif
+    }
+
+    /// Rank 0's weights on every rank, and every rank at the same step (a resumed run must read the same checkpoint).
+    func synchronize(_ model: Module, step: Int) throws {
+        #if MPI
+        guard let parallel else { return }
+        let (low, high) = try parallel.world.minMax(UInt64(step))
+        guard low == high else {
+            throw AttendError("the ranks resumed at different iterations (\(low) to \(high)): every rank must read the same checkpoint (a shared folder, or a copy on each machine)")
+        }
+        try parallel.broadcastParameters(of: model)
+        #endif
+    }
+
+    /// Averages gradients over the ranks (nil: one process).
+    var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)? {
+        #if MPI
+        if let parallel { return { try parallel.averageGradients($0) } }
+        #endif
+        return nil
+    }
+
+    /// The step's loss, averaged over the ranks.
+    func meanLoss(_ loss: Float) throws -> Float {
+        #if MPI
+        if let parallel { return try parallel.averageLoss(loss) }
+        #endif
+        return loss
+    }
+
+    /// Checks that every rank ends with bit-identical parameters, prints it on rank 0 with the time spent in
+    /// all-reduce, and ends MPI. A difference is an error on every rank.
+    func finish(_ model: Module, trainingSeconds: Double) throws {
+        #if MPI
+        guard let parallel else { return }
+        let identical = try parallel.parametersIdentical(model)
+        if isRoot {
+            print(String(format: "data-parallel over %d ranks: parameters bit-identical on every rank: %@ (checksum %016llx); all-reduce %.1f s of %.1f s (%.1f%%)",
+                         size, identical ? "yes" : "NO", DataParallel.checksum(model), parallel.communicationSeconds, trainingSeconds,
+                         100 * parallel.communicationSeconds / max(trainingSeconds, 1e-9)))
+        }
+        parallel.world.finish()
+        guard identical else { throw AttendError("rank \(rank): the parameters differ between ranks after training") }
+        #endif
+    }
+}
