@@ -156,6 +156,15 @@ public final class DataParallel {
             // One bucket: whole tensors up to bucketFloats (a larger tensor goes alone).
             var end = start, floats = 0
             while end < grads.count && (end == start || floats + grads[end].count <= bucketFloats) { floats += grads[end].count; end += 1 }
+            if end == start + 1 {
+                // A bucket of one tensor is reduced where it lies: no copies in and out.
+                let g = grads[start]
+                try world.allReduceSum(g.pointer, count: g.count)
+                let p = g.pointer
+                for i in 0..<g.count { p[i] *= scale }
+                start = end
+                continue
+            }
             if bucket.count < floats { bucket = [Float](repeating: 0, count: floats) }
             try bucket.withUnsafeMutableBufferPointer { b in
                 var offset = 0
