@@ -41,4 +41,10 @@ code=$?
 set -e
 [ "$code" -ne 0 ] || fail "--distributed was accepted without the MPI trait"
 echo "$msg" | grep -q "built without the MPI trait" || { echo "$msg" >&2; fail "the --distributed refusal does not say why"; }
-echo "test-lean: the lean attend builds, answers with sources, reuses its index, has no serve, refuses postgres:// and --distributed by name"
+set +e
+msg=$(OMPI_COMM_WORLD_SIZE=2 "$attend" gpt train README.md -o "$work/gpt.safetensors" --iterations 1 2>&1)
+code=$?
+set -e
+[ "$code" -ne 0 ] || fail "a build without MPI trained under an mpirun environment (each rank alone, all writing one file)"
+echo "$msg" | grep -q "started by mpirun" || { echo "$msg" >&2; fail "the mpirun refusal does not say why"; }
+echo "test-lean: the lean attend builds, answers with sources, reuses its index, has no serve, refuses postgres://, --distributed and mpirun by name"

@@ -26,6 +26,11 @@ struct DataParallelRun {
         return DataParallelRun(rank: world.rank, size: world.size, parallel: DataParallel(world: world))
         #else
         if distributed { throw ValidationError("--distributed: this attend was built without the MPI trait (swift build --disable-default-traits); build it with `swift build -c release`") }
+        // Under mpirun such a build would run n separate trainings that all write the same files.
+        let environment = ProcessInfo.processInfo.environment
+        if ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains(where: { environment[$0] != nil }) {
+            throw ValidationError("started by mpirun, but this attend was built without the MPI trait (swift build --disable-default-traits); build it with `swift build -c release`")
+        }
         return DataParallelRun(rank: 0, size: 1)
         #endif
     }
