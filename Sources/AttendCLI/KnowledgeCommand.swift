@@ -15,8 +15,9 @@ struct IndexOptions: ParsableArguments {
     @Argument(help: "The index: a path to an SQLite file, or a postgres://USER@HOST:PORT/DATABASE[?schema=NAME] URL (PostgreSQL + pgvector); created on first add.") var index: String
     @Option(name: .customLong("embedding-model"), help: "Sentence-transformers model: a folder, a hub repo id or a short name.") var embeddingModel = "all-MiniLM-L6-v2"
     @Option(name: .customLong("embedding-batch"), help: "Passages per embedding forward pass.") var embeddingBatch = 32
-    // int8 by default here: it embeds the manual 1.7x faster and retrieves as well (docs/BENCHMARKS.md, "Retrieval
-    // quality"); its vectors stay within cosine 0.995 of float32, so an index built either way answers queries of either.
+    // int8 by default here: it indexes the manual 2.0x faster (docs/BENCHMARKS.md, "Ingestion") and retrieves as well
+    // ("Retrieval quality"); its vectors stay within cosine 0.988 of float32, so an index built either way answers
+    // queries embedded either way.
     @Option(name: .customLong("embedding-precision"), help: "int8 or float32: how the embedder's linear layers multiply (int8 is faster and retrieves as well; the two kinds of vectors mix).")
     var embeddingPrecision: SentenceEmbedder.Precision = .int8
 
