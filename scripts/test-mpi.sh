@@ -2,7 +2,8 @@
 # Data-parallel training on MPI, for real: `mpirun -np 2` runs `attend gpt train` as two processes (Open MPI over
 # shared memory), each on half of every batch. Checks that the ranks end with bit-identical parameters, that the
 # loss curve is the single process's within 2e-3 (the same global batches; only the order of the sums differs),
-# that rank 0 alone wrote the checkpoint, and that a resumed run continues under mpirun.
+# that rank 0 alone wrote the checkpoint, that a resumed run continues under mpirun; the same for BERT's masked-LM
+# pretraining; that ranks started with different settings refuse; and that a killed rank ends the job.
 # Usage: scripts/test-mpi.sh [ATTEND, default .build/debug/attend]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "test-mpi: $*" >&2; exit 1; }
 # Open MPI refuses root unless told; CI runs as root. --oversubscribe: do not count cores against ranks.
-mpirun=(mpirun --oversubscribe -np 2 -x ATTEND_NUM_THREADS=1)
-[ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
+launcher=(mpirun --oversubscribe -x ATTEND_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && launcher+=(--allow-run-as-root)
+mpirun=("${launcher[@]}" -np 2)
 
 options=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --warmup 4 --eval-interval 12 --eval-iters 2 --seed 7 --iterations)
 ATTEND_NUM_THREADS=1 "$attend" gpt train "${options[@]}" 24 -o "$work/single.safetensors" --loss-log "$work/single.loss" > "$work/single.out"
@@ -38,4 +40,43 @@ PY
 grep -q "resumed from .* at iteration 24" "$work/resume.out" || { cat "$work/resume.out" >&2; fail "did not resume at iteration 24"; }
 grep -q "^iter 48:" "$work/resume.out" || { cat "$work/resume.out" >&2; fail "the resumed run did not reach iteration 48"; }
 grep -q "parameters bit-identical on every rank: yes" "$work/resume.out" || { cat "$work/resume.out" >&2; fail "resumed ranks differ"; }
-echo "test-mpi: 2 ranks train with bit-identical parameters, the single process's loss curve, one writer, and resume"
+
+# BERT masked-LM pretraining: each rank's loss is the mean over its own masked tokens, whose number differs between
+# ranks, so the gradients are averaged weighted by that number; a plain mean would drift from the single process.
+bert=(README.md --vocab-size 400 --layers 2 --heads 2 --width 32 --ffn 64 --max-length 32 --dropout 0 --batch-size 8
+      --steps 16 --log-every 8 --seed 3)
+ATTEND_NUM_THREADS=1 "$attend" bert pretrain "${bert[@]}" -o "$work/bert-single.safetensors" --loss-log "$work/bert-single.loss" > /dev/null 2>&1
+"${mpirun[@]}" "$attend" bert pretrain "${bert[@]}" -o "$work/bert-mpi.safetensors" --loss-log "$work/bert-mpi.loss" > "$work/bert.out" 2> "$work/bert.err" \
+    || { cat "$work/bert.out" "$work/bert.err" >&2; fail "mpirun -np 2 attend bert pretrain failed"; }
+grep -q "data-parallel over 2 ranks: parameters bit-identical on every rank: yes" "$work/bert.out" \
+    || { cat "$work/bert.out" >&2; fail "the BERT ranks did not report identical parameters"; }
+python3 - "$work/bert-single.loss" "$work/bert-mpi.loss" <<'PY'
+import sys
+a = [float(x) for x in open(sys.argv[1])]
+b = [float(x) for x in open(sys.argv[2])]
+assert len(a) == len(b) == 16, (len(a), len(b))
+worst = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
+assert worst < 1e-4, f"masked-LM losses differ by {worst:.2e} (relative) between 1 process and 2 ranks"
+print(f"test-mpi: 16 masked-LM losses of 1 process and 2 ranks agree to {worst:.1e} (relative)")
+PY
+
+# Ranks started with different settings refuse together, naming the values (MPMD: one command line per rank).
+small=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 4 -o "$work/differ.safetensors")
+if timeout 120 "${launcher[@]}" -np 1 "$attend" gpt train "${small[@]}" --seed 1 : -np 1 "$attend" gpt train "${small[@]}" --seed 2 \
+    > "$work/differ.out" 2>&1; then cat "$work/differ.out" >&2; fail "ranks with different seeds trained"; fi
+grep -q "the 2 ranks were started differently (settings hash [0-9a-f]* and [0-9a-f]*; data 59[0-9]* and 59[0-9]* bytes)" "$work/differ.out" \
+    || { cat "$work/differ.out" >&2; fail "no clear error for ranks started with different settings"; }
+
+# A rank killed mid-training: mpirun ends the job; where the launcher does not, the survivor's watchdog does.
+long=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 100000 --eval-interval 100000 -o "$work/dies.safetensors")
+killer="\"$attend\" gpt train ${long[*]} & pid=\$!; sleep 3; kill -9 \$pid; wait \$pid; exit 137"
+started=$(date +%s)
+if timeout 60 "${launcher[@]}" -np 1 "$attend" gpt train "${long[@]}" : -np 1 sh -c "$killer" > "$work/dies.out" 2>&1; then
+    fail "a job with a killed rank exited 0"; fi
+grep -q "exited with non-zero status" "$work/dies.out" || { cat "$work/dies.out" >&2; fail "mpirun did not report the dead rank"; }
+timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_TIMEOUT=3 -np 1 "$attend" gpt train "${long[@]}" : -np 1 sh -c "$killer" \
+    > "$work/stall.out" 2>&1 || true
+grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work/stall.out" \
+    || { cat "$work/stall.out" >&2; fail "the surviving rank did not time out with a message"; }
+echo "test-mpi: a dead rank ends the job in $(( $(date +%s) - started )) s (mpirun's abort, then the watchdog at 3 s)"
+echo "test-mpi: gpt and bert train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"

@@ -28,6 +28,9 @@ struct BERTCommand: ParsableCommand {
         @Option(name: .customLong("lr")) var learningRate: Float = 1e-3
         @Option var seed: UInt64 = 1
         @Option(name: .customLong("loss-curve"), help: "Write the masked-LM loss as a PNG after each log line.") var lossCurve: String?
+        @Option(name: .customLong("loss-log"), help: "Write each step's masked-LM loss, one per line (the mean over every process's masked tokens).") var lossLog: String?
+        @Option(name: .customLong("log-every"), help: "Print the loss every this many steps.") var logEvery = 100
+        @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
         func validate() throws {
             try Require.count(vocabularySize, "--vocab-size", (256 + BERTSpecialTokens.names.count)...1_000_000)
@@ -43,10 +46,14 @@ struct BERTCommand: ParsableCommand {
             try Require.learningRate(learningRate, "--lr")
             try OutputPath.check(output, isNotInput: [corpus])
             if let lossCurve { try OutputPath.check(lossCurve, isNotInput: [corpus, output]) }
+            if let lossLog { try OutputPath.check(lossLog, isNotInput: [corpus, output] + (lossCurve.map { [$0] } ?? [])) }
+            try Require.count(logEvery, "--log-every", 1...Require.stepLimit)
         }
 
         func run() throws {
             let texts = try readLines(corpus)
+            let parallel = try DataParallelRun.start(distributed: distributed)
+            func say(_ line: String) { if parallel.isRoot { print(line) } }
             let started = Date()
             var tokenizer: ByteLevelBPETokenizer
             var config = BERTConfig(vocabSize: vocabularySize, hiddenSize: width, layerCount: layers, headCount: heads, intermediateSize: feedForward,
@@ -65,7 +72,7 @@ struct BERTCommand: ParsableCommand {
                 options.specialTokens = BERTSpecialTokens.names
                 tokenizer = try BPETrainer.train(texts, options: options)
                 config.vocabSize = tokenizer.tokens.count
-                print(String(format: "trained a byte-level BPE with %d tokens in %.1f s", tokenizer.tokens.count, Date().timeIntervalSince(started)))
+                say(String(format: "trained a byte-level BPE with %d tokens in %.1f s", tokenizer.tokens.count, Date().timeIntervalSince(started)))
             }
             let specials = try BERTSpecialTokens(tokenizer: tokenizer)
             let encoded = texts.map { tokenizer.encode($0, allowSpecial: false) }
@@ -80,26 +87,47 @@ struct BERTCommand: ParsableCommand {
             let trainer = try BERTPretrainer(model: model, texts: train, specials: specials, config: t)
             if resume, FileManager.default.fileExists(atPath: output) {
                 let meta = try TrainingCheckpoint.load(model: model, optimizer: trainer.optimizer, from: output)
-                if let saved = meta["bert_config"], saved != String(decoding: try JSONEncoder().encode(config), as: UTF8.self) {
+                // Compared decoded: JSONEncoder's key order differs from one process to the next.
+                if let saved = meta["bert_config"], (try? JSONDecoder().decode(BERTConfig.self, from: Data(saved.utf8))) != config {
                     throw AttendError("\(output): the checkpoint is for a different model (\(saved))")
                 }
-                print("resumed from \(output) at step \(trainer.optimizer.step)")
+                say("resumed from \(output) at step \(trainer.optimizer.step)")
             }
-            let tokenCount = train.reduce(0) { $0 + $1.count }
-            print("\(train.count) passages (\(tokenCount) tokens) for training, \(validation.count) held out; \(model.parameterCount) parameters; \(Parallel.threads) threads")
             var meta = TrainedTokenizer.bpe(tokenizer).metadata
             meta["bert_config"] = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
             meta["pretraining_config"] = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
+            try parallel.requireSameStart(settings: "\(config) \(t)", dataBytes: texts.reduce(0) { $0 + $1.utf8.count })
+            try trainer.setShard(index: parallel.rank, count: parallel.size)
+            try parallel.synchronize(model, step: trainer.optimizer.step)
+            // Each rank's loss is the mean over its masked tokens, whose number differs between ranks: weighing by it
+            // gives the gradient and loss of the mean over all of the batch's masked tokens, as one process has them.
+            trainer.gradientHook = parallel.gradientHook { Double(trainer.maskedTokens) }
+            var losses: [Float] = []
+            trainer.lossHook = { loss in
+                let mean = try parallel.meanLoss(loss, weight: Double(trainer.maskedTokens))
+                losses.append(mean)
+                return mean
+            }
+            let tokenCount = train.reduce(0) { $0 + $1.count }
+            say("\(train.count) passages (\(tokenCount) tokens) for training, \(validation.count) held out; \(model.parameterCount) parameters; \(Parallel.threads) threads"
+                + (parallel.size > 1 ? " per process, \(parallel.size) processes (MPI), \(batchSize / parallel.size) passages each per batch" : ""))
             let trainingStarted = Date()
             var curve: [(x: Double, y: Double)] = []
-            try trainer.run(checkpoint: { try TrainingCheckpoint.save(model: $0.model, optimizer: $0.optimizer, to: output, metadata: meta) }) { step, loss in
-                print(String(format: "step %d: masked-LM loss %.4f (%.1f s)", step, loss, Date().timeIntervalSince(trainingStarted)))
+            try trainer.run(progress: parallel.isRoot, logEvery: logEvery, checkpoint: {
+                guard parallel.isRoot else { return }
+                try TrainingCheckpoint.save(model: $0.model, optimizer: $0.optimizer, to: output, metadata: meta)
+            }) { step, loss in
+                say(String(format: "step %d: masked-LM loss %.4f (%.1f s)", step, loss, Date().timeIntervalSince(trainingStarted)))
                 curve.append((Double(step), Double(loss)))
-                if let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
+                if parallel.isRoot, let lossCurve { try? LineChart(series: [.init(points: curve, color: (31, 119, 180))]).render().writePNG(to: lossCurve) }
             }
+            let trainingSeconds = Date().timeIntervalSince(trainingStarted)
+            try parallel.finish(model, trainingSeconds: trainingSeconds)
+            guard parallel.isRoot else { return }
+            if let lossLog { try AtomicFile.write(Data(losses.map { String($0) + "\n" }.joined().utf8), to: lossLog) }
             let e = trainer.evaluate(validation)
             print(String(format: "held-out masked tokens: loss %.4f, accuracy %.2f%%; %.1f s of training; saved %@", e.loss, 100 * e.accuracy,
-                         Date().timeIntervalSince(trainingStarted), output))
+                         trainingSeconds, output))
         }
     }
 

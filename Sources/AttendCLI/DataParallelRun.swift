@@ -47,12 +47,44 @@ struct DataParallelRun {
         #endif
     }
 
+    /// Refuses to train when the ranks were started with different settings or data: `settings` describes the model
+    /// and training configuration, `dataBytes` is the size of what was read. Every rank gets the same error, naming
+    /// the values it saw (the smallest and largest over the ranks), instead of training apart and failing later.
+    func requireSameStart(settings: String, dataBytes: Int) throws {
+        #if MPI
+        guard let parallel else { return }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in settings.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let hashes = try parallel.world.minMax(hash), sizes = try parallel.world.minMax(UInt64(dataBytes))
+        guard hashes.min == hashes.max, sizes.min == sizes.max else {
+            throw AttendError("the \(size) ranks were started differently (settings hash \(String(hashes.min, radix: 16)) and \(String(hashes.max, radix: 16)); "
+                              + "data \(sizes.min) and \(sizes.max) bytes): start every rank with the same options and the same files")
+        }
+        #endif
+    }
+
     /// Averages gradients over the ranks (nil: one process).
     var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)? {
         #if MPI
         if let parallel { return { try parallel.averageGradients($0) } }
         #endif
         return nil
+    }
+
+    /// Averages gradients over the ranks, each counting `weight()` (its loss's items, e.g. masked tokens).
+    func gradientHook(weight: @escaping () -> Double) -> (([(name: String, tensor: Tensor)]) throws -> Void)? {
+        #if MPI
+        if let parallel { return { try parallel.averageGradients($0, weight: weight()) } }
+        #endif
+        return nil
+    }
+
+    /// The step's loss, averaged over the ranks with weights.
+    func meanLoss(_ loss: Float, weight: Double) throws -> Float {
+        #if MPI
+        if let parallel { return try parallel.averageLoss(loss, weight: weight) }
+        #endif
+        return loss
     }
 
     /// The step's loss, averaged over the ranks.

@@ -99,6 +99,7 @@ struct GPTCommand: ParsableCommand {
                 try trainer.resume(from: output)
                 say("resumed from \(output) at iteration \(trainer.optimizer.step)")
             }
+            try parallel.requireSameStart(settings: "\(config) \(t)", dataBytes: text.utf8.count)
             try trainer.setShard(index: parallel.rank, count: parallel.size)
             try parallel.synchronize(model, step: trainer.optimizer.step)
             trainer.gradientHook = parallel.gradientHook

@@ -30,21 +30,64 @@ public final class MPIWorld {
         return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
     }
 
+    /// Seconds one collective call may wait for the other ranks before this process gives up (ATTEND_MPI_TIMEOUT,
+    /// default 300). mpirun ends the job when a rank exits with an error, but a rank killed under a launcher that
+    /// does not (Open MPI with `--mca orte_abort_on_non_zero_status 0`, some batch systems) would leave the others
+    /// blocked in MPI_Allreduce forever: a watchdog thread ends this process with a message instead.
+    public let stallTimeout: Double
+
     nonisolated(unsafe) private static var shared: MPIWorld?
     private var finished = false
+    private let watch = NSLock()
+    private var waitingSince: Date?
+    private var waitingFor = ""
 
-    private init(rank: Int, size: Int) { (self.rank, self.size) = (rank, size) }
+    private init(rank: Int, size: Int, stallTimeout: Double) { (self.rank, self.size, self.stallTimeout) = (rank, size, stallTimeout) }
+
+    /// ATTEND_MPI_TIMEOUT: seconds, a positive number.
+    static func stallTimeoutSetting() throws -> Double {
+        guard let text = ProcessInfo.processInfo.environment["ATTEND_MPI_TIMEOUT"] else { return 300 }
+        guard let seconds = Double(text), seconds.isFinite, seconds > 0 else {
+            throw AttendError("ATTEND_MPI_TIMEOUT: expected a number of seconds above 0, got '\(text)'")
+        }
+        return seconds
+    }
+
+    /// Runs one collective call with the watchdog armed.
+    private func collective<T>(_ what: String, _ body: () throws -> T) rethrows -> T {
+        watch.lock(); waitingSince = Date(); waitingFor = what; watch.unlock()
+        defer { watch.lock(); waitingSince = nil; watch.unlock() }
+        return try body()
+    }
+
+    private func startWatchdog() {
+        Thread.detachNewThread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: min(1, stallTimeout / 4))
+                watch.lock()
+                let waited = waitingSince.map { Date().timeIntervalSince($0) } ?? 0, what = waitingFor
+                watch.unlock()
+                guard waited > stallTimeout else { continue }
+                FileHandle.standardError.write(Data(String(format: "attend (rank %d of %d): %@ waited %.0f s for the other ranks (ATTEND_MPI_TIMEOUT=%g): one of them died or hangs; exiting\n",
+                                                           rank, size, what, waited, stallTimeout).utf8))
+                // Not MPI_Abort: only the main thread may call MPI (MPI_THREAD_FUNNELED), and it is blocked.
+                _exit(75)
+            }
+        }
+    }
 
     /// Initializes MPI (once per process, as MPI allows) and returns the world. Only the thread that called this
     /// talks to MPI afterwards (MPI_THREAD_FUNNELED): Attend's kernels use their own threads for arithmetic only.
     public static func start() throws -> MPIWorld {
         if let shared { return shared }
+        let stallTimeout = try stallTimeoutSetting()
         var provided: Int32 = 0
         try check(MPI_Init_thread(nil, nil, attend_mpi_thread_funneled(), &provided), "MPI_Init_thread")
         var rank: Int32 = 0, size: Int32 = 0
         try check(MPI_Comm_rank(attend_mpi_comm_world(), &rank), "MPI_Comm_rank")
         try check(MPI_Comm_size(attend_mpi_comm_world(), &size), "MPI_Comm_size")
-        let world = MPIWorld(rank: Int(rank), size: Int(size))
+        let world = MPIWorld(rank: Int(rank), size: Int(size), stallTimeout: stallTimeout)
+        if size > 1 { world.startWatchdog() }
         shared = world
         return world
     }
@@ -66,7 +109,9 @@ public final class MPIWorld {
 
     /// Sums `count` floats at `values` over every rank, in place; every rank gets the same sums.
     public func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) throws {
-        try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), values, Int32(count), attend_mpi_float(), attend_mpi_sum(), attend_mpi_comm_world()), "MPI_Allreduce")
+        try collective("MPI_Allreduce") {
+            try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), values, Int32(count), attend_mpi_float(), attend_mpi_sum(), attend_mpi_comm_world()), "MPI_Allreduce")
+        }
     }
 
     public func allReduceSum(_ values: inout [Float]) throws {
@@ -75,24 +120,30 @@ public final class MPIWorld {
 
     public func allReduceSum(_ values: inout [Double]) throws {
         let count = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer {
-            try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), $0.baseAddress, count, attend_mpi_double(), attend_mpi_sum(), attend_mpi_comm_world()), "MPI_Allreduce")
+        try collective("MPI_Allreduce") {
+            try values.withUnsafeMutableBufferPointer {
+                try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), $0.baseAddress, count, attend_mpi_double(), attend_mpi_sum(), attend_mpi_comm_world()), "MPI_Allreduce")
+            }
         }
     }
 
     /// The elementwise maximum over the ranks, in place.
     public func allReduceMax(_ values: inout [Double]) throws {
         let count = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer {
-            try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), $0.baseAddress, count, attend_mpi_double(), attend_mpi_max(), attend_mpi_comm_world()), "MPI_Allreduce")
+        try collective("MPI_Allreduce") {
+            try values.withUnsafeMutableBufferPointer {
+                try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), $0.baseAddress, count, attend_mpi_double(), attend_mpi_max(), attend_mpi_comm_world()), "MPI_Allreduce")
+            }
         }
     }
 
     /// The smallest and largest of `value` over the ranks.
     public func minMax(_ value: UInt64) throws -> (min: UInt64, max: UInt64) {
         var low = value, high = value
-        try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), &low, 1, attend_mpi_uint64(), attend_mpi_min(), attend_mpi_comm_world()), "MPI_Allreduce")
-        try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), &high, 1, attend_mpi_uint64(), attend_mpi_max(), attend_mpi_comm_world()), "MPI_Allreduce")
+        try collective("MPI_Allreduce") {
+            try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), &low, 1, attend_mpi_uint64(), attend_mpi_min(), attend_mpi_comm_world()), "MPI_Allreduce")
+            try MPIWorld.check(MPI_Allreduce(attend_mpi_in_place(), &high, 1, attend_mpi_uint64(), attend_mpi_max(), attend_mpi_comm_world()), "MPI_Allreduce")
+        }
         return (low, high)
     }
 
@@ -102,12 +153,14 @@ public final class MPIWorld {
         // MPI counts are 32-bit: large buffers go in pieces.
         while offset < bytes {
             let piece = min(bytes - offset, 1 << 30)
-            try MPIWorld.check(MPI_Bcast(buffer + offset, Int32(piece), attend_mpi_byte(), Int32(root), attend_mpi_comm_world()), "MPI_Bcast")
+            try collective("MPI_Bcast") {
+                try MPIWorld.check(MPI_Bcast(buffer + offset, Int32(piece), attend_mpi_byte(), Int32(root), attend_mpi_comm_world()), "MPI_Bcast")
+            }
             offset += piece
         }
     }
 
-    public func barrier() throws { try MPIWorld.check(MPI_Barrier(attend_mpi_comm_world()), "MPI_Barrier") }
+    public func barrier() throws { try collective("MPI_Barrier") { try MPIWorld.check(MPI_Barrier(attend_mpi_comm_world()), "MPI_Barrier") } }
 }
 
 /// Data parallelism over an MPI world: the same start on every rank, and gradients averaged in buckets.
@@ -143,6 +196,27 @@ public final class DataParallel {
     /// Replaces every gradient by its mean over the ranks. A parameter without a gradient on this rank counts as
     /// zeros (another rank may have one), so every rank sends the same layout.
     public func averageGradients(_ parameters: [(name: String, tensor: Tensor)]) throws {
+        try reduceGradients(parameters, before: 1, after: 1 / Float(world.size))
+    }
+
+    /// Replaces every gradient by the weighted mean over the ranks, each rank's gradient counting `weight` (for a
+    /// loss that is a mean over a number of items that differs between ranks, such as masked tokens: the weight is
+    /// that number, and the result is the gradient of the mean over every rank's items, as one process computes it).
+    public func averageGradients(_ parameters: [(name: String, tensor: Tensor)], weight: Double) throws {
+        var total = [weight]
+        try world.allReduceSum(&total)
+        guard total[0] > 0 else { throw AttendError("data-parallel averaging: the ranks' weights sum to \(total[0])") }
+        try reduceGradients(parameters, before: Float(weight / total[0]), after: 1)
+    }
+
+    /// Replaces every gradient by its sum over the ranks (a loss every rank computes over the whole global batch,
+    /// as contrastive training does with gathered features, and whose gradients reach each rank's own share).
+    public func sumGradients(_ parameters: [(name: String, tensor: Tensor)]) throws {
+        try reduceGradients(parameters, before: 1, after: 1)
+    }
+
+    /// All-reduces the gradients in buckets: each multiplied by `before` on the way in and by `after` on the way out.
+    private func reduceGradients(_ parameters: [(name: String, tensor: Tensor)], before: Float, after: Float) throws {
         guard world.size > 1 else { return }
         let started = Date()
         let grads = parameters.map { p -> Tensor in
@@ -150,7 +224,10 @@ public final class DataParallel {
             p.tensor.grad = g
             return g
         }
-        let scale = 1 / Float(world.size)
+        func scale(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ factor: Float) {
+            guard factor != 1 else { return }
+            for i in 0..<count { p[i] *= factor }
+        }
         var start = 0
         while start < grads.count {
             // One bucket: whole tensors up to bucketFloats (a larger tensor goes alone).
@@ -159,21 +236,25 @@ public final class DataParallel {
             if end == start + 1 {
                 // A bucket of one tensor is reduced where it lies: no copies in and out.
                 let g = grads[start]
+                scale(g.pointer, g.count, before)
                 try world.allReduceSum(g.pointer, count: g.count)
-                let p = g.pointer
-                for i in 0..<g.count { p[i] *= scale }
+                scale(g.pointer, g.count, after)
                 start = end
                 continue
             }
             if bucket.count < floats { bucket = [Float](repeating: 0, count: floats) }
             try bucket.withUnsafeMutableBufferPointer { b in
                 var offset = 0
-                for g in grads[start..<end] { (b.baseAddress! + offset).update(from: g.pointer, count: g.count); offset += g.count }
+                for g in grads[start..<end] {
+                    let (src, dst) = (g.pointer, b.baseAddress! + offset)
+                    if before == 1 { dst.update(from: src, count: g.count) } else { for i in 0..<g.count { dst[i] = src[i] * before } }
+                    offset += g.count
+                }
                 try world.allReduceSum(b.baseAddress!, count: floats)
                 offset = 0
                 for g in grads[start..<end] {
                     let (src, dst) = (b.baseAddress! + offset, g.pointer)
-                    for i in 0..<g.count { dst[i] = src[i] * scale }
+                    if after == 1 { dst.update(from: src, count: g.count) } else { for i in 0..<g.count { dst[i] = src[i] * after } }
                     offset += g.count
                 }
             }
@@ -187,6 +268,13 @@ public final class DataParallel {
         var value = [Double(loss)]
         try world.allReduceSum(&value)
         return Float(value[0] / Double(world.size))
+    }
+
+    /// The mean of `loss` over the ranks, each counting `weight` (see `averageGradients(_:weight:)`).
+    public func averageLoss(_ loss: Float, weight: Double) throws -> Float {
+        var value = [Double(loss) * weight, weight]
+        try world.allReduceSum(&value)
+        return Float(value[0] / value[1])
     }
 
     /// A 64-bit FNV-1a hash of every tensor's bytes in `module` (names and values).

@@ -134,12 +134,13 @@ public struct MaskedLMBatch {
     let targets: IntTensor
 
     /// BERT's recipe: 15% of the real tokens (at least one per row) are predicted; of those 80% become
-    /// [MASK], 10% a random token, 10% stay. [CLS], [SEP] and padding are never picked.
+    /// [MASK], 10% a random token, 10% stay. [CLS], [SEP] and padding are never picked. `rows` keeps a slice of
+    /// the batch (a data-parallel rank's share): every row is masked first, so the kept rows carry exactly the masks
+    /// a single process would give them.
     init(_ inputs: [BERTInput], specials: BERTSpecialTokens, vocabularySize: Int, generator g: inout RandomGenerator,
-         maskFraction: Double = 0.15) {
+         maskFraction: Double = 0.15, rows: Range<Int>? = nil) {
         var inputs = inputs
-        var positions: [Int32] = [], targets: [Int32] = []
-        let t = inputs.map(\.ids.count).max() ?? 1
+        var chosenPerRow: [[(k: Int, target: Int32)]] = Array(repeating: [], count: inputs.count)
         let reserved = Set([specials.pad, specials.cls, specials.sep, specials.mask])
         for r in inputs.indices {
             let candidates = inputs[r].ids.indices.filter { !reserved.contains(inputs[r].ids[$0]) }
@@ -147,8 +148,7 @@ public struct MaskedLMBatch {
             var chosen = candidates.filter { _ in Double(g.next() % 1_000_000) / 1e6 < maskFraction }
             if chosen.isEmpty { chosen = [candidates[Int(g.next() % UInt64(candidates.count))]] }
             for k in chosen {
-                positions.append(Int32(r * t + k))
-                targets.append(inputs[r].ids[k])
+                chosenPerRow[r].append((k, inputs[r].ids[k]))
                 let roll = g.next() % 10
                 if roll < 8 {
                     inputs[r].ids[k] = specials.mask
@@ -159,7 +159,16 @@ public struct MaskedLMBatch {
                 }
             }
         }
-        batch = BERTBatch(inputs, pad: specials.pad)
+        let kept = rows ?? inputs.indices
+        let t = inputs[kept].map(\.ids.count).max() ?? 1
+        var positions: [Int32] = [], targets: [Int32] = []
+        for (row, r) in kept.enumerated() {
+            for (k, target) in chosenPerRow[r] {
+                positions.append(Int32(row * t + k))
+                targets.append(target)
+            }
+        }
+        batch = BERTBatch(Array(inputs[kept]), pad: specials.pad)
         self.positions = IntTensor(positions, shape: [positions.count])
         self.targets = IntTensor(targets, shape: [targets.count])
     }
@@ -212,18 +221,38 @@ public final class BERTPretrainer {
         self.config = config
         self.maxLength = min(maxLength ?? model.bert.config.maxPositions, model.bert.config.maxPositions)
         optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        shardRows = 0..<config.batchSize
     }
 
     /// Called with the gradients before each optimizer step (see `Trainer.gradientHook`).
     public var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)?
+    /// Maps each step's loss before it is logged (see `Trainer.lossHook`).
+    public var lossHook: ((Float) throws -> Float)?
+    /// Masked tokens in this process's rows of the current step: its loss is their mean, so data-parallel
+    /// averaging weighs each rank's gradient by this number to get the mean over the whole batch's masked tokens.
+    public private(set) var maskedTokens = 0
+    /// This process's rows of each batch (data-parallel training); the whole batch by default.
+    public private(set) var shardRows: Range<Int>
 
-    /// The masked batch of step `step` (seeded by the step, so a resumed run continues identically).
+    /// The masked batch of step `step` (seeded by the step, so a resumed run continues identically): every process
+    /// draws and masks the whole batch, then keeps its rows.
     func batch(step: Int, salt: UInt64 = 0) -> MaskedLMBatch {
         var g = RandomGenerator(seed: config.seed &+ salt &+ UInt64(step) &* 1_000_003)
         let inputs = (0..<config.batchSize).map { _ in
             BERTInput(texts[Int(g.next() % UInt64(texts.count))], specials: specials, maxLength: maxLength)
         }
-        return MaskedLMBatch(inputs, specials: specials, vocabularySize: model.bert.config.vocabSize, generator: &g)
+        return MaskedLMBatch(inputs, specials: specials, vocabularySize: model.bert.config.vocabSize, generator: &g, rows: shardRows)
+    }
+
+    /// Trains on rows `[index B / count, (index + 1) B / count)` of each batch of B: process `index` of `count` in
+    /// data-parallel training. The batch size must divide evenly.
+    public func setShard(index: Int, count: Int) throws {
+        guard count >= 1, (0..<count).contains(index) else { throw AttendError("shard \(index) of \(count) does not exist") }
+        guard config.batchSize % count == 0 else {
+            throw AttendError("--batch-size \(config.batchSize) must be a multiple of the number of processes (\(count))")
+        }
+        let share = config.batchSize / count
+        shardRows = index * share..<(index + 1) * share
     }
 
     public func loss(_ b: MaskedLMBatch) -> Tensor {
@@ -242,10 +271,12 @@ public final class BERTPretrainer {
                                                     checkpointInterval: checkpointEvery),
                               schedule: schedule.callAsFunction)
         trainer.gradientHook = gradientHook
+        trainer.lossHook = lossHook
         let bar = progress ? ProgressBar(total: config.steps - optimizer.step, label: "bert mlm", unit: "step") : nil
         var lastLog = optimizer.step
         try trainer.run(progress: bar, rateUnit: "tok", loss: { step, _ in
             let b = batch(step: step)
+            maskedTokens = b.targets.count
             return TrainingLoss(loss(b), items: b.batch.lengths.reduce(0, +))
         }, evaluate: { step in
             onLog(step, trainer.recentLoss(step - lastLog))
