@@ -3,7 +3,8 @@
 # shared memory), each on half of every batch. Checks that the ranks end with bit-identical parameters, that the
 # loss curve is the single process's within 2e-3 (the same global batches; only the order of the sums differs),
 # that rank 0 alone wrote the checkpoint, that a resumed run continues under mpirun; the same for BERT's masked-LM
-# pretraining; that ranks started with different settings refuse; and that a killed rank ends the job.
+# pretraining, the Fashion-MNIST classifier and CLIP; that ranks started with different settings refuse; and that a
+# killed rank ends the job.
 # Usage: scripts/test-mpi.sh [ATTEND, default .build/debug/attend]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,34 @@ assert worst < 1e-4, f"masked-LM losses differ by {worst:.2e} (relative) between
 print(f"test-mpi: 16 masked-LM losses of 1 process and 2 ranks agree to {worst:.1e} (relative)")
 PY
 
+# The Fashion-MNIST classifier: 1,001 pictures in batches of 100, so each epoch ends on a batch of one picture that
+# one rank has no share of (weight 0). The epoch lines (loss and accuracy) must be the single process's.
+mnist=(mnist --model mlp --train-limit 1001 --epochs 2 --batch-size 100 --seed 4)
+ATTEND_NUM_THREADS=1 "$attend" "${mnist[@]}" 2> /dev/null | grep '^epoch' > "$work/mnist-single.out"
+"${mpirun[@]}" "$attend" "${mnist[@]}" > "$work/mnist-mpi.full" 2> "$work/mnist.err" || { cat "$work/mnist-mpi.full" "$work/mnist.err" >&2; fail "mpirun attend mnist failed"; }
+grep -q "parameters bit-identical on every rank: yes" "$work/mnist-mpi.full" || { cat "$work/mnist-mpi.full" >&2; fail "the classifier's ranks differ"; }
+grep '^epoch' "$work/mnist-mpi.full" | sed 's/, [0-9.]* s$//' > "$work/mnist-mpi.out"
+sed -i 's/, [0-9.]* s$//' "$work/mnist-single.out"
+[ "$(wc -l < "$work/mnist-single.out")" -eq 2 ] && diff "$work/mnist-single.out" "$work/mnist-mpi.out" \
+    || fail "the classifier's epochs differ between 1 process and 2 ranks"
+
+# CLIP with a from-scratch text tower: each rank embeds half of each batch and gathers the rest; the contrastive loss
+# over the whole batch must follow the single process's.
+clip=(clip train --data digits --limit 256 --text-tower transformer --steps 12 --batch-size 64 --seed 5 --cache none --image-size 32)
+ATTEND_NUM_THREADS=1 "$attend" "${clip[@]}" -o "$work/clip-single.safetensors" --loss-log "$work/clip-single.loss" > /dev/null 2>&1
+"${mpirun[@]}" "$attend" "${clip[@]}" -o "$work/clip-mpi.safetensors" --loss-log "$work/clip-mpi.loss" > "$work/clip.out" 2> "$work/clip.err" \
+    || { cat "$work/clip.out" "$work/clip.err" >&2; fail "mpirun attend clip train failed"; }
+grep -q "parameters bit-identical on every rank: yes" "$work/clip.out" || { cat "$work/clip.out" >&2; fail "the CLIP ranks differ"; }
+python3 - "$work/clip-single.loss" "$work/clip-mpi.loss" <<'PY'
+import sys
+a = [float(x) for x in open(sys.argv[1])]
+b = [float(x) for x in open(sys.argv[2])]
+assert len(a) == len(b) == 12, (len(a), len(b))
+worst = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
+assert worst < 1e-4, f"CLIP losses differ by {worst:.2e} (relative) between 1 process and 2 ranks"
+print(f"test-mpi: the classifier's epochs are identical; 12 CLIP losses agree to {worst:.1e} (relative)")
+PY
+
 # Ranks started with different settings refuse together, naming the values (MPMD: one command line per rank).
 small=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 4 -o "$work/differ.safetensors")
 if timeout 120 "${launcher[@]}" -np 1 "$attend" gpt train "${small[@]}" --seed 1 : -np 1 "$attend" gpt train "${small[@]}" --seed 2 \
@@ -79,4 +108,4 @@ timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_
 grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work/stall.out" \
     || { cat "$work/stall.out" >&2; fail "the surviving rank did not time out with a message"; }
 echo "test-mpi: a dead rank ends the job in $(( $(date +%s) - started )) s (mpirun's abort, then the watchdog at 3 s)"
-echo "test-mpi: gpt and bert train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"
+echo "test-mpi: gpt, bert, mnist and clip train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"

@@ -149,6 +149,8 @@ struct CLIPTrainCommand: ParsableCommand {
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (the teacher's class names).") var labels: String?
     @Flag(name: .customLong("no-prototypes"), help: "Distil from the photo crops alone, without one synthetic feature per ImageNet class.") var noPrototypes = false
     @Option(name: .shortAndLong, help: "Where to write the model (.safetensors).") var output: String
+    @Option(name: .customLong("loss-log"), help: "Write each step's loss, one per line.") var lossLog: String?
+    @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
     @OptionGroup var towers: CLIPTowerOptions
 
     func validate() throws {
@@ -167,6 +169,7 @@ struct CLIPTrainCommand: ParsableCommand {
 
     func run() throws {
         try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos)
+        if let lossLog { try OutputPath.check(lossLog, isNotInput: [data.data, output] + (initialize.map { [$0] } ?? []) + photos) }
         var training = CLIPTrainingConfig()
         training.steps = steps
         training.batchSize = batchSize
@@ -197,8 +200,13 @@ struct CLIPTrainCommand: ParsableCommand {
             try config.validate(source: "the options")
             clip = CLIP(config, towers: loaded, seed: seed)
         }
+        let parallel = try DataParallelRun.start(distributed: distributed)
+        func say(_ line: String) { if parallel.isRoot { print(line) } }
         let started = Date()
-        let features = try clip.imageFeatures(of: pairs, cache: towers.featureCache, showProgress: true)
+        // With a cache, rank 0 fills it and the others read it; without one, every rank computes the features.
+        let features = towers.featureCache.directory == nil
+            ? try clip.imageFeatures(of: pairs, cache: towers.featureCache, showProgress: parallel.isRoot)
+            : try parallel.rootFirst { try clip.imageFeatures(of: pairs, cache: towers.featureCache, showProgress: parallel.isRoot) }
         let featureSeconds = Date().timeIntervalSince(started)
         var teacher: CLIPTeacher?
         if !photos.isEmpty {
@@ -208,19 +216,27 @@ struct CLIPTrainCommand: ParsableCommand {
                 throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 200,000 crops")
             }
             let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
-            teacher = try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
-                                      cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: true)
+            teacher = try parallel.rootFirst {
+                try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
+                                cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: parallel.isRoot)
+            }
         }
+        try parallel.requireSameStart(settings: "\(clip.config) \(training) \(teacherWeight) \(pairs.identity)", dataBytes: features.count + (teacher?.imageFeatures.count ?? 0))
+        try parallel.synchronize(clip, step: 0)
+        if parallel.size > 1 { say("\(parallel.size) processes (MPI), each embedding its share of every batch of \(min(batchSize, pairs.count)) pairs") }
         let trainStarted = Date()
         let trainer = try clip.train(on: pairs, imageFeatures: features, config: training, teacher: teacher, teacherWeight: teacherWeight,
-                                     progress: ProgressBar(total: steps, label: "clip", unit: "step"))
+                                     share: parallel.share, progress: parallel.isRoot ? ProgressBar(total: steps, label: "clip", unit: "step") : nil)
         let seconds = Date().timeIntervalSince(trainStarted)
+        try parallel.finish(clip, trainingSeconds: seconds)
+        guard parallel.isRoot else { return }
         try clip.saveModel(to: output, metadata: ["steps": String(steps), "data": pairs.identity.prefix(200).description,
                                              "command": CommandLine.arguments.dropFirst().joined(separator: " ")])
         print(String(format: "%d pairs; image features %.1f s; %d steps in %.1f s (%.0f pairs/s); loss %.4f (last 20 steps); temperature 1/%.1f",
                      pairs.count, featureSeconds, steps, seconds, Double(steps * min(batchSize, pairs.count)) / max(seconds, 1e-9),
                      trainer.recentLoss(20), clip.scale))
         print("wrote \(output)")
+        if let lossLog { try AtomicFile.write(Data(trainer.lossHistory.map { "\($0.loss)\n" }.joined().utf8), to: lossLog) }
         if let lossCurve {
             try LineChartFile.write(trainer.lossHistory, to: lossCurve)
             print("wrote \(lossCurve)")

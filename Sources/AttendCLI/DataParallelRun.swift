@@ -63,6 +63,30 @@ struct DataParallelRun {
         #endif
     }
 
+    /// This process's share, for the trainers that take one (`DataParallelShare.single` for one process).
+    var share: DataParallelShare {
+        #if MPI
+        if let parallel { return parallel.share }
+        #endif
+        return .single
+    }
+
+    /// Runs `work` on rank 0 and then, once it is done, on the other ranks: for work that fills a cache on disk the
+    /// others then read (computed once, not raced over).
+    func rootFirst<T>(_ work: () throws -> T) throws -> T {
+        #if MPI
+        if let parallel {
+            if isRoot {
+                let result = try work()
+                try parallel.world.barrier(watched: false)
+                return result
+            }
+            try parallel.world.barrier(watched: false)
+        }
+        #endif
+        return try work()
+    }
+
     /// Averages gradients over the ranks (nil: one process).
     var gradientHook: (([(name: String, tensor: Tensor)]) throws -> Void)? {
         #if MPI

@@ -20,6 +20,7 @@ struct MNISTCommand: ParsableCommand {
     @Option(help: "Random seed for initialization and shuffling.") var seed: UInt64 = 0
     @Option(name: .customLong("train-limit"), help: "Use only the first N training images (quick runs).") var trainLimit: Int?
     @Option(help: "Write the trained weights to this safetensors file.") var save: String?
+    @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
     func validate() throws {
         try Require.count(epochs, "--epochs", 1...10_000)
@@ -38,11 +39,20 @@ struct MNISTCommand: ParsableCommand {
         let network: Module & UnaryLayer = model == .mlp
             ? MLPClassifier(inputSize: h * w, classCount: 10, generator: &generator)
             : CNNClassifier(height: h, width: w, classCount: 10, generator: &generator)
-        print("model: \(model.rawValue), \(network.parameterCount) parameters; train \(train.count), test \(test.count); threads \(Parallel.threads); BLAS \(BLAS.loadedPath ?? "none")")
-        let config = ClassifierTrainingConfig(epochs: epochs ?? (model == .mlp ? 10 : 5), batchSize: batchSize, learningRate: learningRate, seed: seed)
-        let reports = try ClassifierTraining.run(model: network, train: train, test: test, config: config) { r in
-            print(String(format: "epoch %d: train loss %.4f, test accuracy %.2f%%, %.2f s", r.epoch, r.trainLoss, 100 * r.testAccuracy, r.seconds))
+        let parallel = try DataParallelRun.start(distributed: distributed)
+        func say(_ line: String) { if parallel.isRoot { print(line) } }
+        say("model: \(model.rawValue), \(network.parameterCount) parameters; train \(train.count), test \(test.count); threads \(Parallel.threads); BLAS \(BLAS.loadedPath ?? "none")"
+            + (parallel.size > 1 ? "; \(parallel.size) processes (MPI), each on its share of every batch" : ""))
+        var config = ClassifierTrainingConfig(epochs: epochs ?? (model == .mlp ? 10 : 5), batchSize: batchSize, learningRate: learningRate, seed: seed)
+        try parallel.requireSameStart(settings: "\(model) \(config)", dataBytes: train.count * train.images.shape.dropFirst().reduce(1, *))
+        config.showProgress = parallel.isRoot
+        try parallel.synchronize(network, step: 0)
+        let started = Date()
+        let reports = try ClassifierTraining.run(model: network, train: train, test: test, config: config, share: parallel.share) { r in
+            say(String(format: "epoch %d: train loss %.4f, test accuracy %.2f%%, %.2f s", r.epoch, r.trainLoss, 100 * r.testAccuracy, r.seconds))
         }
+        try parallel.finish(network, trainingSeconds: Date().timeIntervalSince(started))
+        guard parallel.isRoot else { return }
         if let save {
             try network.save(to: save, metadata: ["model": model.rawValue, "dataset": "fashion-mnist"])
             print("saved \(save)")

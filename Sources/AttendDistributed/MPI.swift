@@ -137,6 +137,19 @@ public final class MPIWorld {
         }
     }
 
+    /// Every rank's floats in rank order: rank r sends `counts[r]` floats from `local`, every rank receives all of
+    /// them into `all` (`counts.reduce(0, +)` floats).
+    public func allGather(_ local: UnsafePointer<Float>, counts: [Int], into all: UnsafeMutablePointer<Float>) throws {
+        precondition(counts.count == size, "allGather: \(counts.count) counts for \(size) ranks")
+        let counts32 = counts.map { Int32($0) }
+        var displacements: [Int32] = [], offset: Int32 = 0
+        for c in counts32 { displacements.append(offset); offset += c }
+        try collective("MPI_Allgatherv") {
+            try MPIWorld.check(MPI_Allgatherv(local, counts32[rank], attend_mpi_float(), all, counts32, displacements, attend_mpi_float(),
+                                              attend_mpi_comm_world()), "MPI_Allgatherv")
+        }
+    }
+
     /// The smallest and largest of `value` over the ranks.
     public func minMax(_ value: UInt64) throws -> (min: UInt64, max: UInt64) {
         var low = value, high = value
@@ -160,7 +173,15 @@ public final class MPIWorld {
         }
     }
 
-    public func barrier() throws { try collective("MPI_Barrier") { try MPIWorld.check(MPI_Barrier(attend_mpi_comm_world()), "MPI_Barrier") } }
+    /// Waits for every rank. `watched: false` leaves the watchdog out, for a wait known to be long (the other ranks
+    /// filling a cache).
+    public func barrier(watched: Bool = true) throws {
+        if watched {
+            try collective("MPI_Barrier") { try MPIWorld.check(MPI_Barrier(attend_mpi_comm_world()), "MPI_Barrier") }
+        } else {
+            try MPIWorld.check(MPI_Barrier(attend_mpi_comm_world()), "MPI_Barrier")
+        }
+    }
 }
 
 /// Data parallelism over an MPI world: the same start on every rank, and gradients averaged in buckets.
@@ -275,6 +296,26 @@ public final class DataParallel {
         var value = [Double(loss) * weight, weight]
         try world.allReduceSum(&value)
         return Float(value[0] / value[1])
+    }
+
+    /// Every rank's rows [sum of rowsPerRank, D] from this rank's `local` [rowsPerRank[rank], D], in rank order.
+    public func gatherRows(_ local: Tensor, rowsPerRank: [Int]) throws -> Tensor {
+        let d = local.shape[1]
+        let c = local.contiguous()
+        let out = Tensor(shape: [rowsPerRank.reduce(0, +), d])
+        let started = Date()
+        try world.allGather(c.pointer, counts: rowsPerRank.map { $0 * d }, into: out.pointer)
+        communicationSeconds += Date().timeIntervalSince(started)
+        return out
+    }
+
+    /// This rank's share for the trainers of AttendModels.
+    public var share: DataParallelShare {
+        DataParallelShare(index: world.rank, count: world.size,
+                          averageGradients: { try self.averageGradients($0, weight: $1) },
+                          sumGradients: { try self.sumGradients($0) },
+                          averageLoss: { try self.averageLoss($0, weight: $1) },
+                          allGather: { try self.gatherRows($0, rowsPerRank: $1) })
     }
 
     /// A 64-bit FNV-1a hash of every tensor's bytes in `module` (names and values).

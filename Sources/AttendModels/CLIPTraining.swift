@@ -98,7 +98,7 @@ extension CLIP {
     @discardableResult
     public func train(on data: CaptionedImages, imageFeatures: Tensor, config training: CLIPTrainingConfig,
                       teacher: CLIPTeacher? = nil, teacherWeight: Float = 1, teacherBatch: Int = 128,
-                      progress: ProgressBar? = nil) throws -> Trainer {
+                      share: DataParallelShare = .single, progress: ProgressBar? = nil) throws -> Trainer {
         try training.validate()
         guard data.count >= 2 else { throw AttendError("CLIP training needs at least 2 captioned pictures, got \(data.count)") }
         guard imageFeatures.shape == [data.count, config.imageFeatureDimension] else {
@@ -116,9 +116,22 @@ extension CLIP {
         }
 
         let batch = Swift.min(training.batchSize, data.count)
+        guard batch >= share.count else { throw AttendError("a batch of \(batch) pairs cannot be shared by \(share.count) processes") }
         let optimizer = Adam.decayingMatrices(of: self, learningRate: training.learningRate, beta2: 0.98, weightDecay: training.weightDecay)
         let schedule = WarmupCosineSchedule(peak: training.learningRate, warmupSteps: training.warmupSteps, totalSteps: training.steps)
         let trainer = Trainer(model: self, optimizer: optimizer, config: TrainerConfig(steps: training.steps), schedule: { schedule($0) })
+        if share.count > 1 {
+            // Data-parallel (open_clip's way): each process embeds its rows of the batch, gathers everyone's, and computes
+            // the whole batch's loss, whose gradient reaches its own rows only; so the towers' gradients add up over the
+            // processes. The temperature's is the whole loss's on every process: one copy counts. The distillation loss
+            // runs on the first process alone, so its loss is the step's.
+            trainer.gradientHook = { [self] parameters in
+                if !share.isRoot { logitScale.grad = nil }
+                try share.sumGradients(parameters)
+            }
+            trainer.lossHook = { try share.averageLoss($0, weight: share.isRoot ? 1 : 0) }
+        }
+        let mine = share.rows(of: batch)
         try trainer.run(progress: progress, rateUnit: "pairs") { step, _ in
             clampLogitScale()
             // The step picks the batch, so a run is reproducible: a partial Fisher-Yates draw of distinct pictures.
@@ -131,15 +144,19 @@ extension CLIP {
                 let group = data.captions[order[k]]
                 captions.append(group[Int(generator.next() % UInt64(group.count))])
             }
-            let picked = IntTensor(order.prefix(batch).map { Int32($0) }, shape: [batch])
+            let picked = IntTensor(order[mine].map { Int32($0) }, shape: [mine.count])
+            let myCaptions = Array(captions[mine])
             let images = imageFeatures.indexSelect(picked)
-            let texts = lockedText.map { $0.indexSelect(IntTensor(captions.map { Int32(captionIndex[$0]!) }, shape: [batch])) }
-                ?? textFeatures(captions)
-            var total = loss(imageFeatures: images, textFeatures: texts)
+            let texts = lockedText.map { $0.indexSelect(IntTensor(myCaptions.map { Int32(captionIndex[$0]!) }, shape: [mine.count])) }
+                ?? textFeatures(myCaptions)
+            var total = Loss.clip(imageEmbeddings: try share.gather(projectImageFeatures(images), batch: batch),
+                                  textEmbeddings: try share.gather(projectTextFeatures(texts), batch: batch), logitScale: logitScale.exp())
             if let teacher {
                 let m = teacher.imageFeatures.shape[0]
                 let rows = (0..<Swift.min(teacherBatch, m)).map { _ in Int(generator.next() % UInt64(m)) }
-                total = total + distillationLoss(teacher, rows: rows, promptFeatures: lockedPrompts ?? textFeatures(teacher.prompts)) * teacherWeight
+                if share.isRoot {
+                    total = total + distillationLoss(teacher, rows: rows, promptFeatures: lockedPrompts ?? textFeatures(teacher.prompts)) * teacherWeight
+                }
             }
             return TrainingLoss(total, items: batch)
         }

@@ -45,9 +45,13 @@ public struct EpochReport: Codable {
 /// print(reports.last!.testAccuracy, ClassifierTraining.accuracy(model: model, dataset: test))
 /// ```
 public enum ClassifierTraining {
-    /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`.
+    /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`. With a `share` of
+    /// data-parallel training, every process draws the same shuffled batches and trains on its rows of each; the
+    /// gradients and the loss are averaged weighted by rows (the last batch of an epoch may not split evenly), so the
+    /// run follows the single process's.
     public static func run(model: Module & UnaryLayer, train: ImageDataset, test: ImageDataset,
-                           config: ClassifierTrainingConfig, onEpoch: (EpochReport) -> Void = { _ in }) throws -> [EpochReport] {
+                           config: ClassifierTrainingConfig, share: DataParallelShare = .single,
+                           onEpoch: (EpochReport) -> Void = { _ in }) throws -> [EpochReport] {
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: config.learningRate, weightDecay: config.weightDecay)
         var reports: [EpochReport] = []
         // Cosine decay to zero over the whole run: the last epochs average out minibatch noise.
@@ -63,17 +67,30 @@ public enum ClassifierTraining {
         guard config.epochs >= 1, config.batchSize >= 1, train.count > 0 else {
             throw AttendError("classifier training needs at least one epoch, a batch size of at least 1 and some training images")
         }
+        // Rows of this process in the current step (0 when a short last batch has fewer rows than processes: it then
+        // computes a loss on one row and weighs it 0), and rows of the whole step.
+        var localRows = 0, stepRows = 0
+        if share.count > 1 {
+            trainer.gradientHook = { try share.averageGradients($0, weight: Double(localRows)) }
+        }
+        trainer.lossHook = { loss in
+            let mean = try share.averageLoss(loss, weight: Double(localRows))
+            lossSum += Double(mean) * Double(stepRows)
+            seen += stepRows
+            return mean
+        }
         try trainer.run(progress: bar, rateUnit: "img", loss: { step, _ in
             if step % stepsPerEpoch == 0 {  // a new epoch: a new shuffle
                 batches = Array(ShuffledBatches(count: train.count, batchSize: config.batchSize, seed: config.seed, epoch: step / stepsPerEpoch + 1))
                 (lossSum, seen, started) = (0, 0, Date())
             }
-            let indices = batches[step % stepsPerEpoch]
+            let batch = batches[step % stepsPerEpoch]
+            let mine = share.rows(of: batch.count)
+            (localRows, stepRows) = (mine.count, batch.count)
+            let indices = mine.isEmpty ? [batch[0]] : Array(batch[mine])
             let (x, y) = train.batch(indices)
             let loss = Loss.crossEntropy(logits: model(x), targets: y)
-            lossSum += Double(loss.item) * Double(indices.count)
-            seen += indices.count
-            return TrainingLoss(loss, items: indices.count)
+            return TrainingLoss(loss, items: batch.count)
         }, evaluate: { step in
             let seconds = Date().timeIntervalSince(started)  // training time of the epoch, before the test pass
             let report = EpochReport(epoch: step / stepsPerEpoch, trainLoss: Float(lossSum / Double(seen)),

@@ -32,6 +32,42 @@ final class CLIPLossTests: XCTestCase {
         }
     }
 
+    /// Data-parallel CLIP (CLIP.train with a DataParallelShare): each of 3 processes gathers the others' rows as
+    /// constants and takes the whole batch's loss. Its gradient on its own rows must be the single process's for those
+    /// rows (so the towers' gradients add up over processes), and its temperature gradient the whole loss's on every
+    /// process (so one copy counts). The processes are played in turn here, with the gather answered from the batch.
+    func testGatheredContrastiveLossGivesEachProcessItsRowsGradient() throws {
+        let n = 7, d = 5
+        let image = Loss.normalize(Tensor.randn([n, d], seed: 11)), text = Loss.normalize(Tensor.randn([n, d], seed: 12))
+        let (fullImage, fullText, fullScale) = (image.copy(), text.copy(), Tensor([14.3], shape: [1]))
+        for t in [fullImage, fullText, fullScale] { t.requiresGrad = true }
+        Loss.clip(imageEmbeddings: fullImage, textEmbeddings: fullText, logitScale: fullScale).backward()
+        for index in 0..<3 {
+            var answering: Tensor?
+            let share = DataParallelShare(index: index, count: 3, averageGradients: nil, sumGradients: nil, averageLoss: nil,
+                                          allGather: { local, counts in
+                                              XCTAssertEqual(counts, [2, 2, 3])
+                                              XCTAssertFalse(GradMode.isEnabled, "the gather must not record")
+                                              return answering!.copy()
+                                          })
+            let rows = share.rows(of: n)
+            let localImage = image.slice(axis: 0, start: rows.lowerBound, length: rows.count).contiguous()
+            let localText = text.slice(axis: 0, start: rows.lowerBound, length: rows.count).contiguous()
+            let scale = Tensor([14.3], shape: [1])
+            for t in [localImage, localText, scale] { t.requiresGrad = true }
+            answering = image
+            let gatheredImage = try share.gather(localImage, batch: n)
+            answering = text
+            let gatheredText = try share.gather(localText, batch: n)
+            Loss.clip(imageEmbeddings: gatheredImage, textEmbeddings: gatheredText, logitScale: scale).backward()
+            assertRelativelyClose(localImage.grad!, fullImage.grad!.slice(axis: 0, start: rows.lowerBound, length: rows.count).contiguous(),
+                                  "process \(index)'s image rows")
+            assertRelativelyClose(localText.grad!, fullText.grad!.slice(axis: 0, start: rows.lowerBound, length: rows.count).contiguous(),
+                                  "process \(index)'s text rows")
+            assertRelativelyClose(scale.grad!, fullScale.grad!, "process \(index)'s temperature")
+        }
+    }
+
     /// The loss falls when pairs line up and rises when they are shuffled, at any scale.
     func testMatchedPairsScoreBelowShuffledOnes() {
         let a = Loss.normalize(Tensor.randn([6, 4], seed: 3))
