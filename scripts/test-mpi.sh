@@ -3,7 +3,7 @@
 # shared memory), each on half of every batch. Checks that the ranks end with bit-identical parameters, that the
 # loss curve is the single process's within 2e-3 (the same global batches; only the order of the sums differs),
 # that rank 0 alone wrote the checkpoint, that a resumed run continues under mpirun; the same for BERT's masked-LM
-# pretraining, the Fashion-MNIST classifier and CLIP; that ranks started with different settings refuse; and that a
+# pretraining, the Fashion-MNIST classifier and CLIP; word2vec's merged copies; that ranks started with different settings refuse; and that a
 # killed rank ends the job.
 # Usage: scripts/test-mpi.sh [ATTEND, default .build/debug/attend]
 set -euo pipefail
@@ -89,6 +89,24 @@ assert worst < 1e-4, f"CLIP losses differ by {worst:.2e} (relative) between 1 pr
 print(f"test-mpi: the classifier's epochs are identical; 12 CLIP losses agree to {worst:.1e} (relative)")
 PY
 
+# word2vec across ranks: each trains its own copy on its slices, the changes are summed 4 times an epoch; every rank
+# must end with the same vectors, and the topics must come out.
+python3 - "$work/topics.txt" <<'PY'
+import random, sys
+random.seed(3)
+topics = [["cat", "dog", "horse", "cow", "sheep", "goat"], ["red", "blue", "green", "yellow", "purple", "orange"]]
+with open(sys.argv[1], "w") as f:
+    for _ in range(4000):
+        t = random.choice(topics)
+        f.write(" ".join(random.choice(t) for _ in range(8)) + "\n")
+PY
+"${mpirun[@]}" "$attend" word2vec train "$work/topics.txt" -o "$work/topics.vec" --format text --dimension 16 --min-count 1 --sample 0 \
+    --epochs 2 --threads 1 --rounds 4 > "$work/w2v.out" 2> "$work/w2v.err" || { cat "$work/w2v.out" "$work/w2v.err" >&2; fail "mpirun attend word2vec train failed"; }
+grep -q "vectors bit-identical on every rank: yes" "$work/w2v.out" || { cat "$work/w2v.out" >&2; fail "the word2vec ranks differ"; }
+grep -q "trained 2 epochs on 64000 words" "$work/w2v.out" || { cat "$work/w2v.out" >&2; fail "the ranks did not read the corpus twice between them"; }
+within=$("$attend" word2vec similar "$work/topics.vec" cat -k 5 | tail -5 | grep -cE "dog|horse|cow|sheep|goat" || true)
+[ "$within" -eq 5 ] || { "$attend" word2vec similar "$work/topics.vec" cat -k 5 >&2; fail "word2vec across ranks did not learn the topics"; }
+
 # Ranks started with different settings refuse together, naming the values (MPMD: one command line per rank).
 small=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 4 -o "$work/differ.safetensors")
 if timeout 120 "${launcher[@]}" -np 1 "$attend" gpt train "${small[@]}" --seed 1 : -np 1 "$attend" gpt train "${small[@]}" --seed 2 \
@@ -108,4 +126,4 @@ timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_
 grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work/stall.out" \
     || { cat "$work/stall.out" >&2; fail "the surviving rank did not time out with a message"; }
 echo "test-mpi: a dead rank ends the job in $(( $(date +%s) - started )) s (mpirun's abort, then the watchdog at 3 s)"
-echo "test-mpi: gpt, bert, mnist and clip train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"
+echo "test-mpi: gpt, bert, mnist, clip and word2vec train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"

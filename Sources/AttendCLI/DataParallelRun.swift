@@ -35,7 +35,8 @@ struct DataParallelRun {
         #endif
     }
 
-    /// Rank 0's weights on every rank, and every rank at the same step (a resumed run must read the same checkpoint).
+    /// Rank 0's weights on every rank, every rank at the same step (a resumed run must read the same checkpoint), and
+    /// each rank its own dropout masks.
     func synchronize(_ model: Module, step: Int) throws {
         #if MPI
         guard let parallel else { return }
@@ -44,6 +45,10 @@ struct DataParallelRun {
             throw AttendError("the ranks resumed at different iterations (\(low) to \(high)): every rank must read the same checkpoint (a shared folder, or a copy on each machine)")
         }
         try parallel.broadcastParameters(of: model)
+        // Every Dropout starts from the same seed: without this, each rank's share of a batch would get the same masks.
+        for (index, (_, module)) in model.namedModules().enumerated() {
+            (module as? Dropout)?.reseed(0xD20 &+ UInt64(rank) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index))
+        }
         #endif
     }
 
@@ -69,6 +74,57 @@ struct DataParallelRun {
         if let parallel { return parallel.share }
         #endif
         return .single
+    }
+
+    /// Replaces `count` floats by their sum over the ranks.
+    func sumInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) throws {
+        #if MPI
+        guard let parallel else { return }
+        var offset = 0
+        while offset < count {  // MPI counts are 32-bit
+            let piece = min(count - offset, 1 << 30)
+            try parallel.world.allReduceSum(values + offset, count: piece)
+            offset += piece
+        }
+        #endif
+    }
+
+    /// Elementwise sums over the ranks.
+    func sum(_ values: [Double]) throws -> [Double] {
+        var values = values
+        #if MPI
+        if let parallel { try parallel.world.allReduceSum(&values) }
+        #endif
+        return values
+    }
+
+    /// The largest value over the ranks.
+    func maximum(_ value: Double) throws -> Double {
+        var values = [value]
+        #if MPI
+        if let parallel { try parallel.world.allReduceMax(&values) }
+        #endif
+        return values[0]
+    }
+
+    /// Whether `count` floats at `values` are bit-identical on every rank (a 64-bit hash's minimum and maximum agree).
+    func identical(_ values: UnsafePointer<Float>, count: Int) throws -> Bool {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        UnsafeRawBufferPointer(start: values, count: count * 4).forEach { hash = (hash ^ UInt64($0)) &* 0x100_0000_01b3 }
+        #if MPI
+        if let parallel {
+            let (low, high) = try parallel.world.minMax(hash)
+            return low == high
+        }
+        #endif
+        return true
+    }
+
+    /// Ends MPI (for a command without a model to compare at the end).
+    func finish() throws {
+        #if MPI
+        parallel?.world.finish()
+        #endif
     }
 
     /// Runs `work` on rank 0 and then, once it is done, on the other ranks: for work that fills a cache on disk the

@@ -28,8 +28,11 @@ struct Word2VecCommand: ParsableCommand {
         @Option(help: "Passes over the corpus.") var epochs = 5
         @Option(help: "Worker threads.") var threads = Parallel.threads
         @Option(help: "Random seed (one thread gives reproducible results).") var seed: UInt64 = 1
+        @Option(help: "Under mpirun: times an epoch the processes' updates are merged (each trains its own copy on its slices between).") var rounds = 10
+        @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
         func validate() throws {
+            try Require.count(rounds, "--rounds", 1...100_000)
             try Require.skipGram(dimension: dimension, window: window, negative: negative, hierarchicalSoftmax: hierarchicalSoftmax,
                                  epochs: epochs, threads: threads)
             try Require.number(sample, "--sample", 0...1)
@@ -64,11 +67,33 @@ struct Word2VecCommand: ParsableCommand {
                 model = Word2Vec(config: config, vocabulary: vocabulary)
             }
             let vocabSeconds = Date().timeIntervalSince(started)
-            print(String(format: "vocabulary: %d words, %lld tokens (%.2f s)", model.vocabulary.count, model.vocabulary.totalCount, vocabSeconds))
-            let summary = model.train(CorpusSentences(file: file, vocabulary: model.vocabulary, maxSentenceLength: model.config.maxSentenceLength),
-                                      epochs: epochs)
-            print(String(format: "trained %d epochs on %lld words in %.2f s: %.0f words/s (%lld kept after subsampling)",
-                         summary.epochs, summary.wordsProcessed, summary.seconds, summary.wordsPerSecond, summary.wordsTrained))
+            let parallel = try DataParallelRun.start(distributed: distributed)
+            func say(_ line: String) { if parallel.isRoot { print(line) } }
+            say(String(format: "vocabulary: %d words, %lld tokens (%.2f s)", model.vocabulary.count, model.vocabulary.totalCount, vocabSeconds))
+            let sentences = CorpusSentences(file: file, vocabulary: model.vocabulary, maxSentenceLength: model.config.maxSentenceLength)
+            var summary: Word2VecTrainingSummary
+            if parallel.size > 1 {
+                // Every rank built the same vocabulary and initial vectors from the same file and seed; a resumed model
+                // is read by each. The averaging keeps them equal.
+                try parallel.requireSameStart(settings: "\(model.config) \(model.vocabulary.count) \(rounds)", dataBytes: file.count)
+                say("\(parallel.size) processes (MPI) with \(model.config.threads) threads each; their updates are merged \(rounds) times an epoch")
+                summary = try model.train(sentences, processes: Word2VecProcesses(process: parallel.rank, processes: parallel.size, roundsPerEpoch: rounds) {
+                    try parallel.sumInPlace($0, count: $1)
+                }, epochs: epochs, progress: parallel.isRoot)
+                let totals = try parallel.sum([Double(summary.wordsProcessed), Double(summary.wordsTrained)])
+                (summary.wordsProcessed, summary.wordsTrained) = (Int64(totals[0]), Int64(totals[1]))
+                summary.seconds = try parallel.maximum(summary.seconds)
+                let same = try parallel.identical(model.input.pointer, count: model.input.count)
+                say("data-parallel over \(parallel.size) ranks: vectors bit-identical on every rank: \(same ? "yes" : "NO")")
+                guard same else { throw AttendError("rank \(parallel.rank): the word vectors differ between ranks after training") }
+            } else {
+                summary = model.train(sentences, epochs: epochs)
+            }
+            say(String(format: "trained %d epochs on %lld words in %.2f s: %.0f words/s (%lld kept after subsampling)",
+                       summary.epochs, summary.wordsProcessed, summary.seconds, summary.wordsPerSecond, summary.wordsTrained)
+                + (parallel.size > 1 ? String(format: "; merging %.2f s", summary.averagingSeconds) : ""))
+            try parallel.finish()
+            guard parallel.isRoot else { return }
             // The vectors and the model are renamed into place together, so a killed run never pairs new vectors with an old model.
             try AtomicFile.write([(model.vectors.encoded(format: format), output)] + (saveModel.map { [(try model.stateData(), $0)] } ?? []))
             print("wrote \(output)" + (saveModel.map { " and \($0)" } ?? ""))

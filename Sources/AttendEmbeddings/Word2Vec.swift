@@ -100,7 +100,26 @@ public struct Word2VecTrainingSummary: Codable {
     /// Ids kept after subsampling and trained on.
     public var wordsTrained: Int64
     public var seconds: Double
+    /// Seconds spent merging the processes' copies (training over several processes).
+    public var averagingSeconds: Double = 0
     public var wordsPerSecond: Double { Double(wordsProcessed) / max(seconds, 1e-9) }
+}
+
+/// How word2vec trains over several processes: which process this is, how many there are, how often an epoch their
+/// copies are merged, and the sum that merges them (`sum(values, count)` replaces `count` floats by their sum over
+/// the processes, e.g. an MPI all-reduce).
+public struct Word2VecProcesses {
+    public var process: Int
+    public var processes: Int
+    public var roundsPerEpoch: Int
+    public var sum: (UnsafeMutablePointer<Float>, Int) throws -> Void
+
+    public init(process: Int, processes: Int, roundsPerEpoch: Int, sum: @escaping (UnsafeMutablePointer<Float>, Int) throws -> Void) {
+        self.process = process
+        self.processes = processes
+        self.roundsPerEpoch = roundsPerEpoch
+        self.sum = sum
+    }
 }
 
 /// A word2vec model: its vocabulary and weight matrices, trained on any `SentenceSource` (a corpus, graph walks).
@@ -197,6 +216,75 @@ public final class Word2Vec {
         if let bar { bar.advance(max(0, bar.total - bar.done)) }
         return Word2VecTrainingSummary(epochs: epochs, wordsProcessed: processed.reduce(0, +), wordsTrained: trained.reduce(0, +),
                                        seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Trains over several processes: each trains its own copy with its own threads on its slices of the corpus, and
+    /// `processes.roundsPerEpoch` times an epoch the copies are merged by adding up every process's change since the
+    /// last merge, so every process ends with the same vectors and every update counts in full, as if the processes
+    /// were more Hogwild threads on one copy (averaging the copies instead would halve each update: measured, it
+    /// loses accuracy the more often it merges). In round r of an epoch, thread t of process p reads slice
+    /// `(r n + p) T + t` of `R n T`.
+    ///
+    /// ```swift
+    /// // under mpirun, with an MPIWorld `world` (AttendDistributed):
+    /// let ranks = Word2VecProcesses(process: world.rank, processes: world.size, roundsPerEpoch: 10) { values, count in
+    ///     try world.allReduceSum(values, count: count)
+    /// }
+    /// let summary = try model.train(sentences, processes: ranks)
+    /// ```
+    @discardableResult
+    public func train(_ source: SentenceSource, processes ranks: Word2VecProcesses, epochs: Int? = nil, progress: Bool = true) throws -> Word2VecTrainingSummary {
+        let epochs = epochs ?? config.epochs
+        let threads = max(1, config.threads)
+        let (process, processes, rounds) = (ranks.process, ranks.processes, ranks.roundsPerEpoch)
+        guard processes >= 1, (0..<processes).contains(process), rounds >= 1 else {
+            throw AttendError("word2vec averaging: process \(process) of \(processes), \(rounds) rounds an epoch")
+        }
+        let parts = rounds * processes * threads
+        // Each thread's share of the whole run, for the learning rate's decay (the same on every process).
+        let perThread = max(1, Double(source.wordsPerEpoch) * Double(epochs) / Double(threads * processes))
+        let bar = progress ? ProgressBar(total: Int(source.wordsPerEpoch) * epochs, label: "word2vec", unit: "words") : nil
+        let started = Date()
+        var processed = [Int64](repeating: 0, count: threads), trained = [Int64](repeating: 0, count: threads)
+        var workers = (0..<threads).map { t in Worker(model: self, seed: config.seed &+ UInt64(process * threads + t) &* 0x9E37_79B9_7F4A_7C15) }
+        defer { for i in workers.indices { workers[i].release() } }
+        var averagingSeconds = 0.0
+        let matrices = [input, outputNegative, outputHierarchical].compactMap { $0 }
+        // Each matrix as of the last merge: a process's change is its matrix minus this.
+        let merged = matrices.map { $0.copy() }
+        for epoch in 0..<epochs {
+            for round in 0..<rounds {
+                let before = processed.reduce(0, +)
+                workers.withUnsafeMutableBufferPointer { w in
+                    processed.withUnsafeMutableBufferPointer { done in
+                        trained.withUnsafeMutableBufferPointer { kept in
+                            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                                source.forEachSentence(part: (round * processes + process) * threads + t, of: parts, epoch: epoch) { sentence in
+                                    let progress = Double(done[t]) / perThread
+                                    let alpha = max(config.minLearningRate, config.startLearningRate * Float(1 - progress))
+                                    kept[t] += Int64(w[t].train(sentence, alpha: alpha))
+                                    done[t] += Int64(sentence.count)
+                                }
+                            }
+                        }
+                    }
+                }
+                let t0 = Date()
+                for (m, base) in zip(matrices, merged) {
+                    let (w, b, count) = (m.pointer, base.pointer, m.count)
+                    for i in 0..<count { w[i] -= b[i] }
+                    try ranks.sum(w, count)
+                    for i in 0..<count { w[i] += b[i]; b[i] = w[i] }
+                }
+                averagingSeconds += Date().timeIntervalSince(t0)
+                bar?.advance(Int(processed.reduce(0, +) - before) * processes, status: "round \(round + 1) of \(rounds), epoch \(epoch + 1)")
+            }
+        }
+        if let bar { bar.advance(max(0, bar.total - bar.done)) }
+        var summary = Word2VecTrainingSummary(epochs: epochs, wordsProcessed: processed.reduce(0, +), wordsTrained: trained.reduce(0, +),
+                                              seconds: Date().timeIntervalSince(started))
+        summary.averagingSeconds = averagingSeconds
+        return summary
     }
 
     /// The trained word vectors with their words.

@@ -92,6 +92,10 @@ public final class Dropout: Module, UnaryLayer {
         generator = RandomGenerator(seed: seed)
     }
 
+    /// Restarts the mask stream from `seed` (data-parallel training gives each process its own, so the processes'
+    /// shares of a batch do not get the same masks).
+    public func reseed(_ seed: UInt64) { generator = RandomGenerator(seed: seed) }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         guard isTraining && probability > 0 else { return x }
         let keep = Tensor(shape: x.shape)

@@ -109,6 +109,34 @@ final class Word2VecTests: XCTestCase {
         XCTAssertGreaterThan(try model.vectors.similarity("red", "green"), try model.vectors.similarity("red", "sheep") + 0.3)
     }
 
+    /// Training over processes cuts each epoch into rounds of slices and merges the processes' changes after each.
+    /// With one process the merge adds nothing, so the rounds must read every sentence once, in the plain run's order,
+    /// with the plain run's learning rates: the vectors equal the plain run's up to the rounding of the merge
+    /// (w - base + base). A slice read twice or skipped, or a schedule that restarts each round, breaks this.
+    func testTrainingInRoundsWithOneProcessFollowsThePlainRun() throws {
+        let path = tempFile("topics-rounds.txt", topicCorpus(lines: 1200, seed: 10))
+        var config = Word2VecConfig()
+        config.dimension = 12
+        config.threads = 1
+        config.epochs = 2
+        config.sample = 0
+        let file = try MappedFile(path)
+        let vocabulary = try Vocabulary.build(corpus: file, minCount: 1, maxSize: nil)
+        let plain = Word2Vec(config: config, vocabulary: vocabulary), rounds = Word2Vec(config: config, vocabulary: vocabulary)
+        let plainSummary = plain.train(CorpusSentences(file: file, vocabulary: vocabulary), progress: false)
+        var merges = 0
+        let summary = try rounds.train(CorpusSentences(file: file, vocabulary: vocabulary),
+                                       processes: Word2VecProcesses(process: 0, processes: 1, roundsPerEpoch: 5) { _, _ in merges += 1 },
+                                       progress: false)
+        XCTAssertEqual(summary.wordsProcessed, plainSummary.wordsProcessed)
+        XCTAssertEqual(merges, 2 * 5 * 2, "each of 5 rounds in 2 epochs merges both matrices")
+        let (a, b) = (rounds.input.toArray(), plain.input.toArray())
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!, scale = b.map(abs).max()!
+        XCTAssertLessThan(worst, 1e-4 * scale, "rounds drift from the plain run by \(worst) (largest value \(scale))")
+        XCTAssertThrowsError(try rounds.train(CorpusSentences(file: file, vocabulary: vocabulary),
+                                              processes: Word2VecProcesses(process: 2, processes: 2, roundsPerEpoch: 1) { _, _ in }, progress: false))
+    }
+
     func testFormatsRoundTripAndStateResumes() throws {
         let path = tempFile("topics3.txt", topicCorpus(lines: 300, seed: 9))
         var config = Word2VecConfig()
