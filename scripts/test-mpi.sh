@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Data-parallel training on MPI, for real: `mpirun -np 2` runs `attend gpt train` as two processes (Open MPI over
-# shared memory), each on half of every batch. Checks that the ranks end with bit-identical parameters, that the
-# loss curve is the single process's within 2e-3 (the same global batches; only the order of the sums differs),
-# that rank 0 alone wrote the checkpoint, that a resumed run continues under mpirun; the same for BERT's masked-LM
-# pretraining, the Fashion-MNIST classifier and CLIP; word2vec's merged copies; that ranks started with different settings refuse; and that a
-# killed rank ends the job.
+# Data-parallel training on MPI, for real: `mpirun -np 2` runs each trainer as two processes (Open MPI over shared
+# memory, and once over TCP, the transport two machines use), each on half of every batch. Checks that the ranks end
+# with bit-identical parameters and the single process's loss curve (the same global batches; only the order of the
+# sums differs): GPT, BERT masked-LM, the Fashion-MNIST classifier and CLIP; that rank 0 alone wrote the checkpoint;
+# that a resumed run continues under mpirun; that word2vec's ranks end with the same vectors; that ranks started with
+# different settings refuse; and that a killed rank ends the job.
 # Usage: scripts/test-mpi.sh [ATTEND, default .build/debug/attend]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,13 @@ assert worst < 2e-3, f"loss curves differ by {worst:.2e} (relative) between 1 pr
 assert a[-1] < a[0], "the loss did not fall"
 print(f"test-mpi: 24 losses of 1 process and 2 ranks agree to {worst:.1e} (relative); {a[0]:.3f} -> {a[-1]:.3f}")
 PY
+# The same run over TCP (loopback here; between machines, the same transport): the same parameters as over shared memory.
+"${mpirun[@]}" --mca btl tcp,self "$attend" gpt train "${options[@]}" 24 -o "$work/tcp.safetensors" > "$work/tcp.out" 2> "$work/tcp.err" \
+    || { cat "$work/tcp.out" "$work/tcp.err" >&2; fail "mpirun over TCP failed"; }
+checksum() { sed -n 's/.*bit-identical on every rank: yes (checksum \([0-9a-f]*\)).*/\1/p' "$1"; }
+[ -n "$(checksum "$work/tcp.out")" ] && [ "$(checksum "$work/tcp.out")" = "$(checksum "$work/mpi.out")" ] \
+    || { cat "$work/tcp.out" "$work/mpi.out" >&2; fail "training over TCP ended with other parameters than over shared memory"; }
+
 # Resume: 24 more iterations from the checkpoint, under mpirun again.
 "${mpirun[@]}" "$attend" gpt train "${options[@]}" 48 -o "$work/mpi.safetensors" --resume > "$work/resume.out" 2>&1 \
     || { cat "$work/resume.out" >&2; fail "resuming under mpirun failed"; }
@@ -109,10 +116,14 @@ within=$("$attend" word2vec similar "$work/topics.vec" cat -k 5 | tail -5 | grep
 
 # Ranks started with different settings refuse together, naming the values (MPMD: one command line per rank).
 small=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 4 -o "$work/differ.safetensors")
-if timeout 120 "${launcher[@]}" -np 1 "$attend" gpt train "${small[@]}" --seed 1 : -np 1 "$attend" gpt train "${small[@]}" --seed 2 \
+# Each rank's output goes to its own file: the two ranks' error lines would interleave on one stream.
+if timeout 120 "${launcher[@]}" --output-filename "$work/differ" -np 1 "$attend" gpt train "${small[@]}" --seed 1 : -np 1 "$attend" gpt train "${small[@]}" --seed 2 \
     > "$work/differ.out" 2>&1; then cat "$work/differ.out" >&2; fail "ranks with different seeds trained"; fi
-grep -q "the 2 ranks were started differently (settings hash [0-9a-f]* and [0-9a-f]*; data 59[0-9]* and 59[0-9]* bytes)" "$work/differ.out" \
-    || { cat "$work/differ.out" >&2; fail "no clear error for ranks started with different settings"; }
+size=$(wc -c < README.md)
+for rank in 0 1; do
+    grep -q "the 2 ranks were started differently (settings hash [0-9a-f]* and [0-9a-f]*; data $size and $size bytes)" "$work"/differ/*/rank.$rank/stderr \
+        || { cat "$work/differ.out" "$work"/differ/*/rank.*/stderr >&2; fail "rank $rank gave no clear error for ranks started with different settings"; }
+done
 
 # A rank killed mid-training: mpirun ends the job; where the launcher does not, the survivor's watchdog does.
 long=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --iterations 100000 --eval-interval 100000 -o "$work/dies.safetensors")
@@ -121,9 +132,9 @@ started=$(date +%s)
 if timeout 60 "${launcher[@]}" -np 1 "$attend" gpt train "${long[@]}" : -np 1 sh -c "$killer" > "$work/dies.out" 2>&1; then
     fail "a job with a killed rank exited 0"; fi
 grep -q "exited with non-zero status" "$work/dies.out" || { cat "$work/dies.out" >&2; fail "mpirun did not report the dead rank"; }
-timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_TIMEOUT=3 -np 1 "$attend" gpt train "${long[@]}" : -np 1 sh -c "$killer" \
-    > "$work/stall.out" 2>&1 || true
-grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work/stall.out" \
-    || { cat "$work/stall.out" >&2; fail "the surviving rank did not time out with a message"; }
+timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_TIMEOUT=3 --output-filename "$work/stall" \
+    -np 1 "$attend" gpt train "${long[@]}" : -np 1 sh -c "$killer" > "$work/stall.out" 2>&1 || true
+grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work"/stall/*/rank.0/stderr \
+    || { cat "$work/stall.out" "$work"/stall/*/rank.0/stderr >&2; fail "the surviving rank did not time out with a message"; }
 echo "test-mpi: a dead rank ends the job in $(( $(date +%s) - started )) s (mpirun's abort, then the watchdog at 3 s)"
 echo "test-mpi: gpt, bert, mnist, clip and word2vec train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"
