@@ -17,33 +17,43 @@ launcher=(mpirun --oversubscribe -x ATTEND_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && launcher+=(--allow-run-as-root)
 mpirun=("${launcher[@]}" -np 2)
 
-options=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --warmup 4 --eval-interval 12 --eval-iters 2 --seed 7 --iterations)
-ATTEND_NUM_THREADS=1 "$attend" gpt train "${options[@]}" 24 -o "$work/single.safetensors" --loss-log "$work/single.loss" > "$work/single.out"
-"${mpirun[@]}" "$attend" gpt train "${options[@]}" 24 -o "$work/mpi.safetensors" --loss-log "$work/mpi.loss" > "$work/mpi.out" 2> "$work/mpi.err" \
-    || { cat "$work/mpi.out" "$work/mpi.err" >&2; fail "mpirun -np 2 attend gpt train failed"; }
-grep -q "data-parallel over 2 ranks: parameters bit-identical on every rank: yes" "$work/mpi.out" \
-    || { cat "$work/mpi.out" >&2; fail "the ranks did not report identical parameters"; }
-[ "$(grep -c '^iter 24:' "$work/mpi.out")" -eq 1 ] || { cat "$work/mpi.out" >&2; fail "rank 0 alone should print (one 'iter 24' line)"; }
-[ -s "$work/mpi.safetensors" ] || fail "rank 0 wrote no checkpoint"
-python3 - "$work/single.loss" "$work/mpi.loss" <<'PY'
+# Runs `attend COMMAND...` as one process on one thread and under mpirun -np 2, each writing its per-step losses;
+# checks that the ranks report bit-identical parameters and that the COUNT losses agree to TOLERANCE (relative).
+# Outputs: $work/NAME-single.*, $work/NAME-mpi.*, $work/NAME.out (rank 0's output under mpirun).
+same_run() {   # NAME COUNT TOLERANCE COMMAND...
+    local name=$1 count=$2 tolerance=$3; shift 3
+    ATTEND_NUM_THREADS=1 "$attend" "$@" -o "$work/$name-single.safetensors" --loss-log "$work/$name-single.loss" > "$work/$name-single.out" 2>&1 \
+        || { cat "$work/$name-single.out" >&2; fail "attend $1 (one process) failed"; }
+    "${mpirun[@]}" "$attend" "$@" -o "$work/$name-mpi.safetensors" --loss-log "$work/$name-mpi.loss" > "$work/$name.out" 2> "$work/$name.err" \
+        || { cat "$work/$name.out" "$work/$name.err" >&2; fail "mpirun -np 2 attend $1 failed"; }
+    grep -q "data-parallel over 2 ranks: parameters bit-identical on every rank: yes" "$work/$name.out" \
+        || { cat "$work/$name.out" >&2; fail "the $name ranks did not report identical parameters"; }
+    python3 - "$work/$name-single.loss" "$work/$name-mpi.loss" "$name" "$count" "$tolerance" <<'PY'
 import sys
 a = [float(x) for x in open(sys.argv[1])]
 b = [float(x) for x in open(sys.argv[2])]
-assert len(a) == len(b) == 24, (len(a), len(b))
+name, count, tolerance = sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+assert len(a) == len(b) == count, (len(a), len(b))
 worst = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
-assert worst < 2e-3, f"loss curves differ by {worst:.2e} (relative) between 1 process and 2 ranks"
-assert a[-1] < a[0], "the loss did not fall"
-print(f"test-mpi: 24 losses of 1 process and 2 ranks agree to {worst:.1e} (relative); {a[0]:.3f} -> {a[-1]:.3f}")
+assert worst < tolerance, f"{name}: losses differ by {worst:.2e} (relative) between 1 process and 2 ranks"
+assert a[-1] < a[0], f"{name}: the loss did not fall"
+print(f"test-mpi: {count} {name} losses of 1 process and 2 ranks agree to {worst:.1e} (relative); {a[0]:.3f} -> {a[-1]:.3f}")
 PY
+}
+
+options=(README.md --layers 2 --heads 2 --width 32 --context 16 --batch-size 8 --warmup 4 --eval-interval 12 --eval-iters 2 --seed 7 --iterations)
+same_run gpt 24 2e-3 gpt train "${options[@]}" 24
+[ "$(grep -c '^iter 24:' "$work/gpt.out")" -eq 1 ] || { cat "$work/gpt.out" >&2; fail "rank 0 alone should print (one 'iter 24' line)"; }
+[ -s "$work/gpt-mpi.safetensors" ] || fail "rank 0 wrote no checkpoint"
 # The same run over TCP (loopback here; between machines, the same transport): the same parameters as over shared memory.
 "${mpirun[@]}" --mca btl tcp,self "$attend" gpt train "${options[@]}" 24 -o "$work/tcp.safetensors" > "$work/tcp.out" 2> "$work/tcp.err" \
     || { cat "$work/tcp.out" "$work/tcp.err" >&2; fail "mpirun over TCP failed"; }
 checksum() { sed -n 's/.*bit-identical on every rank: yes (checksum \([0-9a-f]*\)).*/\1/p' "$1"; }
-[ -n "$(checksum "$work/tcp.out")" ] && [ "$(checksum "$work/tcp.out")" = "$(checksum "$work/mpi.out")" ] \
-    || { cat "$work/tcp.out" "$work/mpi.out" >&2; fail "training over TCP ended with other parameters than over shared memory"; }
+[ -n "$(checksum "$work/tcp.out")" ] && [ "$(checksum "$work/tcp.out")" = "$(checksum "$work/gpt.out")" ] \
+    || { cat "$work/tcp.out" "$work/gpt.out" >&2; fail "training over TCP ended with other parameters than over shared memory"; }
 
 # Resume: 24 more iterations from the checkpoint, under mpirun again.
-"${mpirun[@]}" "$attend" gpt train "${options[@]}" 48 -o "$work/mpi.safetensors" --resume > "$work/resume.out" 2>&1 \
+"${mpirun[@]}" "$attend" gpt train "${options[@]}" 48 -o "$work/gpt-mpi.safetensors" --resume > "$work/resume.out" 2>&1 \
     || { cat "$work/resume.out" >&2; fail "resuming under mpirun failed"; }
 grep -q "resumed from .* at iteration 24" "$work/resume.out" || { cat "$work/resume.out" >&2; fail "did not resume at iteration 24"; }
 grep -q "^iter 48:" "$work/resume.out" || { cat "$work/resume.out" >&2; fail "the resumed run did not reach iteration 48"; }
@@ -53,20 +63,7 @@ grep -q "parameters bit-identical on every rank: yes" "$work/resume.out" || { ca
 # ranks, so the gradients are averaged weighted by that number; a plain mean would drift from the single process.
 bert=(README.md --vocab-size 400 --layers 2 --heads 2 --width 32 --ffn 64 --max-length 32 --dropout 0 --batch-size 8
       --steps 16 --log-every 8 --seed 3)
-ATTEND_NUM_THREADS=1 "$attend" bert pretrain "${bert[@]}" -o "$work/bert-single.safetensors" --loss-log "$work/bert-single.loss" > /dev/null 2>&1
-"${mpirun[@]}" "$attend" bert pretrain "${bert[@]}" -o "$work/bert-mpi.safetensors" --loss-log "$work/bert-mpi.loss" > "$work/bert.out" 2> "$work/bert.err" \
-    || { cat "$work/bert.out" "$work/bert.err" >&2; fail "mpirun -np 2 attend bert pretrain failed"; }
-grep -q "data-parallel over 2 ranks: parameters bit-identical on every rank: yes" "$work/bert.out" \
-    || { cat "$work/bert.out" >&2; fail "the BERT ranks did not report identical parameters"; }
-python3 - "$work/bert-single.loss" "$work/bert-mpi.loss" <<'PY'
-import sys
-a = [float(x) for x in open(sys.argv[1])]
-b = [float(x) for x in open(sys.argv[2])]
-assert len(a) == len(b) == 16, (len(a), len(b))
-worst = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
-assert worst < 1e-4, f"masked-LM losses differ by {worst:.2e} (relative) between 1 process and 2 ranks"
-print(f"test-mpi: 16 masked-LM losses of 1 process and 2 ranks agree to {worst:.1e} (relative)")
-PY
+same_run bert 16 1e-4 bert pretrain "${bert[@]}"
 
 # The Fashion-MNIST classifier: 1,001 pictures in batches of 100, so each epoch ends on a batch of one picture that
 # one rank has no share of (weight 0). The epoch lines (loss and accuracy) must be the single process's.
@@ -78,23 +75,12 @@ grep '^epoch' "$work/mnist-mpi.full" | sed 's/, [0-9.]* s$//' > "$work/mnist-mpi
 sed -i 's/, [0-9.]* s$//' "$work/mnist-single.out"
 [ "$(wc -l < "$work/mnist-single.out")" -eq 2 ] && diff "$work/mnist-single.out" "$work/mnist-mpi.out" \
     || fail "the classifier's epochs differ between 1 process and 2 ranks"
+echo "test-mpi: the classifier's 2 epochs are identical on 1 process and 2 ranks"
 
 # CLIP with a from-scratch text tower: each rank embeds half of each batch and gathers the rest; the contrastive loss
 # over the whole batch must follow the single process's.
 clip=(clip train --data digits --limit 256 --text-tower transformer --steps 12 --batch-size 64 --seed 5 --cache none --image-size 32)
-ATTEND_NUM_THREADS=1 "$attend" "${clip[@]}" -o "$work/clip-single.safetensors" --loss-log "$work/clip-single.loss" > /dev/null 2>&1
-"${mpirun[@]}" "$attend" "${clip[@]}" -o "$work/clip-mpi.safetensors" --loss-log "$work/clip-mpi.loss" > "$work/clip.out" 2> "$work/clip.err" \
-    || { cat "$work/clip.out" "$work/clip.err" >&2; fail "mpirun attend clip train failed"; }
-grep -q "parameters bit-identical on every rank: yes" "$work/clip.out" || { cat "$work/clip.out" >&2; fail "the CLIP ranks differ"; }
-python3 - "$work/clip-single.loss" "$work/clip-mpi.loss" <<'PY'
-import sys
-a = [float(x) for x in open(sys.argv[1])]
-b = [float(x) for x in open(sys.argv[2])]
-assert len(a) == len(b) == 12, (len(a), len(b))
-worst = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
-assert worst < 1e-4, f"CLIP losses differ by {worst:.2e} (relative) between 1 process and 2 ranks"
-print(f"test-mpi: the classifier's epochs are identical; 12 CLIP losses agree to {worst:.1e} (relative)")
-PY
+same_run clip 12 1e-4 "${clip[@]}"
 
 # word2vec across ranks: each trains its own copy on its slices, the changes are summed 4 times an epoch; every rank
 # must end with the same vectors, and the topics must come out.
