@@ -2,7 +2,7 @@
 # Data-parallel training on MPI, for real: `mpirun -np 2` runs each trainer as two processes (Open MPI over shared
 # memory, and once over TCP, the transport two machines use), each on half of every batch. Checks that the ranks end
 # with bit-identical parameters and the single process's loss curve (the same global batches; only the order of the
-# sums differs): GPT, BERT masked-LM, the Fashion-MNIST classifier and CLIP; that rank 0 alone wrote the checkpoint;
+# sums differs): GPT, BERT masked-LM and fine-tuning, the Fashion-MNIST classifier and CLIP; that rank 0 alone wrote the checkpoint;
 # that a resumed run continues under mpirun; that word2vec's ranks end with the same vectors; that ranks started with
 # different settings refuse; and that a killed rank ends the job.
 # Usage: scripts/test-mpi.sh [ATTEND, default .build/debug/attend]
@@ -65,6 +65,30 @@ bert=(README.md --vocab-size 400 --layers 2 --heads 2 --width 32 --ffn 64 --max-
       --steps 16 --log-every 8 --seed 3)
 same_run bert 16 1e-4 bert pretrain "${bert[@]}"
 
+# Fine-tuning that BERT as a classifier (which lines of the README are list items), 101 training rows in batches of 10:
+# the last batch of each epoch is one row, which one rank has no share of. Epoch losses and accuracies must agree.
+python3 - README.md "$work/lines-train.tsv" "$work/lines-test.tsv" <<'PY'
+import sys
+lines = [l.strip() for l in open(sys.argv[1]) if len(l.strip()) > 20 and "\t" not in l][:161]
+rows = [("item" if l.startswith("- ") else "text") + "\t" + l.lstrip("- ") for l in lines]
+open(sys.argv[2], "w").write("\n".join(rows[:101]) + "\n")
+open(sys.argv[3], "w").write("\n".join(rows[101:]) + "\n")
+PY
+finetune=(bert finetune "$work/bert-mpi.safetensors" --train "$work/lines-train.tsv" --test "$work/lines-test.tsv" --epochs 2 --batch-size 10 --seed 2)
+ATTEND_NUM_THREADS=1 "$attend" "${finetune[@]}" 2> /dev/null | grep '^epoch' > "$work/finetune-single.out"
+"${mpirun[@]}" "$attend" "${finetune[@]}" > "$work/finetune.out" 2> "$work/finetune.err" || { cat "$work/finetune.out" "$work/finetune.err" >&2; fail "mpirun attend bert finetune failed"; }
+grep -q "parameters bit-identical on every rank: yes" "$work/finetune.out" || { cat "$work/finetune.out" >&2; fail "the fine-tuning ranks differ"; }
+grep '^epoch' "$work/finetune.out" > "$work/finetune-mpi.out"
+python3 - "$work/finetune-single.out" "$work/finetune-mpi.out" <<'PY'
+import re, sys
+read = lambda p: [tuple(float(v) for v in re.findall(r"loss ([0-9.]+), test accuracy ([0-9.]+)%", l)[0]) for l in open(p)]
+a, b = read(sys.argv[1]), read(sys.argv[2])
+assert len(a) == len(b) == 2, (a, b)
+for (la, aa), (lb, ab) in zip(a, b):
+    assert abs(la - lb) <= 2e-4 * la and aa == ab, f"bert finetune epochs differ: {a} against {b}"
+print(f"test-mpi: bert finetune's 2 epochs agree on 1 process and 2 ranks: {a}")
+PY
+
 # The Fashion-MNIST classifier: 1,001 pictures in batches of 100, so each epoch ends on a batch of one picture that
 # one rank has no share of (weight 0). The epoch lines (loss and accuracy) must be the single process's.
 mnist=(mnist --model mlp --train-limit 1001 --epochs 2 --batch-size 100 --seed 4)
@@ -123,4 +147,4 @@ timeout 60 "${launcher[@]}" --mca orte_abort_on_non_zero_status 0 -x ATTEND_MPI_
 grep -q "attend (rank 0 of 2): MPI_Allreduce waited [0-9]* s for the other ranks (ATTEND_MPI_TIMEOUT=3): one of them died or hangs" "$work"/stall/*/rank.0/stderr \
     || { cat "$work/stall.out" "$work"/stall/*/rank.0/stderr >&2; fail "the surviving rank did not time out with a message"; }
 echo "test-mpi: a dead rank ends the job in $(( $(date +%s) - started )) s (mpirun's abort, then the watchdog at 3 s)"
-echo "test-mpi: gpt, bert, mnist, clip and word2vec train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"
+echo "test-mpi: gpt, bert (pretrain and finetune), mnist, clip and word2vec train on 2 ranks with bit-identical parameters and the single process's loss curve; one writer; resume; refusals"

@@ -144,6 +144,7 @@ struct BERTCommand: ParsableCommand {
         @Option(name: .customLong("batch-size")) var batchSize = 32
         @Option(name: .customLong("lr")) var learningRate: Float = 3e-4
         @Option var seed: UInt64 = 1
+        @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
         func validate() throws {
             try Require.count(epochs, "--epochs", 1...100_000)
@@ -171,16 +172,24 @@ struct BERTCommand: ParsableCommand {
             let (testRows, _) = try readExamples(test, tokenizer: tokenizer, labels: labels)
             let isPair = trainRows.first?.b != nil
             let classifier = BERTClassifier(bert: pretrained.bert, classCount: labels.count, dropout: config.hiddenDropout ?? 0.1, generator: &g)
-            print("\(trainRows.count) training and \(testRows.count) test \(isPair ? "pairs" : "texts"), \(labels.count) classes: \(labels.joined(separator: ", "))")
-            print(fromScratch ? "encoder: random weights (no pretraining)" : "encoder: pretrained weights from \(model)")
+            let parallel = try DataParallelRun.start(distributed: distributed)
+            func say(_ line: String) { if parallel.isRoot { print(line) } }
+            say("\(trainRows.count) training and \(testRows.count) test \(isPair ? "pairs" : "texts"), \(labels.count) classes: \(labels.joined(separator: ", "))"
+                + (parallel.size > 1 ? "; \(parallel.size) processes (MPI), each on its share of every batch" : ""))
+            say(fromScratch ? "encoder: random weights (no pretraining)" : "encoder: pretrained weights from \(model)")
             var t = BERTFineTuningConfig()
             t.epochs = epochs; t.batchSize = batchSize; t.learningRate = learningRate; t.seed = seed
             t.maxLength = config.maxPositions
+            try parallel.requireSameStart(settings: "\(config) \(t) \(labels) \(fromScratch)", dataBytes: trainRows.count + testRows.count)
+            try parallel.synchronize(classifier, step: 0)
             let started = Date()
-            let accuracies = try BERTFineTuning.run(classifier, train: trainRows, test: testRows, specials: specials, config: t) { epoch, loss, accuracy in
-                print(String(format: "epoch %d: training loss %.4f, test accuracy %.2f%% (%.1f s)", epoch, loss, 100 * accuracy,
-                             Date().timeIntervalSince(started)))
+            let accuracies = try BERTFineTuning.run(classifier, train: trainRows, test: testRows, specials: specials, config: t,
+                                                    progress: parallel.isRoot, share: parallel.share) { epoch, loss, accuracy in
+                say(String(format: "epoch %d: training loss %.4f, test accuracy %.2f%% (%.1f s)", epoch, loss, 100 * accuracy,
+                           Date().timeIntervalSince(started)))
             }
+            try parallel.finish(classifier, trainingSeconds: Date().timeIntervalSince(started))
+            guard parallel.isRoot else { return }
             print(String(format: "test accuracy: %.2f%%", 100 * accuracies.last!))
             if let output {
                 var meta = TrainedTokenizer.bpe(tokenizer).metadata

@@ -400,7 +400,8 @@ public enum BERTFineTuning {
     /// recipe; returns test accuracy after each epoch.
     @discardableResult
     public static func run(_ model: BERTClassifier, train: [ClassificationExample], test: [ClassificationExample], specials: BERTSpecialTokens,
-                           config: BERTFineTuningConfig, progress: Bool = true, onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
+                           config: BERTFineTuningConfig, progress: Bool = true, share: DataParallelShare = .single,
+                           onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
         guard !train.isEmpty, !test.isEmpty else { throw AttendError("fine-tuning needs training and test examples (got \(train.count) and \(test.count))") }
         guard config.epochs >= 1, config.batchSize >= 1 else { throw AttendError("fine-tuning needs at least one epoch and a batch size of at least 1") }
         let optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -414,17 +415,28 @@ public enum BERTFineTuning {
                               config: TrainerConfig(steps: total, gradientClip: 1, evaluationInterval: stepsPerEpoch), schedule: rate.callAsFunction)
         var order = Array(train.indices)
         var lossSum: Float = 0
+        // Data-parallel (as ClassifierTraining): every process shuffles alike and trains on its rows of each batch;
+        // gradients and loss are averaged weighted by rows, since the last batch of an epoch may not split evenly.
+        var localRows = 0, stepRows = 0
+        if share.count > 1 { trainer.gradientHook = { try share.averageGradients($0, weight: Double(localRows)) } }
+        trainer.lossHook = { loss in
+            let mean = try share.averageLoss(loss, weight: Double(localRows))
+            lossSum += mean * Float(stepRows)
+            return mean
+        }
         try trainer.run(progress: bar, rateUnit: "ex", loss: { step, _ in
             let k = step % stepsPerEpoch
             if k == 0 {  // a new epoch: a new order
                 for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
                 lossSum = 0
             }
-            let rows = order[(k * config.batchSize)..<min(order.count, (k + 1) * config.batchSize)].map { train[$0] }
+            let all = Array(order[(k * config.batchSize)..<min(order.count, (k + 1) * config.batchSize)])
+            let mine = share.rows(of: all.count)
+            (localRows, stepRows) = (mine.count, all.count)
+            let rows = (mine.isEmpty ? [all[0]] : Array(all[mine])).map { train[$0] }
             let batch = BERTBatch(rows.map { BERTInput($0.a, $0.b, specials: specials, maxLength: config.maxLength) }, pad: specials.pad)
             let loss = Loss.crossEntropy(logits: model(batch), targets: IntTensor(rows.map { Int32($0.label) }, shape: [rows.count]))
-            lossSum += loss.item * Float(rows.count)
-            return TrainingLoss(loss, items: rows.count)
+            return TrainingLoss(loss, items: all.count)
         }, evaluate: { step in
             let accuracy = evaluate(model, test, specials: specials, maxLength: config.maxLength)
             accuracies.append(accuracy)
