@@ -58,8 +58,7 @@ struct DataParallelRun {
     func requireSameStart(settings: String, dataBytes: Int) throws {
         #if MPI
         guard let parallel else { return }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in settings.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let hash = Array(settings.utf8).withUnsafeBytes(DataParallelRun.fnv1a)
         let hashes = try parallel.world.minMax(hash), sizes = try parallel.world.minMax(UInt64(dataBytes))
         guard hashes.min == hashes.max, sizes.min == sizes.max else {
             throw AttendError("the \(size) ranks were started differently (settings hash \(String(hashes.min, radix: 16)) and \(String(hashes.max, radix: 16)); "
@@ -109,15 +108,20 @@ struct DataParallelRun {
 
     /// Whether `count` floats at `values` are bit-identical on every rank (a 64-bit hash's minimum and maximum agree).
     func identical(_ values: UnsafePointer<Float>, count: Int) throws -> Bool {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        UnsafeRawBufferPointer(start: values, count: count * 4).forEach { hash = (hash ^ UInt64($0)) &* 0x100_0000_01b3 }
         #if MPI
         if let parallel {
-            let (low, high) = try parallel.world.minMax(hash)
+            let (low, high) = try parallel.world.minMax(DataParallelRun.fnv1a(UnsafeRawBufferPointer(start: values, count: count * 4)))
             return low == high
         }
         #endif
         return true
+    }
+
+    /// 64-bit FNV-1a of `bytes`: what the ranks compare instead of the bytes themselves.
+    static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     /// Ends MPI (for a command without a model to compare at the end).

@@ -32,7 +32,8 @@ struct Word2VecCommand: ParsableCommand {
         @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
         func validate() throws {
-            try Require.count(rounds, "--rounds", 1...100_000)
+            // Each round cuts the corpus into rounds x processes x threads slices, found afresh by every thread.
+            try Require.count(rounds, "--rounds", 1...1_000)
             try Require.skipGram(dimension: dimension, window: window, negative: negative, hierarchicalSoftmax: hierarchicalSoftmax,
                                  epochs: epochs, threads: threads)
             try Require.number(sample, "--sample", 0...1)

@@ -238,7 +238,11 @@ public final class Word2Vec {
         let threads = max(1, config.threads)
         let (process, processes, rounds) = (ranks.process, ranks.processes, ranks.roundsPerEpoch)
         guard processes >= 1, (0..<processes).contains(process), rounds >= 1 else {
-            throw AttendError("word2vec averaging: process \(process) of \(processes), \(rounds) rounds an epoch")
+            throw AttendError("word2vec over processes: process \(process) of \(processes), \(rounds) rounds an epoch")
+        }
+        // Every thread of every round finds its slice among all of them: keep their number sane.
+        guard rounds <= 1 << 20, processes <= 1 << 20, rounds * processes * threads <= 1 << 20 else {
+            throw AttendError("word2vec over processes: \(rounds) rounds x \(processes) processes x \(threads) threads is more than 2^20 slices of the corpus")
         }
         let parts = rounds * processes * threads
         // Each thread's share of the whole run, for the learning rate's decay (the same on every process).

@@ -135,6 +135,10 @@ final class Word2VecTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4 * scale, "rounds drift from the plain run by \(worst) (largest value \(scale))")
         XCTAssertThrowsError(try rounds.train(CorpusSentences(file: file, vocabulary: vocabulary),
                                               processes: Word2VecProcesses(process: 2, processes: 2, roundsPerEpoch: 1) { _, _ in }, progress: false))
+        // Rounds whose slices every thread would look up afresh, beyond any use: refused before training.
+        XCTAssertThrowsError(try rounds.train(CorpusSentences(file: file, vocabulary: vocabulary),
+                                              processes: Word2VecProcesses(process: 0, processes: 1, roundsPerEpoch: 1 << 21) { _, _ in },
+                                              progress: false)) { XCTAssert("\($0)".contains("slices of the corpus"), "\($0)") }
     }
 
     func testFormatsRoundTripAndStateResumes() throws {
