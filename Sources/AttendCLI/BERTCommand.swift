@@ -144,10 +144,12 @@ struct BERTCommand: ParsableCommand {
         @Option(name: .customLong("batch-size")) var batchSize = 32
         @Option(name: .customLong("lr")) var learningRate: Float = 3e-4
         @Option var seed: UInt64 = 1
+        @Option(name: .customLong("loss-log"), help: "Write each step's training loss, one per line.") var lossLog: String?
         @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
         func validate() throws {
             try Require.count(epochs, "--epochs", 1...100_000)
+            if let lossLog { try OutputPath.check(lossLog, isNotInput: [model, train, test] + (output.map { [$0] } ?? [])) }
             try Require.count(batchSize, "--batch-size", 1...65_536)
             try Require.learningRate(learningRate, "--lr")
             if let output { try OutputPath.check(output, isNotInput: [model, train, test]) }
@@ -183,13 +185,15 @@ struct BERTCommand: ParsableCommand {
             try parallel.requireSameStart(settings: "\(config) \(t) \(labels) \(fromScratch)", dataBytes: trainRows.count + testRows.count)
             try parallel.synchronize(classifier, step: 0)
             let started = Date()
+            var losses: [Float] = []
             let accuracies = try BERTFineTuning.run(classifier, train: trainRows, test: testRows, specials: specials, config: t,
-                                                    progress: parallel.isRoot, share: parallel.share) { epoch, loss, accuracy in
+                                                    progress: parallel.isRoot, share: parallel.share, onStep: { losses.append($0) }) { epoch, loss, accuracy in
                 say(String(format: "epoch %d: training loss %.4f, test accuracy %.2f%% (%.1f s)", epoch, loss, 100 * accuracy,
                            Date().timeIntervalSince(started)))
             }
             try parallel.finish(classifier, trainingSeconds: Date().timeIntervalSince(started))
             guard parallel.isRoot else { return }
+            if let lossLog { try AtomicFile.write(Data(losses.map { "\($0)\n" }.joined().utf8), to: lossLog) }
             print(String(format: "test accuracy: %.2f%%", 100 * accuracies.last!))
             if let output {
                 var meta = TrainedTokenizer.bpe(tokenizer).metadata

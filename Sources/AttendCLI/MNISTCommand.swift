@@ -20,6 +20,7 @@ struct MNISTCommand: ParsableCommand {
     @Option(help: "Random seed for initialization and shuffling.") var seed: UInt64 = 0
     @Option(name: .customLong("train-limit"), help: "Use only the first N training images (quick runs).") var trainLimit: Int?
     @Option(help: "Write the trained weights to this safetensors file.") var save: String?
+    @Option(name: .customLong("loss-log"), help: "Write each step's training loss, one per line.") var lossLog: String?
     @Flag(help: "Join an MPI job started without a launcher's environment (mpirun and srun are detected without this).") var distributed = false
 
     func validate() throws {
@@ -28,6 +29,7 @@ struct MNISTCommand: ParsableCommand {
         try Require.learningRate(learningRate, "--lr")
         try Require.count(trainLimit, "--train-limit", 1...Int.max)
         if let save { try OutputPath.check(save, isNotInput: [data]) }
+        if let lossLog { try OutputPath.check(lossLog, isNotInput: [data] + (save.map { [$0] } ?? [])) }
     }
 
     func run() throws {
@@ -48,11 +50,14 @@ struct MNISTCommand: ParsableCommand {
         config.showProgress = parallel.isRoot
         try parallel.synchronize(network, step: 0)
         let started = Date()
-        let reports = try ClassifierTraining.run(model: network, train: train, test: test, config: config, share: parallel.share) { r in
+        var losses: [Float] = []
+        let reports = try ClassifierTraining.run(model: network, train: train, test: test, config: config, share: parallel.share,
+                                                 onStep: { losses.append($0) }) { r in
             say(String(format: "epoch %d: train loss %.4f, test accuracy %.2f%%, %.2f s", r.epoch, r.trainLoss, 100 * r.testAccuracy, r.seconds))
         }
         try parallel.finish(network, trainingSeconds: Date().timeIntervalSince(started))
         guard parallel.isRoot else { return }
+        if let lossLog { try AtomicFile.write(Data(losses.map { "\($0)\n" }.joined().utf8), to: lossLog) }
         if let save {
             try network.save(to: save, metadata: ["model": model.rawValue, "dataset": "fashion-mnist"])
             print("saved \(save)")

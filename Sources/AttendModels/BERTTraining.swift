@@ -401,7 +401,7 @@ public enum BERTFineTuning {
     @discardableResult
     public static func run(_ model: BERTClassifier, train: [ClassificationExample], test: [ClassificationExample], specials: BERTSpecialTokens,
                            config: BERTFineTuningConfig, progress: Bool = true, share: DataParallelShare = .single,
-                           onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
+                           onStep: @escaping (Float) -> Void = { _ in }, onEpoch: (Int, Float, Double) -> Void = { _, _, _ in }) throws -> [Double] {
         guard !train.isEmpty, !test.isEmpty else { throw AttendError("fine-tuning needs training and test examples (got \(train.count) and \(test.count))") }
         guard config.epochs >= 1, config.batchSize >= 1 else { throw AttendError("fine-tuning needs at least one epoch and a batch size of at least 1") }
         let optimizer = Adam.decayingMatrices(of: model, learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -422,6 +422,7 @@ public enum BERTFineTuning {
         trainer.lossHook = { loss in
             let mean = try share.averageLoss(loss, weight: Double(localRows))
             lossSum += mean * Float(stepRows)
+            onStep(mean)
             return mean
         }
         try trainer.run(progress: bar, rateUnit: "ex", loss: { step, _ in

@@ -48,9 +48,9 @@ public enum ClassifierTraining {
     /// Trains `model` on `train`, reporting test accuracy after each epoch through `onEpoch`. With a `share` of
     /// data-parallel training, every process draws the same shuffled batches and trains on its rows of each; the
     /// gradients and the loss are averaged weighted by rows (the last batch of an epoch may not split evenly), so the
-    /// run follows the single process's.
+    /// run follows the single process's. `onStep` gets each step's loss (over every process's rows).
     public static func run(model: Module & UnaryLayer, train: ImageDataset, test: ImageDataset,
-                           config: ClassifierTrainingConfig, share: DataParallelShare = .single,
+                           config: ClassifierTrainingConfig, share: DataParallelShare = .single, onStep: @escaping (Float) -> Void = { _ in },
                            onEpoch: (EpochReport) -> Void = { _ in }) throws -> [EpochReport] {
         let optimizer = AdamW(parameters: model.namedParameters(), learningRate: config.learningRate, weightDecay: config.weightDecay)
         var reports: [EpochReport] = []
@@ -77,6 +77,7 @@ public enum ClassifierTraining {
             let mean = try share.averageLoss(loss, weight: Double(localRows))
             lossSum += Double(mean) * Double(stepRows)
             seen += stepRows
+            onStep(mean)
             return mean
         }
         try trainer.run(progress: bar, rateUnit: "img", loss: { step, _ in
