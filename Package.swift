@@ -108,7 +108,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "AttendSafetyTests", dependencies: ["AttendSafety", "AttendModels", "AttendLM", "AttendTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "AttendVisionTests", dependencies: ["AttendVision", "AttendModels", "AttendTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttendVisionTests", dependencies: ["AttendVision", "AttendModels", "AttendNN", "AttendTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendTensorTests", dependencies: ["AttendTensor", "CAttendKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendNNTests", dependencies: ["AttendNN", "AttendTensor", "AttendModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AttendDatasetsTests", dependencies: ["AttendDatasets", "AttendTensor"]),

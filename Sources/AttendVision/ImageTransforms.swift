@@ -135,6 +135,14 @@ extension Image {
         return cropped(x: x, y: y, width: w, height: h)
     }
 
+    /// Scaled (keeping its aspect ratio) until it covers width x height, then centre-cropped to exactly that size:
+    /// how a style image is fitted to a photo.
+    public func covering(width w: Int, height h: Int) -> Image {
+        let scale = Swift.max(Double(w) / Double(width), Double(h) / Double(height))
+        let scaled = resized(width: Swift.max(w, Int((Double(width) * scale).rounded(.up))), height: Swift.max(h, Int((Double(height) * scale).rounded(.up))))
+        return scaled.centerCropped(width: w, height: h)
+    }
+
     public func flippedHorizontally() -> Image {
         var out = pixels
         for c in 0..<channels {
