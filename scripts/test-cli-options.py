@@ -28,7 +28,7 @@ ZERO_ALLOWED = {
     "seed", "warmup", "dropout", "temperature", "weight-decay", "top-k", "min-p", "frequency-penalty",
     "presence-penalty", "length-penalty", "teacher-weight", "lm-weight", "overlap", "min-count", "sample",
     "negative", "port", "show", "answers", "image-hidden", "layer", "head", "min-confidence", "prompt-cache",
-    "content-weight", "style-weight",
+    "content-weight", "style-weight", "identity-weight", "alpha",
 }
 # Options that take negative numbers: OpenAI's penalties (-2...2), a layer counted from the end, the exponent of
 # beam search's length normalization.

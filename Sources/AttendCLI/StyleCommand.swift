@@ -115,13 +115,13 @@ struct StyleTrainCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Style images or folders of them.") var styles: [String]
     @Option(name: .shortAndLong, help: "The decoder to write (.safetensors).") var output: String
     @Option(help: "Training steps (1-1000000).") var steps = 2000
-    @Option(name: .customLong("batch-size"), help: "Patches per step (1-256).") var batchSize = 4
+    @Option(name: .customLong("batch-size"), help: "Patches per step (1-256).") var batchSize = 8
     @Option(help: "Patch side in pixels (a multiple of 8, 32-512).") var patch = 128
     @Option(help: "Photos are shrunk to this shorter side first (64-8192).") var side = 384
     @Option(name: .customLong("style-side"), help: "Style images are shrunk to this shorter side first (64-8192).") var styleSide = 256
     @Option(name: .customLong("content-weight"), help: "Weight of the content loss (finite, >= 0).") var contentWeight: Float = 1
-    @Option(name: .customLong("style-weight"), help: "Weight of the style loss (finite, >= 0).") var styleWeight: Float = 1000
-    @Option(name: .customLong("identity-weight"), help: "Weight of the pixel loss of each photo rendered in its own style (finite, >= 0).") var identityWeight: Float = 500
+    @Option(name: .customLong("style-weight"), help: "Weight of the style loss (finite, >= 0).") var styleWeight: Float = 1
+    @Option(name: .customLong("identity-weight"), help: "Weight of the pixel loss of each photo rendered in its own style (finite, >= 0).") var identityWeight: Float = 3000
     @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (finite, > 0).") var learningRate: Float = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the encoder).") var model: String?
