@@ -109,7 +109,10 @@ struct StyleTrainCommand: ParsableCommand {
         abstract: "Train the decoder of attend style transfer --fast on random patches of photos and of style images.",
         discussion: """
             Each step renders a batch of photo patches, each in the style of a random style patch, and lowers \
-            content-weight * content loss + style-weight * style loss: the losses attend style transfer prints.
+            content-weight * content loss + style-weight * style loss + identity-weight * identity loss. The style loss is \
+            the Gram-matrix loss attend style transfer prints; the content loss is AdaIN's (the result's block-4 features \
+            against the mixed features the decoder was given); the identity loss is the pixel MSE of each photo rendered \
+            from its own, unmixed features.
             """)
     @Argument(help: "Photos or folders of photos (PNG or JPEG) to cut content patches from.") var photos: [String]
     @Option(parsing: .upToNextOption, help: "Style images or folders of them.") var styles: [String]
@@ -186,6 +189,6 @@ struct StyleTrainCommand: ParsableCommand {
             try LineChart(series: [.init(points: curve.map { (Double($0.step), Double($0.content)) }, color: (31, 119, 180)),
                                    .init(points: curve.map { (Double($0.step), Double($0.style)) }, color: (214, 39, 40))]).render().writePNG(to: lossCurve)
         }
-        print(String(format: "content loss %.2f, style loss %.2f on training patches (last 20 steps); wrote %@", curve.last!.content, curve.last!.style, output))
+        print(String(format: "content loss (AdaIN's) %.2f, style loss %.2f on training patches (last 20 steps); wrote %@", curve.last!.content, curve.last!.style, output))
     }
 }

@@ -103,10 +103,10 @@ public final class BatchedGenerator: @unchecked Sendable {
     }
 
     /// The same, awaited.
-    public func generate(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint? = nil,
+    public func generate(input: LMInput, options: SamplingOptions, constraint: GrammarConstraint? = nil, logprobs: Int? = nil,
                          onText: @escaping (String) -> Void = { _ in }, isCancelled: @escaping () -> Bool = { false }) async throws -> GenerationResult {
         try await withCheckedThrowingContinuation { continuation in
-            submit(input: input, options: options, constraint: constraint, onText: onText, isCancelled: isCancelled) { continuation.resume(with: $0) }
+            submit(input: input, options: options, constraint: constraint, logprobs: logprobs, onText: onText, isCancelled: isCancelled) { continuation.resume(with: $0) }
         }
     }
 
