@@ -2,11 +2,12 @@
 # CLIP (issue 13), quality and speed, in one run:
 #  1. zero-shot Fashion-MNIST test accuracy (10 classes, prompts only) of LiT models: locked EfficientNet-Lite0 image
 #     tower with the pretrained MiniLM text tower, and with a from-scratch text Transformer; recall@1/5/10 both ways
-#     on 1,000 held-out pairs;
+#     on 1,000 held-out pairs; and a CLIP trained wholly from scratch (a ViT image tower and the text Transformer);
 #  2. held-out classes: the same two, trained without the ankle boot and dress pairs, scored on those classes;
 #  3. fine-tuning: the Fashion-MNIST model's zero-shot accuracy on scikit-learn's digits before and after fine-tuning
 #     on the digits' training part, and on Fashion-MNIST after (what it forgot);
-#  4. one training step (from-scratch text tower) against PyTorch on the same threads, over batch sizes and widths;
+#  4. one training step (from-scratch text tower, over cached image features and with a from-scratch ViT image tower)
+#     against PyTorch on the same threads, over batch sizes and widths;
 #  5. everyday photos: the model distilled from the ImageNet classifier on crops of Debian's wallpapers, with and
 #     without one synthetic feature per class, answering for 10 scikit-image photos among 10 everyday labels.
 # Usage: Benchmarks/clip.sh [THREADS] [STEP-RUNS] [PARTS, e.g. 125]
@@ -31,6 +32,8 @@ for tower in minilm transformer; do
   quiet $attend clip train --text-tower $tower --steps 1000 -o "$out/fashion-$tower.safetensors" | grep pairs
   quiet $attend clip evaluate --model "$out/fashion-$tower.safetensors" | grep -v "^  "
 done
+quiet $attend clip train --image-tower vit --text-tower transformer --steps 1500 -o "$out/fashion-scratch.safetensors" | grep pairs
+quiet $attend clip evaluate --model "$out/fashion-scratch.safetensors" | grep -v "^  "
 fi
 if [[ $parts == *2* ]]; then
 echo "== 2. held-out classes (ankle boot, dress left out of training)"
@@ -50,15 +53,17 @@ quiet $attend clip train --data digits --steps 300 --batch-size 128 -o "$out/dig
 echo -n "digits alone:   "; quiet $attend clip evaluate --data digits --model "$out/digits-only.safetensors" | grep zero-shot
 fi
 if [[ $parts == *4* ]]; then
-echo "== 4. one training step, from-scratch text tower: Attend vs PyTorch ($threads threads)"
+for image in ${CLIP_STEP_IMAGE_TOWERS:-efficientnet-lite0 vit}; do
+echo "== 4. one training step, from-scratch text tower, image tower $image: Attend vs PyTorch ($threads threads)"
 for run in $(seq "$runs"); do
-  a=$($attend bench clip-step --batch-sizes 64 256 1024 --widths 128 256 512)
-  t=$(.cache/venv/bin/python Benchmarks/clip_step_torch.py --threads "$threads" --batch-sizes 64 256 1024 --widths 128 256 512)
+  a=$($attend bench clip-step --image-tower $image --batch-sizes 64 256 1024 --widths 128 256 512)
+  t=$(.cache/venv/bin/python Benchmarks/clip_step_torch.py --image-tower $image --threads "$threads" --batch-sizes 64 256 1024 --widths 128 256 512)
   echo "run $run: $(echo "$a" | head -1); $(echo "$t" | head -1)"
   printf "%5s %5s %14s %14s %8s\n" width batch "attend steps/s" "torch steps/s" ratio
   paste <(echo "$a" | tail -n +3) <(echo "$t" | tail -n +3) | while read -r w b as ams w2 b2 ts tms; do
     printf "%5s %5s %14s %14s %7.2fx\n" "$w" "$b" "$as" "$ts" "$(echo "$as / $ts" | bc -l)"
   done
+done
 done
 fi
 if [[ $parts == *5* ]]; then

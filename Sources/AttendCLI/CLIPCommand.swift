@@ -36,6 +36,12 @@ struct CLIPTowerOptions: ParsableArguments {
     }
 }
 
+/// The two image towers by their command-line names.
+enum CLIPImageTowerOption: String, ExpressibleByArgument, CaseIterable {
+    case efficientnet = "efficientnet-lite0", vit
+    var tower: CLIPConfig.ImageTower { self == .efficientnet ? .efficientNetLite0 : .vit }
+}
+
 /// The two text towers by their command-line names.
 enum CLIPTextTowerOption: String, ExpressibleByArgument, CaseIterable {
     case minilm, transformer
@@ -125,14 +131,20 @@ struct CLIPDataOptions: ParsableArguments {
 struct CLIPTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train CLIP's projections and temperature (and a from-scratch text tower) over the locked image tower.",
+        abstract: "Train CLIP: projections and temperature over locked pretrained towers (LiT), or towers from scratch.",
         discussion: """
             --data fashion-mnist or digits captions each picture with its class (synonyms), its kind and (garments) its \
-            shade; a TSV file gives image-path TAB caption per line. --initialize fine-tunes an existing model on new pairs.
+            shade; a TSV file gives image-path TAB caption per line. --initialize fine-tunes an existing model on new pairs. \
+            --image-tower vit --text-tower transformer trains a whole CLIP from scratch.
             """)
     @OptionGroup var data: CLIPDataOptions
+    @Option(name: .customLong("image-tower"), help: "efficientnet-lite0 (pretrained, locked) or vit (from scratch).") var imageTower: CLIPImageTowerOption?
     @Option(name: .customLong("text-tower"), help: "minilm (pretrained, locked) or transformer (from scratch).") var textTower: CLIPTextTowerOption?
-    @Option(name: .customLong("image-size"), help: "Side of the square the image tower sees (32-1024).") var imageSize = 96
+    @Option(name: .customLong("image-size"), help: "Side of the square the image tower sees (efficientnet-lite0: 32-1024, default 96; vit: a multiple of --patch-size, default 28).") var imageSize: Int?
+    @Option(name: .customLong("patch-size"), help: "The ViT's patch side (1-64).") var patchSize = 7
+    @Option(name: .customLong("vision-width"), help: "The ViT's width (8-2048).") var visionWidth = 128
+    @Option(name: .customLong("vision-layers"), help: "The ViT's blocks (1-24).") var visionLayers = 4
+    @Option(name: .customLong("vision-heads"), help: "The ViT's attention heads (dividing its width).") var visionHeads = 4
     @Option(help: "Width of the shared space (2-4096).") var dimension = 256
     @Option(name: .customLong("image-hidden"), help: "Hidden width of a two-layer image projection (0: linear).") var imageHidden = 0
     @Option(help: "Classes to leave out of training, comma-separated (held out for zero-shot; fashion-mnist or digits).") var exclude = ""
@@ -154,7 +166,22 @@ struct CLIPTrainCommand: ParsableCommand {
     @OptionGroup var towers: CLIPTowerOptions
 
     func validate() throws {
-        guard (32...1024).contains(imageSize) else { throw ValidationError("--image-size must be 32...1024, got \(imageSize)") }
+        if let imageSize {
+            if imageTower == .vit {
+                guard (4...1024).contains(imageSize), (1...64).contains(patchSize), imageSize % patchSize == 0 else {
+                    throw ValidationError("--image-size must be 4...1024 and a multiple of --patch-size \(patchSize) (1-64), got \(imageSize)")
+                }
+            } else {
+                guard (32...1024).contains(imageSize) else { throw ValidationError("--image-size must be 32...1024, got \(imageSize)") }
+            }
+        }
+        guard (1...64).contains(patchSize) else { throw ValidationError("--patch-size must be 1...64, got \(patchSize)") }
+        guard (8...2048).contains(visionWidth) else { throw ValidationError("--vision-width must be 8...2048, got \(visionWidth)") }
+        guard (1...24).contains(visionLayers) else { throw ValidationError("--vision-layers must be 1...24, got \(visionLayers)") }
+        guard (1...64).contains(visionHeads), visionWidth % visionHeads == 0 else {
+            throw ValidationError("--vision-heads must be 1...64 and divide --vision-width \(visionWidth), got \(visionHeads)")
+        }
+        if imageTower == .vit && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs --image-tower efficientnet-lite0") }
         guard (2...4096).contains(dimension) else { throw ValidationError("--dimension must be 2...4096, got \(dimension)") }
         guard (0...8192).contains(imageHidden) else { throw ValidationError("--image-hidden must be 0...8192, got \(imageHidden)") }
         guard (1...10_000_000).contains(steps) else { throw ValidationError("--steps must be 1...10000000, got \(steps)") }
@@ -187,10 +214,17 @@ struct CLIPTrainCommand: ParsableCommand {
             if let textTower, textTower.tower != config.textTower {
                 throw AttendError("\(initialize): the model's text tower is \(config.textTower.rawValue), but --text-tower says \(textTower.rawValue)")
             }
+            if let imageTower, imageTower.tower != config.imageTower {
+                throw AttendError("\(initialize): the model's image tower is \(config.imageTower.rawValue), but --image-tower says \(imageTower.rawValue)")
+            }
             clip = try CLIP.load(initialize, towers: try towers.towers(for: config))
         } else {
-            var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: (textTower ?? .minilm).tower)
-            config.imageSize = imageSize
+            var config = CLIPConfig(imageTower: (imageTower ?? .efficientnet).tower, textTower: (textTower ?? .minilm).tower)
+            config.imageSize = imageSize ?? (imageTower == .vit ? 28 : 96)
+            config.patchSize = patchSize
+            config.visionWidth = visionWidth
+            config.visionLayers = visionLayers
+            config.visionHeads = visionHeads
             config.embeddingDimension = dimension
             config.imageProjectionHidden = imageHidden
             let loaded = try towers.towers(for: config)
@@ -406,7 +440,7 @@ struct CLIPSearchCommand: ParsableCommand {
         }
         let set = CaptionedImages(identity: identity, image: { try Image.read(readable[$0]) }, captions: readable.map { _ in [""] })
         let features = try clip.imageFeatures(of: set, cache: towers.featureCache, showProgress: true)
-        let similarity = withNoGrad { clip.projectImageFeatures(features).matmul(clip.embedTexts([query]).transposed(0, 1)) }.toArray()
+        let similarity = withNoGrad { clip.embedImageRows(features).matmul(clip.embedTexts([query]).transposed(0, 1)) }.toArray()
         for i in readable.indices.sorted(by: { similarity[$0] > similarity[$1] }).prefix(top) {
             print(String(format: "%.4f  %@", similarity[i], readable[i]))
         }

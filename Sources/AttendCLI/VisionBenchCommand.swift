@@ -55,12 +55,17 @@ struct EfficientNetBench: ParsableCommand {
 /// the same model beside it.
 struct CLIPStepBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "clip-step", abstract: "CLIP training steps/s with the from-scratch text tower, per batch size and width.")
+        commandName: "clip-step", abstract: "CLIP training steps/s with the from-scratch text tower, per batch size and width.",
+        discussion: """
+            The image side is cached 1280-d features (a locked tower, the LiT setting) or, with --image-tower vit, a \
+            Vision Transformer trained from scratch on 28 x 28 pictures in 7 x 7 patches, as wide and deep as the text tower.
+            """)
     @Option(name: .customLong("batch-sizes"), parsing: .upToNextOption, help: "Pairs per step (2-4096).") var batchSizes: [Int] = [64, 256, 1024]
     @Option(parsing: .upToNextOption, help: "Text Transformer widths (heads = width / 32).") var widths: [Int] = [128, 256]
     @Option(help: "Text Transformer layers.") var layers = 2
     @Option(help: "Tokens per caption.") var tokens = 12
     @Option(help: "Timed steps per cell (the median is reported; 1-100).") var repeats = 5
+    @Option(name: .customLong("image-tower"), help: "efficientnet-lite0 (cached features) or vit (trained from scratch).") var imageTower: CLIPImageTowerOption = .efficientnet
     @OptionGroup var towers: CLIPTowerOptions
 
     func validate() throws {
@@ -74,7 +79,12 @@ struct CLIPStepBench: ParsableCommand {
         print("width batch    steps/s   ms/step")
         let vocabulary = (0..<1000).map { Int32($0 * 37 + 300) }
         for width in widths {
-            var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .transformer)
+            var config = CLIPConfig(imageTower: imageTower.tower, textTower: .transformer)
+            config.imageSize = 28
+            config.patchSize = 7
+            config.visionWidth = width
+            config.visionHeads = width / 32
+            config.visionLayers = layers
             config.textWidth = width
             config.textHeads = width / 32
             config.textLayers = layers
@@ -83,11 +93,12 @@ struct CLIPStepBench: ParsableCommand {
             let optimizer = Adam.decayingMatrices(of: clip, learningRate: 1e-4, beta2: 0.98, weightDecay: 0.1)
             for batch in batchSizes {
                 var generator = RandomGenerator(seed: 7)
-                let images = Tensor.uniform([batch, config.imageFeatureDimension], low: 0, high: 6, seed: 3)
+                let images = imageTower == .vit ? Tensor.uniform([batch, 3, 28, 28], low: -2, high: 2, seed: 3)
+                    : Tensor.uniform([batch, config.imageFeatureDimension], low: 0, high: 6, seed: 3)
                 let rows = (0..<batch).map { _ in (0..<tokens).map { _ in Int32(2 + generator.next() % 1000) } }
                 let seconds = medianSeconds(repeats: repeats) {
                     clip.zeroGrad()
-                    clip.loss(imageFeatures: images, textFeatures: clip.textTransformer!(rows)).backward()
+                    clip.loss(imageFeatures: clip.imageFeatures(images), textFeatures: clip.textTransformer!(rows)).backward()
                     optimizer.update()
                 }
                 print(String(format: "%5d %5d %10.2f %9.2f", width, batch, 1 / seconds, 1000 * seconds))

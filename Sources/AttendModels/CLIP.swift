@@ -3,7 +3,8 @@
 // each followed by a linear projection into one shared space, rows L2-normalized, similarities scaled by a learned
 // inverse temperature and trained with the symmetric InfoNCE loss (`Loss.clip`). No pretrained CLIP weights exist on
 // these machines, so the towers are the pretrained encoders Attend already runs (EfficientNet-Lite0 for images,
-// all-MiniLM-L6-v2 for text) or a small text Transformer over CLIP's BPE trained from scratch.
+// all-MiniLM-L6-v2 for text, both locked) or towers trained from scratch: a small Vision Transformer over the
+// picture's patches and a small text Transformer over CLIP's BPE.
 //
 // A locked tower's features never change, so they are computed once (and cached on disk by the caller, see
 // `CLIPFeatureCache`) and only the projections, the temperature and any unlocked tower are trained.
@@ -19,6 +20,8 @@ public struct CLIPConfig: Codable, Equatable {
     public enum ImageTower: String, Codable, CaseIterable {
         /// The ImageNet-pretrained CNN (pooled 1280-d features), locked.
         case efficientNetLite0 = "efficientnet-lite0"
+        /// A small Vision Transformer over the picture's patches, trained from scratch with the projections.
+        case vit
     }
     public enum TextTower: String, Codable, CaseIterable {
         /// The pretrained sentence encoder (mean-pooled, unit-length 384-d sentence embeddings), locked.
@@ -43,6 +46,11 @@ public struct CLIPConfig: Codable, Equatable {
     /// The from-scratch tower's vocabulary: the CLIP BPE ids seen in its training captions (any other id reads as
     /// one unknown token: a tower trained from scratch knows no word it never saw).
     public var vocabulary: [Int32] = []
+    /// The from-scratch image tower: side of its square patches, width, layers, heads.
+    public var patchSize = 4
+    public var visionWidth = 128
+    public var visionLayers = 4
+    public var visionHeads = 4
     /// The inverse temperature a new model starts at (the paper's 1 / 0.07).
     public var initialLogitScale: Float = 1 / 0.07
 
@@ -51,7 +59,11 @@ public struct CLIPConfig: Codable, Equatable {
         self.textTower = textTower
     }
 
-    public var imageFeatureDimension: Int { 1280 }
+    public var imageFeatureDimension: Int { imageTower == .vit ? visionWidth : 1280 }
+    /// Patches along each side of the picture (the from-scratch image tower).
+    public var patchGrid: Int { imageSize / patchSize }
+    /// Whether the image tower is trained (so its inputs, not its features, are what training draws batches from).
+    public var trainsImageTower: Bool { imageTower == .vit }
     public var textFeatureDimension: Int { textTower == .miniLM ? 384 : textWidth }
 
     /// The largest inverse temperature training may reach (the paper clamps at 100).
@@ -60,7 +72,17 @@ public struct CLIPConfig: Codable, Equatable {
     /// Throws naming `source` and the field for a value the model cannot be built with.
     public func validate(source: String) throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw AttendError("\(source): \(message)") } }
-        try check((32...1024).contains(imageSize), "image_size must be 32...1024, got \(imageSize)")
+        if imageTower == .vit {
+            try check((1...64).contains(patchSize), "patch_size must be 1...64, got \(patchSize)")
+            try check((4...1024).contains(imageSize) && imageSize % patchSize == 0,
+                      "image_size must be 4...1024 and a multiple of patch_size \(patchSize), got \(imageSize)")
+            try check(patchGrid * patchGrid <= 4096, "image_size / patch_size must give at most 4,096 patches, got \(patchGrid * patchGrid)")
+            try check((8...2048).contains(visionWidth), "vision_width must be 8...2048, got \(visionWidth)")
+            try check((1...24).contains(visionLayers), "vision_layers must be 1...24, got \(visionLayers)")
+            try check((1...64).contains(visionHeads) && visionWidth % visionHeads == 0, "vision_heads must divide vision_width \(visionWidth), got \(visionHeads)")
+        } else {
+            try check((32...1024).contains(imageSize), "image_size must be 32...1024, got \(imageSize)")
+        }
         try check((2...4096).contains(embeddingDimension), "embedding_dimension must be 2...4096, got \(embeddingDimension)")
         try check((0...8192).contains(imageProjectionHidden), "image_projection_hidden must be 0...8192, got \(imageProjectionHidden)")
         try check(initialLogitScale.isFinite && initialLogitScale >= 1 && initialLogitScale <= CLIPConfig.maximumLogitScale,
@@ -79,6 +101,79 @@ public struct CLIPConfig: Codable, Equatable {
         case imageTower = "image_tower", textTower = "text_tower", imageSize = "image_size", embeddingDimension = "embedding_dimension"
         case imageProjectionHidden = "image_projection_hidden", textWidth = "text_width", textLayers = "text_layers", textHeads = "text_heads"
         case contextLength = "context_length", vocabulary, initialLogitScale = "initial_logit_scale"
+        case patchSize = "patch_size", visionWidth = "vision_width", visionLayers = "vision_layers", visionHeads = "vision_heads"
+    }
+
+    // Written by hand so that checkpoints from before the from-scratch image tower (no vision keys) still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageTower = try c.decode(ImageTower.self, forKey: .imageTower)
+        textTower = try c.decode(TextTower.self, forKey: .textTower)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        embeddingDimension = try c.decode(Int.self, forKey: .embeddingDimension)
+        imageProjectionHidden = try c.decode(Int.self, forKey: .imageProjectionHidden)
+        textWidth = try c.decode(Int.self, forKey: .textWidth)
+        textLayers = try c.decode(Int.self, forKey: .textLayers)
+        textHeads = try c.decode(Int.self, forKey: .textHeads)
+        contextLength = try c.decode(Int.self, forKey: .contextLength)
+        vocabulary = try c.decode([Int32].self, forKey: .vocabulary)
+        initialLogitScale = try c.decode(Float.self, forKey: .initialLogitScale)
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? patchSize
+        visionWidth = try c.decodeIfPresent(Int.self, forKey: .visionWidth) ?? visionWidth
+        visionLayers = try c.decodeIfPresent(Int.self, forKey: .visionLayers) ?? visionLayers
+        visionHeads = try c.decodeIfPresent(Int.self, forKey: .visionHeads) ?? visionHeads
+    }
+}
+
+/// The image tower trained from scratch: a Vision Transformer (Dosovitskiy et al. 2021) laid out as CLIP's
+/// (open_clip's `VisionTransformer`): the picture cut into `patchSize` squares, each flattened (channel, row, column)
+/// and embedded by one matrix (the stride-`patchSize` convolution without bias), a learned class embedding in front,
+/// learned position embeddings, a layer norm before the blocks, pre-norm Transformer blocks, and the class position's
+/// state through a final layer norm as the picture's features.
+public final class CLIPVisionTransformer: Module {
+    public let patchEmbedding: Linear
+    public let classEmbedding: Tensor
+    public let positionEmbedding: Tensor
+    public let preNorm: LayerNorm
+    public let layers: [TransformerEncoderBlock]
+    public let finalNorm: LayerNorm
+    let patchSize: Int
+
+    public init(_ config: CLIPConfig, generator: inout RandomGenerator) {
+        let w = config.visionWidth, p = config.patchSize
+        patchEmbedding = Linear(3 * p * p, w, bias: false, generator: &generator)
+        // open_clip's initialization: both embeddings normal with standard deviation width^-1/2.
+        let scale = 1 / Float(w).squareRoot()
+        classEmbedding = Tensor.randn([w], std: scale, generator: &generator, requiresGrad: true)
+        positionEmbedding = Tensor.randn([config.patchGrid * config.patchGrid + 1, w], std: scale, generator: &generator, requiresGrad: true)
+        preNorm = LayerNorm(w)
+        let block = TransformerBlockConfig(dimension: w, headCount: config.visionHeads, preNorm: true)
+        layers = (0..<config.visionLayers).map { _ in TransformerEncoderBlock(block, generator: &generator) }
+        finalNorm = LayerNorm(w)
+        patchSize = p
+    }
+
+    /// Pictures [B, 3, S, S] as rows of flattened patches [B, (S/p)^2, 3 p^2], patches in reading order.
+    public static func patches(_ x: Tensor, patchSize p: Int) -> Tensor {
+        let (b, c, s) = (x.shape[0], x.shape[1], x.shape[2])
+        let g = s / p
+        return x.reshape([b, c, g, p, g, p]).permute([0, 2, 4, 1, 3, 5]).contiguous().reshape([b, g * g, c * p * p])
+    }
+
+    /// Every position's state after the final norm [B, 1 + patches, width]: the class position, then the patches.
+    public func states(_ x: Tensor) -> Tensor {
+        let b = x.shape[0], w = classEmbedding.shape[0]
+        let tokens = patchEmbedding(CLIPVisionTransformer.patches(x, patchSize: patchSize))
+        var h = Tensor.concat([classEmbedding.reshape([1, 1, w]).expand(to: [b, 1, w]), tokens], axis: 1)
+        h = preNorm(h + positionEmbedding.reshape([1, positionEmbedding.shape[0], w]))
+        for layer in layers { h = layer(h) }
+        return finalNorm(h)
+    }
+
+    /// The pictures' features [B, width]: the class position's final state.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = states(x)
+        return h.slice(axis: 1, start: 0, length: 1).reshape([x.shape[0], h.shape[2]])
     }
 }
 
@@ -130,21 +225,23 @@ public final class CLIPTextTransformer: Module {
 }
 
 /// The pretrained encoders a CLIP model stands on, loaded once and shared (they are not part of its checkpoint).
+/// A model whose image tower is trained from scratch needs no `imageEncoder`.
 public final class CLIPTowers {
-    public let imageEncoder: EfficientNet
+    public let imageEncoder: EfficientNet?
     public let textEncoder: SentenceEmbedder?
     public let tokenizer: CLIPTokenizer?
 
-    public init(imageEncoder: EfficientNet, textEncoder: SentenceEmbedder?, tokenizer: CLIPTokenizer?) {
+    public init(imageEncoder: EfficientNet?, textEncoder: SentenceEmbedder?, tokenizer: CLIPTokenizer?) {
         self.imageEncoder = imageEncoder
         self.textEncoder = textEncoder
         self.tokenizer = tokenizer
     }
 
-    /// Loads what `config` needs: EfficientNet-Lite0 from `efficientNet` (a torch.save file), MiniLM from the
-    /// sentence-transformers folder `miniLM` or CLIP's BPE from `clipMerges` (bpe_simple_vocab_16e6.txt.gz).
+    /// Loads what `config` needs: EfficientNet-Lite0 from `efficientNet` (a torch.save file; not for a from-scratch
+    /// image tower), MiniLM from the sentence-transformers folder `miniLM` or CLIP's BPE from `clipMerges`
+    /// (bpe_simple_vocab_16e6.txt.gz).
     public static func load(for config: CLIPConfig, efficientNet: String, miniLM: String, clipMerges: String) throws -> CLIPTowers {
-        let image = try EfficientNet.load(efficientNet)
+        let image = config.imageTower == .efficientNetLite0 ? try EfficientNet.load(efficientNet) : nil
         switch config.textTower {
         case .miniLM: return CLIPTowers(imageEncoder: image, textEncoder: try SentenceEmbedder.load(directory: miniLM), tokenizer: nil)
         case .transformer: return CLIPTowers(imageEncoder: image, textEncoder: nil, tokenizer: try CLIPTokenizer(mergesFile: clipMerges))
@@ -152,8 +249,8 @@ public final class CLIPTowers {
     }
 }
 
-/// A CLIP model: projections, temperature and (for a from-scratch text tower) the text Transformer, over locked
-/// pretrained towers.
+/// A CLIP model: projections, temperature and any from-scratch tower (the image ViT, the text Transformer), beside
+/// the locked pretrained towers.
 ///
 /// ```swift
 /// let config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
@@ -170,12 +267,14 @@ public final class CLIP: Module {
     /// log of the inverse temperature, trained; clamped to [0, log 100] before each step.
     public let logitScale: Tensor
     public let textTransformer: CLIPTextTransformer?
+    public let visionTransformer: CLIPVisionTransformer?
     /// The locked pretrained towers (not saved with the model).
     public let towers: CLIPTowers
 
     public init(_ config: CLIPConfig, towers: CLIPTowers, seed: UInt64 = 0xC11F) {
         precondition(config.textTower == .transformer ? towers.tokenizer != nil : towers.textEncoder != nil,
                      "CLIP: the towers do not provide the \(config.textTower.rawValue) text tower")
+        precondition(config.imageTower == .vit || towers.imageEncoder != nil, "CLIP: the towers do not provide the \(config.imageTower.rawValue) image tower")
         self.config = config
         self.towers = towers
         var generator = RandomGenerator(seed: seed)
@@ -190,6 +289,7 @@ public final class CLIP: Module {
         textProjection = Linear(config.textFeatureDimension, d, bias: false, generator: &generator)
         logitScale = Tensor([Foundation.log(config.initialLogitScale)], shape: [1], requiresGrad: true)
         textTransformer = config.textTower == .transformer ? CLIPTextTransformer(config, generator: &generator) : nil
+        visionTransformer = config.imageTower == .vit ? CLIPVisionTransformer(config, generator: &generator) : nil
     }
 
     /// The inverse temperature now (exp of the learned log, clamped as in training).
@@ -203,16 +303,23 @@ public final class CLIP: Module {
     // MARK: Towers
 
     /// What the image tower takes for `image`: RGB, the shorter side resized to `imageSize` (bicubic), the centre
-    /// square, normalized as EfficientNet-Lite was trained: [3, S, S]. The whole picture stays in view (no 0.875
-    /// crop), since a garment or an object often touches the edges.
+    /// square, normalized as EfficientNet-Lite was trained (or, for the from-scratch ViT, with OpenAI CLIP's mean and
+    /// standard deviation): [3, S, S]. The whole picture stays in view (no 0.875 crop), since a garment or an object
+    /// often touches the edges.
     public func imageInput(_ image: Image) -> Tensor {
-        let net = towers.imageEncoder.config
-        return image.classifierInput(size: config.imageSize, mean: net.mean, std: net.std, cropFraction: 1)
+        let (mean, std) = towers.imageEncoder.map { ($0.config.mean, $0.config.std) } ?? (CLIP.pixelMean, CLIP.pixelStd)
+        return image.classifierInput(size: config.imageSize, mean: mean, std: std, cropFraction: 1)
     }
 
-    /// The locked image tower's pooled features [N, 1280] for inputs [N, 3, S, S] from `imageInput`.
+    /// OpenAI CLIP's per-channel pixel mean and standard deviation (what the from-scratch image tower's inputs use).
+    public static let pixelMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
+    public static let pixelStd: [Float] = [0.26862954, 0.26130258, 0.27577711]
+
+    /// The image tower's features [N, imageFeatureDimension] for inputs [N, 3, S, S] from `imageInput`: the locked
+    /// CNN's pooled features (no gradient), or the from-scratch ViT's (with gradient when training).
     public func imageFeatures(_ inputs: Tensor) -> Tensor {
-        withNoGrad { towers.imageEncoder.pooledFeatures(inputs) }
+        if let vit = visionTransformer { return vit(inputs) }
+        return withNoGrad { towers.imageEncoder!.pooledFeatures(inputs) }
     }
 
     /// The text tower's features [N, textFeatureDimension]: locked MiniLM sentence embeddings (no gradient), or the
@@ -293,9 +400,17 @@ public final class CLIP: Module {
     /// How well each cell of the image tower's last feature map matches `text` (a unit embedding [D] or [1, D]):
     /// the cell's features go through the image projection like pooled ones (pooling is the mean over cells, so with
     /// a linear projection the picture's embedding is the mean of the cells' before normalization). [h, w] cosines.
+    /// For the from-scratch ViT the cells are the patches' final states, projected as the class position's is
+    /// (MaskCLIP's reading, Zhou et al. 2022: those states were never trained against text, so the map is rougher).
     public func regionSimilarities(_ image: Image, text: Tensor) -> Tensor {
         withNoGrad {
-            let map = towers.imageEncoder.featureMap(imageInput(image).reshape([1, 3, config.imageSize, config.imageSize]))
+            let input = imageInput(image).reshape([1, 3, config.imageSize, config.imageSize])
+            if let vit = visionTransformer {
+                let g = config.patchGrid, states = vit.states(input)
+                let cells = states.slice(axis: 1, start: 1, length: g * g).reshape([g * g, config.visionWidth]).contiguous()
+                return projectImageFeatures(cells).matmul(text.reshape([-1, 1])).reshape([g, g])
+            }
+            let map = towers.imageEncoder!.featureMap(input)
             let (c, h, w) = (map.shape[1], map.shape[2], map.shape[3])
             let cells = map.reshape([c, h * w]).transposed(0, 1).contiguous()          // [h*w, 1280]
             let similarity = projectImageFeatures(cells).matmul(text.reshape([-1, 1]))   // [h*w, 1]
@@ -352,6 +467,9 @@ public final class CLIP: Module {
         if config.textTower == .transformer ? towers.tokenizer == nil : towers.textEncoder == nil {
             throw AttendError("\(path): the model's text tower is \(config.textTower.rawValue), but the towers given do not provide it")
         }
+        if config.imageTower == .efficientNetLite0 && towers.imageEncoder == nil {
+            throw AttendError("\(path): the model's image tower is \(config.imageTower.rawValue), but the towers given do not provide it")
+        }
         // The tensors the config implies, checked before anything of that size is allocated.
         let d = config.embeddingDimension, h = config.imageProjectionHidden
         try file.requireTensor("imageProjection.weight", shape: [h > 0 ? h : d, config.imageFeatureDimension], source: path)
@@ -363,6 +481,14 @@ public final class CLIP: Module {
             try file.requireTensor("textTransformer.positionEmbedding.weight", shape: [config.contextLength, w], source: path)
             for l in 0..<config.textLayers {
                 try file.requireTensor("textTransformer.layers.\(l).feedForward.up.weight", shape: [4 * w, w], source: path)
+            }
+        }
+        if config.imageTower == .vit {
+            let (w, p, g) = (config.visionWidth, config.patchSize, config.patchGrid)
+            try file.requireTensor("visionTransformer.patchEmbedding.weight", shape: [w, 3 * p * p], source: path)
+            try file.requireTensor("visionTransformer.positionEmbedding", shape: [g * g + 1, w], source: path)
+            for l in 0..<config.visionLayers {
+                try file.requireTensor("visionTransformer.layers.\(l).feedForward.up.weight", shape: [4 * w, w], source: path)
             }
         }
         let clip = CLIP(config, towers: towers)

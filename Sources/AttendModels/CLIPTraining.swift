@@ -53,11 +53,42 @@ public struct CLIPEvaluation: Codable {
 }
 
 extension CLIP {
-    /// The locked image tower's features [N, 1280] of every picture in `data`. With a cache they are stored in
-    /// chunks of 1,024 source pictures, so subsets of one source (a limit, held-out classes) share them.
-    /// With `showProgress`, a bar counts the pictures that go through the tower (none when all are cached).
+    /// Width of a row of `imageFeatures(of:)`: the locked tower's feature width, or a flattened picture's size.
+    public var imageRowDimension: Int { config.trainsImageTower ? 3 * config.imageSize * config.imageSize : config.imageFeatureDimension }
+
+    /// Unit-length image embeddings [N, D] of rows from `imageFeatures(of:)` (a from-scratch tower runs on them
+    /// first, `batchSize` pictures at a time), without gradient.
+    public func embedImageRows(_ rows: Tensor, batchSize: Int = 256) -> Tensor {
+        withNoGrad {
+            guard config.trainsImageTower else { return projectImageFeatures(rows) }
+            let n = rows.shape[0], s = config.imageSize
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: n, by: batchSize) {
+                let m = Swift.min(batchSize, n - start)
+                parts.append(projectImageFeatures(imageFeatures(rows.slice(axis: 0, start: start, length: m).reshape([m, 3, s, s]))))
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+        }
+    }
+
+    /// One row per picture in `data` [N, imageRowDimension], what training draws its batches from and
+    /// `embedImageRows` embeds: the locked image tower's features, or for a from-scratch tower (which changes
+    /// while it trains) the pictures as it takes them, flattened. Locked features are cached in chunks of 1,024
+    /// source pictures, so subsets of one source (a limit, held-out classes) share them. With `showProgress`, a bar
+    /// counts the pictures that go through the tower (none when all are cached).
     public func imageFeatures(of data: CaptionedImages, cache: CLIPFeatureCache, batchSize: Int = 64,
                               showProgress: Bool = false) throws -> Tensor {
+        if config.trainsImageTower {
+            let d = imageRowDimension
+            let out = Tensor(shape: [data.count, d])
+            let bar = showProgress ? ProgressBar(total: data.count, label: "pictures", unit: "image") : nil
+            for i in 0..<data.count {
+                let x = imageInput(try data.image(i)).contiguous()
+                (out.pointer + i * d).update(from: x.pointer, count: d)
+                bar?.advance(1)
+            }
+            return out
+        }
         let chunk = 1024
         let needed = cache.directory == nil ? [] : Set(data.sourceIndices.map { $0 / chunk }).sorted()
         let work = cache.directory == nil ? data.count : needed.reduce(0) { $0 + Swift.min(chunk, data.sourceCount - $1 * chunk) }
@@ -101,8 +132,8 @@ extension CLIP {
                       share: DataParallelShare = .single, progress: ProgressBar? = nil) throws -> Trainer {
         try training.validate()
         guard data.count >= 2 else { throw AttendError("CLIP training needs at least 2 captioned pictures, got \(data.count)") }
-        guard imageFeatures.shape == [data.count, config.imageFeatureDimension] else {
-            throw AttendError("image features have shape \(imageFeatures.shape), expected [\(data.count), \(config.imageFeatureDimension)]")
+        guard imageFeatures.shape == [data.count, imageRowDimension] else {
+            throw AttendError("image features have shape \(imageFeatures.shape), expected [\(data.count), \(imageRowDimension)]")
         }
         // Locked text tower: every distinct caption embedded once.
         var captionIndex: [String: Int] = [:]
@@ -111,6 +142,7 @@ extension CLIP {
         let lockedText: Tensor? = textTransformer == nil ? withNoGrad { textFeatures(unique) } : nil
         let lockedPrompts: Tensor? = textTransformer == nil ? teacher.map { t in withNoGrad { textFeatures(t.prompts) } } : nil
         if let teacher {
+            guard !config.trainsImageTower else { throw AttendError("distillation from the ImageNet classifier needs the efficientnet-lite0 image tower") }
             guard teacher.imageFeatures.shape[0] >= 1, teacherBatch >= 1 else { throw AttendError("the teacher needs at least one crop and a batch of at least 1") }
             guard teacherWeight.isFinite, teacherWeight >= 0 else { throw AttendError("the teacher's weight must be finite and >= 0, got \(teacherWeight)") }
         }
@@ -146,7 +178,8 @@ extension CLIP {
             }
             let picked = IntTensor(order[mine].map { Int32($0) }, shape: [mine.count])
             let myCaptions = Array(captions[mine])
-            let images = imageFeatures.indexSelect(picked)
+            var images = imageFeatures.indexSelect(picked)
+            if config.trainsImageTower { images = self.imageFeatures(images.reshape([mine.count, 3, config.imageSize, config.imageSize])) }
             let texts = lockedText.map { $0.indexSelect(IntTensor(myCaptions.map { Int32(captionIndex[$0]!) }, shape: [mine.count])) }
                 ?? textFeatures(myCaptions)
             var total = Loss.clip(imageEmbeddings: try share.gather(projectImageFeatures(images), batch: batch),
@@ -170,7 +203,7 @@ extension CLIP {
         let rows = labels.indices.filter { classes.contains(labels[$0]) }
         guard !rows.isEmpty, classes.count >= 2 else { return .nan }
         return withNoGrad {
-            let images = projectImageFeatures(imageFeatures.indexSelect(IntTensor(rows.map { Int32($0) }, shape: [rows.count])))
+            let images = embedImageRows(imageFeatures.indexSelect(IntTensor(rows.map { Int32($0) }, shape: [rows.count])))
             let p = zeroShot(images, classes: classes.map { prompts[$0] }).toArray()
             let c = classes.count
             var right = 0
@@ -190,7 +223,7 @@ extension CLIP {
         }
         guard prompts.count == names.count else { throw AttendError("\(prompts.count) prompt groups for \(names.count) classes") }
         return withNoGrad {
-            let images = projectImageFeatures(imageFeatures)
+            let images = embedImageRows(imageFeatures)
             let probabilities = zeroShot(images, classes: prompts)
             let c = names.count
             var right = [Int](repeating: 0, count: c), seen = [Int](repeating: 0, count: c)
@@ -247,7 +280,9 @@ public struct CLIPTeacher {
     public init(clip: CLIP, crops: CaptionedImages, labels: ImageNetLabels, cache: CLIPFeatureCache, classPrototypes: Bool = true,
                 showProgress: Bool = false) throws {
         var features = try clip.imageFeatures(of: crops, cache: cache, showProgress: showProgress)
-        let classifier = clip.towers.imageEncoder.classifier
+        guard let classifier = clip.towers.imageEncoder?.classifier else {
+            throw AttendError("the ImageNet teacher needs a CLIP model whose image tower is efficientnet-lite0")
+        }
         if classPrototypes { features = Tensor.concat([features, CLIPTeacher.prototypes(classifier, meanNormOf: features)], axis: 0) }
         imageFeatures = features
         probabilities = withNoGrad { classifier(features).softmax(axis: -1) }
