@@ -67,6 +67,12 @@ expect_error "--image-size must be 4...1024 and a multiple of --patch-size 7" "$
 expect_error "--vision-heads must be 1...64 and divide --vision-width 128" "$attend" clip train --image-tower vit --vision-heads 3 -o "$work/m.safetensors"
 expect_error "--photos (distillation from the ImageNet classifier) needs --image-tower efficientnet-lite0" "$attend" clip train --image-tower vit --photos "$photos/coffee.png" -o "$work/m.safetensors"
 expect_error "image tower is efficientnet-lite0, but --image-tower says vit" "$attend" clip train --initialize $clip --image-tower vit --limit 10 --steps 1 -o "$work/m.safetensors"
+expect_error "--unlock-image-tower is for efficientnet-lite0; the vit tower always trains" "$attend" clip train --image-tower vit --unlock-image-tower -o "$work/m.safetensors"
+expect_error "needs the image tower locked; leave out --unlock-image-tower" "$attend" clip train --unlock-image-tower --photos "$photos/coffee.png" -o "$work/m.safetensors"
+expect_error "would hold 8.2 GiB (at most 8)" "$attend" clip train --unlock-image-tower --image-size 192 --limit 20000 --steps 1 -o "$work/m.safetensors"
+# The shipped LiT model with its image tower unlocked: one step of fine-tuning writes a model that answers.
+expect_output "wrote $work/unlocked.safetensors" "$attend" clip train --initialize $clip --unlock-image-tower --limit 32 --batch-size 16 --steps 1 --learning-rate 1e-4 -o "$work/unlocked.safetensors"
+expect_output '"labels"' "$attend" clip classify --model "$work/unlocked.safetensors" --labels "a bag,a coat" --json "$photos/coffee.png"
 # A CLIP wholly from scratch (ViT and text Transformer) trains and answers without the EfficientNet file.
 expect_output "wrote $work/vit.safetensors" "$attend" clip train --image-tower vit --text-tower transformer --limit 64 --steps 2 --batch-size 32 --vision-width 32 --vision-layers 1 --vision-heads 1 --efficientnet "$work/none.pth" -o "$work/vit.safetensors"
 expect_output '"labels"' "$attend" clip classify --model "$work/vit.safetensors" --efficientnet "$work/none.pth" --labels "a bag,a coat" --json --explain "$work/vit-where.png" "$photos/coffee.png"

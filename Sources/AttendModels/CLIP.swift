@@ -53,6 +53,9 @@ public struct CLIPConfig: Codable, Equatable {
     public var visionHeads = 4
     /// The inverse temperature a new model starts at (the paper's 1 / 0.07).
     public var initialLogitScale: Float = 1 / 0.07
+    /// Fine-tune the pretrained image tower with the rest instead of locking it: the model then carries its own copy
+    /// of the tower's weights (BatchNorms stay folded, their statistics frozen).
+    public var unlockImageTower = false
 
     public init(imageTower: ImageTower = .efficientNetLite0, textTower: TextTower = .miniLM) {
         self.imageTower = imageTower
@@ -63,7 +66,7 @@ public struct CLIPConfig: Codable, Equatable {
     /// Patches along each side of the picture (the from-scratch image tower).
     public var patchGrid: Int { imageSize / patchSize }
     /// Whether the image tower is trained (so its inputs, not its features, are what training draws batches from).
-    public var trainsImageTower: Bool { imageTower == .vit }
+    public var trainsImageTower: Bool { imageTower == .vit || unlockImageTower }
     public var textFeatureDimension: Int { textTower == .miniLM ? 384 : textWidth }
 
     /// The largest inverse temperature training may reach (the paper clamps at 100).
@@ -80,6 +83,7 @@ public struct CLIPConfig: Codable, Equatable {
             try check((8...2048).contains(visionWidth), "vision_width must be 8...2048, got \(visionWidth)")
             try check((1...24).contains(visionLayers), "vision_layers must be 1...24, got \(visionLayers)")
             try check((1...64).contains(visionHeads) && visionWidth % visionHeads == 0, "vision_heads must divide vision_width \(visionWidth), got \(visionHeads)")
+            try check(!unlockImageTower, "unlock_image_tower is for the pretrained efficientnet-lite0 tower (vit always trains)")
         } else {
             try check((32...1024).contains(imageSize), "image_size must be 32...1024, got \(imageSize)")
         }
@@ -102,6 +106,7 @@ public struct CLIPConfig: Codable, Equatable {
         case imageProjectionHidden = "image_projection_hidden", textWidth = "text_width", textLayers = "text_layers", textHeads = "text_heads"
         case contextLength = "context_length", vocabulary, initialLogitScale = "initial_logit_scale"
         case patchSize = "patch_size", visionWidth = "vision_width", visionLayers = "vision_layers", visionHeads = "vision_heads"
+        case unlockImageTower = "unlock_image_tower"
     }
 
     // Written by hand so that checkpoints from before the from-scratch image tower (no vision keys) still load.
@@ -122,6 +127,7 @@ public struct CLIPConfig: Codable, Equatable {
         visionWidth = try c.decodeIfPresent(Int.self, forKey: .visionWidth) ?? visionWidth
         visionLayers = try c.decodeIfPresent(Int.self, forKey: .visionLayers) ?? visionLayers
         visionHeads = try c.decodeIfPresent(Int.self, forKey: .visionHeads) ?? visionHeads
+        unlockImageTower = try c.decodeIfPresent(Bool.self, forKey: .unlockImageTower) ?? false
     }
 }
 
@@ -268,6 +274,8 @@ public final class CLIP: Module {
     public let logitScale: Tensor
     public let textTransformer: CLIPTextTransformer?
     public let visionTransformer: CLIPVisionTransformer?
+    /// The pretrained image tower's own trainable copy, when the config unlocks it (saved with the model).
+    public let unlockedImageTower: EfficientNet?
     /// The locked pretrained towers (not saved with the model).
     public let towers: CLIPTowers
 
@@ -290,6 +298,7 @@ public final class CLIP: Module {
         logitScale = Tensor([Foundation.log(config.initialLogitScale)], shape: [1], requiresGrad: true)
         textTransformer = config.textTower == .transformer ? CLIPTextTransformer(config, generator: &generator) : nil
         visionTransformer = config.imageTower == .vit ? CLIPVisionTransformer(config, generator: &generator) : nil
+        unlockedImageTower = config.unlockImageTower ? towers.imageEncoder!.trainableCopy() : nil
     }
 
     /// The inverse temperature now (exp of the learned log, clamped as in training).
@@ -316,9 +325,11 @@ public final class CLIP: Module {
     public static let pixelStd: [Float] = [0.26862954, 0.26130258, 0.27577711]
 
     /// The image tower's features [N, imageFeatureDimension] for inputs [N, 3, S, S] from `imageInput`: the locked
-    /// CNN's pooled features (no gradient), or the from-scratch ViT's (with gradient when training).
+    /// CNN's pooled features (no gradient), or a trained tower's (the from-scratch ViT, the unlocked CNN; with
+    /// gradient when training).
     public func imageFeatures(_ inputs: Tensor) -> Tensor {
         if let vit = visionTransformer { return vit(inputs) }
+        if let unlocked = unlockedImageTower { return unlocked.pooledFeatures(inputs) }
         return withNoGrad { towers.imageEncoder!.pooledFeatures(inputs) }
     }
 
@@ -410,7 +421,7 @@ public final class CLIP: Module {
                 let cells = states.slice(axis: 1, start: 1, length: g * g).reshape([g * g, config.visionWidth]).contiguous()
                 return projectImageFeatures(cells).matmul(text.reshape([-1, 1])).reshape([g, g])
             }
-            let map = towers.imageEncoder!.featureMap(input)
+            let map = (unlockedImageTower ?? towers.imageEncoder!).featureMap(input)
             let (c, h, w) = (map.shape[1], map.shape[2], map.shape[3])
             let cells = map.reshape([c, h * w]).transposed(0, 1).contiguous()          // [h*w, 1280]
             let similarity = projectImageFeatures(cells).matmul(text.reshape([-1, 1]))   // [h*w, 1]
@@ -482,6 +493,9 @@ public final class CLIP: Module {
             for l in 0..<config.textLayers {
                 try file.requireTensor("textTransformer.layers.\(l).feedForward.up.weight", shape: [4 * w, w], source: path)
             }
+        }
+        if config.unlockImageTower, let tower = towers.imageEncoder {
+            try file.requireTensor("unlockedImageTower.head.weight", shape: tower.head.weight.shape, source: path)
         }
         if config.imageTower == .vit {
             let (w, p, g) = (config.visionWidth, config.patchSize, config.patchGrid)

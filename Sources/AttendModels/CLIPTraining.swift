@@ -80,6 +80,11 @@ extension CLIP {
                               showProgress: Bool = false) throws -> Tensor {
         if config.trainsImageTower {
             let d = imageRowDimension
+            let gib = Double(data.count) * Double(d) * 4 / Double(1 << 30)
+            guard gib <= 8 else {
+                throw AttendError(String(format: "a trained image tower takes the pictures themselves: %d pictures at %d x %d would hold %.1f GiB (at most 8); use fewer pictures or a smaller image size",
+                                         data.count, config.imageSize, config.imageSize, gib))
+            }
             let out = Tensor(shape: [data.count, d])
             let bar = showProgress ? ProgressBar(total: data.count, label: "pictures", unit: "image") : nil
             for i in 0..<data.count {
@@ -142,7 +147,7 @@ extension CLIP {
         let lockedText: Tensor? = textTransformer == nil ? withNoGrad { textFeatures(unique) } : nil
         let lockedPrompts: Tensor? = textTransformer == nil ? teacher.map { t in withNoGrad { textFeatures(t.prompts) } } : nil
         if let teacher {
-            guard !config.trainsImageTower else { throw AttendError("distillation from the ImageNet classifier needs the efficientnet-lite0 image tower") }
+            guard !config.trainsImageTower else { throw AttendError("distillation from the ImageNet classifier needs the locked efficientnet-lite0 image tower") }
             guard teacher.imageFeatures.shape[0] >= 1, teacherBatch >= 1 else { throw AttendError("the teacher needs at least one crop and a batch of at least 1") }
             guard teacherWeight.isFinite, teacherWeight >= 0 else { throw AttendError("the teacher's weight must be finite and >= 0, got \(teacherWeight)") }
         }

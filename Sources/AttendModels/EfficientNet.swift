@@ -98,6 +98,27 @@ public final class EfficientNet: Module, UnaryLayer {
         (self.config, self.stem, self.blocks, self.head, self.classifier) = (config, stem, blocks, head, classifier)
     }
 
+    /// A deep copy whose convolutions train (`requiresGrad`; each BatchNorm stays folded, so its statistics are
+    /// frozen, as fine-tuning with small batches wants), leaving this instance, which others may share, untouched.
+    /// The classifier is copied frozen.
+    public func trainableCopy() -> EfficientNet {
+        func conv(_ c: FoldedConv2d) -> FoldedConv2d {
+            let w = c.weight.copy(), b = c.bias.copy()
+            w.requiresGrad = true
+            b.requiresGrad = true
+            return FoldedConv2d(weight: w, bias: b, stride: c.stride, groups: c.groups, activates: c.activates)
+        }
+        var generator = RandomGenerator(seed: 0)
+        let head = Linear(classifier.weight.shape[1], classifier.weight.shape[0], generator: &generator)
+        head.weight.assign(classifier.weight)
+        head.bias!.assign(classifier.bias!)
+        head.weight.requiresGrad = false
+        head.bias!.requiresGrad = false
+        return EfficientNet(config: config, stem: conv(stem),
+                            blocks: blocks.map { MBConvBlock(expand: $0.expand.map(conv), depthwise: conv($0.depthwise), project: conv($0.project), residual: $0.residual) },
+                            head: conv(self.head), classifier: head)
+    }
+
     /// The last feature map [N, headChannels, H/32, W/32].
     public func featureMap(_ x: Tensor) -> Tensor { head(blocks.reduce(stem(x)) { $1($0) }) }
 

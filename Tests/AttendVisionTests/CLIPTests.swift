@@ -127,6 +127,50 @@ final class CLIPTests: XCTestCase {
         XCTAssertEqual(try CLIP.load(path, towers: towers).textFeatures(["a dark coat"]).toArray(), clip.textFeatures(["a dark coat"]).toArray())
     }
 
+    /// Unlocking the pretrained image tower trains the model's own copy of it (the towers others share are left as
+    /// they were), the loss falls, the copy round-trips through the file, and a file that lacks it is refused.
+    func testUnlockedImageTowerTrainsItsOwnCopy() throws {
+        let towers = try towers(.miniLM)
+        let train = CaptionedImages.fashionMNIST(try fashion(train: true), limit: 96)
+        var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
+        config.imageSize = 32
+        config.embeddingDimension = 32
+        config.unlockImageTower = true
+        try config.validate(source: "test")
+        let clip = CLIP(config, towers: towers)
+        let shared = towers.imageEncoder!.head.weight.toArray()
+        let rows = try clip.imageFeatures(of: train, cache: CLIPFeatureCache(directory: nil))
+        XCTAssertEqual(rows.shape, [96, 3 * 32 * 32])
+        var training = CLIPTrainingConfig()
+        training.steps = 25
+        training.batchSize = 32
+        training.warmupSteps = 2
+        training.learningRate = 1e-3
+        let trainer = try clip.train(on: train, imageFeatures: rows, config: training)
+        XCTAssertLessThan(trainer.recentLoss(5), trainer.lossHistory[0].loss - 0.3, "\(trainer.lossHistory.map(\.loss))")
+        let tuned = clip.unlockedImageTower!
+        XCTAssertNotNil(tuned.stem.weight.grad, "the gradient reaches the first convolution")
+        XCTAssertNotEqual(tuned.head.weight.toArray(), shared, "the copy trained")
+        XCTAssertEqual(towers.imageEncoder!.head.weight.toArray(), shared, "the shared tower is untouched")
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("clip-unlocked-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try clip.saveModel(to: path)
+        let pictures = try (0..<2).map { try train.image($0) }
+        let loaded = try CLIP.load(path, towers: towers)
+        let a = loaded.embedImages(pictures).toArray(), b = clip.embedImages(pictures).toArray()
+        XCTAssertEqual(a.count, b.count)
+        for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-6) }
+        let x = rows.slice(axis: 0, start: 0, length: 2).reshape([2, 3, 32, 32])
+        let own = withNoGrad { loaded.imageFeatures(x) }.toArray(), base = withNoGrad { towers.imageEncoder!.pooledFeatures(x) }.toArray()
+        XCTAssertGreaterThan(zip(own, base).map { abs($0 - $1) }.max()!, 1e-3, "the loaded model uses its own tower")
+        try Safetensors.write(clip.namedTensors().filter { !$0.name.hasPrefix("unlockedImageTower.") },
+                              metadata: ["clip_config": String(decoding: try JSONEncoder().encode(config), as: UTF8.self)], to: path)
+        XCTAssertThrowsError(try CLIP.load(path, towers: towers)) {
+            XCTAssertTrue("\($0)".contains("unlockedImageTower.head.weight"), "\($0)")
+        }
+    }
+
     /// The committed model (models/clip.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
     /// alone, and a picture's best-matching region map has the feature map's shape.
     func testShippedModelZeroShotAccuracy() throws {
