@@ -320,7 +320,7 @@ public final class BERTClassifier: Module {
     public init(bert: BERTModel, classCount: Int, dropout: Float = 0.1, generator: inout RandomGenerator) {
         self.bert = bert
         pooler = Linear(bert.config.hiddenSize, bert.config.hiddenSize, generator: &generator)
-        self.dropout = Dropout(dropout)
+        self.dropout = Dropout(dropout, branchingFrom: generator)
         classifier = Linear(bert.config.hiddenSize, classCount, generator: &generator)
         super.init()
         withNoGrad {

@@ -1,6 +1,7 @@
-// Training and evaluating CLIP over locked towers: the image tower's features computed once (and cached), each
-// step a batch of pictures paired with one of their captions drawn at random, the shared Trainer running the
-// symmetric contrastive loss; evaluation by zero-shot accuracy per class and recall@K both ways.
+// Training and evaluating CLIP: a locked image tower's features computed once (and cached), or for a trained tower
+// (the from-scratch ViT, the unlocked CNN) the pictures kept as it takes them and run through it each step; each step
+// a batch of pictures paired with one of their captions drawn at random, the shared Trainer running the symmetric
+// contrastive loss; evaluation by zero-shot accuracy per class and recall@K both ways.
 
 import AttendNN
 import AttendTensor
@@ -127,8 +128,15 @@ extension CLIP {
         return out
     }
 
-    /// Trains the projections, the temperature and any from-scratch text tower on `data` (whose image features are
-    /// `imageFeatures`, from `imageFeatures(of:)`). Returns the trainer, whose loss history is the curve.
+    /// Trains the projections, the temperature and any trained tower (the from-scratch ViT and text Transformer, the
+    /// unlocked CNN) on `data`, whose rows from `imageFeatures(of:)` are `imageFeatures` (a trained image tower runs on
+    /// each batch's pictures). Returns the trainer, whose loss history is the curve.
+    ///
+    /// ```swift
+    /// let rows = try clip.imageFeatures(of: pairs, cache: CLIPFeatureCache(directory: ".cache/clip-features"))
+    /// let trainer = try clip.train(on: pairs, imageFeatures: rows, config: CLIPTrainingConfig())
+    /// try clip.saveModel(to: "clip.safetensors")
+    /// ```
     ///
     /// With a `teacher`, each step adds `teacherWeight` times the distillation loss on `teacherBatch` of its crops.
     @discardableResult

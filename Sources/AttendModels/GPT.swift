@@ -123,7 +123,7 @@ public final class GPTModel: Module, LanguageModel {
                                            activation: config.activation, preNorm: true, layerNormEps: config.layerNormEps)
         blocks = (0..<config.layerCount).map { _ in TransformerEncoderBlock(block, generator: &generator) }
         finalNorm = LayerNorm(config.width, eps: config.layerNormEps)
-        dropout = Dropout(config.dropout)
+        dropout = Dropout(config.dropout, branchingFrom: generator, salt: 2)
         super.init()
         // GPT-2's initialization: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 L).
         withNoGrad {

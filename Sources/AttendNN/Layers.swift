@@ -92,6 +92,19 @@ public final class Dropout: Module, UnaryLayer {
         generator = RandomGenerator(seed: seed)
     }
 
+    /// A Dropout built while `generator` initializes a model: its mask stream starts from the generator's state (a
+    /// copy: the generator does not advance, so the model's weights are what they would be without it), so each
+    /// Dropout of a model draws its own masks. `salt` tells apart Dropouts built at the same state.
+    ///
+    /// ```swift
+    /// up = Linear(d, 4 * d, generator: &generator)
+    /// dropout = Dropout(0.1, branchingFrom: generator)
+    /// ```
+    public convenience init(_ probability: Float, branchingFrom generator: RandomGenerator, salt: UInt64 = 0) {
+        var copy = generator
+        self.init(probability, seed: copy.next() ^ (0xD20 &+ (salt &+ 1) &* 0x9E37_79B9_7F4A_7C15))
+    }
+
     /// Restarts the mask stream from `seed` (data-parallel training gives each process its own, so the processes'
     /// shares of a batch do not get the same masks).
     public func reseed(_ seed: UInt64) { generator = RandomGenerator(seed: seed) }

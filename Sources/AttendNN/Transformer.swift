@@ -15,7 +15,7 @@ public final class FeedForward: Module, UnaryLayer {
         up = Linear(dimension, hiddenDimension, generator: &generator)
         down = Linear(hiddenDimension, dimension, generator: &generator)
         self.activation = activation
-        self.dropout = Dropout(dropout)
+        self.dropout = Dropout(dropout, branchingFrom: generator)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -61,7 +61,7 @@ public final class TransformerEncoderBlock: Module {
         feedForward = FeedForward(dimension: config.dimension, hiddenDimension: config.hiddenDimension,
                                   activation: config.activation, dropout: config.dropout, generator: &generator)
         feedForwardNorm = LayerNorm(config.dimension, eps: config.layerNormEps)
-        dropout = Dropout(config.dropout)
+        dropout = Dropout(config.dropout, branchingFrom: generator, salt: 1)   // built at the feed-forward's state
         preNorm = config.preNorm
     }
 
@@ -97,7 +97,7 @@ public final class TransformerDecoderBlock: Module {
         feedForward = FeedForward(dimension: config.dimension, hiddenDimension: config.hiddenDimension,
                                   activation: config.activation, dropout: config.dropout, generator: &generator)
         feedForwardNorm = LayerNorm(config.dimension, eps: config.layerNormEps)
-        dropout = Dropout(config.dropout)
+        dropout = Dropout(config.dropout, branchingFrom: generator, salt: 1)   // built at the feed-forward's state
         preNorm = config.preNorm
     }
 

@@ -33,6 +33,25 @@ final class ModuleAndCheckpointTests: XCTestCase {
         XCTAssertTrue(block.feedForward.dropout.isTraining)
     }
 
+    /// Each Dropout of a model draws its own masks (they all started from one seed before, so a block's attention and
+    /// feed-forward outputs, and every layer, lost the same positions), and giving them streams leaves the weights as
+    /// they were. Shown to fail with the block's Dropout built from the same state and salt as the feed-forward's.
+    func testEveryDropoutOfAModelDrawsItsOwnMasks() {
+        var g1 = RandomGenerator(seed: 5), g2 = RandomGenerator(seed: 5)
+        let config = TransformerBlockConfig(dimension: 8, headCount: 2, dropout: 0.5)
+        let blocks = (0..<2).map { _ in TransformerEncoderBlock(config, generator: &g1) }
+        var plain = config
+        plain.dropout = 0
+        let reference = (0..<2).map { _ in TransformerEncoderBlock(plain, generator: &g2) }
+        XCTAssertEqual(blocks[1].attention.query.weight.toArray(), reference[1].attention.query.weight.toArray(), "weights unchanged")
+        XCTAssertEqual(blocks[1].feedForward.down.weight.toArray(), reference[1].feedForward.down.weight.toArray())
+        XCTAssertEqual(g1.next(), g2.next(), "the generator advances as without dropout")
+        let x = Tensor.ones([64])
+        let masks = [blocks[0].dropout, blocks[0].feedForward.dropout, blocks[1].dropout, blocks[1].feedForward.dropout].map { $0(x).toArray() }
+        for i in masks.indices { for j in masks.indices where j > i { XCTAssertNotEqual(masks[i], masks[j], "Dropouts \(i) and \(j) dropped the same positions") } }
+        for m in masks { XCTAssertTrue(m.allSatisfy { $0 == 0 || $0 == 2 }) }
+    }
+
     func testSafetensorsRoundTripKeepsNamesShapesValuesAndMetadata() throws {
         let path = temporaryPath("roundtrip.safetensors")
         let a = Tensor.randn([2, 3], seed: 1), b = Tensor.randn([5], seed: 2), scalar = Tensor(3)

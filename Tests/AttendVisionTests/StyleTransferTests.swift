@@ -115,8 +115,8 @@ final class StyleTransferTests: XCTestCase {
         let onlyA = fast.render(content: content, styles: [(a, 1)])
         XCTAssertEqual(onlyA.shape, [3, 37, 45])
         // Weights are normalized, and a style of weight 0 adds nothing.
-        assertClose(fast.render(content: content, styles: [(a, 3)]), onlyA, 1e-6)
-        assertClose(fast.render(content: content, styles: [(a, 1), (b, 0)]), onlyA, 1e-6)
+        assertClose(fast.render(content: content, styles: [(a, 3)]), onlyA, tolerance: 1e-6, "one style at weight 3")
+        assertClose(fast.render(content: content, styles: [(a, 1), (b, 0)]), onlyA, tolerance: 1e-6, "a second style at weight 0")
         let onlyB = fast.render(content: content, styles: [(b, 1)])
         let mixed = fast.render(content: content, styles: [(a, 1), (b, 1)])
         XCTAssertGreaterThan(maxDifference(mixed, onlyA), 1e-4)
@@ -124,7 +124,7 @@ final class StyleTransferTests: XCTestCase {
         // alpha 0 renders the content's own features, whatever the style.
         let own = withNoGrad { fast.decoder(fast.measure.features(batch: content.reshape([1, 3, 37, 45]), at: [4])[0]) }
             .slice(axis: 2, 0..<37).slice(axis: 3, 0..<45).contiguous().reshape([3, 37, 45])
-        assertClose(fast.render(content: content, styles: [(a, 1)], alpha: 0), own, 1e-6)
+        assertClose(fast.render(content: content, styles: [(a, 1)], alpha: 0), own, tolerance: 1e-6, "alpha 0")
         XCTAssertGreaterThan(maxDifference(fast.render(content: content, styles: [(a, 1)], alpha: 0.5), own), 1e-4)
     }
 
@@ -166,9 +166,4 @@ final class StyleTransferTests: XCTestCase {
     }
 
     func maxDifference(_ a: Tensor, _ b: Tensor) -> Float { zip(a.toArray(), b.toArray()).map { abs($0 - $1) }.max() ?? 0 }
-
-    func assertClose(_ a: Tensor, _ b: Tensor, _ tolerance: Float, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.shape, b.shape, file: file, line: line)
-        XCTAssertLessThanOrEqual(maxDifference(a, b), tolerance, file: file, line: line)
-    }
 }
