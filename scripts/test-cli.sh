@@ -69,6 +69,8 @@ expect_error "--photos (distillation from the ImageNet classifier) needs --image
 expect_error "image tower is efficientnet-lite0, but --image-tower says vit" "$attend" clip train --initialize $clip --image-tower vit --limit 10 --steps 1 -o "$work/m.safetensors"
 expect_error "--unlock-image-tower is for efficientnet-lite0; the vit tower always trains" "$attend" clip train --image-tower vit --unlock-image-tower -o "$work/m.safetensors"
 expect_error "needs the image tower locked; leave out --unlock-image-tower" "$attend" clip train --unlock-image-tower --photos "$photos/coffee.png" -o "$work/m.safetensors"
+expect_error "--unlock-text-tower is for minilm; the transformer tower always trains" "$attend" clip train --text-tower transformer --unlock-text-tower -o "$work/m.safetensors"
+expect_error "needs the text tower locked; leave out --unlock-text-tower" "$attend" clip train --unlock-text-tower --photos "$photos/coffee.png" -o "$work/m.safetensors"
 expect_error "would hold 8.2 GiB (at most 8)" "$attend" clip train --unlock-image-tower --image-size 192 --limit 20000 --steps 1 -o "$work/m.safetensors"
 # The shipped LiT model with its image tower unlocked: one step of fine-tuning writes a model that answers.
 expect_output "wrote $work/unlocked.safetensors" "$attend" clip train --initialize $clip --unlock-image-tower --limit 32 --batch-size 16 --steps 1 --learning-rate 1e-4 -o "$work/unlocked.safetensors"

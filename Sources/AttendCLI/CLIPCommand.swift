@@ -145,6 +145,7 @@ struct CLIPTrainCommand: ParsableCommand {
     @Option(name: .customLong("vision-width"), help: "The ViT's width (8-2048).") var visionWidth = 128
     @Option(name: .customLong("vision-layers"), help: "The ViT's blocks (1-24).") var visionLayers = 4
     @Option(name: .customLong("vision-heads"), help: "The ViT's attention heads (dividing its width).") var visionHeads = 4
+    @Flag(name: .customLong("unlock-text-tower"), help: "Fine-tune the pretrained all-MiniLM-L6-v2 tower with the rest (the model then holds its weights, 87 MiB; use a lower --learning-rate).") var unlockTextTower = false
     @Flag(name: .customLong("unlock-image-tower"), help: "Fine-tune the pretrained efficientnet-lite0 tower with the rest (the model then holds its weights; use a lower --learning-rate).") var unlockImageTower = false
     @Option(help: "Width of the shared space (2-4096).") var dimension = 256
     @Option(name: .customLong("image-hidden"), help: "Hidden width of a two-layer image projection (0: linear).") var imageHidden = 0
@@ -185,6 +186,8 @@ struct CLIPTrainCommand: ParsableCommand {
         if imageTower == .vit && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs --image-tower efficientnet-lite0") }
         if imageTower == .vit && unlockImageTower { throw ValidationError("--unlock-image-tower is for efficientnet-lite0; the vit tower always trains") }
         if unlockImageTower && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs the image tower locked; leave out --unlock-image-tower") }
+        if textTower == .transformer && unlockTextTower { throw ValidationError("--unlock-text-tower is for minilm; the transformer tower always trains") }
+        if unlockTextTower && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs the text tower locked; leave out --unlock-text-tower") }
         guard (2...4096).contains(dimension) else { throw ValidationError("--dimension must be 2...4096, got \(dimension)") }
         guard (0...8192).contains(imageHidden) else { throw ValidationError("--image-hidden must be 0...8192, got \(imageHidden)") }
         guard (1...10_000_000).contains(steps) else { throw ValidationError("--steps must be 1...10000000, got \(steps)") }
@@ -221,10 +224,11 @@ struct CLIPTrainCommand: ParsableCommand {
                 throw AttendError("\(initialize): the model's image tower is \(config.imageTower.rawValue), but --image-tower says \(imageTower.rawValue)")
             }
             let loaded = try CLIP.load(initialize, towers: try towers.towers(for: config))
-            if unlockImageTower && !config.unlockImageTower {
-                // LiT, then unlocked: the same projections and temperature over a trainable copy of the tower.
+            if (unlockImageTower && !config.unlockImageTower) || (unlockTextTower && !config.unlockTextTower) {
+                // LiT, then unlocked: the same projections and temperature over trainable copies of the towers.
                 var unlocked = config
-                unlocked.unlockImageTower = true
+                unlocked.unlockImageTower = config.unlockImageTower || unlockImageTower
+                unlocked.unlockTextTower = config.unlockTextTower || unlockTextTower
                 try unlocked.validate(source: initialize)
                 clip = CLIP(unlocked, towers: loaded.towers, seed: seed)
                 try clip.load(Dictionary(uniqueKeysWithValues: loaded.namedTensors().map { ($0.name, $0.tensor) }), source: initialize, strict: false)
@@ -239,6 +243,7 @@ struct CLIPTrainCommand: ParsableCommand {
             config.visionLayers = visionLayers
             config.visionHeads = visionHeads
             config.unlockImageTower = unlockImageTower
+            config.unlockTextTower = unlockTextTower
             config.embeddingDimension = dimension
             config.imageProjectionHidden = imageHidden
             let loaded = try towers.towers(for: config)

@@ -265,6 +265,29 @@ public final class SentenceEmbedder: VectorEncoder {
         return out
     }
 
+    /// A copy whose encoder trains (every tensor `requiresGrad`, float32), for fine-tuning inside another model
+    /// without touching this instance, which others may share.
+    public func trainableCopy() -> SentenceEmbedder {
+        var generator = RandomGenerator(seed: 0)
+        let copy = Initialization.skipping { BERTModel(model.config, generator: &generator) }
+        for ((name, mine), (theirs, source)) in zip(copy.namedTensors(), model.namedTensors()) {
+            precondition(name == theirs, "trainableCopy: \(name) against \(theirs)")
+            mine.assign(source)
+            mine.requiresGrad = true
+        }
+        copy.eval()
+        return SentenceEmbedder(model: copy, tokenizer: tokenizer, pooling: pooling, normalize: normalize, maxLength: maxLength)
+    }
+
+    /// Embeddings [N, D] of `sentences` as one padded batch in their order, keeping the gradient: what training an
+    /// unlocked encoder needs (`embed` sorts, batches and computes without gradient).
+    public func embedForTraining(_ sentences: [String]) -> Tensor {
+        let encoded = sentences.map { tokenizer.encode($0, maxLength: maxLength) }
+        let lengths = encoded.map(\.count)
+        let pooled = pool(model(IntTensor.padded(encoded, with: tokenizer.padId), lengths: lengths), lengths: lengths)
+        return normalize ? Loss.normalize(pooled) : pooled
+    }
+
     func pool(_ h: Tensor, lengths: [Int]) -> Tensor {
         let (b, t) = (h.shape[0], h.shape[1])
         switch pooling {

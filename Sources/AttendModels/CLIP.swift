@@ -56,6 +56,8 @@ public struct CLIPConfig: Codable, Equatable {
     /// Fine-tune the pretrained image tower with the rest instead of locking it: the model then carries its own copy
     /// of the tower's weights (BatchNorms stay folded, their statistics frozen).
     public var unlockImageTower = false
+    /// Fine-tune the pretrained MiniLM text tower with the rest (the model then carries its weights, 87 MiB).
+    public var unlockTextTower = false
 
     public init(imageTower: ImageTower = .efficientNetLite0, textTower: TextTower = .miniLM) {
         self.imageTower = imageTower
@@ -91,6 +93,7 @@ public struct CLIPConfig: Codable, Equatable {
         try check((0...8192).contains(imageProjectionHidden), "image_projection_hidden must be 0...8192, got \(imageProjectionHidden)")
         try check(initialLogitScale.isFinite && initialLogitScale >= 1 && initialLogitScale <= CLIPConfig.maximumLogitScale,
                   "initial_logit_scale must be 1...100, got \(initialLogitScale)")
+        try check(!unlockTextTower || textTower == .miniLM, "unlock_text_tower is for the pretrained all-MiniLM-L6-v2 tower (transformer always trains)")
         if textTower == .transformer {
             try check((8...2048).contains(textWidth), "text_width must be 8...2048, got \(textWidth)")
             try check((1...24).contains(textLayers), "text_layers must be 1...24, got \(textLayers)")
@@ -106,7 +109,7 @@ public struct CLIPConfig: Codable, Equatable {
         case imageProjectionHidden = "image_projection_hidden", textWidth = "text_width", textLayers = "text_layers", textHeads = "text_heads"
         case contextLength = "context_length", vocabulary, initialLogitScale = "initial_logit_scale"
         case patchSize = "patch_size", visionWidth = "vision_width", visionLayers = "vision_layers", visionHeads = "vision_heads"
-        case unlockImageTower = "unlock_image_tower"
+        case unlockImageTower = "unlock_image_tower", unlockTextTower = "unlock_text_tower"
     }
 
     // Written by hand so that checkpoints from before the from-scratch image tower (no vision keys) still load.
@@ -128,6 +131,7 @@ public struct CLIPConfig: Codable, Equatable {
         visionLayers = try c.decodeIfPresent(Int.self, forKey: .visionLayers) ?? visionLayers
         visionHeads = try c.decodeIfPresent(Int.self, forKey: .visionHeads) ?? visionHeads
         unlockImageTower = try c.decodeIfPresent(Bool.self, forKey: .unlockImageTower) ?? false
+        unlockTextTower = try c.decodeIfPresent(Bool.self, forKey: .unlockTextTower) ?? false
     }
 }
 
@@ -276,6 +280,9 @@ public final class CLIP: Module {
     public let visionTransformer: CLIPVisionTransformer?
     /// The pretrained image tower's own trainable copy, when the config unlocks it (saved with the model).
     public let unlockedImageTower: EfficientNet?
+    /// The pretrained text tower's own trainable copy, when the config unlocks it; its encoder is saved with the model.
+    public let unlockedTextTower: SentenceEmbedder?
+    public let unlockedTextEncoder: BERTModel?
     /// The locked pretrained towers (not saved with the model).
     public let towers: CLIPTowers
 
@@ -299,6 +306,8 @@ public final class CLIP: Module {
         textTransformer = config.textTower == .transformer ? CLIPTextTransformer(config, generator: &generator) : nil
         visionTransformer = config.imageTower == .vit ? CLIPVisionTransformer(config, generator: &generator) : nil
         unlockedImageTower = config.unlockImageTower ? towers.imageEncoder!.trainableCopy() : nil
+        unlockedTextTower = config.unlockTextTower ? towers.textEncoder!.trainableCopy() : nil
+        unlockedTextEncoder = unlockedTextTower?.model
     }
 
     /// The inverse temperature now (exp of the learned log, clamped as in training).
@@ -333,12 +342,13 @@ public final class CLIP: Module {
         return withNoGrad { towers.imageEncoder!.pooledFeatures(inputs) }
     }
 
-    /// The text tower's features [N, textFeatureDimension]: locked MiniLM sentence embeddings (no gradient), or the
-    /// from-scratch Transformer (with gradient when training).
+    /// The text tower's features [N, textFeatureDimension]: locked MiniLM sentence embeddings (no gradient), or a
+    /// trained tower's (the from-scratch Transformer, the unlocked MiniLM; with gradient when training).
     public func textFeatures(_ texts: [String]) -> Tensor {
         if let transformer = textTransformer, let tokenizer = towers.tokenizer {
             return transformer(texts.map { transformer.tokenRows(tokenizer.encode($0)) })
         }
+        if let unlocked = unlockedTextTower { return unlocked.embedForTraining(texts) }
         return towers.textEncoder!.embed(texts)
     }
 
@@ -496,6 +506,10 @@ public final class CLIP: Module {
         }
         if config.unlockImageTower, let tower = towers.imageEncoder {
             try file.requireTensor("unlockedImageTower.head.weight", shape: tower.head.weight.shape, source: path)
+        }
+        if config.unlockTextTower, let tower = towers.textEncoder {
+            let name = "embeddings.wordEmbeddings.weight"
+            try file.requireTensor("unlockedTextEncoder." + name, shape: tower.model.namedTensors().first { $0.name == name }!.tensor.shape, source: path)
         }
         if config.imageTower == .vit {
             let (w, p, g) = (config.visionWidth, config.patchSize, config.patchGrid)

@@ -152,10 +152,12 @@ extension CLIP {
         var captionIndex: [String: Int] = [:]
         var unique: [String] = []
         for group in data.captions { for c in group where captionIndex[c] == nil { captionIndex[c] = unique.count; unique.append(c) } }
-        let lockedText: Tensor? = textTransformer == nil ? withNoGrad { textFeatures(unique) } : nil
-        let lockedPrompts: Tensor? = textTransformer == nil ? teacher.map { t in withNoGrad { textFeatures(t.prompts) } } : nil
+        let textLocked = textTransformer == nil && unlockedTextTower == nil
+        let lockedText: Tensor? = textLocked ? withNoGrad { textFeatures(unique) } : nil
+        let lockedPrompts: Tensor? = textLocked ? teacher.map { t in withNoGrad { textFeatures(t.prompts) } } : nil
         if let teacher {
             guard !config.trainsImageTower else { throw AttendError("distillation from the ImageNet classifier needs the locked efficientnet-lite0 image tower") }
+            guard !config.unlockTextTower else { throw AttendError("distillation from the ImageNet classifier needs the text tower locked (its 1,000 prompts would go through it every step)") }
             guard teacher.imageFeatures.shape[0] >= 1, teacherBatch >= 1 else { throw AttendError("the teacher needs at least one crop and a batch of at least 1") }
             guard teacherWeight.isFinite, teacherWeight >= 0 else { throw AttendError("the teacher's weight must be finite and >= 0, got \(teacherWeight)") }
         }
@@ -207,6 +209,7 @@ extension CLIP {
             return TrainingLoss(total, items: batch)
         }
         clampLogitScale()
+        eval()   // an unlocked MiniLM has dropout: embeddings after training are the model's, not a sample
         return trainer
     }
 

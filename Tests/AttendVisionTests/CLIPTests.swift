@@ -169,6 +169,42 @@ final class CLIPTests: XCTestCase {
         }
     }
 
+    /// Unlocking the pretrained text tower trains the model's own copy of MiniLM (the shared one is left as it was)
+    /// through the pooled, normalized sentence embeddings; the copy round-trips through the file.
+    func testUnlockedTextTowerTrainsItsOwnCopy() throws {
+        let towers = try towers(.miniLM)
+        let train = CaptionedImages.fashionMNIST(try fashion(train: true), limit: 64)
+        var config = CLIPConfig(imageTower: .efficientNetLite0, textTower: .miniLM)
+        config.imageSize = 32
+        config.embeddingDimension = 32
+        config.unlockTextTower = true
+        try config.validate(source: "test")
+        let clip = CLIP(config, towers: towers)
+        let shared = towers.textEncoder!.embed(["a photo of a dark coat"]).toArray()
+        let before = withNoGrad { clip.textFeatures(["a photo of a dark coat"]) }.toArray()
+        XCTAssertEqual(zip(before, shared).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5, "the copy starts as the shared tower")
+        let rows = try clip.imageFeatures(of: train, cache: CLIPFeatureCache(directory: nil))
+        var training = CLIPTrainingConfig()
+        training.steps = 12
+        training.batchSize = 16
+        training.warmupSteps = 1
+        training.learningRate = 1e-3
+        let trainer = try clip.train(on: train, imageFeatures: rows, config: training)
+        XCTAssertLessThan(trainer.recentLoss(3), trainer.lossHistory[0].loss, "\(trainer.lossHistory.map(\.loss))")
+        let first = clip.unlockedTextEncoder!.embeddings.wordEmbeddings.weight
+        XCTAssertNotNil(first.grad, "the gradient reaches the word embeddings")
+        let after = withNoGrad { clip.textFeatures(["a photo of a dark coat"]) }
+        XCTAssertGreaterThan(zip(after.toArray(), before).map { abs($0 - $1) }.max()!, 1e-4, "the copy trained")
+        XCTAssertEqual(towers.textEncoder!.embed(["a photo of a dark coat"]).toArray(), shared, "the shared tower is untouched")
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("clip-unlocked-text-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try clip.saveModel(to: path)
+        let loaded = try CLIP.load(path, towers: towers)
+        assertClose(loaded.embedTexts(["a photo of a dark coat", "a bag"]), clip.embedTexts(["a photo of a dark coat", "a bag"]),
+                    tolerance: 1e-6, "text embeddings after a round trip")
+    }
+
     /// The committed model (models/clip.safetensors) classifies unseen Fashion-MNIST test pictures by prompts
     /// alone, and a picture's best-matching region map has the feature map's shape.
     func testShippedModelZeroShotAccuracy() throws {
