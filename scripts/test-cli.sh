@@ -75,6 +75,9 @@ expect_error "would hold 8.2 GiB (at most 8)" "$attend" clip train --unlock-imag
 # The shipped LiT model with its image tower unlocked: one step of fine-tuning writes a model that answers.
 expect_output "wrote $work/unlocked.safetensors" "$attend" clip train --initialize $clip --unlock-image-tower --limit 32 --batch-size 16 --steps 1 --learning-rate 1e-4 -o "$work/unlocked.safetensors"
 expect_output '"labels"' "$attend" clip classify --model "$work/unlocked.safetensors" --labels "a bag,a coat" --json "$photos/coffee.png"
+# The training-step benchmark runs with either image tower (cached features stand for the locked one).
+expect_output "   32     4" "$attend" bench clip-step --batch-sizes 4 --widths 32 --repeats 1
+expect_output "   32     4" "$attend" bench clip-step --image-tower vit --batch-sizes 4 --widths 32 --repeats 1
 # A CLIP wholly from scratch (ViT and text Transformer) trains and answers without the EfficientNet file.
 expect_output "wrote $work/vit.safetensors" "$attend" clip train --image-tower vit --text-tower transformer --limit 64 --steps 2 --batch-size 32 --vision-width 32 --vision-layers 1 --vision-heads 1 --efficientnet "$work/none.pth" -o "$work/vit.safetensors"
 expect_output '"labels"' "$attend" clip classify --model "$work/vit.safetensors" --efficientnet "$work/none.pth" --labels "a bag,a coat" --json --explain "$work/vit-where.png" "$photos/coffee.png"

@@ -98,7 +98,9 @@ struct CLIPStepBench: ParsableCommand {
                 let rows = (0..<batch).map { _ in (0..<tokens).map { _ in Int32(2 + generator.next() % 1000) } }
                 let seconds = medianSeconds(repeats: repeats) {
                     clip.zeroGrad()
-                    clip.loss(imageFeatures: clip.imageFeatures(images), textFeatures: clip.textTransformer!(rows)).backward()
+                    // Cached features stand for a locked tower; the ViT runs on its pictures each step.
+                    let features = imageTower == .vit ? clip.imageFeatures(images) : images
+                    clip.loss(imageFeatures: features, textFeatures: clip.textTransformer!(rows)).backward()
                     optimizer.update()
                 }
                 print(String(format: "%5d %5d %10.2f %9.2f", width, batch, 1 / seconds, 1000 * seconds))
