@@ -62,69 +62,17 @@ public enum Conv2dPadding: Equatable {
 }
 
 enum Convolution {
-    /// Unfolds `channels` planes of one image into columns [channels*KH*KW, OH*OW] (zero outside the padded border).
-    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutablePointer<Float>, channels: Int) {
-        let (oh, ow) = (g.outHeight, g.outWidth)
-        var row = 0
-        for c in 0..<channels {
-            let plane = x + c * g.height * g.width
-            for ki in 0..<g.kernelHeight {
-                for kj in 0..<g.kernelWidth {
-                    let dst = cols + row * oh * ow
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padTop + ki
-                        let line = dst + oy * ow
-                        if iy < 0 || iy >= g.height {
-                            line.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let src = plane + iy * g.width
-                        let (lo, hi) = validColumns(g, kj)
-                        if lo > 0 { line.update(repeating: 0, count: lo) }
-                        if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
-                        if g.stride == 1 {
-                            if hi > lo { (line + lo).update(from: src + lo - g.padLeft + kj, count: hi - lo) }
-                        } else {
-                            for ox in lo..<hi { line[ox] = src[ox * g.stride - g.padLeft + kj] }
-                        }
-                    }
-                    row += 1
-                }
-            }
-        }
-    }
-
-    /// Output columns ox whose input column ox * stride - padLeft + kj lies inside the image.
-    @inline(__always)
-    static func validColumns(_ g: Conv2dGeometry, _ kj: Int) -> (Int, Int) {
-        let first = g.padLeft - kj  // smallest ox * stride that is in range
-        let lo = first <= 0 ? 0 : (first + g.stride - 1) / g.stride
-        let last = g.width - 1 + g.padLeft - kj  // largest ox * stride in range
-        let hi = last < 0 ? 0 : Swift.min(g.outWidth, last / g.stride + 1)
-        return (Swift.min(lo, hi), hi)
+    /// Unfolds `channels` planes of one image into columns [channels*KH*KW, OH*OW] (zero outside the padded border),
+    /// row r at cols + r * ld.
+    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutablePointer<Float>, channels: Int, ld: Int? = nil) {
+        attend_im2col(x, channels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft,
+                      g.outHeight, g.outWidth, cols, ld ?? g.outPixels)
     }
 
     /// Folds columns back into `channels` planes, adding overlapping contributions (adjoint of im2col).
-    static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutablePointer<Float>, channels: Int) {
-        let (oh, ow) = (g.outHeight, g.outWidth)
-        var row = 0
-        for c in 0..<channels {
-            let plane = x + c * g.height * g.width
-            for ki in 0..<g.kernelHeight {
-                for kj in 0..<g.kernelWidth {
-                    let src = cols + row * oh * ow
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padTop + ki
-                        if iy < 0 || iy >= g.height { continue }
-                        let dst = plane + iy * g.width
-                        let (lo, hi) = validColumns(g, kj)
-                        let line = src + oy * ow
-                        for ox in lo..<hi { dst[ox * g.stride - g.padLeft + kj] += line[ox] }
-                    }
-                    row += 1
-                }
-            }
-        }
+    static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutablePointer<Float>, channels: Int, ld: Int? = nil) {
+        attend_col2im(cols, ld ?? g.outPixels, channels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.stride, g.padTop,
+                      g.padLeft, g.outHeight, g.outWidth, x)
     }
 
     /// Runs `body(sampleRange, columnsBuffer, threadIndex, gemmThreads)` over the batch. With at least as many samples
@@ -194,7 +142,23 @@ enum Convolution {
         let go = gradOut.contiguous(), xc = x.contiguous(), wc = w.contiguous()
         let dx = needInput ? Tensor.zeros(x.shape) : nil
         let gp = go.pointer, xp = xc.pointer, wp = wc.pointer, dxp = dx?.pointer
-        let db = go.sum(axes: [0, 2, 3])
+        // The bias gradient sums each output plane straight from the gradient (sum(axes: [0, 2, 3]) would first copy it
+        // into a permuted layout).
+        let db = Tensor.zeros([g.outChannels])
+        let dbp = db.pointer
+        for n in 0..<g.batch {
+            for oc in 0..<g.outChannels {
+                let plane = gp + (n * g.outChannels + oc) * g.outPixels
+                var lanes = SIMD8<Float>(), i = 0
+                while i + 8 <= g.outPixels {
+                    lanes += UnsafeRawPointer(plane + i).loadUnaligned(as: SIMD8<Float>.self)
+                    i += 8
+                }
+                var s = lanes.sum()
+                while i < g.outPixels { s += plane[i]; i += 1 }
+                dbp[oc] += s
+            }
+        }
         if g.isDepthwise {
             // The kernel always accumulates dW; a frozen filter (style transfer, a locked tower) just discards it.
             let dw = Tensor.zeros(w.shape)

@@ -182,4 +182,13 @@ void attend_depthwise_backward(const float *x, const float *weight, const float 
                                long channels, long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top,
                                long pad_left, long oh, long ow);
 
+/// Unfolds `channels` planes [H, W] of one image into the columns of a convolution's GEMM: row (c, ki, kj), column
+/// (oy, ox) at cols[row * ld + oy * ow + ox], zero where the window reads padding. ld >= oh * ow lets several images
+/// sit side by side in one matrix.
+void attend_im2col(const float *x, long channels, long h, long w, long kh, long kw, long stride, long pad_top, long pad_left,
+                   long oh, long ow, float *cols, long ld);
+/// Its adjoint: adds each column entry back into the image position it was read from (x +=).
+void attend_col2im(const float *cols, long ld, long channels, long h, long w, long kh, long kw, long stride, long pad_top,
+                   long pad_left, long oh, long ow, float *x);
+
 #endif
