@@ -1,4 +1,5 @@
-// Loss functions, composed from tensor primitives so their gradients come from the rules in Autodiff.swift.
+// Loss functions. Cross-entropy is one fused op (Tensor.softmaxCrossEntropy, its gradient rule in Autodiff.swift);
+// the others are composed from tensor primitives so their gradients come from the rules there.
 
 import AttendTensor
 import Foundation
@@ -20,24 +21,19 @@ public enum Loss {
         let n = logits.count / c
         precondition(targets.count == n, "crossEntropy: \(targets.count) targets for logits of shape \(logits.shape)")
         var picked = targets.data
-        let weights = Tensor(shape: [n, 1], repeating: 1)
-        let wp = weights.pointer
+        var weights = [Float](repeating: 1, count: n)
         var counted = n
         for i in 0..<n {
             if let ignore = ignoreIndex, Int(picked[i]) == ignore {
                 picked[i] = 0
-                wp[i] = 0
+                weights[i] = 0
                 counted -= 1
             } else {
                 precondition(picked[i] >= 0 && Int(picked[i]) < c, "crossEntropy: target \(picked[i]) is not a class in 0..<\(c)")
             }
         }
-        let logp = logits.reshape([n, c]).logSoftmax(axis: -1)
-        var perItem = -logp.gather(axis: 1, indices: IntTensor(picked, shape: [n, 1]))
-        if labelSmoothing > 0 {
-            perItem = perItem * (1 - labelSmoothing) - logp.mean(axes: [1], keepDims: true) * labelSmoothing
-        }
-        return (perItem * weights).sum() * (1 / Float(Swift.max(counted, 1)))
+        return logits.reshape([n, c]).softmaxCrossEntropy(targets: picked, weights: weights, labelSmoothing: labelSmoothing,
+                                                          scale: 1 / Float(Swift.max(counted, 1)))
     }
 
     public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {

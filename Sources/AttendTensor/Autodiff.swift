@@ -53,6 +53,7 @@ enum Op {
     case rmsNorm(rstd: [Float])
     case rotaryPairs(cos2: [Float], sin2: [Float])
     case swiglu
+    case softmaxCrossEntropy(targets: [Int32], weights: [Float], logSumExp: [Float], smoothing: Float, scale: Float)
 }
 
 final class GradNode {
@@ -156,6 +157,9 @@ final class GradNode {
         case .swiglu:
             let (da, db) = SwiGLU.backward(g, gate: x[0], up: x[1])
             return [da, db]
+        case .softmaxCrossEntropy(let targets, let weights, let logSumExp, let smoothing, let scale):
+            return [SoftmaxCrossEntropy.backward(g, logits: x[0], targets: targets, weights: weights, logSumExp: logSumExp,
+                                                 smoothing: smoothing, scale: scale)]
         }
     }
 

@@ -2,7 +2,10 @@
 // free, so every large activation of every training step (a [1024, 49152] logits tensor is 200 MB) is
 // page-faulted and zeroed by the kernel again: 12% of a LoRA step, measured with perf (clear_page_erms).
 // Large blocks are therefore kept on free in a small pool keyed by exact size, up to a byte cap, and handed
-// back to the next request of that size; training repeats the same shapes every step.
+// back to the next request of that size; training repeats the same shapes every step, or nearly: a language
+// model's loss is taken over the batch's answer tokens, whose count changes from batch to batch, so large sizes are
+// rounded up to one of eight classes per power of two (at most 12.5% more), and a 198 MB and a 203 MB logits tensor
+// share one block.
 #include "CAttendKernels.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,7 +13,7 @@
 #include <malloc.h>
 #endif
 
-enum { POOL_SLOTS = 64 };
+enum { POOL_SLOTS = 1024 };
 static const size_t POOL_MIN_BYTES = (size_t)4 << 20;
 static size_t pool_cap_bytes = (size_t)2 << 30;
 static struct { void *p; size_t bytes; unsigned long age; } pool[POOL_SLOTS];
@@ -28,8 +31,16 @@ void attend_tune_allocator(void) {
     if (cap) pool_cap_bytes = (size_t)strtoul(cap, NULL, 10) << 20;
 }
 
+/// The pool's size class of a large block: bytes rounded up to a multiple of an eighth of its power of two.
+static size_t size_class(size_t bytes) {
+    size_t top = (size_t)1 << (63 - __builtin_clzll((unsigned long long)bytes));
+    size_t step = top / 8;
+    return (bytes + step - 1) / step * step;
+}
+
 void *attend_alloc(size_t bytes) {
     if (bytes >= POOL_MIN_BYTES) {
+        bytes = size_class(bytes);
         pthread_mutex_lock(&pool_lock);
         for (int i = 0; i < POOL_SLOTS; i++) {
             if (pool[i].p && pool[i].bytes == bytes) {
@@ -49,7 +60,9 @@ void *attend_alloc(size_t bytes) {
 
 void attend_free(void *p, size_t bytes) {
     if (!p) return;
-    if (bytes < POOL_MIN_BYTES || bytes > pool_cap_bytes) { free(p); return; }
+    if (bytes < POOL_MIN_BYTES) { free(p); return; }
+    bytes = size_class(bytes);
+    if (bytes > pool_cap_bytes) { free(p); return; }
     void *evicted[POOL_SLOTS];
     int n = 0;
     pthread_mutex_lock(&pool_lock);

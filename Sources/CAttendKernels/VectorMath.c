@@ -107,7 +107,68 @@ static void vexp_avx2(const float *x, float *y, long n) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, attend_exp8(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = expf(x[i]);
 }
+// Cross-entropy's two row passes: log-sum-exp (max, then the sum of shifted exponentials, never stored), and the
+// gradient's softmax written once, scaled and shifted.
+__attribute__((target("avx2,fma")))
+static float row_logsumexp_avx2(const float *x, long n) {
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+        m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+        m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + i + 16));
+        m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + i + 24));
+    }
+    for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+    m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, m0);
+    float m = -INFINITY;
+    for (int k = 0; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (m == -INFINITY || m == INFINITY) return m;
+    __m256 vm = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = s0;
+    i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_ps(s0, attend_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+        s1 = _mm256_add_ps(s1, attend_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_add_ps(s0, attend_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+    double sum = attend_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) sum += expf(x[i] - m);
+    return m + (float)log(sum);
+}
+
+__attribute__((target("avx2,fma")))
+static void row_softmax_affine_avx2(const float *x, long n, float lse, float scale, float shift, float *out) {
+    __m256 vl = _mm256_set1_ps(lse), vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = attend_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vl));
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(vs, e, vb));
+    }
+    for (; i < n; i++) out[i] = scale * expf(x[i] - lse) + shift;
+}
 #endif
+
+float attend_row_logsumexp(const float *x, long n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (attend_use_avx2()) return row_logsumexp_avx2(x, n);
+#endif
+    float m = -INFINITY;
+    for (long i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (m == -INFINITY || m == INFINITY) return m;
+    double sum = 0;
+    for (long i = 0; i < n; i++) sum += expf(x[i] - m);
+    return m + (float)log(sum);
+}
+
+void attend_row_softmax_affine(const float *x, long n, float lse, float scale, float shift, float *out) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (attend_use_avx2()) { row_softmax_affine_avx2(x, n, lse, scale, shift, out); return; }
+#endif
+    for (long i = 0; i < n; i++) out[i] = scale * expf(x[i] - lse) + shift;
+}
 
 void attend_vexp(const float *x, float *y, long n) {
 #if defined(__x86_64__) || defined(__i386__)

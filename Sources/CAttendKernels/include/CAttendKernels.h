@@ -25,6 +25,10 @@ const char *attend_sgemm_kernel_name(void);
 
 /// y[i] = exp(x[i]) for n elements; a polynomial kernel with AVX2 when the CPU has it (max rel. error ~2e-7).
 void attend_vexp(const float *x, float *y, long n);
+/// log(sum_i exp(x_i)) of one row, computed after subtracting the row's maximum (-inf for an all -inf row).
+float attend_row_logsumexp(const float *x, long n);
+/// out_i = scale * exp(x_i - lse) + shift: a row's softmax, scaled and shifted (cross-entropy's gradient).
+void attend_row_softmax_affine(const float *x, long n, float lse, float scale, float shift, float *out);
 
 /// GPT-2's tanh GELU over n floats: y = gelu(x) when y is non-null; dx = g * gelu'(x) when dx is non-null.
 void attend_vgelu_tanh(const float *x, float *y, const float *g, float *dx, long n);
