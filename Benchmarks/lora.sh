@@ -8,6 +8,7 @@
 #   3. the adapter PEFT trained, loaded by Attend: the same held-out loss and logits;
 #   4. Attend's adapter merged into a GGUF file that llama.cpp loads: next-token agreement with Attend.
 #     Benchmarks/lora.sh [threads] [repeats] [quality steps]
+#   LORA_SHAPES="4x64 4x256" picks the batch x length cells of part 1; quality steps 0 skips parts 2-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
@@ -21,9 +22,14 @@ swift build -c release >/dev/null
 out=.cache/bench/lora
 rm -rf "$out" && mkdir -p "$out"
 .build/release/attend lora make-data -o "$out/instructions" >/dev/null
-python3 - "$model" "$threads" "$repeats" "$quality_steps" "$out" <<'PY'
+python3 - "$model" "$threads" "$repeats" "$quality_steps" "$out" "${LORA_SHAPES:-4x64 4x128 4x256 4x512 1x256 8x256}" <<'PY'
 import json, os, random, re, statistics, subprocess, sys
 model, threads, repeats, quality_steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+shapes = []
+for cell in sys.argv[6].split():
+    if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", cell):
+        sys.exit(f"LORA_SHAPES: '{cell}' is not BATCHxLENGTH (e.g. 4x256)")
+    shapes.append(tuple(int(v) for v in cell.split("x")))
 env = dict(os.environ, ATTEND_NUM_THREADS=threads, OMP_NUM_THREADS=threads, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 attend, python = ".build/release/attend", ".cache/venv/bin/python"
 
@@ -57,7 +63,7 @@ def peft_step(length, batch):
 
 print(f"LoRA rank 8 on q_proj, v_proj of SmolLM2-135M-Instruct; {threads} threads; medians of {repeats} runs")
 print(f"  {'batch x length':>15} {'attend s/step':>14} {'peft s/step':>12} {'attend/peft':>12} {'attend MiB':>11} {'peft MiB':>9}")
-for batch, length in [(4, 64), (4, 128), (4, 256), (4, 512), (1, 256), (8, 256)]:
+for batch, length in shapes:
     a, p = [], []
     for _ in range(repeats):
         a.append(attend_step(length, batch))
@@ -65,6 +71,8 @@ for batch, length in [(4, 64), (4, 128), (4, 256), (4, 512), (1, 256), (8, 256)]
     at, pt = statistics.median(x[0] for x in a), statistics.median(x[0] for x in p)
     print(f"  {f'{batch} x {length}':>15} {at:14.3f} {pt:12.3f} {pt / at:11.2f}x {max(x[1] for x in a):11.0f} {max(x[1] for x in p):9.0f}", flush=True)
 
+if quality_steps == 0:
+    sys.exit(0)
 # Quality: the instruction set, same steps on both sides.
 train = f"{out}/instructions/train.jsonl"
 o = run([attend, "lora", "train", model, train, "--held-out", held, "-o", f"{out}/attend-adapter", "--steps", str(quality_steps), "--answers", "60", "--show", "3"])
