@@ -146,25 +146,28 @@ static void im2col_generic(IM2COL_ARGS) {
     }
 }
 
-static void col2im_generic(COL2IM_ARGS) {
-    long row = 0;
-    for (long c = 0; c < channels; c++) {
-        float *plane = x + c * h * w;
-        for (long ki = 0; ki < kh; ki++) {
-            for (long kj = 0; kj < kw; kj++, row++) {
-                long lo, hi, off = kj - pad_left;
-                valid_columns(w, ow, stride, pad_left, kj, &lo, &hi);
-                for (long oy = 0; oy < oh; oy++) {
-                    long iy = oy * stride - pad_top + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *line = cols + row * ld + oy * ow;
-                    float *out = plane + iy * w;
-                    for (long ox = lo; ox < hi; ox++) out[ox * stride + off] += line[ox];
-                }
-            }
-        }
+// The fold, with the addition of one row's valid range as a parameter (ADD_ROW(out, line, lo, hi)).
+#define COL2IM_BODY(ADD_ROW)                                                                                    \
+    long row = 0;                                                                                               \
+    for (long c = 0; c < channels; c++) {                                                                       \
+        float *plane = x + c * h * w;                                                                           \
+        for (long ki = 0; ki < kh; ki++) {                                                                      \
+            for (long kj = 0; kj < kw; kj++, row++) {                                                           \
+                long lo, hi, off = kj - pad_left;                                                               \
+                valid_columns(w, ow, stride, pad_left, kj, &lo, &hi);                                           \
+                for (long oy = 0; oy < oh; oy++) {                                                              \
+                    long iy = oy * stride - pad_top + ki;                                                       \
+                    if (iy < 0 || iy >= h) continue;                                                            \
+                    ADD_ROW(plane + iy * w, cols + row * ld + oy * ow, lo, hi);                                 \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
     }
-}
+
+#define ADD_ROW_STRIDED(out, line, lo, hi) \
+    for (long ox = lo; ox < hi; ox++) (out)[ox * stride + off] += (line)[ox];
+
+static void col2im_generic(COL2IM_ARGS) { COL2IM_BODY(ADD_ROW_STRIDED) }
 
 #if defined(__x86_64__)
 /// Lanes ox ..< ox + 8 that lie in [lo, hi), as a mask for maskload / maskstore.
@@ -210,27 +213,17 @@ __attribute__((target("avx2,fma"))) static void im2col_avx2(IM2COL_ARGS) {
     }
 }
 
+// Stride 1: whole vectors where the range allows, then single floats.
+__attribute__((target("avx2,fma"))) static inline void add_row_avx2(float *out, const float *line, long lo, long hi) {
+    long ox = lo;
+    for (; ox + 8 <= hi; ox += 8) _mm256_storeu_ps(out + ox, _mm256_add_ps(_mm256_loadu_ps(out + ox), _mm256_loadu_ps(line + ox)));
+    for (; ox < hi; ox++) out[ox] += line[ox];
+}
+#define ADD_ROW_AVX2(out, line, lo, hi) add_row_avx2((out) + off, line, lo, hi);
+
 __attribute__((target("avx2,fma"))) static void col2im_avx2(COL2IM_ARGS) {
     if (stride != 1) { col2im_generic(cols, ld, channels, h, w, kh, kw, stride, pad_top, pad_left, oh, ow, x); return; }
-    long row = 0;
-    for (long c = 0; c < channels; c++) {
-        float *plane = x + c * h * w;
-        for (long ki = 0; ki < kh; ki++) {
-            for (long kj = 0; kj < kw; kj++, row++) {
-                long lo, hi, off = kj - pad_left;
-                valid_columns(w, ow, stride, pad_left, kj, &lo, &hi);
-                for (long oy = 0; oy < oh; oy++) {
-                    long iy = oy - pad_top + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *line = cols + row * ld + oy * ow;
-                    float *out = plane + iy * w + off;
-                    long ox = lo;
-                    for (; ox + 8 <= hi; ox += 8) _mm256_storeu_ps(out + ox, _mm256_add_ps(_mm256_loadu_ps(out + ox), _mm256_loadu_ps(line + ox)));
-                    for (; ox < hi; ox++) out[ox] += line[ox];
-                }
-            }
-        }
-    }
+    COL2IM_BODY(ADD_ROW_AVX2)
 }
 #endif
 
