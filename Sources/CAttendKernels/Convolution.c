@@ -201,8 +201,10 @@ __attribute__((target("avx2,fma"))) static void im2col_avx2(IM2COL_ARGS) {
                     for (long k = 0; k < chunks; k++) {
                         // Masked-off lanes are not read, so the address may lie outside the row.
                         __m256 v = _mm256_maskload_ps(in + 8 * k, masks[k]);
-                        if (8 * k + 8 <= ow || oy + 1 < oh) {
-                            _mm256_storeu_ps(line + 8 * k, v);  // a ragged end spills into the next line, written next
+                        if (oy * ow + 8 * k + 8 <= oh * ow) {
+                            // A ragged end may spill into the row's next lines, which are written after it; never
+                            // past the row's end (the next row may be written already, or be past the buffer).
+                            _mm256_storeu_ps(line + 8 * k, v);
                         } else {
                             for (long ox = 8 * k; ox < ow; ox++) line[ox] = v[ox - 8 * k];
                         }

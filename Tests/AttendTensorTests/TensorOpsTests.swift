@@ -175,7 +175,10 @@ final class TensorOpsTests: XCTestCase {
                      Case(batch: 1, channels: 2, height: 5, width: 17, out: 2, kh: 1, kw: 5, stride: 1, pad: .symmetric(0)),
                      Case(batch: 2, channels: 1, height: 8, width: 16, out: 3, kh: 5, kw: 3, stride: 1,
                           pad: .explicit(top: 0, left: 2, bottom: 1, right: 0)),
-                     Case(batch: 3, channels: 2, height: 9, width: 13, out: 2, kh: 3, kw: 3, stride: 2, pad: .same)]
+                     Case(batch: 3, channels: 2, height: 9, width: 13, out: 2, kh: 3, kw: 3, stride: 2, pad: .same),
+                     // Outputs of 2 x 2 and 1 x 3: a row of columns is shorter than one vector.
+                     Case(batch: 2, channels: 3, height: 2, width: 2, out: 2, kh: 3, kw: 3, stride: 1, pad: .symmetric(1)),
+                     Case(batch: 1, channels: 2, height: 1, width: 3, out: 2, kh: 1, kw: 3, stride: 1, pad: .explicit(top: 0, left: 1, bottom: 0, right: 1))]
         for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
             for c in cases {
                 let x = Tensor.uniform([c.batch, c.channels, c.height, c.width], low: -1, high: 1, seed: 21, requiresGrad: true)
