@@ -48,6 +48,12 @@ test -s "$work/where.png" && echo "ok: the region map is written" || { echo "FAI
 expect_output "wrote $work/m.png" "$attend" clip matrix --model $clip --captions "a bag|a cup" -o "$work/m.png" "$photos/coffee.png" "$photos/chelsea.png"
 expect_output ".png" "$attend" clip search --model $clip --images "$photos" --top 2 "a dark ankle boot"
 
+# A codec warm start (attend ae train --from) reads only a codec, and never writes over it; then it trains for real.
+expect_error "not an Attend compression model" "$attend" ae train "$photos/coffee.png" --from $clip -o "$work/c.safetensors" --steps 1
+expect_error "the output would overwrite an input" "$attend" ae train "$photos/coffee.png" --from models/compression-0.0035.safetensors -o models/compression-0.0035.safetensors --steps 1
+expect_output "lambda 0.02:" "$attend" ae train "$photos/coffee.png" --from models/compression-0.0035.safetensors -o "$work/c.safetensors" --lambda 0.02 --steps 2 --patch 32
+expect_output "bpp" "$attend" ae evaluate "$work/c.safetensors" --images "$photos/chelsea.png"
+
 # Bad input: labels, templates, files, checkpoints, options.
 expect_error "--labels: an empty label" "$attend" clip classify --model $clip --labels "a,,b" "$photos/coffee.png"
 expect_error "--labels: give at least one label" "$attend" clip classify --model $clip --labels " " "$photos/coffee.png"

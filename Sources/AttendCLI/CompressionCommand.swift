@@ -51,6 +51,8 @@ struct CompressionTrain: ParsableCommand {
     @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (finite, > 0).") var learningRate: Float = 3e-4
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("loss-curve"), help: "Write the loss, rate and distortion curves as a PNG.") var lossCurve: String?
+    @Option(help: "Start from this codec's weights (its channels replace --channels and --latent-channels) and train it for --lambda.")
+    var from: String?
 
     func validate() throws {
         guard lambda.isFinite && lambda > 0 else { throw ValidationError("--lambda must be finite and positive, got \(lambda)") }
@@ -64,10 +66,11 @@ struct CompressionTrain: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: photos)
+        try OutputPath.check(output, isNotInput: photos + (from.map { [$0] } ?? []))
         let images = try loadTrainingPhotos(photos, side: side).filter { $0.shape[1] >= patch && $0.shape[2] >= patch }
         guard !images.isEmpty else { throw AttendError("no photo is at least \(patch) x \(patch) pixels after shrinking") }
-        let codec = LearnedImageCodec(config: CompressionConfig(channels: channels, latentChannels: latentChannels, lambda: lambda), seed: seed)
+        let codec = try from.map { try LearnedImageCodec.load($0, lambda: lambda) }
+            ?? LearnedImageCodec(config: CompressionConfig(channels: channels, latentChannels: latentChannels, lambda: lambda), seed: seed)
         codec.train()
         var generator = RandomGenerator(seed: seed &+ 1)
         let optimizer = Adam(parameters: codec.namedParameters(), learningRate: learningRate)

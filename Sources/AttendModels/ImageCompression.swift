@@ -128,7 +128,7 @@ public final class FactorizedDensity: Module {
 /// The codec: analysis and synthesis transforms, the density, and the file format.
 ///
 /// ```swift
-/// let codec = try LearnedImageCodec.load("Benchmarks/weights/compression-0.0067.safetensors")
+/// let codec = try LearnedImageCodec.load("models/compression-0.0067.safetensors")
 /// let bytes = try codec.compress(image)          // image: [3, H, W] in [0, 1]
 /// let restored = try codec.decompress(bytes, source: "photo.atic")   // [3, H, W]
 /// ```
@@ -303,16 +303,27 @@ public final class LearnedImageCodec: Module {
         try Safetensors.write(namedTensors(), metadata: ["attend.compression": json], to: path)
     }
 
-    public static func load(_ path: String) throws -> LearnedImageCodec {
+    /// Reads a codec for coding (weights frozen).
+    ///
+    /// With `lambda`, the weights are trainable and the codec trains for that trade-off instead: a warm start,
+    /// the usual way to get several rates from one long training (the transforms learned at one rate are a far
+    /// better start for the next than random weights).
+    ///
+    /// ```swift
+    /// let higherRate = try LearnedImageCodec.load("models/compression-0.0035.safetensors", lambda: 0.0067)
+    /// higherRate.train()   // then trainingLoss, backward and an optimizer, as `attend ae train --from` does
+    /// ```
+    public static func load(_ path: String, lambda: Float? = nil) throws -> LearnedImageCodec {
         let file = try Safetensors.read(path)
         guard let json = file.metadata["attend.compression"],
-              let config = try? JSONDecoder().decode(CompressionConfig.self, from: Data(json.utf8)) else {
+              var config = try? JSONDecoder().decode(CompressionConfig.self, from: Data(json.utf8)) else {
             throw AttendError("\(path): not an Attend compression model (no attend.compression metadata)")
         }
         try config.validate(source: path)
+        if let lambda { config.lambda = lambda }
         let codec = LearnedImageCodec(config: config)
         try codec.load(file.tensors, source: path)
-        for (_, t) in codec.namedTensors() { t.requiresGrad = false }
+        for (_, t) in codec.namedTensors() { t.requiresGrad = lambda != nil }
         return codec
     }
 }

@@ -114,6 +114,20 @@ final class CompressionTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try codec.save(path)
         XCTAssertEqual(try LearnedImageCodec.load(path).decompress(bytes, source: "a.atic").toArray(), decoded.toArray())
+        XCTAssertTrue(try LearnedImageCodec.load(path).namedTensors().allSatisfy { !$0.1.requiresGrad })
+        // A warm start (`attend ae train --from`): the same weights, the new trade-off, every weight trainable and reached
+        // by the loss.
+        let warm = try LearnedImageCodec.load(path, lambda: 0.05)
+        XCTAssertEqual(warm.config.lambda, 0.05)
+        XCTAssertEqual(warm.config.channels, 8)
+        XCTAssertEqual(warm.fingerprint, codec.fingerprint)
+        var noise = RandomGenerator(seed: 3)
+        let (loss, _, _) = warm.trainingLoss(LearnedImageCodec.padToMultiple(image.tensor(), 16).reshape([1, 3, 48, 48]), generator: &noise)
+        loss.backward()
+        for (name, t) in warm.namedParameters() {
+            XCTAssertTrue(t.requiresGrad, name)
+            XCTAssertTrue(t.grad?.toArray().contains { $0 != 0 } ?? false, "\(name) has no gradient")
+        }
     }
 
     func testMSSSIMAgainstReference() throws {
