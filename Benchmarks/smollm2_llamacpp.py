@@ -17,6 +17,7 @@ def main():
     p.add_argument("--prompt-file", required=True)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--n-ctx", type=int, default=2048, help="context size (the prompt plus the generated tokens must fit)")
+    p.add_argument("--ignore-eos", action="store_true", help="generate --max-tokens tokens even past the end-of-sequence token")
     a = p.parse_args()
     llm = Llama(model_path=a.model, n_ctx=a.n_ctx, n_threads=a.threads, n_threads_batch=a.threads, n_batch=512, verbose=False)
     ids = llm.tokenize(open(a.prompt_file, encoding="utf-8").read().encode(), add_bos=False, special=True)
@@ -27,7 +28,7 @@ def main():
     out = []
     for _ in range(a.max_tokens):
         tok = llm.sample(temp=0.0, top_k=1, repeat_penalty=1.0)
-        if tok == llm.token_eos():
+        if tok == llm.token_eos() and not a.ignore_eos:
             break
         out.append(tok)
         llm.eval([tok])

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """SmolLM2-135M-Instruct over a sweep of prompt lengths: Attend against llama.cpp (PyPI llama-cpp-python), the same
-GGUF file, the same prompt text, greedy, 128 new tokens, the same threads; medians of --repeats runs, the two
+GGUF file, the same prompt text, greedy, 128 new tokens (both past the end-of-sequence token, so that every run
+times the same number), the same threads; medians of --repeats runs, the two
 interleaved. Prints prompt and generation tokens/s, their ratios, and peak RSS at each length.
 
     Benchmarks/smollm2-sweep.sh [THREADS] [MODEL.gguf]      (installs the peer, builds, then runs this)
@@ -47,9 +48,9 @@ for n in [int(x) for x in a.lengths.split(",")]:
     rows = {"attend": [], "llama": []}
     for _ in range(a.repeats):
         rows["attend"].append(run([".build/release/attend", "generate", "--model", a.model, "--prompt", open(path, encoding="utf-8").read(),
-                                   "--max-tokens", a.max_tokens, "--print-ids"]))
+                                   "--max-tokens", a.max_tokens, "--print-ids", "--ignore-eos"]))
         rows["llama"].append(run([sys.executable, "Benchmarks/smollm2_llamacpp.py", a.model, "--threads", a.threads, "--prompt-file", path,
-                                  "--max-tokens", a.max_tokens, "--n-ctx", str(n + int(a.max_tokens) + 64)]))
+                                  "--max-tokens", a.max_tokens, "--n-ctx", str(n + int(a.max_tokens) + 64), "--ignore-eos"]))
     med = {k: (statistics.median(r[0]["prompt_tps"] for r in v), statistics.median(r[0]["generation_tps"] for r in v),
                max(r[1] for r in v), v[0][0]["prompt_tokens"]) for k, v in rows.items()}
     at, lt = med["attend"], med["llama"]

@@ -24,6 +24,7 @@ struct SamplingArguments: ParsableArguments {
     @Flag(name: .customLong("allow-other-base"), help: "Apply an --adapter that names another base model (shapes must still fit).") var allowOtherBase = false
     @Option(help: "A GBNF grammar file (llama.cpp's notation, rule 'root'): the output is a sentence of it.") var grammar: String?
     @Option(name: .customLong("json-schema"), help: "A JSON schema file: the output is JSON the schema describes.") var jsonSchema: String?
+    @Flag(name: .customLong("ignore-eos"), help: "Generate --max-tokens tokens even past the end-of-sequence token (for timings).") var ignoreEOS = false
 
     /// The grammar or schema file's text as a constraint (read and compiled once in validate()).
     var constraint: OutputConstraint? {
@@ -45,6 +46,7 @@ struct SamplingArguments: ParsableArguments {
         o.stop = stop
         o.seed = seed
         o.constraint = constraint
+        o.ignoreEOS = ignoreEOS
         return o
     }
 

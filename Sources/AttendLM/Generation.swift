@@ -77,7 +77,7 @@ extension Generation {
             if let c = constraint, !c.allows(next) {
                 throw AttendError("constrained decoding: no token of the vocabulary may continue \(String(decoding: c.text, as: UTF8.self).debugDescription) (after \(generated.count) tokens)")
             }
-            if next == eosId { finish = "stop"; break }
+            if next == eosId && !options.ignoreEOS { finish = "stop"; break }
             constraint?.accept(next)
             generated.append(next)
             guard onToken(next) else { finish = "stop"; break }

@@ -32,6 +32,9 @@ public struct SamplingOptions: Codable, Equatable {
     public var contextShift = false
     /// What the text must be: a grammar's sentence, or JSON that a schema describes (constrained decoding).
     public var constraint: OutputConstraint?
+    /// Go on past the end-of-sequence token up to `maxTokens` (llama.cpp's `--ignore-eos`): timings of a fixed number
+    /// of tokens, whatever the model would answer.
+    public var ignoreEOS = false
 
     public init() {}
 }

@@ -155,16 +155,20 @@ public final class LlamaLinear: Module {
     }
 }
 
-/// One inference pass's shared state: whether one-token steps use 8-bit activations, and the last input so
-/// quantized (q/k/v and gate/up read the same input; it is quantized once).
+/// One inference pass's shared state: whether 8-bit activations are used, and the last input so quantized
+/// (q/k/v and gate/up read the same input; it is quantized once).
 final class LlamaPass {
     let int8: Bool
+    /// A prompt's many rows: 8-bit activations only where they beat float tiles (`prefersInt8Activations`).
+    /// Decoding steps (one token per sequence) use them for every quantized matrix.
+    let prompt: Bool
     private var last: (input: Tensor, activations: QuantizedActivations)?
 
-    init(int8: Bool) { self.int8 = int8 }
+    init(int8: Bool, prompt: Bool) { (self.int8, self.prompt) = (int8, prompt) }
 
-    /// x W^T for x [T, in]: one token multiplies straight from the blocks (8-bit or float activations),
-    /// several rows go through float32 GEMMs on expanded tiles. Float weights: the plain product.
+    /// x W^T for x [T, in]. With 8-bit activations on: one token multiplies straight from the blocks, and so do
+    /// several for matrices whose repacked kernel beats float tiles (Q4_0); otherwise several rows go through
+    /// float32 GEMMs on expanded tiles. Float weights: the plain product.
     func project(_ x: Tensor, _ layer: LlamaLinear) -> Tensor {
         let base = project(x, layer.blocks, layer.weight)
         return layer.adapter.map { base + $0(x) } ?? base
@@ -172,7 +176,7 @@ final class LlamaPass {
 
     func project(_ x: Tensor, _ blocks: QuantizedMatrix?, _ weight: Tensor) -> Tensor {
         guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
-        if int8 {
+        if int8 && (!prompt || q.prefersInt8Activations) {
             if let c = last, c.input === x { return q.matmul(c.activations) }
             let a = QuantizedActivations(x)
             last = (x, a)
@@ -438,7 +442,7 @@ public final class LlamaModel: Module, LanguageModel {
         precondition(start + t <= min(cache.capacity, config.contextLength),
                      "Llama: \(start + t) tokens exceed the context (\(min(cache.capacity, config.contextLength)))")
         return withNoGrad {
-            let pass = LlamaPass(int8: int8Activations && t == 1)
+            let pass = LlamaPass(int8: int8Activations, prompt: t > 1)
             let rope = RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: start, count: t)
             var x = inputEmbeddings(input)  // (T, C)
             var weights: Tensor?
@@ -459,7 +463,7 @@ public final class LlamaModel: Module, LanguageModel {
         precondition(tokens.count == caches.count && !tokens.isEmpty, "Llama.forwardBatch: \(tokens.count) tokens for \(caches.count) caches")
         for c in caches { precondition(c.count + 1 <= min(c.capacity, config.contextLength), "Llama.forwardBatch: a cache is full (\(c.count) of \(c.capacity))") }
         return withNoGrad {
-            let pass = LlamaPass(int8: int8Activations)
+            let pass = LlamaPass(int8: int8Activations, prompt: false)
             let ropes = caches.map { RotaryTables(headSize: config.headSize, theta: config.ropeTheta, start: $0.count, count: 1) }
             var x = embed(IntTensor(tokens, shape: [tokens.count]))   // (B, C)
             for (l, layer) in layers.enumerated() {

@@ -25,6 +25,7 @@ void attend_quantize_q8(const float *x, long n, attend_q8_block *out) {
         }
         out[b].d = half_round(d);
         out[b].s = half_round(d * (float)sum);
+        out[b].sum = sum;
     }
 }
 
@@ -121,4 +122,111 @@ void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long 
             else dot_q8_generic(type, w + r * rowBytes, cols, x + t * blocks, y + t * ldy + r);
         }
     }
+}
+
+// MARK: Q4_0 repacked in groups of 8 rows (many tokens: prompts, batched decoding)
+//
+// One pass of the one-row kernels above multiplies one row by one token and scales every block by a broadcast
+// scalar. Here a register holds 4 columns of 8 rows (a row per 32-bit lane), so one broadcast of 4 activations and
+// one maddubs serve 8 rows, the 8 row scales are one vector, and the unpacked weights serve 4 tokens: llama.cpp's
+// Q4_0 8x8 repacking, in this layout. Weights are taken unsigned (0-15) and the offset of 8 comes off as 8 sum(x).
+
+#define Q4_0X8_BLOCK 144  // 8 f16 scales + 4 x 32 bytes of nibbles
+
+long attend_q4_0x8_bytes(long rows, long cols) { return rows / 8 * (cols / 32) * Q4_0X8_BLOCK; }
+
+void attend_repack_q4_0x8(const unsigned char *w, long rows, long cols, unsigned char *out) {
+    long blocks = cols / 32, rowBytes = blocks * 18;
+    for (long g = 0; g < rows / 8; g++) {
+        for (long k = 0; k < blocks; k++) {
+            unsigned char *o = out + (g * blocks + k) * Q4_0X8_BLOCK;
+            for (int r = 0; r < 8; r++) {
+                const unsigned char *b = w + (g * 8 + r) * rowBytes + k * 18;
+                memcpy(o + 2 * r, b, 2);
+                // A GGUF block's byte i holds weight i (low nibble) and weight 16 + i (high nibble).
+                for (int j = 0; j < 4; j++) memcpy(o + 16 + 32 * j + 4 * r, b + 2 + 4 * j, 4);
+            }
+        }
+    }
+}
+
+static void q4_0x8_generic(const unsigned char *w, long groups, long cols, const attend_q8_block *x, long tokens, float *y, long ldy) {
+    long blocks = cols / 32;
+    for (long g = 0; g < groups; g++) {
+        for (long t = 0; t < tokens; t++) {
+            float acc[8] = {0};
+            for (long k = 0; k < blocks; k++) {
+                const unsigned char *b = w + (g * blocks + k) * Q4_0X8_BLOCK;
+                const attend_q8_block *xb = x + t * blocks + k;
+                for (int r = 0; r < 8; r++) {
+                    int sum = 0;
+                    for (int j = 0; j < 4; j++) {
+                        for (int c = 0; c < 4; c++) {
+                            int v = b[16 + 32 * j + 4 * r + c];
+                            sum += (v & 15) * xb->q[4 * j + c] + (v >> 4) * xb->q[16 + 4 * j + c];
+                        }
+                    }
+                    acc[r] += half_to_float((uint16_t)(b[2 * r] | b[2 * r + 1] << 8)) * xb->d * (float)(sum - 8 * xb->sum);
+                }
+            }
+            for (int r = 0; r < 8; r++) y[t * ldy + g * 8 + r] = acc[r];
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+
+// 8 rows x `nt` tokens (1-4): the unpacked weights of a block stay in registers for all nt tokens.
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void q4_0x8_tile_avx2(const unsigned char *w, long blocks, const attend_q8_block *x, int nt, float *y, long ldy) {
+    const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (long k = 0; k < blocks; k++, w += Q4_0X8_BLOCK) {
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        __m256i u[8];
+        for (int j = 0; j < 4; j++) {
+            __m256i p = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+            u[j] = _mm256_and_si256(p, low);                              // columns 4j..4j+3
+            u[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);    // columns 16+4j..16+4j+3
+        }
+        for (int t = 0; t < nt; t++) {
+            const attend_q8_block *xb = x + t * blocks + k;
+            int32_t xq[8];
+            memcpy(xq, xb->q, 32);
+            // Each i16 lane sums 2 products of at most 15 x 127; eight such stay below 2^15.
+            __m256i s = _mm256_maddubs_epi16(u[0], _mm256_set1_epi32(xq[0]));
+            for (int j = 1; j < 8; j++) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(u[j], _mm256_set1_epi32(xq[j])));
+            __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(8 * xb->sum));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), _mm256_cvtepi32_ps(dot), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void q4_0x8_avx2(const unsigned char *w, long groups, long cols, const attend_q8_block *x, long tokens, float *y, long ldy) {
+    long blocks = cols / 32;
+    for (long g = 0; g < groups; g++) {
+        const unsigned char *wg = w + g * blocks * Q4_0X8_BLOCK;
+        long t = 0;
+        for (; t + 4 <= tokens; t += 4) q4_0x8_tile_avx2(wg, blocks, x + t * blocks, 4, y + t * ldy + g * 8, ldy);
+        switch (tokens - t) {
+        case 3: q4_0x8_tile_avx2(wg, blocks, x + t * blocks, 3, y + t * ldy + g * 8, ldy); break;
+        case 2: q4_0x8_tile_avx2(wg, blocks, x + t * blocks, 2, y + t * ldy + g * 8, ldy); break;
+        case 1: q4_0x8_tile_avx2(wg, blocks, x + t * blocks, 1, y + t * ldy + g * 8, ldy); break;
+        default: break;
+        }
+    }
+}
+
+#endif
+
+void attend_gemm_q4_0x8_q8(const unsigned char *w, long group0, long groups, long cols, const attend_q8_block *x, long tokens,
+                           float *y, long ldy) {
+    w += group0 * (cols / 32) * Q4_0X8_BLOCK;
+    y += group0 * 8;
+#if defined(__x86_64__) || defined(__i386__)
+    if (attend_use_avx2()) { q4_0x8_avx2(w, groups, cols, x, tokens, y, ldy); return; }
+#endif
+    q4_0x8_generic(w, groups, cols, x, tokens, y, ldy);
 }

@@ -48,6 +48,15 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(streamed, result.text)
         options.stop = [" Paris"]
         XCTAssertEqual(try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options).text, "The capital of France is")
+        // --ignore-eos (benchmarks time a fixed number of tokens): past <|im_end|> up to the limit.
+        options.stop = []
+        options.ignoreEOS = true
+        options.maxTokens = 12
+        let past = try Generation.generate(model: model, tokenizer: tokenizer, prompt: prompt, options: options)
+        XCTAssertEqual(past.tokens.count, 12)
+        XCTAssertTrue(past.tokens.contains(try XCTUnwrap(tokenizer.eosId)), "the end of the turn was generated and passed")
+        XCTAssertTrue(past.text.hasPrefix("The capital of France is Paris."), past.text)
+        XCTAssertEqual(past.finishReason, "length")
     }
 
     /// Penalties as OpenAI and Hugging Face define them, one at a time, where the wrong rule picks another token:

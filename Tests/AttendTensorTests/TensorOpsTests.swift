@@ -167,6 +167,60 @@ final class TensorOpsTests: XCTestCase {
     /// Dense convolutions (im2col + GEMM forward, col2im for the input's gradient) against direct loops in Double, on
     /// every SIMD level: widths under, at and over one 8-lane vector and ragged ends, padding on no side, every side
     /// and one side, strides 1 and 2, square and flat kernels, one sample (threaded GEMMs) and several.
+    /// Q4_0 times 8-bit activations through the repacked 8-row kernel (prompts, and one token at a time):
+    /// against the definition in Double, sum over blocks of d_w d_x sum((q - 8) q_x), for 1-9 tokens (the 4-token
+    /// passes and every tail), on every SIMD level; a matrix whose rows are not a multiple of 8 keeps the one-row kernel.
+    func testQ4_0RepackedProductMatchesItsDefinition() {
+        var g = RandomGenerator(seed: 11)
+        for (rows, columns) in [(24, 96), (8, 32), (20, 64)] {
+            let blocks = columns / 32
+            var bytes = [UInt8](repeating: 0, count: rows * blocks * 18)
+            var scales = [Double](repeating: 0, count: rows * blocks)
+            for r in 0..<rows {
+                for b in 0..<blocks {
+                    let at = (r * blocks + b) * 18
+                    // Scales of both signs; nibbles 0-15, so weights -8...7, both ends included.
+                    let d = Float16(Float(g.nextUniform() * 0.2 - 0.1))
+                    scales[r * blocks + b] = Double(Float(d))
+                    withUnsafeBytes(of: d.bitPattern.littleEndian) { bytes[at] = $0[0]; bytes[at + 1] = $0[1] }
+                    for i in 0..<16 { bytes[at + 2 + i] = UInt8(g.next() % 256) }
+                    if b == 0 { bytes[at + 2] = 0xF0 }  // weight 0 is -8 and weight 16 is 7
+                }
+            }
+            bytes.withUnsafeBytes { raw in
+                let q = QuantizedMatrix(type: 2, rows: rows, columns: columns, bytes: raw.baseAddress!, owner: NSObject())
+                XCTAssertEqual(q.prefersInt8Activations, rows % 8 == 0)
+                for tokens in [1, 2, 3, 4, 5, 7, 9] {
+                    var x = Tensor.uniform([tokens, columns], low: -1, high: 1, seed: UInt64(tokens))
+                    if tokens == 9 { x = x * Tensor(Array(repeating: Float(-3), count: columns), shape: [columns]) }
+                    let a = QuantizedActivations(x)
+                    var exact = [Float](repeating: 0, count: tokens * rows)
+                    for t in 0..<tokens {
+                        for r in 0..<rows {
+                            var sum = 0.0
+                            for b in 0..<blocks {
+                                let xb = a.blocks[t * blocks + b]
+                                let xq = withUnsafeBytes(of: xb.q) { Array($0.bindMemory(to: Int8.self)) }
+                                var dot = 0
+                                for i in 0..<16 {
+                                    let v = Int(bytes[(r * blocks + b) * 18 + 2 + i])
+                                    dot += (v & 15 - 8) * Int(xq[i]) + (v >> 4 - 8) * Int(xq[16 + i])
+                                }
+                                sum += scales[r * blocks + b] * Double(xb.d) * Double(dot)
+                            }
+                            exact[t * rows + r] = Float(sum)
+                        }
+                    }
+                    for level in SIMDLevel.available {
+                        SIMDLevel.withLimit(level) {
+                            assertClose(q.matmul(a).toArray(), exact, tolerance: 1e-5, "\(rows) x \(columns), \(tokens) tokens, \(level)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testDenseConvolutionMatchesDirectLoops() {
         struct Case { let batch, channels, height, width, out, kh, kw, stride: Int; let pad: Conv2dPadding }
         let cases = [Case(batch: 3, channels: 2, height: 6, width: 5, out: 3, kh: 3, kw: 3, stride: 1, pad: .symmetric(1)),

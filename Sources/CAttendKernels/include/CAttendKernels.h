@@ -47,8 +47,9 @@ void attend_gemv_quantized(int type, const unsigned char *w, long rows, long col
 void attend_dequantize_rows(int type, const unsigned char *w, long rows, long cols, float *out);
 
 
-/// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1.
-typedef struct { float d; float s; signed char q[32]; } attend_q8_block;
+/// 32 activations quantized to int8 with scale d (q = round(x / d)) and s = d * sum(q), as GGML's Q8_1; `sum` is
+/// sum(q) exactly (Q4_0's offset of 8 is taken off as 8 sum(q)).
+typedef struct { float d; float s; int sum; signed char q[32]; } attend_q8_block;
 
 /// A chunk of a parallel loop: called with the context and the chunk index.
 typedef void (*attend_chunk_fn)(void *ctx, long chunk);
@@ -99,6 +100,18 @@ void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
 /// `cols` and `tokens` rows of quantized activations (cols / 32 blocks each): llama.cpp's arithmetic.
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy);
+
+/// Bytes of a Q4_0 matrix of `rows` (a multiple of 8) x `cols` repacked by attend_repack_q4_0x8: the same as the
+/// GGUF blocks (144 bytes per 8 rows x 32 columns).
+long attend_q4_0x8_bytes(long rows, long cols);
+/// Q4_0 weights repacked for many tokens at once: rows in groups of 8, each group's 32-column blocks as 8 f16 scales
+/// and 4 x 32 bytes of nibbles where byte 4r + c of part j holds row r's weights 4j + c (low nibble) and
+/// 16 + 4j + c (high nibble).
+void attend_repack_q4_0x8(const unsigned char *w, long rows, long cols, unsigned char *out);
+/// y[t * ldy + r] for row groups [group0, group0 + groups) of a repacked Q4_0 matrix: the same integer arithmetic
+/// as attend_gemm_quantized_q8 (type 2), 8 rows and up to 4 tokens per pass over the weights.
+void attend_gemm_q4_0x8_q8(const unsigned char *w, long group0, long groups, long cols, const attend_q8_block *x, long tokens,
+                           float *y, long ldy);
 
 /// Int8 linear layers (Int8Gemm.c). Weights [n, k] are packed for outputs padded to attend_int8_padded_outputs(n)
 /// and inputs to attend_int8_padded_inputs(k): `packed` holds np * kp bytes (64-byte aligned), `scales` and
