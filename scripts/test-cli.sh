@@ -112,6 +112,24 @@ expect_error "vlm_config' is missing" "$attend" describe --projector $clip "$pho
 expect_error "--max-tokens must be 1...2048" "$attend" describe --max-tokens 0 "$photos/coffee.png"
 expect_error "--image-size must be a multiple of 32" "$attend" vlm train --image-size 100 -o "$work/p.safetensors"
 expect_error "--data must be fashion-mnist or digits" "$attend" vlm train --data "$work/pairs.tsv" -o "$work/p.safetensors"
+expect_error "--variants must be 1...1000" "$attend" vlm train --variants 0 -o "$work/p.safetensors"
+expect_error "--sharpness must be in (0, 100]" "$attend" vlm train --classifier-words --sharpness 0 -o "$work/p.safetensors"
+expect_error "give --captioned too" "$attend" vlm train --backgrounds "$photos/coffee.png" -o "$work/p.safetensors"
+mkdir -p "$work/stamps/none" "$work/stamps/some"
+cp "$photos/coffee.png" "$work/stamps/none/cup.png"
+expect_error "with a caption file" "$attend" vlm train --limit 4 --steps 1 --captioned "$work/stamps/none" -o "$work/p.safetensors"
+expect_error "--backgrounds: $work/nowhere: no such file" "$attend" vlm train --limit 4 --steps 1 --captioned "$work/stamps/none" --backgrounds "$work/nowhere" -o "$work/p.safetensors"
+cp "$photos/coffee.png" "$work/stamps/some/cup.png"
+printf 'A cup of coffee. Hot.\nfr.utf8=Une tasse.\n' > "$work/stamps/some/cup.txt"
+# A softmax projector started from the classifier, trained 2 steps on 4 garments and a captioned picture, then scored
+# on pictures named by a TSV.
+expect_output "4 captioned pictures (1 files x 4 variants)" "$attend" vlm train --classifier-words --limit 4 --steps 2 --batch-size 2 --captioned "$work/stamps/some" -o "$work/p.safetensors"
+printf '%s\tcoffee|espresso\n%s\tcat\n' "$PWD/$photos/coffee.png" "$PWD/$photos/chelsea.png" > "$work/everyday.tsv"
+expect_output "2 test pictures" "$attend" vlm evaluate --projector "$work/p.safetensors" --data "$work/everyday.tsv" --max-tokens 4
+printf '%s\tcat||kitten\n' "$PWD/$photos/chelsea.png" > "$work/bad.tsv"
+expect_error "has an empty name between its '|'s" "$attend" vlm evaluate --data "$work/bad.tsv"
+printf 'no-tab-here\n' > "$work/bad.tsv"
+expect_error "bad.tsv:1: expected" "$attend" vlm evaluate --data "$work/bad.tsv"
 
 if [ "$failures" -gt 0 ]; then echo "$failures command-line checks failed"; exit 1; fi
 echo "all command-line checks passed"

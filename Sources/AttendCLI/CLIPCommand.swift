@@ -48,12 +48,12 @@ enum CLIPTextTowerOption: String, ExpressibleByArgument, CaseIterable {
     var tower: CLIPConfig.TextTower { self == .minilm ? .miniLM : .transformer }
 }
 
-/// The photo files named by --photos (folders are searched for PNG and JPEG files).
-func photoFiles(_ photos: [String]) throws -> [String] {
+/// The photo files named by an option such as --photos (folders are searched for PNG and JPEG files).
+func photoFiles(_ photos: [String], option: String = "--photos") throws -> [String] {
     var files: [String] = []
     for path in photos {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("--photos: \(path): no such file or folder") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("\(option): \(path): no such file or folder") }
         if isDirectory.boolValue {
             files += (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? [])
                 .filter { ImageFolder.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
@@ -62,7 +62,7 @@ func photoFiles(_ photos: [String]) throws -> [String] {
             files.append(path)
         }
     }
-    guard !files.isEmpty else { throw AttendError("--photos: no .png, .jpg or .jpeg file in \(photos.joined(separator: ", "))") }
+    guard !files.isEmpty else { throw AttendError("\(option): no .png, .jpg or .jpeg file in \(photos.joined(separator: ", "))") }
     return files
 }
 

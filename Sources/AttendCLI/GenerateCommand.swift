@@ -158,7 +158,8 @@ struct ChatCommand: ParsableCommand {
         // With a picture, its projected cells stand where <image> is in the first user message.
         var seeing: (model: VisionLanguageModel, cells: Tensor)?
         if let image {
-            let vlm = try VisionLanguageModel.load(projector, imageEncoder: try EfficientNet.load(efficientnet ?? ImageAssets.efficientNetLite0), language: loaded)
+            let vlm = try VisionLanguageModel.load(projector, imageEncoder: try EfficientNet.load(efficientnet ?? ImageAssets.efficientNetLite0), language: loaded,
+                                                   labels: { try ImageNetLabels.load(folder: ImageAssets.imageNetLabels) })
             seeing = (vlm, vlm.imageCells(try readPicture(image)))
         }
         var history: [(role: String, content: String)] = system.map { [("system", $0)] } ?? seeing.map { [("system", $0.model.config.system)] } ?? []

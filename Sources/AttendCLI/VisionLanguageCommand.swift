@@ -13,12 +13,14 @@ struct VisionLanguageOptions: ParsableArguments {
     @Option(help: "A projector from attend vlm train.") var projector = "models/vlm-fashion.safetensors"
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
     @Option(name: .customLong("language-model"), help: "The language model the projector was trained for (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
+    @Option(name: .customLong("imagenet-labels"), help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (for a projector that says the classifier's classes in words).") var imageNetLabels: String?
 
     func loadParts() throws -> (EfficientNet, LoadedLanguageModel) { try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel) }
 
     func load() throws -> VisionLanguageModel {
         let (encoder, language) = try loadParts()
-        return try VisionLanguageModel.load(projector, imageEncoder: encoder, language: language)
+        return try VisionLanguageModel.load(projector, imageEncoder: encoder, language: language,
+                                            labels: { try ImageNetLabels.load(folder: imageNetLabels ?? ImageAssets.imageNetLabels) })
     }
 }
 
@@ -93,6 +95,11 @@ struct VLMTrainCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Photos (or folders) whose crops the ImageNet classifier names with confidence, as everyday examples.") var photos: [String] = []
     @Option(name: .customLong("crops-per-photo"), help: "Random square crops per photo (1-100000).") var cropsPerPhoto = 100
     @Option(name: .customLong("min-confidence"), help: "The classifier's probability a crop's answer needs (0-1).") var minConfidence: Float = 0.5
+    @Option(parsing: .upToNextOption, help: "Pictures with captions beside them (folders searched for PNG/JPEG files with a .txt of the same name, e.g. Tux Paint's stamps in /usr/share/tuxpaint/stamps); each is answered by its caption.") var captioned: [String] = []
+    @Option(help: "Pictures made of each captioned one: on white, then at random sizes and places on random backdrops (1-1000).") var variants = 4
+    @Option(parsing: .upToNextOption, help: "Photos (or folders) whose random squares serve as backdrops of the captioned pictures.") var backgrounds: [String] = []
+    @Flag(name: .customLong("classifier-words"), help: "Add to the projector the ImageNet classifier's words for each cell (its class probabilities weighting the language model's embeddings of the class names; frozen), the MLP's last layer starting at zero.") var classifierWords = false
+    @Option(help: "With --classifier-words, how much the classifier's logits are scaled (0-100].") var sharpness: Float = 1
     @Flag(name: .customLong("no-prototypes"), help: "Leave out the one synthetic picture per ImageNet class.") var noPrototypes = false
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt.") var labels: String?
     @Option(name: .shortAndLong, help: "Where to write the projector (.safetensors).") var output: String
@@ -110,10 +117,13 @@ struct VLMTrainCommand: ParsableCommand {
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
         guard (1...100_000).contains(cropsPerPhoto) else { throw ValidationError("--crops-per-photo must be 1...100000, got \(cropsPerPhoto)") }
         guard minConfidence.isFinite, (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0...1, got \(minConfidence)") }
+        guard sharpness.isFinite, sharpness > 0, sharpness <= 100 else { throw ValidationError("--sharpness must be in (0, 100], got \(sharpness)") }
+        guard (1...1000).contains(variants) else { throw ValidationError("--variants must be 1...1000, got \(variants)") }
+        if !backgrounds.isEmpty && captioned.isEmpty { throw ValidationError("--backgrounds are backdrops for --captioned pictures; give --captioned too") }
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos)
+        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos + captioned + backgrounds)
         var config = VisionLanguageConfig()
         config.imageSize = imageSize
         config.projectorHidden = projectorHidden
@@ -127,7 +137,11 @@ struct VLMTrainCommand: ParsableCommand {
         try training.validate()
         let (encoder, language) = try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel)
         config.languageWidth = language.model.embeddingWidth
-        let vlm = try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
+        let vlm = classifierWords
+            ? try VisionLanguageModel.withClassifierWords(config: config, imageEncoder: encoder, language: language,
+                                                          labels: try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels),
+                                                          sharpness: sharpness, seed: seed)
+            : try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
         let pictures = try data.load(train: true).prefix(data.limit ?? 5000)
         let captioner = data.labelled!.captioner
         let cells = try vlm.cells(of: pictures, showProgress: true)
@@ -148,6 +162,21 @@ struct VLMTrainCommand: ParsableCommand {
             allCells += extra.cells
             allAnswers += extra.answers
         }
+        if !captioned.isEmpty {
+            let backdrops: [Image] = try backgrounds.isEmpty ? [] : photoFiles(backgrounds, option: "--backgrounds").map { path in
+                let photo = try Image.read(path)
+                try photo.requireAspectRatio(atMost: 8, source: path)
+                return photo.rgb().resized(shorterSide: 384)
+            }
+            let pairs = try CaptionedImages.captionFiles(captioned, variants: variants, backgrounds: backdrops)
+            // Each picture's cells take 45 KiB: at most 40,000 pictures (1.8 GiB).
+            guard pairs.count <= 40_000 else {
+                throw AttendError("--captioned: \(pairs.count / variants) pictures x --variants \(variants) is more than 40,000 pictures")
+            }
+            allCells += try vlm.cells(of: pairs, showProgress: true)
+            allAnswers += pairs.captions
+            print("\(pairs.count) captioned pictures (\(pairs.count / variants) files x \(variants) variants)")
+        }
         let started = Date()
         let trainer = try vlm.train(on: allCells, answers: allAnswers, config: training, progress: ProgressBar(total: steps, label: "projector", unit: "step"))
         try vlm.save(to: output, metadata: ["steps": String(steps), "language_model": language.source,
@@ -165,7 +194,8 @@ struct VLMTrainCommand: ParsableCommand {
 struct VLMEvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Describe held-out test pictures: the share naming the right class, beside the same LM without the picture.")
+        abstract: "Describe held-out test pictures: the share naming the right class, beside the same LM without the picture.",
+        discussion: "--data fashion-mnist or digits scores their test pictures; a TSV of image path TAB class name (synonyms separated by '|') scores any pictures.")
     @OptionGroup var parts: VisionLanguageOptions
     @OptionGroup var data: CLIPDataOptions   // --limit defaults to the first 200 test pictures here
     @Option(help: "The user's message, with <image> where the picture goes.") var prompt: String?
@@ -174,18 +204,26 @@ struct VLMEvaluateCommand: ParsableCommand {
     @Flag(help: "Print the scores as JSON.") var json = false
 
     func validate() throws {
-        guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits") }
         guard (1...512).contains(maxTokens) else { throw ValidationError("--max-tokens must be 1...512, got \(maxTokens)") }
+    }
+
+    /// The test pictures, their classes and the classes' names: a labelled data set's test split, or a TSV of
+    /// image path TAB the class a description should name (synonyms separated by '|', e.g. "coin|coins").
+    func testPictures() throws -> (pictures: [Image], labels: [Int], captioner: ClassCaptions) {
+        if let labelled = data.labelled {
+            let test = try data.load(train: false).prefix(data.limit ?? 200)
+            return (try test.sourceIndices.map { try test.image($0) }, test.labels!, labelled.captioner)
+        }
+        let named = try ClassCaptions.namedPictures(data.data, limit: data.limit)
+        return (try named.paths.map { try readPicture($0) }, named.labels, named.classes)
     }
 
     func run() throws {
         let vlm = try parts.load()
-        let test = try data.load(train: false).prefix(data.limit ?? 200)
-        let pictures = try test.sourceIndices.map { try test.image($0) }
-        let captioner = data.labelled!.captioner
-        let seeing = try vlm.scoreDescriptions(pictures, labels: test.labels!, captioner: captioner, prompt: prompt, maxTokens: maxTokens,
+        let (pictures, labels, captioner) = try testPictures()
+        let seeing = try vlm.scoreDescriptions(pictures, labels: labels, captioner: captioner, prompt: prompt, maxTokens: maxTokens,
                                                progress: ProgressBar(total: pictures.count, label: "describe", unit: "picture"))
-        let blind = withoutImage ? try vlm.scoreDescriptions(pictures, labels: test.labels!, captioner: captioner, prompt: prompt,
+        let blind = withoutImage ? try vlm.scoreDescriptions(pictures, labels: labels, captioner: captioner, prompt: prompt,
                                                              maxTokens: maxTokens, withoutImage: true) : nil
         if json {
             var object: [String: Any] = ["with_image": try JSONSerialization.jsonObject(with: JSONEncoder().encode(seeing))]

@@ -116,6 +116,35 @@ public struct ClassCaptions {
     /// Whether to name the shade (Fashion-MNIST's garments).
     public var namesShade: Bool
 
+    /// Classes known only by their names (each class's list of names, the first the main one), to score
+    /// descriptions by (`classesNamed(in:)`): no kinds, captions or prompts of their own.
+    ///
+    /// ```swift
+    /// let everyday = ClassCaptions.named([["cat", "kitten"], ["coin", "coins"]], name: "photos")
+    /// everyday.classesNamed(in: "A black cat.")     // [0]
+    /// ```
+    public static func named(_ names: [[String]], name: String) -> ClassCaptions {
+        ClassCaptions(name: name, names: names, kinds: names.map { _ in "" }, templates: ["{}"], promptTemplates: ["a photo of {}"], namesShade: false)
+    }
+
+    /// Pictures and the class each should be named by, from a TSV of image path TAB the class's names separated by
+    /// '|' (`Benchmarks/data/everyday-photos.tsv`): the paths, each picture's class index, and the classes (one per
+    /// distinct names column, case aside), at most `limit` pictures.
+    public static func namedPictures(_ tsvPath: String, limit: Int? = nil) throws -> (paths: [String], labels: [Int], classes: ClassCaptions) {
+        let pairs = try ImageCaptions(tsvPath).pairs.prefix(limit ?? Int.max)
+        var keys: [String] = [], labels: [Int] = []
+        for pair in pairs {
+            let key = pair.caption.trimmingCharacters(in: .whitespaces).lowercased()
+            if let k = keys.firstIndex(of: key) { labels.append(k) } else { labels.append(keys.count); keys.append(key) }
+        }
+        let names = try keys.map { key -> [String] in
+            let list = key.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard list.allSatisfy({ !$0.isEmpty }) else { throw AttendError("\(tsvPath): the class '\(key)' has an empty name between its '|'s") }
+            return list
+        }
+        return (pairs.map(\.path), labels, named(names, name: tsvPath))
+    }
+
     public static let fashionMNIST = ClassCaptions(
         name: "fashion-mnist",
         names: [["t-shirt", "top", "tee shirt"], ["pair of trousers", "pair of pants", "pair of jeans"], ["pullover", "sweater", "jumper"],
@@ -197,5 +226,124 @@ extension CaptionedImages {
             return generator.next() % 2 == 0 ? square : square.flippedHorizontally()
         }
         return CaptionedImages(identity: identity, image: crop, captions: Array(repeating: [""], count: count))
+    }
+}
+
+extension CaptionedImages {
+    /// The most bytes a caption file may hold.
+    public static let maxCaptionFileBytes = 1 << 20
+
+    /// Pictures captioned by text files beside them: every PNG or JPEG under `paths` (folders are searched
+    /// recursively) that has a `.txt` of the same name. The caption is the first sentence of the file's first
+    /// non-empty line: Tux Paint's stamps (Debian's `tuxpaint-stamps-default`, about 800 drawings and photos of
+    /// animals, food, vehicles, household things...) are laid out so, the English description first and one
+    /// `lang.utf8=` line per translation after it. Pictures without a caption file are left out.
+    ///
+    /// Each picture gives `variants` pictures, so that the model learns the thing rather than its backdrop: the first
+    /// is the picture on white, with a margin; each other one is laid at a random size (55-95% of the square's side)
+    /// and place on a random backdrop (white, a random colour, or a random square of one of `backgrounds`), flipped
+    /// half the time. Transparent parts show the backdrop. The draws follow `seed`, so every run sees the same pictures.
+    ///
+    /// ```swift
+    /// let stamps = try CaptionedImages.captionFiles(["/usr/share/tuxpaint/stamps"], variants: 4)
+    /// print(stamps.captions[0])    // ["A frog."]
+    /// ```
+    public static func captionFiles(_ paths: [String], variants: Int = 1, backgrounds: [Image] = [], seed: UInt64 = 11) throws -> CaptionedImages {
+        guard (1...1000).contains(variants) else { throw AttendError("variants per picture must be 1...1000, got \(variants)") }
+        var found: [(image: String, caption: String)] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw AttendError("\(path): no such file or folder") }
+            var files: [String] = [path]
+            if isDirectory.boolValue {
+                guard let walker = FileManager.default.enumerator(atPath: path) else { throw AttendError("\(path): cannot list the folder") }
+                files = walker.compactMap { $0 as? String }.sorted().map { (path as NSString).appendingPathComponent($0) }
+            }
+            for file in files where ["png", "jpg", "jpeg"].contains((file as NSString).pathExtension.lowercased()) {
+                let captionFile = (file as NSString).deletingPathExtension + ".txt"
+                guard FileManager.default.fileExists(atPath: captionFile) else { continue }
+                found.append((file, try caption(fromFile: captionFile)))
+            }
+        }
+        guard !found.isEmpty else {
+            throw AttendError("no .png, .jpg or .jpeg picture with a caption file (the same name ending in .txt) in \(paths.joined(separator: ", "))")
+        }
+        var identity = "caption files \(variants) variants seed \(seed) \(backgrounds.count) backgrounds"
+        for (file, _) in found {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: file)
+            identity += "|\(file):\((attributes?[.size] as? NSNumber)?.intValue ?? -1)"
+        }
+        // Pictures are decoded when asked for; the variants of one picture come one after another, so the last
+        // decoded picture is kept.
+        let recent = RecentPicture()
+        let picture = { (i: Int) throws -> Image in
+            let k = i / variants, variant = i % variants
+            let stamp = try recent.picture(k) {
+                let image = try Image.read(found[k].image)
+                try image.requireAspectRatio(atMost: 8, source: found[k].image)
+                return image.shrunk(toLongerSide: 512)
+            }
+            var generator = RandomGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(i))
+            let fill: Float = variant == 0 ? 0.85 : 0.55 + 0.4 * generator.nextUniform()
+            let side = max(8, Int((Float(max(stamp.width, stamp.height)) / fill).rounded()))
+            let backdrop: Image
+            let kind = variant == 0 ? 0 : Int(generator.next() % UInt64(backgrounds.isEmpty ? 3 : 4))
+            switch kind {
+            case 0, 1: backdrop = Image(width: side, height: side, colour: [1, 1, 1])
+            case 2: backdrop = Image(width: side, height: side, colour: (0..<3).map { _ in generator.nextUniform() })
+            default:
+                let photo = backgrounds[Int(generator.next() % UInt64(backgrounds.count))]
+                let shorter = min(photo.width, photo.height)
+                let crop = max(8, Int(Float(shorter) * (0.3 + 0.7 * generator.nextUniform())))
+                let x = Int(generator.next() % UInt64(photo.width - crop + 1)), y = Int(generator.next() % UInt64(photo.height - crop + 1))
+                backdrop = photo.cropped(x: x, y: y, width: crop, height: crop).resized(width: side, height: side)
+            }
+            let (freeX, freeY) = (side - stamp.width, side - stamp.height)
+            let x = variant == 0 ? freeX / 2 : Int(generator.next() % UInt64(freeX + 1))
+            let y = variant == 0 ? freeY / 2 : Int(generator.next() % UInt64(freeY + 1))
+            let laid = stamp.composited(onto: backdrop, x: x, y: y)
+            return variant > 0 && generator.next() % 2 == 0 ? laid.flippedHorizontally() : laid
+        }
+        return CaptionedImages(identity: identity, image: picture,
+                               captions: found.flatMap { Array(repeating: [$0.caption], count: variants) })
+    }
+
+    /// The caption in a caption file: the first sentence of its first non-empty line.
+    public static func caption(fromFile path: String) throws -> String {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxCaptionFileBytes else { throw AttendError("\(path): a caption file of \(size) bytes; at most \(maxCaptionFileBytes) expected") }
+        guard let text = String(data: try Data(contentsOf: URL(fileURLWithPath: path)), encoding: .utf8) else {
+            throw AttendError("\(path): the caption file is not UTF-8 text")
+        }
+        guard let line = text.split(whereSeparator: \.isNewline).lazy
+            .map({ $0.trimmingCharacters(in: .whitespaces) }).first(where: { !$0.isEmpty }) else {
+            throw AttendError("\(path): the caption file is empty; its first line should say what the picture shows")
+        }
+        // The first sentence: up to the first '.', '!' or '?' followed by a space.
+        var end = line.endIndex
+        var i = line.startIndex
+        while i < line.endIndex {
+            let next = line.index(after: i)
+            if ".!?".contains(line[i]), next < line.endIndex, line[next] == " " { end = next; break }
+            i = next
+        }
+        return String(line[..<end])
+    }
+}
+
+/// The picture decoded last, shared by the calls of one caption-file source.
+private final class RecentPicture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var index = -1
+    private var image: Image?
+
+    func picture(_ k: Int, decode: () throws -> Image) throws -> Image {
+        lock.lock()
+        defer { lock.unlock() }
+        if index == k, let image { return image }
+        let decoded = try decode()
+        (index, image) = (k, decoded)
+        return decoded
     }
 }

@@ -19,6 +19,9 @@ public struct VisionLanguageConfig: Codable, Equatable {
     public var imageFeatures = 1280
     /// Hidden width of the projector.
     public var projectorHidden = 512
+    /// Set when the projector also says in words what the image encoder's ImageNet classifier sees in each cell
+    /// (`ClassifierWords`), the classifier's logits scaled by this sharpness.
+    public var classifierWords: Float?
     /// The language model's embedding width (576 for SmolLM2-135M).
     public var languageWidth = 576
     /// The system message of every prompt.
@@ -37,21 +40,39 @@ public struct VisionLanguageConfig: Codable, Equatable {
         try check(imageFeatures == 1280, "image_features must be 1280 (EfficientNet-Lite0), got \(imageFeatures)")
         try check((1...16384).contains(projectorHidden), "projector_hidden must be 1...16384, got \(projectorHidden)")
         try check((1...16384).contains(languageWidth), "language_width must be 1...16384, got \(languageWidth)")
+        if let classifierWords {
+            try check(classifierWords.isFinite && classifierWords > 0 && classifierWords <= 100, "classifier_words must be in (0, 100], got \(classifierWords)")
+        }
         try check(defaultPrompt.components(separatedBy: VisionLanguageModel.placeholder).count == 2,
                   "default_prompt must hold \(VisionLanguageModel.placeholder) once")
     }
 
     enum CodingKeys: String, CodingKey {
         case imageSize = "image_size", imageFeatures = "image_features", projectorHidden = "projector_hidden"
+        case classifierWords = "classifier_words"
         case languageWidth = "language_width", system, defaultPrompt = "default_prompt"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        imageFeatures = try c.decode(Int.self, forKey: .imageFeatures)
+        projectorHidden = try c.decode(Int.self, forKey: .projectorHidden)
+        classifierWords = try c.decodeIfPresent(Float.self, forKey: .classifierWords)   // absent from older files
+        languageWidth = try c.decode(Int.self, forKey: .languageWidth)
+        system = try c.decode(String.self, forKey: .system)
+        defaultPrompt = try c.decode(String.self, forKey: .defaultPrompt)
     }
 }
 
 /// The trained part: image feature cells [N, 1280] -> the language model's embeddings [N, width] (Linear, GELU,
-/// Linear), as LLaVA-1.5's projector.
+/// Linear), as LLaVA-1.5's projector; plus, when the model has them, the classifier's words for each cell.
 public final class ImageProjector: Module, UnaryLayer {
     public let input: Linear
     public let output: Linear
+    /// What the classifier sees, in words (frozen, and not among the module's tensors: it is rebuilt from the image
+    /// encoder and the language model, not stored).
+    public internal(set) var words: ClassifierWords?
 
     public init(_ config: VisionLanguageConfig, seed: UInt64 = 0x11A7A) {
         var generator = RandomGenerator(seed: seed)
@@ -59,7 +80,46 @@ public final class ImageProjector: Module, UnaryLayer {
         output = Linear(config.projectorHidden, config.languageWidth, generator: &generator)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { output(input(x).gelu()) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let mlp = output(input(x).gelu())
+        guard let words else { return mlp }
+        return mlp + words(x)
+    }
+}
+
+/// A cell of image features said in the language model's words: the ImageNet classifier's probabilities for the
+/// cell (logits scaled by a sharpness) weighting the embeddings of the 1,000 class names (each the mean of its
+/// tokens' embeddings). The language model reads such a vector much as it reads the name itself, so a projector
+/// that adds it names the classifier's 1,000 everyday classes before it has seen a caption; the trained MLP beside
+/// it learns what the captions add. Nothing here trains.
+public final class ClassifierWords {
+    /// [1000, 1280] and [1000]: the classifier, scaled.
+    let weight: Tensor
+    let bias: Tensor
+    /// [1000, width]: each class name's embedding.
+    let names: Tensor
+
+    /// - Parameter labels: the classifier's class names (the first of each comma-separated list is embedded).
+    public init(classifier: Linear, sharpness: Float, labels: ImageNetLabels, language: LoadedLanguageModel) throws {
+        let classes = classifier.weight.shape[0], width = language.model.embeddingWidth
+        guard labels.names.count == classes else { throw AttendError("the classifier has \(classes) classes, the labels name \(labels.names.count)") }
+        weight = withNoGrad { classifier.weight * sharpness }.contiguous()
+        bias = withNoGrad { (classifier.bias ?? Tensor.zeros([classes])) * sharpness }.contiguous()
+        var rows = [Float](repeating: 0, count: classes * width)
+        for (c, names) in labels.names.enumerated() {
+            let name = String(names.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces)
+            let ids = language.tokenizer.encode(" " + name)
+            guard !ids.isEmpty else { throw AttendError("class \(c) ('\(names)') has an empty name") }
+            let vectors = withNoGrad { language.model.embed(IntTensor(ids, shape: [ids.count])) }.toArray()
+            for t in 0..<ids.count { for k in 0..<width { rows[c * width + k] += vectors[t * width + k] / Float(ids.count) } }
+        }
+        names = Tensor(rows, shape: [classes, width])
+    }
+
+    /// Cells [N, 1280] -> [N, width].
+    public func callAsFunction(_ cells: Tensor) -> Tensor {
+        (cells.matmul(weight.transposed(0, 1)) + bias).softmax(axis: -1).matmul(names)
+    }
 }
 
 /// One picture's caption example, tokenized around the image placeholder: the prompt before it, the prompt after
@@ -192,6 +252,36 @@ public final class VisionLanguageModel {
         return try Generation.generate(model: language.model, tokenizer: language.tokenizer, input: input, options: sampling, onText: onText)
     }
 
+    /// A model whose projector also says in words what the image encoder's classifier sees in each cell
+    /// (`ClassifierWords`, logits scaled by `sharpness`), its MLP's last layer starting at zero: before any training
+    /// the projector's output is the classifier's words alone, and training teaches the MLP what the captions add.
+    ///
+    /// ```swift
+    /// let vlm = try VisionLanguageModel.withClassifierWords(imageEncoder: lite0, language: smol,
+    ///                                                       labels: try ImageNetLabels.load(folder: labelsFolder))
+    /// print(try vlm.describe(try Image.read("chelsea.png")).text)      // names a cat before any training
+    /// ```
+    public static func withClassifierWords(config base: VisionLanguageConfig = VisionLanguageConfig(), imageEncoder: EfficientNet,
+                                           language: LoadedLanguageModel, labels: ImageNetLabels, sharpness: Float = 1,
+                                           seed: UInt64 = 0x11A7A) throws -> VisionLanguageModel {
+        var config = base
+        config.classifierWords = sharpness
+        try config.validate(source: "the projector")
+        let vlm = try VisionLanguageModel(config: config, imageEncoder: imageEncoder, language: language, seed: seed)
+        try vlm.attachClassifierWords(labels: labels)
+        vlm.projector.output.weight.assign(Tensor.zeros(vlm.projector.output.weight.shape))
+        if let bias = vlm.projector.output.bias { bias.assign(Tensor.zeros(bias.shape)) }
+        return vlm
+    }
+
+    /// Builds the projector's words from the encoder's classifier and the language model's embeddings, when the
+    /// config asks for them.
+    func attachClassifierWords(labels: ImageNetLabels?) throws {
+        guard let sharpness = config.classifierWords else { return }
+        guard let labels else { throw AttendError("this projector says the ImageNet classifier's classes in words: it needs the class names (scripts/fetch-assets.sh imagenet-labels)") }
+        projector.words = try ClassifierWords(classifier: imageEncoder.classifier, sharpness: sharpness, labels: labels, language: language)
+    }
+
     // MARK: Files
 
     public func save(to path: String, metadata: [String: String] = [:]) throws {
@@ -200,8 +290,10 @@ public final class VisionLanguageModel {
         try Safetensors.write(projector.namedTensors(), metadata: meta, to: path)
     }
 
-    /// Loads a projector written by `save` over the image encoder and language model it was trained with.
-    public static func load(_ path: String, imageEncoder: EfficientNet, language: LoadedLanguageModel) throws -> VisionLanguageModel {
+    /// Loads a projector written by `save` over the image encoder and language model it was trained with (and,
+    /// for a projector with the classifier's words, the classifier's class names).
+    public static func load(_ path: String, imageEncoder: EfficientNet, language: LoadedLanguageModel,
+                            labels: (() throws -> ImageNetLabels)? = nil) throws -> VisionLanguageModel {
         let file = try Safetensors.read(path)
         let config = try file.config(VisionLanguageConfig.self, key: "vlm_config", source: path, writer: "attend vlm train")
         try config.validate(source: path + " (vlm_config)")
@@ -209,6 +301,7 @@ public final class VisionLanguageModel {
         try file.requireTensor("output.weight", shape: [config.languageWidth, config.projectorHidden], source: path)
         let vlm = try VisionLanguageModel(config: config, imageEncoder: imageEncoder, language: language)
         try vlm.projector.load(file.tensors, source: path)
+        if vlm.config.classifierWords != nil { try vlm.attachClassifierWords(labels: try labels?()) }
         return vlm
     }
 }

@@ -182,3 +182,65 @@ extension Image {
         return rgb().resized(shorterSide: resize).centerCropped(width: size, height: size).tensor(mean: mean, std: std)
     }
 }
+
+extension Image {
+    /// A width x height RGB image of one colour (three values in [0, 1]).
+    public init(width: Int, height: Int, colour: [Float]) {
+        precondition(colour.count == 3, "Image(colour:) takes red, green and blue, got \(colour.count) values")
+        let plane = width * height
+        self.init(width: width, height: height, channels: 3,
+                  pixels: [Float](repeating: colour[0], count: plane) + [Float](repeating: colour[1], count: plane)
+                      + [Float](repeating: colour[2], count: plane))
+    }
+
+    /// Whether the image has an alpha channel (grey + alpha or RGBA).
+    public var hasAlpha: Bool { channels == 2 || channels == 4 }
+
+    /// This image laid over `background` with its top-left corner at (x, y), blended by its alpha channel (an image
+    /// without one covers what it overlaps). The result is RGB, the background's size; what falls outside is cut.
+    ///
+    /// ```swift
+    /// let stamp = try Image.read("cat.png")                               // RGBA, transparent around the cat
+    /// let picture = stamp.composited(onto: Image(width: 200, height: 200, colour: [1, 1, 1]), x: 20, y: 10)
+    /// ```
+    public func composited(onto background: Image, x: Int, y: Int) -> Image {
+        let base = background.rgb(), colour = rgb()
+        var out = base.pixels
+        let plane = width * height, outPlane = base.width * base.height
+        let rows = Swift.max(0, -y)..<Swift.max(Swift.max(0, -y), Swift.min(height, base.height - y))
+        let columns = Swift.max(0, -x)..<Swift.max(Swift.max(0, -x), Swift.min(width, base.width - x))
+        let alpha = hasAlpha ? (channels - 1) * plane : -1
+        for row in rows {
+            for column in columns {
+                let from = row * width + column, to = (y + row) * base.width + x + column
+                let a = alpha >= 0 ? pixels[alpha + from] : 1
+                for c in 0..<3 { out[c * outPlane + to] = a * colour.pixels[c * plane + from] + (1 - a) * out[c * outPlane + to] }
+            }
+        }
+        return Image(width: base.width, height: base.height, channels: 3, pixels: out)
+    }
+
+    /// Shrunk so the longer side is at most `longerSide` (kept as it is when already small enough). With alpha the
+    /// colours are resized premultiplied, so that transparent pixels' colours do not bleed into the edges.
+    public func shrunk(toLongerSide longerSide: Int) -> Image {
+        precondition(longerSide > 0, "shrunk: longerSide must be positive")
+        guard Swift.max(width, height) > longerSide else { return self }
+        let scale = Double(longerSide) / Double(Swift.max(width, height))
+        let (w, h) = (Swift.max(1, Int((Double(width) * scale).rounded())), Swift.max(1, Int((Double(height) * scale).rounded())))
+        guard hasAlpha else { return resized(width: w, height: h) }
+        let plane = width * height, alpha = (channels - 1) * plane
+        var premultiplied = pixels
+        for c in 0..<(channels - 1) { for i in 0..<plane { premultiplied[c * plane + i] *= pixels[alpha + i] } }
+        var small = Image(width: width, height: height, channels: channels, pixels: premultiplied)
+            .resized(width: w, height: h, roundToLevels: false)
+        let smallPlane = w * h, smallAlpha = (channels - 1) * smallPlane
+        for i in 0..<smallPlane {
+            let a = Swift.min(Swift.max(small.pixels[smallAlpha + i], 0), 1)
+            small.pixels[smallAlpha + i] = a
+            for c in 0..<(channels - 1) {
+                small.pixels[c * smallPlane + i] = a > 1e-6 ? Swift.min(Swift.max(small.pixels[c * smallPlane + i] / a, 0), 1) : 0
+            }
+        }
+        return small
+    }
+}

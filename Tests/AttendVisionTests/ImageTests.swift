@@ -160,4 +160,61 @@ final class ImageTests: XCTestCase {
         try "dog/a.jpg no tab\n".write(toFile: root + "/bad.tsv", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ImageCaptions(root + "/bad.tsv")) { XCTAssertTrue("\($0)".contains("bad.tsv:1: expected"), "\($0)") }
     }
+
+    /// Alpha blending by hand: out = a * picture + (1 - a) * backdrop, inside the backdrop only.
+    func testCompositingBlendsByAlphaAndCutsAtTheEdges() {
+        // 2 x 2 RGBA: alpha 0, 0.5 / 1, 0.25.
+        let stamp = Image(width: 2, height: 2, channels: 4, pixels: [0.9, 0.8, 0.7, 0.6,  0.1, 0.2, 0.3, 0.4,  0.5, 0.5, 0.5, 0.5,  0, 0.5, 1, 0.25])
+        let backdrop = Image(width: 3, height: 3, colour: [0.2, 0.4, 0.6])
+        XCTAssertEqual(backdrop.pixels, [Float](repeating: 0.2, count: 9) + [Float](repeating: 0.4, count: 9) + [Float](repeating: 0.6, count: 9))
+        let whole = stamp.composited(onto: backdrop, x: 1, y: 1)
+        XCTAssertEqual(whole.channels, 3)
+        let expectedWhole: [[Float]] = [
+            [0.2, 0.2, 0.2,  0.2, 0.2, 0.5 * 0.8 + 0.5 * 0.2,  0.2, 0.7, 0.25 * 0.6 + 0.75 * 0.2],
+            [0.4, 0.4, 0.4,  0.4, 0.4, 0.5 * 0.2 + 0.5 * 0.4,  0.4, 0.3, 0.25 * 0.4 + 0.75 * 0.4],
+            [0.6, 0.6, 0.6,  0.6, 0.6, 0.5 * 0.5 + 0.5 * 0.6,  0.6, 0.5, 0.25 * 0.5 + 0.75 * 0.6]]
+        for c in 0..<3 { for i in 0..<9 { XCTAssertEqual(whole.pixels[c * 9 + i], expectedWhole[c][i], accuracy: 1e-6, "channel \(c) pixel \(i)") } }
+        // Hanging over the top-left corner: only the stamp's bottom-right pixel lands, at (0, 0).
+        let corner = stamp.composited(onto: backdrop, x: -1, y: -1)
+        XCTAssertEqual(corner.pixels[0], 0.25 * 0.6 + 0.75 * 0.2, accuracy: 1e-6)
+        XCTAssertEqual(Array(corner.pixels[1..<9]), [Float](repeating: 0.2, count: 8))
+        // Past the right edge: only the stamp's left column lands, in column 2.
+        let edge = stamp.composited(onto: backdrop, x: 2, y: 0)
+        XCTAssertEqual(edge.pixels[2], 0.2, accuracy: 1e-6)                  // alpha 0
+        XCTAssertEqual(edge.pixels[5], 0.7, accuracy: 1e-6)                  // alpha 1
+        XCTAssertEqual(stamp.composited(onto: backdrop, x: 3, y: 0), backdrop, "wholly outside")
+        // Grey + alpha, and an opaque picture that covers.
+        let grey = Image(width: 1, height: 1, channels: 2, pixels: [1, 0.5])
+        XCTAssertEqual(grey.composited(onto: backdrop, x: 0, y: 0).pixels[9], 0.5 + 0.5 * 0.4, accuracy: 1e-6)
+        let opaque = Image(width: 1, height: 1, colour: [0, 0, 0])
+        XCTAssertEqual(opaque.composited(onto: backdrop, x: 2, y: 2).pixels[8], 0)
+    }
+
+    /// Shrinking with alpha resizes premultiplied colours: a transparent red surround does not tint the blue stamp.
+    func testShrinkingKeepsTransparentColoursOut() {
+        let side = 16, plane = side * side
+        var pixels = [Float](repeating: 0, count: 4 * plane)
+        for y in 0..<side {
+            for x in 0..<side {
+                let inside = (4..<12).contains(x) && (4..<12).contains(y)
+                pixels[y * side + x] = inside ? 0 : 1              // red where transparent
+                pixels[2 * plane + y * side + x] = inside ? 1 : 0  // blue where opaque
+                pixels[3 * plane + y * side + x] = inside ? 1 : 0
+            }
+        }
+        let stamp = Image(width: side, height: side, channels: 4, pixels: pixels)
+        XCTAssertEqual(stamp.shrunk(toLongerSide: 16), stamp, "already small enough")
+        let small = stamp.shrunk(toLongerSide: 5)
+        XCTAssertEqual([small.width, small.height, small.channels], [5, 5, 4])
+        let smallPlane = 25
+        var partlyOpaque = 0
+        for i in 0..<smallPlane where small.pixels[3 * smallPlane + i] > 0.05 {
+            partlyOpaque += 1
+            XCTAssertLessThan(small.pixels[i], 0.01, "red bled into pixel \(i)")
+            XCTAssertGreaterThan(small.pixels[2 * smallPlane + i], 0.99, "pixel \(i)")
+        }
+        XCTAssertGreaterThan(partlyOpaque, 4)
+        let wide = Image(width: 40, height: 10, colour: [0.5, 0.5, 0.5]).shrunk(toLongerSide: 20)
+        XCTAssertEqual([wide.width, wide.height], [20, 5])
+    }
 }

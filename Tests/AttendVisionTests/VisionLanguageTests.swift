@@ -83,6 +83,15 @@ final class VisionLanguageTests: XCTestCase {
     func testProjectorGradientMatchesFiniteDifferences() throws {
         var config = VisionLanguageConfig()
         let vlm = try tinyModel(&config)
+        try checkProjectorGradient(vlm, name: "MLP")
+        // With the classifier's words beside the MLP (their gradient is none: they are frozen).
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let words = try VisionLanguageModel.withClassifierWords(config: vlm.config, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: labels)
+        for (name, t) in vlm.projector.namedTensors() { words.projector.namedTensors().first { $0.name == name }!.tensor.assign(t) }
+        try checkProjectorGradient(words, name: "MLP + classifier words")
+    }
+
+    func checkProjectorGradient(_ vlm: VisionLanguageModel, name activation: String) throws {
         let cells = [Tensor.uniform([9, 1280], low: 0, high: 2, seed: 1), Tensor.uniform([9, 1280], low: 0, high: 2, seed: 2)]
         let batch = [(cells: cells[0], example: try vlm.example(answer: "A dark coat.")), (cells: cells[1], example: try vlm.example(answer: "A bag."))]
         vlm.projector.zeroGrad()
@@ -98,7 +107,7 @@ final class VisionLanguageTests: XCTestCase {
                 let down = withNoGrad { vlm.loss(batch).item }
                 parameter.pointer[i] = saved
                 let numeric = (up - down) / (2 * h)
-                XCTAssertEqual(g[i], numeric, accuracy: 1e-3 + 2e-2 * abs(numeric), "element \(i)")
+                XCTAssertEqual(g[i], numeric, accuracy: 1e-3 + 2e-2 * abs(numeric), "\(activation): element \(i)")
             }
         }
         // Sequences of different lengths padded together give each one's own loss.
@@ -165,6 +174,135 @@ final class VisionLanguageTests: XCTestCase {
         XCTAssertEqual(Array(prototype[0..<1280]), Array(prototype[1280 * 8..<1280 * 9]), "every cell of a prototype picture is the same")
         let none = try vlm.classifierExamples(crops: crops, labels: labels, minimumConfidence: 1.01, prototypes: false)
         XCTAssertTrue(none.cells.isEmpty, "no crop is named with more than certainty")
+    }
+
+    /// The classifier's words: each cell becomes the classifier's probabilities (logits scaled by the sharpness)
+    /// weighting the mean token embeddings of the class names, computed here by hand in Double from the
+    /// classifier's and the embedding table's numbers; the MLP beside them starts at zero and is all that trains
+    /// or is stored, and loading rebuilds the words.
+    func testClassifierWords() throws {
+        var config = VisionLanguageConfig()
+        let tiny = try tinyModel(&config)
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let sharpness: Float = 1.5
+        let vlm = try VisionLanguageModel.withClassifierWords(config: tiny.config, imageEncoder: tiny.imageEncoder, language: tiny.language,
+                                                              labels: labels, sharpness: sharpness)
+        XCTAssertEqual(vlm.config.classifierWords, 1.5)
+        XCTAssertEqual(vlm.projector.namedTensors().map(\.name).sorted(), ["input.bias", "input.weight", "output.bias", "output.weight"])
+        let cells = Tensor.uniform([2, 1280], low: 0, high: 1.5, seed: 9)
+        let got = withNoGrad { vlm.projector(cells) }.toArray()
+        let x = cells.toArray(), w = vlm.imageEncoder.classifier.weight.toArray(), b = vlm.imageEncoder.classifier.bias!.toArray()
+        let llama = try XCTUnwrap(vlm.language.model as? LlamaModel)
+        let table = llama.embedding.weight.toArray(), width = 16
+        let names = labels.names.map { " " + String($0.split(separator: ",")[0]).trimmingCharacters(in: .whitespaces) }
+        let meanEmbedding: [[Double]] = names.map { name in
+            let ids = vlm.language.tokenizer.encode(name)
+            var mean = [Double](repeating: 0, count: width)
+            for id in ids { for k in 0..<width { mean[k] += Double(table[Int(id) * width + k]) / Double(ids.count) } }
+            return mean
+        }
+        for row in 0..<2 {
+            var logits = [Double](repeating: 0, count: 1000)
+            for c in 0..<1000 {
+                var dot = Double(b[c])
+                for i in 0..<1280 { dot += Double(w[c * 1280 + i]) * Double(x[row * 1280 + i]) }
+                logits[c] = Double(sharpness) * dot
+            }
+            let top = logits.max()!
+            let e = logits.map { exp($0 - top) }
+            let total = e.reduce(0, +)
+            for k in 0..<width {
+                var want = 0.0
+                for c in 0..<1000 { want += e[c] / total * meanEmbedding[c][k] }
+                XCTAssertEqual(Double(got[row * width + k]), want, accuracy: 1e-5, "row \(row), component \(k)")
+            }
+        }
+        // Training moves the MLP away from zero; the file holds the MLP and the sharpness, and loading rebuilds the words.
+        var training = VisionLanguageTrainingConfig()
+        training.steps = 2
+        training.batchSize = 2
+        try vlm.train(on: [cells, cells], answers: [["A cat."], ["A cup."]], config: training)
+        XCTAssertNotEqual(vlm.projector.output.weight.toArray(), [Float](repeating: 0, count: width * vlm.config.projectorHidden))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-words-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try vlm.save(to: path)
+        XCTAssertEqual(try Safetensors.read(path).tensors.keys.sorted(), ["input.bias", "input.weight", "output.bias", "output.weight"])
+        let loaded = try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: { labels })
+        XCTAssertEqual(withNoGrad { loaded.projector(cells) }.toArray(), withNoGrad { vlm.projector(cells) }.toArray())
+        XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)) {
+            XCTAssertTrue("\($0)".contains("needs the class names"), "\($0)")
+        }
+        // Files from before the key read without the words; a bad sharpness is named.
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(vlm.config)) as! [String: Any]
+        XCTAssertEqual(json["classifier_words"] as? Double, 1.5)
+        json.removeValue(forKey: "classifier_words")
+        XCTAssertNil(try JSONDecoder().decode(VisionLanguageConfig.self, from: JSONSerialization.data(withJSONObject: json)).classifierWords)
+        var bad = vlm.config
+        bad.classifierWords = 0
+        XCTAssertThrowsError(try bad.validate(source: "f")) { XCTAssertTrue("\($0)".contains("f: classifier_words must be in (0, 100], got 0"), "\($0)") }
+    }
+
+    /// The README's everyday claim: the classifier's words, untrained, over the real encoder, labels and SmolLM2,
+    /// name 3 of the 10 everyday photos of Benchmarks/data/everyday-photos.tsv (the shipped Fashion-MNIST projector
+    /// names none); and the TSV's classes are read with their synonyms.
+    func testClassifierWordsNameEverydayPhotosUntrained() throws {
+        let (encoder, smol) = try parts()
+        _ = try requireAsset("scikit-image-data/chelsea.png", fetch: "scikit-image-data")
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let named = try ClassCaptions.namedPictures(FileManager.default.currentDirectoryPath + "/Benchmarks/data/everyday-photos.tsv")
+        XCTAssertEqual(named.labels, Array(0..<10))
+        XCTAssertEqual(named.classes.names[8], ["coin", "coins"])
+        XCTAssertEqual(named.classes.classesNamed(in: "A European coin of 1 euro."), [8])
+        let pictures = try named.paths.map { try Image.read($0) }
+        let words = try VisionLanguageModel.withClassifierWords(imageEncoder: encoder, language: smol, labels: labels)
+        let score = try words.scoreDescriptions(pictures, labels: named.labels, captioner: named.classes, maxTokens: 16)
+        XCTAssertEqual(score.count, 10)
+        XCTAssertGreaterThanOrEqual(Int((score.accuracy * 10).rounded()), 3, "\(score.samples)")
+    }
+
+    /// Caption files beside pictures (Tux Paint's layout): the first sentence of the first non-empty line, pictures
+    /// without one left out, each picture made into variants (the first centred on white), the same every call.
+    func testCaptionFilesAndTheirVariants() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("attend-captions-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/animals", withIntermediateDirectories: true)
+        // A 4 x 2 green stamp, opaque on its left half and transparent on its right.
+        let stamp = Image(width: 4, height: 2, channels: 4, pixels: [0, 0, 0, 0, 0, 0, 0, 0,  1, 1, 1, 1, 1, 1, 1, 1,  0, 0, 0, 0, 0, 0, 0, 0,  1, 1, 0, 0, 1, 1, 0, 0])
+        try stamp.write(to: root + "/animals/frog.png")
+        try "A frog. It jumps.\nfr.utf8=Une grenouille.\n".write(toFile: root + "/animals/frog.txt", atomically: true, encoding: .utf8)
+        try Image(width: 8, height: 8, colour: [0.5, 0.3, 0.1]).write(to: root + "/cup.jpg")
+        try "\n   A cup of coffee! Hot.  \n".write(toFile: root + "/cup.txt", atomically: true, encoding: .utf8)
+        try Image(width: 8, height: 8, colour: [1, 0, 0]).write(to: root + "/uncaptioned.png")
+        let pairs = try CaptionedImages.captionFiles([root], variants: 3, backgrounds: [Image(width: 20, height: 20, colour: [0, 0, 1])])
+        XCTAssertEqual(pairs.captions, [["A frog."], ["A frog."], ["A frog."], ["A cup of coffee!"], ["A cup of coffee!"], ["A cup of coffee!"]])
+        XCTAssertEqual(try CaptionedImages.captionFiles([root + "/cup.jpg"]).captions, [["A cup of coffee!"]], "a file named alone")
+        // The first variant: the stamp centred on white in a square of side 4 / 0.85 = 5, raised to the least side, 8.
+        let first = try pairs.image(0)
+        XCTAssertEqual([first.width, first.height, first.channels], [8, 8, 3])
+        func rgb(_ image: Image, _ x: Int, _ y: Int) -> [Float] { (0..<3).map { image.pixels[$0 * image.width * image.height + y * image.width + x] } }
+        XCTAssertEqual(rgb(first, 0, 0), [1, 1, 1], "the backdrop is white")
+        XCTAssertEqual(rgb(first, 1, 3), [1, 1, 1], "left of the stamp")
+        XCTAssertEqual(rgb(first, 2, 3), [0, 1, 0], "the stamp's opaque half, at offset (2, 3)")
+        XCTAssertEqual(rgb(first, 3, 4), [0, 1, 0])
+        XCTAssertEqual(rgb(first, 4, 3), [1, 1, 1], "its transparent half shows the backdrop")
+        XCTAssertEqual(rgb(first, 2, 5), [1, 1, 1], "below the stamp")
+        let large = try CaptionedImages.captionFiles([root + "/cup.jpg"], variants: 1)
+        XCTAssertEqual(try large.image(0).width, 9, "8 / 0.85, rounded")
+        for i in 0..<6 {
+            let picture = try pairs.image(i)
+            XCTAssertEqual(picture.width, picture.height, "variant \(i) is square")
+            XCTAssertEqual(picture, try pairs.image(i), "variant \(i) is the same every call")
+        }
+        XCTAssertNotEqual(try pairs.image(1), try pairs.image(2), "variants differ")
+        // Bad caption files are named.
+        try "\n  \n".write(toFile: root + "/uncaptioned.txt", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CaptionedImages.captionFiles([root])) { XCTAssertTrue("\($0)".contains("uncaptioned.txt: the caption file is empty"), "\($0)") }
+        try Data([0x41, 0xFF, 0xFE]).write(to: URL(fileURLWithPath: root + "/uncaptioned.txt"))
+        XCTAssertThrowsError(try CaptionedImages.captionFiles([root])) { XCTAssertTrue("\($0)".contains("uncaptioned.txt: the caption file is not UTF-8"), "\($0)") }
+        XCTAssertThrowsError(try CaptionedImages.captionFiles([root + "/animals"], variants: 0)) { XCTAssertTrue("\($0)".contains("1...1000"), "\($0)") }
+        XCTAssertThrowsError(try CaptionedImages.captionFiles([root + "/nowhere"])) { XCTAssertTrue("\($0)".contains("nowhere: no such file"), "\($0)") }
+        try FileManager.default.createDirectory(atPath: root + "/bare", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try CaptionedImages.captionFiles([root + "/bare"])) { XCTAssertTrue("\($0)".contains("with a caption file"), "\($0)") }
     }
 
     /// The committed projector over the real SmolLM2 names the class of Fashion-MNIST test pictures it never saw.
