@@ -124,6 +124,11 @@ printf 'A cup of coffee. Hot.\nfr.utf8=Une tasse.\n' > "$work/stamps/some/cup.tx
 # A softmax projector started from the classifier, trained 2 steps on 4 garments and a captioned picture, then scored
 # on pictures named by a TSV.
 expect_output "4 captioned pictures (1 files x 4 variants)" "$attend" vlm train --classifier-words --limit 4 --steps 2 --batch-size 2 --captioned "$work/stamps/some" -o "$work/p.safetensors"
+# A CLIP trained on a folder of captioned pictures.
+cp "$photos/chelsea.png" "$work/stamps/some/cat.png"
+printf 'A cat on a blanket.\n' > "$work/stamps/some/cat.txt"
+expect_output "2 pairs;" "$attend" clip train --data "$work/stamps/some" --steps 1 --batch-size 2 -o "$work/c.safetensors"
+expect_error "with a caption file" "$attend" clip train --data "$work/stamps/none" --steps 1 -o "$work/c.safetensors"
 printf '%s\tcoffee|espresso\n%s\tcat\n' "$PWD/$photos/coffee.png" "$PWD/$photos/chelsea.png" > "$work/everyday.tsv"
 expect_output "2 test pictures" "$attend" vlm evaluate --projector "$work/p.safetensors" --data "$work/everyday.tsv" --max-tokens 4
 printf '%s\tcat||kitten\n' "$PWD/$photos/chelsea.png" > "$work/bad.tsv"

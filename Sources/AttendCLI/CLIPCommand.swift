@@ -104,7 +104,7 @@ enum LabelledData: String {
 
 /// Where the built-in data sets are.
 struct CLIPDataOptions: ParsableArguments {
-    @Option(help: "fashion-mnist, digits (scikit-learn's), or a TSV of image path TAB caption.") var data = "fashion-mnist"
+    @Option(help: "fashion-mnist, digits (scikit-learn's), a TSV of image path TAB caption, or a folder of pictures each with a .txt caption beside it (e.g. /usr/share/tuxpaint/stamps).") var data = "fashion-mnist"
     @Option(name: .customLong("fashion-mnist"), help: "Folder with Fashion-MNIST's IDX files.") var fashionDirectory = FashionMNIST.defaultDirectory
     @Option(name: .customLong("digits"), help: "scikit-learn's digits.csv.gz.") var digitsFile = ImageAssets.root + "/scikit-learn-data/digits.csv.gz"
     @Option(help: "Use at most this many pictures.") var limit: Int?
@@ -123,7 +123,9 @@ struct CLIPDataOptions: ParsableArguments {
                                             excluding: try labelled.classIndices(excluding, option: "--exclude"), limit: limit)
         }
         guard excluding.isEmpty else { throw ValidationError("--exclude works with --data fashion-mnist or digits only") }
-        let pairs = try CaptionedImages.tsv(data)
+        var isDirectory: ObjCBool = false
+        let pairs = FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? try CaptionedImages.captionFiles([data]) : try CaptionedImages.tsv(data)
         return limit.map { pairs.prefix($0) } ?? pairs
     }
 }

@@ -156,7 +156,7 @@ final class GGUFTypesTests: XCTestCase {
     func testInt8ProductsOnEveryRowGroupingAndLevel() throws {
         var g = RandomGenerator(seed: 12)
         func half(_ v: Float) -> [UInt8] { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { Array($0) } }
-        for (type, rows) in [UInt32(2), 3, 8].flatMap({ t in [1, 4, 7].map { (t, $0) } }) {
+        for (type, rows) in [UInt32(2), 3, 8].flatMap({ t in [1, 4, 7, 8, 16].map { (t, $0) } }) {
             let columns = 96
             var bytes: [UInt8] = []
             for _ in 0..<(rows * columns / 32) {
