@@ -114,6 +114,7 @@ expect_error "--image-size must be a multiple of 32" "$attend" vlm train --image
 expect_error "--data must be fashion-mnist or digits" "$attend" vlm train --data "$work/pairs.tsv" -o "$work/p.safetensors"
 expect_error "--variants must be 1...1000" "$attend" vlm train --variants 0 -o "$work/p.safetensors"
 expect_error "--sharpness must be in (0, 100]" "$attend" vlm train --classifier-words --sharpness 0 -o "$work/p.safetensors"
+expect_error "give --classifier-words too" "$attend" vlm train --sharpness 2 -o "$work/p.safetensors"
 expect_error "give --captioned too" "$attend" vlm train --backgrounds "$photos/coffee.png" -o "$work/p.safetensors"
 mkdir -p "$work/stamps/none" "$work/stamps/some"
 cp "$photos/coffee.png" "$work/stamps/none/cup.png"

@@ -13,14 +13,14 @@ struct VisionLanguageOptions: ParsableArguments {
     @Option(help: "A projector from attend vlm train.") var projector = "models/vlm-fashion.safetensors"
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
     @Option(name: .customLong("language-model"), help: "The language model the projector was trained for (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
-    @Option(name: .customLong("imagenet-labels"), help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (for a projector that says the classifier's classes in words).") var imageNetLabels: String?
+    @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (for a projector that says the classifier's classes in words).") var labels: String?
 
     func loadParts() throws -> (EfficientNet, LoadedLanguageModel) { try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel) }
 
     func load() throws -> VisionLanguageModel {
         let (encoder, language) = try loadParts()
         return try VisionLanguageModel.load(projector, imageEncoder: encoder, language: language,
-                                            labels: { try ImageNetLabels.load(folder: imageNetLabels ?? ImageAssets.imageNetLabels) })
+                                            labels: { try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels) })
     }
 }
 
@@ -118,6 +118,7 @@ struct VLMTrainCommand: ParsableCommand {
         guard (1...100_000).contains(cropsPerPhoto) else { throw ValidationError("--crops-per-photo must be 1...100000, got \(cropsPerPhoto)") }
         guard minConfidence.isFinite, (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0...1, got \(minConfidence)") }
         guard sharpness.isFinite, sharpness > 0, sharpness <= 100 else { throw ValidationError("--sharpness must be in (0, 100], got \(sharpness)") }
+        if sharpness != 1 && !classifierWords { throw ValidationError("--sharpness scales the classifier's words; give --classifier-words too") }
         guard (1...1000).contains(variants) else { throw ValidationError("--variants must be 1...1000, got \(variants)") }
         if !backgrounds.isEmpty && captioned.isEmpty { throw ValidationError("--backgrounds are backdrops for --captioned pictures; give --captioned too") }
     }
