@@ -107,18 +107,24 @@ public final class MultiHeadAttention: Module {
 
     /// Self-attention when `context` is nil, else cross-attention from `x` to `context`.
     /// x: [B, Tq, C]; context: [B, Tk, Ckv]; mask: 1 = blocked, broadcastable to [B, H, Tq, Tk]. `keyLengths`, when
-    /// given, says the same as a padding mask (row b's first keyLengths[b] keys are real): without gradients,
-    /// self-attention then runs on the fused kernel, as causal self-attention without a mask does.
+    /// given, says the same as a padding mask (row b's first keyLengths[b] keys are real). Self-attention without a
+    /// mask, or with the lengths, runs on fused kernels: the tiled inference kernel without gradients, else
+    /// `Tensor.selfAttention`; a mask without lengths, cross-attention and `keepWeights` compose it from primitives.
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: Tensor? = nil, causal: Bool = false, keyLengths: [Int]? = nil) -> Tensor {
         let source = context ?? x
         let (b, tq, c) = (x.shape[0], x.shape[1], x.shape[2])
         let tk = source.shape[1]
         let hs = c / headCount
-        if context == nil && !keepWeights && !GradMode.isEnabled && hs <= 256 && (causal ? mask == nil && keyLengths == nil : keyLengths != nil) {
+        if context == nil && !keepWeights && (mask == nil || keyLengths != nil) {
             let q = query(x).reshape([b, tq, headCount, hs])
-            let k = key(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
-            let v = value(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
-            return output(Attention.fusedSelfAttention(query: q, key: k, value: v, keyLengths: keyLengths, causal: causal))
+            if !GradMode.isEnabled && hs <= 256 && causal == (keyLengths == nil) {
+                let k = key(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
+                let v = value(x).reshape([b, tq, headCount, hs]).transposed(1, 2)
+                return output(Attention.fusedSelfAttention(query: q, key: k, value: v, keyLengths: keyLengths, causal: causal))
+            }
+            // Training (and the unmasked encoder): one op, forward and backward without [B, H, T, T] tensors.
+            let k = key(x).reshape([b, tq, headCount, hs]), v = value(x).reshape([b, tq, headCount, hs])
+            return output(Tensor.selfAttention(query: q, key: k, value: v, causal: causal, keyLengths: keyLengths))
         }
         let q = query(x).reshape([b, tq, headCount, hs]).transposed(1, 2)       // (B, H, Tq, hs)
         let k = key(source).reshape([b, tk, headCount, hs]).transposed(1, 2)    // (B, H, Tk, hs)

@@ -54,6 +54,7 @@ enum Op {
     case rotaryPairs(cos2: [Float], sin2: [Float])
     case swiglu
     case softmaxCrossEntropy(targets: [Int32], weights: [Float], logSumExp: [Float], smoothing: Float, scale: Float)
+    case selfAttention(causal: Bool, keyLengths: [Int], logSumExp: [Float])
 }
 
 final class GradNode {
@@ -160,6 +161,10 @@ final class GradNode {
         case .softmaxCrossEntropy(let targets, let weights, let logSumExp, let smoothing, let scale):
             return [SoftmaxCrossEntropy.backward(g, logits: x[0], targets: targets, weights: weights, logSumExp: logSumExp,
                                                  smoothing: smoothing, scale: scale)]
+        case .selfAttention(let causal, let keyLengths, let logSumExp):
+            let (dq, dk, dv) = AttentionTraining.backward(g, query: x[0], key: x[1], value: x[2], output: y, causal: causal,
+                                                          keyLengths: keyLengths, logSumExp: logSumExp)
+            return [dq, dk, dv]
         }
     }
 

@@ -384,4 +384,58 @@ final class GradientCheckTests: XCTestCase {
         y.relu6().sum().backward()
         XCTAssertEqual(y.grad!.toArray(), [0, 1, 1, 0])
     }
+
+    /// Self-attention composed from primitives, the way the fused op is checked: [B, H, T, T] scores, a mask that
+    /// blocks keys past each row (causal) and past each sequence's length, softmax, then the values.
+    func composedSelfAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool, lengths: [Int]?) -> Tensor {
+        let (b, t, h, hs) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (qh, kh, vh) = (q.permute([0, 2, 1, 3]), k.permute([0, 2, 1, 3]), v.permute([0, 2, 1, 3]))
+        var mask = [Float](repeating: 0, count: b * t * t)
+        for s in 0..<b {
+            for i in 0..<t {
+                for j in 0..<t where (causal && j > i) || j >= (lengths?[s] ?? t) { mask[(s * t + i) * t + j] = 1 }
+            }
+        }
+        let scores = (qh * (1 / Float(hs).squareRoot())).matmul(kh.transposed(-2, -1)).maskedFill(Tensor(mask, shape: [b, 1, t, t]), -.infinity)
+        return scores.softmax(axis: -1).matmul(vh).permute([0, 2, 1, 3]).contiguous().reshape([b, t, h * hs])
+    }
+
+    /// The fused self-attention (`Tensor.selfAttention`) equals the composition to 1e-5, output and all three
+    /// gradients, causal or not, with and without padded sequences, at lengths that end inside a kernel block of 64
+    /// rows (1, 7, 70, 130) and head sizes that are and are not multiples of 8; gradients also by finite differences.
+    func testFusedSelfAttention() {
+        defer { attend_set_simd_limit(-1) }
+        for level in 0...attend_simd_cpu_level() {  // the GEMM's kernels at every SIMD level this CPU has
+        attend_set_simd_limit(level)
+        for (t, h, hs) in [(1, 2, 8), (7, 3, 5), (70, 2, 16), (130, 1, 8)] {
+            for causal in [true, false] {
+                for lengths in [nil, [t, Swift.max(1, t / 2 + 1)]] as [[Int]?] {
+                    let q = Tensor.randn([2, t, h, hs], seed: 1, requiresGrad: true), k = Tensor.randn([2, t, h, hs], seed: 2, requiresGrad: true)
+                    let v = Tensor.randn([2, t, h, hs], seed: 3, requiresGrad: true)
+                    let weights = Tensor.uniform([2, t, h * hs], low: -1, high: 1, seed: 4)
+                    var results: [[[Float]]] = []
+                    for fused in [true, false] {
+                        for x in [q, k, v] { x.zeroGrad() }
+                        let y = fused ? Tensor.selfAttention(query: q, key: k, value: v, causal: causal, keyLengths: lengths)
+                                      : composedSelfAttention(q, k, v, causal: causal, lengths: lengths)
+                        XCTAssertEqual(y.shape, [2, t, h * hs])
+                        (y * weights).sum().backward()
+                        results.append([y.toArray()] + [q, k, v].map { $0.grad!.toArray() })
+                    }
+                    for (name, (a, b)) in zip(["output", "dq", "dk", "dv"], zip(results[0], results[1])) {
+                        let worst = zip(a, b).map { Swift.abs($0 - $1) }.max() ?? 0
+                        XCTAssertLessThan(worst, 1e-5, "\(name), T \(t), H \(h), hs \(hs), causal \(causal), lengths \(lengths ?? []), SIMD \(level)")
+                    }
+                }
+            }
+        }
+        }
+        for causal in [true, false] {
+            for layout in Layout.allCases {
+                let (q, vq) = leaf([2, 5, 2, 3], layout, seed: 5, low: -2, high: 2), (k, vk) = leaf([2, 5, 2, 3], layout, seed: 6, low: -2, high: 2)
+                let (v, vv) = leaf([2, 5, 2, 3], layout, seed: 7)
+                checkGradients([q, k, v]) { Tensor.selfAttention(query: vq($0[0]), key: vk($0[1]), value: vv($0[2]), causal: causal, keyLengths: [5, 3]) }
+            }
+        }
+    }
 }

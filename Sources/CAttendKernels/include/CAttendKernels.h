@@ -71,6 +71,18 @@ long attend_prefill_attention_items(long t, long hq);
 void attend_fused_attention(const float *q, const float *k, const float *v, long t, long start, long kv_len, long hq, long hkv,
                             long capacity, long hs, float scale, long w0, long w1, float *y);
 
+/// Self-attention for training, one (sequence, head) per call: q, k, v, y and their gradients point at the head's
+/// first row, rows `ld` floats apart ([T, H, hs] with ld = H * hs); row i sees keys 0 ..< min(i + 1 if causal,
+/// kv_len). The forward writes y and each row's log-sum-exp of the scaled scores (lse, t floats); the backward
+/// recomputes the probabilities from them and writes dq, dk, dv (all three overwritten). Both need
+/// attend_attention_train_scratch(t) floats of scratch; no [t, t] matrix is stored.
+long attend_attention_train_scratch(long t);
+void attend_attention_train_forward(const float *q, const float *k, const float *v, long t, long hs, long ld, long kv_len,
+                                    int causal, float scale, float *y, float *lse, float *scratch);
+void attend_attention_train_backward(const float *q, const float *k, const float *v, const float *y, const float *dy,
+                                     const float *lse, long t, long hs, long ld, long kv_len, int causal, float scale,
+                                     float *dq, float *dk, float *dv, float *scratch);
+
 /// Rotary embeddings on adjacent pairs for rows [r0, r1) of x [t, heads, d] into y: y = x * cos2 + swap(x) * sin2,
 /// cos2 / sin2 [t, d] holding (cos, cos) and (-sin, +sin) per pair.
 void attend_rope(const float *x, float *y, long r0, long r1, long heads, long d, const float *cos2, const float *sin2);
