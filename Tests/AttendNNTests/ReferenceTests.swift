@@ -49,6 +49,12 @@ final class ReferenceTests: XCTestCase {
                                                                    activation: .gelu, preNorm: false), generator: &g)
         let mask = f.tensors["mask"]!
         try check(block, fixture: f, inputs: ["input"]) { block($0["input"]!, mask: mask) }
+        // The same padding as key lengths ([5, 3]: the mask blocks the last two keys of the second sequence) takes the
+        // fused self-attention op instead of the masked composition; PyTorch's values hold for it too.
+        let lengths = (0..<mask.shape[0]).map { b in (0..<mask.shape[3]).filter { mask.toArray()[b * mask.shape[3] + $0] == 0 }.count }
+        XCTAssertEqual(lengths, [5, 3])
+        block.zeroGrad()
+        try check(block, fixture: f, inputs: ["input"]) { block($0["input"]!, keyLengths: lengths) }
     }
 
     func testPreNormDecoderBlockWithCrossAttentionMatchesPyTorch() throws {
