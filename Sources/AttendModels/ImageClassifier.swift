@@ -25,6 +25,10 @@ public final class MLPClassifier: Module, UnaryLayer {
 }
 
 /// Two conv-ReLU-maxpool stages then two linear layers: [N, C, H, W] -> [N, classes].
+///
+/// Each stage runs the pooling before the ReLU: ReLU is monotone, so max(relu(a), relu(b)) = relu(max(a, b)) bit for
+/// bit, and the gradients agree too (the first of equal maxima gets it; a non-positive maximum passes none either
+/// way), while the ReLU and its gradient touch a quarter of the values.
 public final class CNNClassifier: Module, UnaryLayer {
     public let features: Sequential
     public let classifier: Sequential
@@ -32,8 +36,8 @@ public final class CNNClassifier: Module, UnaryLayer {
     public init(channels: Int = 1, height: Int = 28, width: Int = 28, classCount: Int,
                 widths: (Int, Int) = (32, 64), hidden: Int = 128, generator: inout RandomGenerator) {
         features = Sequential([
-            Conv2d(channels, widths.0, kernelSize: 3, padding: 1, generator: &generator), Activation(.relu), MaxPool2d(2),
-            Conv2d(widths.0, widths.1, kernelSize: 3, padding: 1, generator: &generator), Activation(.relu), MaxPool2d(2),
+            Conv2d(channels, widths.0, kernelSize: 3, padding: 1, generator: &generator), MaxPool2d(2), Activation(.relu),
+            Conv2d(widths.0, widths.1, kernelSize: 3, padding: 1, generator: &generator), MaxPool2d(2), Activation(.relu),
         ])
         classifier = Sequential([
             Flatten(),

@@ -217,9 +217,13 @@ enum Pooling {
         let gc = g.contiguous()
         let planeIn = inputShape[2] * inputShape[3], planeOut = g.shape[2] * g.shape[3]
         let dp = dx.pointer, gp = gc.pointer
-        for plane in 0..<(inputShape[0] * inputShape[1]) {
-            for i in 0..<planeOut {
-                dp[plane * planeIn + Int(argmax[plane * planeOut + i])] += gp[plane * planeOut + i]
+        argmax.withUnsafeBufferPointer { am in
+            Parallel.forRanges(inputShape[0] * inputShape[1], costPerItem: planeIn) { planes in
+                for plane in planes {
+                    for i in 0..<planeOut {
+                        dp[plane * planeIn + Int(am[plane * planeOut + i])] += gp[plane * planeOut + i]
+                    }
+                }
             }
         }
         return dx
@@ -296,18 +300,8 @@ extension Tensor {
                 for plane in planes {
                     let src = xp + plane * h * w
                     if k == 2 && s == 2 {
-                        // The common case, unrolled: four candidates per output.
-                        for oy in 0..<oh {
-                            for ox in 0..<ow {
-                                let i0 = 2 * oy * w + 2 * ox
-                                var best = src[i0], bi = i0
-                                if src[i0 + 1] > best { best = src[i0 + 1]; bi = i0 + 1 }
-                                if src[i0 + w] > best { best = src[i0 + w]; bi = i0 + w }
-                                if src[i0 + w + 1] > best { best = src[i0 + w + 1]; bi = i0 + w + 1 }
-                                op[(plane * oh + oy) * ow + ox] = best
-                                amp[(plane * oh + oy) * ow + ox] = Int32(bi)
-                            }
-                        }
+                        // The common case: a C kernel, vectorized (the branches on the data cost more than the work).
+                        attend_maxpool2x2(xp, plane, plane + 1, h, w, op, amp)
                         continue
                     }
                     for oy in 0..<oh {

@@ -242,3 +242,72 @@ void attend_col2im(COL2IM_ARGS) {
 #endif
     col2im_generic(cols, ld, channels, h, w, kh, kw, stride, pad_top, pad_left, oh, ow, x);
 }
+
+// 2 x 2 max pooling with stride 2, the pooling of every small CNN here. The scalar loop's four compares per output
+// branch on the data (a coin flip each on activations), which made it 5% of a Fashion-MNIST training epoch; the AVX2
+// path takes 8 outputs at a time, the even and odd columns of the two rows split by shuffles, and picks with blends.
+// Both keep the first of equal maxima (candidates in the order top-left, top-right, bottom-left, bottom-right, each
+// taken only when strictly greater), so the two give the same argmax, NaNs included.
+
+static void maxpool2x2_rows(const float *src, long w, long ow, long oy, long ox0, float *dst, int *argmax) {
+    for (long ox = ox0; ox < ow; ox++) {
+        long i0 = 2 * oy * w + 2 * ox, bi = i0;
+        float best = src[i0];
+        if (src[i0 + 1] > best) { best = src[i0 + 1]; bi = i0 + 1; }
+        if (src[i0 + w] > best) { best = src[i0 + w]; bi = i0 + w; }
+        if (src[i0 + w + 1] > best) { best = src[i0 + w + 1]; bi = i0 + w + 1; }
+        dst[ox] = best;
+        argmax[ox] = (int)bi;
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void maxpool2x2_avx2(const float *x, long p0, long p1, long h, long w, float *y, int *argmax) {
+    long oh = h / 2, ow = w / 2;
+    const __m256i steps = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (long plane = p0; plane < p1; plane++) {
+        const float *src = x + plane * h * w;
+        for (long oy = 0; oy < oh; oy++) {
+            float *dst = y + (plane * oh + oy) * ow;
+            int *am = argmax + (plane * oh + oy) * ow;
+            long ox = 0;
+            for (; ox + 8 <= ow; ox += 8) {
+                const float *top = src + 2 * oy * w + 2 * ox, *bottom = top + w;
+                __m256 t0 = _mm256_loadu_ps(top), t1 = _mm256_loadu_ps(top + 8);
+                __m256 b0 = _mm256_loadu_ps(bottom), b1 = _mm256_loadu_ps(bottom + 8);
+                // shuffle_ps works within 128-bit halves: (a0 a2 b0 b2 | a4 a6 b4 b6); permuting the 64-bit quarters
+                // 0, 2, 1, 3 puts the eight in order.
+                __m256 te = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(t0, t1, 0x88)), 0xD8));
+                __m256 to = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(t0, t1, 0xDD)), 0xD8));
+                __m256 be = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0x88)), 0xD8));
+                __m256 bo = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0xDD)), 0xD8));
+                __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(2 * oy * w + 2 * ox)), steps);
+                __m256 best = te;
+                __m256i bi = index;
+                __m256 more = _mm256_cmp_ps(to, best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, to, more);
+                bi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bi), _mm256_castsi256_ps(_mm256_add_epi32(index, _mm256_set1_epi32(1))), more));
+                more = _mm256_cmp_ps(be, best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, be, more);
+                bi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bi), _mm256_castsi256_ps(_mm256_add_epi32(index, _mm256_set1_epi32((int)w))), more));
+                more = _mm256_cmp_ps(bo, best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, bo, more);
+                bi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bi), _mm256_castsi256_ps(_mm256_add_epi32(index, _mm256_set1_epi32((int)w + 1))), more));
+                _mm256_storeu_ps(dst + ox, best);
+                _mm256_storeu_si256((__m256i *)(am + ox), bi);
+            }
+            maxpool2x2_rows(src, w, ow, oy, ox, dst, am);
+        }
+    }
+}
+#endif
+
+void attend_maxpool2x2(const float *x, long p0, long p1, long h, long w, float *y, int *argmax) {
+#if defined(__x86_64__)
+    if (attend_use_avx2()) { maxpool2x2_avx2(x, p0, p1, h, w, y, argmax); return; }
+#endif
+    long oh = h / 2, ow = w / 2;
+    for (long plane = p0; plane < p1; plane++)
+        for (long oy = 0; oy < oh; oy++)
+            maxpool2x2_rows(x + plane * h * w, w, ow, oy, 0, y + (plane * oh + oy) * ow, argmax + (plane * oh + oy) * ow);
+}

@@ -338,6 +338,49 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(tied.grad?.toArray(), [1, 0, 0, 1, 0, 0, 0, 0])
     }
 
+    /// 2 x 2 max pooling on planes wide enough for the vector path (8 outputs at a time) with a ragged end, odd heights
+    /// and widths, many ties and both signs: the output, and the gradient routed to the first maximum of each window,
+    /// equal direct loops at every SIMD level. Pooling before or after a ReLU gives the same values and gradients
+    /// (the CNN classifier pools first).
+    func testMaxPoolingMatchesDirectLoopsAndCommutesWithReLU() {
+        let (n, c, h, w) = (2, 3, 7, 37)
+        let (oh, ow) = (h / 2, w / 2)
+        var generator = RandomGenerator(seed: 12)
+        let values = (0..<(n * c * h * w)).map { _ in Float(Int(generator.nextUniform() * 7) - 3) }  // -3 ... 3
+        let weights = Tensor.uniform([n, c, oh, ow], low: 0.5, high: 1.5, seed: 13)
+        var expected = [Float](repeating: 0, count: n * c * oh * ow), expectedGrad = [Float](repeating: 0, count: values.count)
+        let wp = weights.toArray()
+        for plane in 0..<(n * c) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = -Float.infinity, at = 0
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let i = plane * h * w + (2 * oy + dy) * w + 2 * ox + dx
+                        if values[i] > best { best = values[i]; at = i }
+                    }
+                    let o = (plane * oh + oy) * ow + ox
+                    expected[o] = best
+                    expectedGrad[at] += wp[o]
+                }
+            }
+        }
+        for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
+            let x = Tensor(values, shape: [n, c, h, w], requiresGrad: true)
+            let y = x.maxPool2d(kernel: 2)
+            XCTAssertEqual(y.toArray(), expected, "level \(level)")
+            (y * weights).sum().backward()
+            XCTAssertEqual(x.grad?.toArray(), expectedGrad, "level \(level)")
+            var results: [[Float]] = []
+            for poolFirst in [true, false] {
+                let z = Tensor(values, shape: [n, c, h, w], requiresGrad: true)
+                let out = poolFirst ? z.maxPool2d(kernel: 2).relu() : z.relu().maxPool2d(kernel: 2)
+                (out * weights).sum().backward()
+                results.append(out.toArray() + z.grad!.toArray())
+            }
+            XCTAssertEqual(results[0], results[1], "level \(level)")
+        } }
+    }
+
     /// Depthwise, grouped and pointwise convolutions with TensorFlow "SAME" padding (asymmetric at stride 2 on even
     /// sizes), in the single-sample path (GEMMs threaded) and the per-sample path, on the AVX2 and portable kernels.
     func testGroupedDepthwiseAndSameConvolutions() {

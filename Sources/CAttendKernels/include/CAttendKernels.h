@@ -219,5 +219,8 @@ void attend_im2col(const float *x, long channels, long h, long w, long kh, long 
 /// Its adjoint: adds each column entry back into the image position it was read from (x +=).
 void attend_col2im(const float *cols, long ld, long channels, long h, long w, long kh, long kw, long stride, long pad_top,
                    long pad_left, long oh, long ow, float *x);
+/// 2 x 2 max pooling, stride 2, of planes [p0, p1) of x [planes, h, w] into y [planes, h / 2, w / 2], with each
+/// output's index within its input plane in argmax (the first of equal maxima).
+void attend_maxpool2x2(const float *x, long p0, long p1, long h, long w, float *y, int *argmax);
 
 #endif
