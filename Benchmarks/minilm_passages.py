@@ -3,7 +3,11 @@
 same 1,000 passages of about 200 words from the corpus (cut at the model's 256 tokens), batch 32, the same threads,
 medians of --repeats runs interleaved; then the cosine agreement of the two sets of vectors. --words 12 gives
 sentence-sized inputs for the short-input side of the sweep. --precision int8 runs `attend embed --precision int8`
-against PyTorch's dynamically quantized model (minilm_st.py --int8) and against the float32 peer.
+against PyTorch's dynamically quantized model (minilm_st.py --int8) and against the float32 peer. Both sides' achieved
+GFLOP/s are printed beside this machine's peak: the model's FLOPs per passage come from its token count n (cut at 256)
+as 2 n L (4 C^2 + 2 C F) for the products of L layers of width C and feed-forward width F, plus 4 n^2 C L for the two
+attention products; padding is not counted. The peak is `attend bench gemm`'s own kernel on one thread (the best of
+768^3, 1024^3 and 1536^3) times the threads.
 
     Benchmarks/minilm-passages.sh [THREADS] [WORDS] [PRECISION]
 """
@@ -56,6 +60,28 @@ for _ in range(a.repeats):
 o, t = statistics.median(ours), statistics.median(theirs)
 print(f"{a.count} passages of {a.words} words, batch 32, {a.threads} threads, attend {a.precision}, medians of {a.repeats}")
 print(f"attend: {o:.1f} passages/s; sentence-transformers: {t:.1f} passages/s; attend/peer {o / t:.2f}x")
+
+
+def gflop_per_passage():
+    import json
+    from transformers import AutoTokenizer
+    config = json.load(open(os.path.join(a.model, "config.json")))
+    c, f, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(a.model)(passages, truncation=True, max_length=256)["input_ids"]]
+    return sum(2 * n * layers * (4 * c * c + 2 * c * f) + 4 * n * n * c * layers for n in lengths) / len(lengths) / 1e9, lengths
+
+
+def peak_gflops():
+    p = subprocess.run([".build/release/attend", "bench", "gemm", "--sizes", "768", "1024", "1536", "--threads", "1"],
+                       capture_output=True, text=True, check=True)
+    rows = [line.split() for line in p.stdout.splitlines() if re.match(r"\s*\d+\s+1\s+\|", line)]
+    return max(float(r[3]) for r in rows) * int(a.threads)
+
+
+g, lengths = gflop_per_passage()
+peak = peak_gflops()
+print(f"{g:.2f} GFLOP per passage (mean {statistics.mean(lengths):.0f} tokens); peak {peak:.0f} GFLOP/s; "
+      f"attend {o * g:.1f} GFLOP/s ({100 * o * g / peak:.0f}% of peak), sentence-transformers {t * g:.1f} ({100 * t * g / peak:.0f}%)")
 if int8:
     t8 = statistics.median(theirs8)
     print(f"sentence-transformers int8 (quantize_dynamic): {t8:.1f} passages/s; attend/peer {o / t8:.2f}x")
