@@ -1,7 +1,7 @@
 // Self-attention for training, forward and backward, one (sequence, head) per call, as FlashAttention-2 (Dao, 2023)
 // arranges it: the forward keeps only the output and each row's log-sum-exp of the scores; the backward recomputes
 // the probabilities block by block from them. Query rows go in blocks of BQ; a causal block multiplies only the keys
-// its last row sees (about half the products of the full [T, T] matrices at T = 4 BQ and beyond), and nothing
+// its last row sees (5/8 of the full [T, T] products at T = 4 BQ, nearing half as T grows), and nothing
 // [T, T] is ever stored: the scratch is BQ rows of scores. The products are attend_sgemm calls (single-threaded;
 // the caller runs heads in parallel), so every SIMD level the GEMM has, this has.
 #include "CAttendKernels.h"
