@@ -378,7 +378,7 @@ for p in ["Tests/AttendModelsTests/Fixtures/tiny-llama/config.json", "Tests/Atte
           "Tests/AttendModelsTests/Fixtures/tiny-opt/config.json", "Tests/AttendModelsTests/Fixtures/tiny-llama-lora/adapter_config.json",
           f"{assets}/all-MiniLM-L6-v2/config.json"]:
     copy("model-config", p, p.replace("/", "_").replace(".cache_assets_", "").replace("Tests_AttendModelsTests_Fixtures_", ""))
-for p in ["models/clip.safetensors", "models/draw.safetensors", "models/vlm-fashion.safetensors"]:
+for p in ["models/clip.safetensors", "models/draw.safetensors", "models/vlm.safetensors"]:
     data = read(p, 1 << 16)
     if data is None: continue
     n = struct.unpack("<Q", data[:8])[0]

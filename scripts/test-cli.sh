@@ -105,7 +105,7 @@ expect_error "draw_config' is missing" "$attend" draw --decoder $clip "a bag" -o
 expect_error "--output must end in .png" "$attend" draw "a bag" -o "$work/x.jpg"
 
 # The multimodal LM.
-expect_output "." "$attend" describe --max-tokens 8 "$photos/coffee.png"
+expect_output "coffee" "$attend" describe --max-tokens 8 "$photos/coffee.png"
 expect_error "--prompt must hold <image> once" "$attend" describe --prompt "What is this?" "$photos/coffee.png"
 expect_error "fake.png" "$attend" describe "$work/fake.png"
 expect_error "vlm_config' is missing" "$attend" describe --projector $clip "$photos/coffee.png"
@@ -114,6 +114,7 @@ expect_error "--image-size must be a multiple of 32" "$attend" vlm train --image
 expect_error "--data must be fashion-mnist or digits" "$attend" vlm train --data "$work/pairs.tsv" -o "$work/p.safetensors"
 expect_error "--variants must be 1...1000" "$attend" vlm train --variants 0 -o "$work/p.safetensors"
 expect_error "--sharpness must be in (0, 100]" "$attend" vlm train --classifier-words --sharpness 0 -o "$work/p.safetensors"
+expect_error "--whole-picture-size must be 32...1024" "$attend" vlm train --whole-picture-size 16 -o "$work/p.safetensors"
 expect_error "give --classifier-words too" "$attend" vlm train --sharpness 2 -o "$work/p.safetensors"
 expect_error "give --captioned too" "$attend" vlm train --backgrounds "$photos/coffee.png" -o "$work/p.safetensors"
 mkdir -p "$work/stamps/none" "$work/stamps/some"

@@ -147,7 +147,7 @@ struct ChatCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "System message (default: the template's own).") var system: String?
     @Option(help: "A picture (PNG or JPEG) the first message is about, seen through the multimodal LM's projector.") var image: String?
-    @Option(help: "The projector for --image (from attend vlm train).") var projector = "models/vlm-fashion.safetensors"
+    @Option(help: "The projector for --image (from attend vlm train).") var projector = "models/vlm.safetensors"
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder for --image).") var efficientnet: String?
     @OptionGroup var safety: SafetyOptions
 

@@ -10,7 +10,7 @@ import Foundation
 
 /// Where the multimodal model's parts are: the projector file, the image encoder, the language model.
 struct VisionLanguageOptions: ParsableArguments {
-    @Option(help: "A projector from attend vlm train.") var projector = "models/vlm-fashion.safetensors"
+    @Option(help: "A projector from attend vlm train.") var projector = "models/vlm.safetensors"
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
     @Option(name: .customLong("language-model"), help: "The language model the projector was trained for (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (for a projector that says the classifier's classes in words).") var labels: String?
@@ -89,6 +89,7 @@ struct VLMTrainCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Pictures per step (1-256).") var batchSize = 8
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate (AdamW, warmup then cosine).") var learningRate: Float = 1e-3
     @Option(name: .customLong("image-size"), help: "Side the image encoder sees (a multiple of 32; 96 gives 3 x 3 cells).") var imageSize = 96
+    @Option(name: .customLong("whole-picture-size"), help: "Also give the whole picture, seen at this side (32-1024; 224 is the classifier's), as one more cell.") var wholePictureSize: Int?
     @Option(name: .customLong("projector-hidden"), help: "Hidden width of the projector.") var projectorHidden = 512
     @Option(help: "Seed of the initialization and the batches.") var seed: UInt64 = 1
     @Option(name: .customLong("loss-curve"), help: "Write the loss curve here (PNG).") var lossCurve: String?
@@ -112,6 +113,7 @@ struct VLMTrainCommand: ParsableCommand {
         guard (1...256).contains(batchSize) else { throw ValidationError("--batch-size must be 1...256, got \(batchSize)") }
         guard learningRate.isFinite, learningRate > 0, learningRate <= 1 else { throw ValidationError("--learning-rate must be in (0, 1], got \(learningRate)") }
         guard (32...1024).contains(imageSize), imageSize % 32 == 0 else { throw ValidationError("--image-size must be a multiple of 32 in 32...1024, got \(imageSize)") }
+        if let wholePictureSize, !(32...1024).contains(wholePictureSize) { throw ValidationError("--whole-picture-size must be 32...1024, got \(wholePictureSize)") }
         guard (1...16384).contains(projectorHidden) else { throw ValidationError("--projector-hidden must be 1...16384, got \(projectorHidden)") }
         guard data.labelled != nil else { throw ValidationError("--data must be fashion-mnist or digits (answers are written from the classes)") }
         if let lossCurve, !lossCurve.lowercased().hasSuffix(".png") { throw ValidationError("--loss-curve must end in .png") }
@@ -127,6 +129,7 @@ struct VLMTrainCommand: ParsableCommand {
         try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos + captioned + backgrounds)
         var config = VisionLanguageConfig()
         config.imageSize = imageSize
+        config.wholePictureSize = wholePictureSize
         config.projectorHidden = projectorHidden
         try config.validate(source: "the options")
         var training = VisionLanguageTrainingConfig()

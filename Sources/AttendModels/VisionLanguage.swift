@@ -22,6 +22,10 @@ public struct VisionLanguageConfig: Codable, Equatable {
     /// Set when the projector also says in words what the image encoder's ImageNet classifier sees in each cell
     /// (`ClassifierWords`), the classifier's logits scaled by this sharpness.
     public var classifierWords: Float?
+    /// Set when each picture also gives one more cell: the image encoder's pooled features of the whole picture seen
+    /// at this side (as the ImageNet classifier was trained to see it, centre crop 87.5%). A 3 x 3 grid at 96 pixels
+    /// is too coarse for the classifier to name a photo; the whole picture at 224 is what it names best.
+    public var wholePictureSize: Int?
     /// The language model's embedding width (576 for SmolLM2-135M).
     public var languageWidth = 576
     /// The system message of every prompt.
@@ -32,7 +36,11 @@ public struct VisionLanguageConfig: Codable, Equatable {
     public init() {}
 
     /// Image cells per picture.
-    public var imageTokens: Int { (imageSize / 32) * (imageSize / 32) }
+    public var imageCells: Int { (imageSize / 32) * (imageSize / 32) + (wholePictureSize == nil ? 0 : 1) }
+
+    /// Vectors the language model reads per picture: a projected vector per cell, and with both the whole picture
+    /// and the classifier's words, the whole picture's words as one more.
+    public var imageTokens: Int { imageCells + (wholePictureSize != nil && classifierWords != nil ? 1 : 0) }
 
     public func validate(source: String) throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw AttendError("\(source): \(message)") } }
@@ -40,6 +48,9 @@ public struct VisionLanguageConfig: Codable, Equatable {
         try check(imageFeatures == 1280, "image_features must be 1280 (EfficientNet-Lite0), got \(imageFeatures)")
         try check((1...16384).contains(projectorHidden), "projector_hidden must be 1...16384, got \(projectorHidden)")
         try check((1...16384).contains(languageWidth), "language_width must be 1...16384, got \(languageWidth)")
+        if let wholePictureSize {
+            try check((32...1024).contains(wholePictureSize), "whole_picture_size must be 32...1024, got \(wholePictureSize)")
+        }
         if let classifierWords {
             try check(classifierWords.isFinite && classifierWords > 0 && classifierWords <= 100, "classifier_words must be in (0, 100], got \(classifierWords)")
         }
@@ -49,7 +60,7 @@ public struct VisionLanguageConfig: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case imageSize = "image_size", imageFeatures = "image_features", projectorHidden = "projector_hidden"
-        case classifierWords = "classifier_words"
+        case classifierWords = "classifier_words", wholePictureSize = "whole_picture_size"
         case languageWidth = "language_width", system, defaultPrompt = "default_prompt"
     }
 
@@ -59,6 +70,7 @@ public struct VisionLanguageConfig: Codable, Equatable {
         imageFeatures = try c.decode(Int.self, forKey: .imageFeatures)
         projectorHidden = try c.decode(Int.self, forKey: .projectorHidden)
         classifierWords = try c.decodeIfPresent(Float.self, forKey: .classifierWords)   // absent from older files
+        wholePictureSize = try c.decodeIfPresent(Int.self, forKey: .wholePictureSize)
         languageWidth = try c.decode(Int.self, forKey: .languageWidth)
         system = try c.decode(String.self, forKey: .system)
         defaultPrompt = try c.decode(String.self, forKey: .defaultPrompt)
@@ -66,24 +78,31 @@ public struct VisionLanguageConfig: Codable, Equatable {
 }
 
 /// The trained part: image feature cells [N, 1280] -> the language model's embeddings [N, width] (Linear, GELU,
-/// Linear), as LLaVA-1.5's projector; plus, when the model has them, the classifier's words for each cell.
+/// Linear), as LLaVA-1.5's projector; plus, when the model has them, the classifier's words: added to each cell's
+/// vector, or, for a picture whose last cell is the whole picture, as one more vector of their own after the cells.
 public final class ImageProjector: Module, UnaryLayer {
     public let input: Linear
     public let output: Linear
     /// What the classifier sees, in words (frozen, and not among the module's tensors: it is rebuilt from the image
     /// encoder and the language model, not stored).
     public internal(set) var words: ClassifierWords?
+    /// Whether the last cell is the whole picture, whose words then stand alone: added to a trained vector, the
+    /// words are what training overrides; alone, the language model reads them as it reads the class's name.
+    let wordsOfWholePicture: Bool
 
     public init(_ config: VisionLanguageConfig, seed: UInt64 = 0x11A7A) {
         var generator = RandomGenerator(seed: seed)
         input = Linear(config.imageFeatures, config.projectorHidden, generator: &generator)
         output = Linear(config.projectorHidden, config.languageWidth, generator: &generator)
+        wordsOfWholePicture = config.wholePictureSize != nil
     }
 
+    /// One picture's cells [cells, 1280] -> [tokens, width].
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let mlp = output(input(x).gelu())
         guard let words else { return mlp }
-        return mlp + words(x)
+        guard wordsOfWholePicture else { return mlp + words(x) }
+        return Tensor.concat([mlp, words(x.slice(axis: 0, start: x.shape[0] - 1, length: 1))], axis: 0)
     }
 }
 
@@ -134,7 +153,7 @@ public struct VisionLanguageExample {
 ///
 /// ```swift
 /// let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
-/// let vlm = try VisionLanguageModel.load("models/vlm-fashion.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
+/// let vlm = try VisionLanguageModel.load("models/vlm.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
 ///                                        language: loaded)
 /// print(try vlm.describe(try Image.read("boot.png")))          // "a dark ankle boot"
 /// ```
@@ -162,13 +181,17 @@ public final class VisionLanguageModel {
     // MARK: Pictures
 
     /// The image encoder's last feature map as cells [cells, 1280] (row-major over the grid), for `image` resized by
-    /// its shorter side and centre-cropped to `imageSize`.
+    /// its shorter side and centre-cropped to `imageSize`; then, with `wholePictureSize`, the pooled features of the
+    /// whole picture at that side as one more cell.
     public func imageCells(_ image: Image) -> Tensor {
         withNoGrad {
             let net = imageEncoder.config
             let x = image.classifierInput(size: config.imageSize, mean: net.mean, std: net.std, cropFraction: 1)
             let map = imageEncoder.featureMap(x.reshape([1, 3, config.imageSize, config.imageSize]))
-            return map.reshape([map.shape[1], -1]).transposed(0, 1).contiguous()
+            let grid = map.reshape([map.shape[1], -1]).transposed(0, 1)
+            guard let side = config.wholePictureSize else { return grid.contiguous() }
+            let whole = image.classifierInput(size: side, mean: net.mean, std: net.std)
+            return Tensor.concat([grid, imageEncoder.pooledFeatures(whole.reshape([1, 3, side, side]))], axis: 0).contiguous()
         }
     }
 
@@ -223,7 +246,7 @@ public final class VisionLanguageModel {
         var positions: [Int32] = [], targets: [Int32] = []
         for (b, item) in batch.enumerated() {
             let e = item.example
-            let start = e.before.count + item.cells.shape[0] + e.after.count   // the first answer token's position
+            let start = rows[b].shape[0] - e.answer.count   // the first answer token's position
             for (k, token) in e.answer.enumerated() {
                 positions.append(Int32(b * width + start + k - 1))            // predicted from the position before it
                 targets.append(token)

@@ -156,7 +156,10 @@ extension VisionLanguageModel {
         let classifier = imageEncoder.classifier
         var outCells: [Tensor] = [], outAnswers: [[String]] = []
         for cell in cropCells {
-            let mean = withNoGrad { cell.mean(axes: [0], keepDims: true) }     // the pooled feature the classifier reads
+            // The pooled feature the classifier reads: the whole picture's cell when there is one, else the grid's mean.
+            let mean = withNoGrad {
+                config.wholePictureSize == nil ? cell.mean(axes: [0], keepDims: true) : cell.slice(axis: 0, start: cell.shape[0] - 1, length: 1)
+            }
             let p = withNoGrad { classifier(mean).softmax(axis: -1) }.toArray()
             let best = p.indices.max { p[$0] < p[$1] }!
             if p[best] >= minimumConfidence { outCells.append(cell); outAnswers.append(answers(best)) }
