@@ -19,8 +19,8 @@ public struct VisionLanguageConfig: Codable, Equatable {
     public var imageFeatures = 1280
     /// Hidden width of the projector.
     public var projectorHidden = 512
-    /// Set when the projector also says in words what the image encoder's ImageNet classifier sees in each cell
-    /// (`ClassifierWords`), the classifier's logits scaled by this sharpness.
+    /// Set when the projector also says in words what the image encoder's ImageNet classifier sees in each cell, or
+    /// with `wholePictureSize` in the whole picture (`ClassifierWords`), the classifier's logits scaled by this sharpness.
     public var classifierWords: Float?
     /// Set when each picture also gives one more cell: the image encoder's pooled features of the whole picture seen
     /// at this side (as the ImageNet classifier was trained to see it, centre crop 87.5%). A 3 x 3 grid at 96 pixels
@@ -154,8 +154,9 @@ public struct VisionLanguageExample {
 /// ```swift
 /// let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
 /// let vlm = try VisionLanguageModel.load("models/vlm.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
-///                                        language: loaded)
-/// print(try vlm.describe(try Image.read("boot.png")))          // "a dark ankle boot"
+///                                        language: loaded, labels: { try ImageNetLabels.load(folder: labelsFolder) })
+/// print(try vlm.describe(try Image.read("boot.png")).text)     // "A photo of a dark ankle boot."
+/// print(try vlm.describe(try Image.read("coffee.png")).text)   // "A coffee mocha."
 /// ```
 public final class VisionLanguageModel {
     /// Marks where the picture goes in a prompt.
