@@ -35,12 +35,13 @@ public struct VisionLanguageConfig: Codable, Equatable {
 
     public init() {}
 
-    /// Image cells per picture.
-    public var imageCells: Int { (imageSize / 32) * (imageSize / 32) + (wholePictureSize == nil ? 0 : 1) }
-
-    /// Vectors the language model reads per picture: a projected vector per cell, and with both the whole picture
-    /// and the classifier's words, the whole picture's words as one more.
-    public var imageTokens: Int { imageCells + (wholePictureSize != nil && classifierWords != nil ? 1 : 0) }
+    /// Vectors the language model reads per picture: one per grid cell; with the whole picture, one more for it and,
+    /// with the classifier's words, one more for its words.
+    public var imageTokens: Int {
+        let grid = (imageSize / 32) * (imageSize / 32)
+        guard wholePictureSize != nil else { return grid }
+        return grid + (classifierWords == nil ? 1 : 2)
+    }
 
     public func validate(source: String) throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw AttendError("\(source): \(message)") } }
