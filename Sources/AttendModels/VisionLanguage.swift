@@ -156,7 +156,7 @@ public struct VisionLanguageExample {
 /// let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
 /// let vlm = try VisionLanguageModel.load("models/vlm.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
 ///                                        language: loaded, labels: { try ImageNetLabels.load(folder: labelsFolder) })
-/// print(try vlm.describe(try Image.read("boot.png")).text)     // "A photo of a dark ankle boot."
+/// print(try vlm.describe(try Image.read("chelsea.png")).text)  // "A cat." (scikit-image's photos)
 /// print(try vlm.describe(try Image.read("coffee.png")).text)   // "A coffee mocha."
 /// ```
 public final class VisionLanguageModel {
