@@ -172,18 +172,26 @@ public final class CLIPVisionTransformer: Module {
 
     /// Every position's state after the final norm [B, 1 + patches, width]: the class position, then the patches.
     public func states(_ x: Tensor) -> Tensor {
-        let b = x.shape[0], w = classEmbedding.shape[0]
-        let tokens = patchEmbedding(CLIPVisionTransformer.patches(x, patchSize: patchSize))
-        var h = Tensor.concat([classEmbedding.reshape([1, 1, w]).expand(to: [b, 1, w]), tokens], axis: 1)
-        h = preNorm(h + positionEmbedding.reshape([1, positionEmbedding.shape[0], w]))
+        var h = embedded(x)
         for layer in layers { h = layer(h) }
         return finalNorm(h)
     }
 
-    /// The pictures' features [B, width]: the class position's final state.
+    /// The input of the first layer [B, 1 + patches, width]: class and patch embeddings, positions added, normalized.
+    func embedded(_ x: Tensor) -> Tensor {
+        let b = x.shape[0], w = classEmbedding.shape[0]
+        let tokens = patchEmbedding(CLIPVisionTransformer.patches(x, patchSize: patchSize))
+        let h = Tensor.concat([classEmbedding.reshape([1, 1, w]).expand(to: [b, 1, w]), tokens], axis: 1)
+        return preNorm(h + positionEmbedding.reshape([1, positionEmbedding.shape[0], w]))
+    }
+
+    /// The pictures' features [B, width]: the class position's final state, as `states(x)` gives it. The last layer
+    /// runs for the class position alone (keys and values from every position), since nothing else reads it.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = states(x)
-        return h.slice(axis: 1, start: 0, length: 1).reshape([x.shape[0], h.shape[2]])
+        var h = embedded(x)
+        for layer in layers.dropLast() { h = layer(h) }
+        if let last = layers.last { h = last.firstPositions(1, of: h) } else { h = h.slice(axis: 1, start: 0, length: 1) }
+        return finalNorm(h).reshape([x.shape[0], h.shape[2]])
     }
 }
 
@@ -225,7 +233,8 @@ public final class CLIPTextTransformer: Module {
         let positions = IntTensor((0..<t).map { Int32($0) }, shape: [t])
         var h = tokenEmbedding(ids) + positionEmbedding(positions).reshape([1, t, -1])
         let mask = Attention.paddingMask(lengths: lengths, maxLength: t)
-        for layer in layers { h = layer(h, mask: mask) }
+        // The lengths let training use the fused attention op (the mask alone composes it from primitives).
+        for layer in layers { h = layer(h, mask: mask, keyLengths: lengths) }
         h = finalNorm(h)
         let b = captions.count
         let keep = Tensor(shape: [b, t, 1])

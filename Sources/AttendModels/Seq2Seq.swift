@@ -90,7 +90,7 @@ public final class Seq2SeqTransformer: Module {
     public func encode(_ source: IntTensor, lengths: [Int]) -> (Tensor, Tensor) {
         let mask = Attention.paddingMask(lengths: lengths, maxLength: source.shape[1])
         var h = embed(sourceEmbedding, source)
-        for block in encoder { h = block(h, mask: mask) }
+        for block in encoder { h = block(h, mask: mask, keyLengths: lengths) }
         return (encoderNorm(h), mask)
     }
 

@@ -75,6 +75,28 @@ public final class TransformerEncoderBlock: Module {
         let h = attentionNorm(x + dropout(attention(x, mask: mask, causal: causal, keyLengths: keyLengths)))
         return feedForwardNorm(h + dropout(feedForward(h)))
     }
+
+    /// The block's output at the first `count` positions only [B, count, C]: what `callAsFunction(x)` gives there,
+    /// with keys and values from every position but the queries, the attention output and the feed-forward network
+    /// computed for those positions alone. A model read at its class token needs nothing else from its last layer,
+    /// and skips most of that layer's work (a ViT of 17 positions: 2 of its 12 C^2 products per position).
+    ///
+    /// ```swift
+    /// let cls = vit.layers.last!.firstPositions(1, of: h)   // [B, 1, C], equal to vit.layers.last!(h)[:, :1]
+    /// ```
+    ///
+    /// - Parameter mask: a key padding mask (1 = padded), broadcastable to [B, H, count, T].
+    public func firstPositions(_ count: Int, of x: Tensor, mask: Tensor? = nil) -> Tensor {
+        let first = x.slice(axis: 1, start: 0, length: count)
+        if preNorm {
+            let normalized = attentionNorm(x)
+            let queries = normalized.slice(axis: 1, start: 0, length: count)
+            let h = first + dropout(attention(queries, context: normalized, mask: mask))
+            return h + dropout(feedForward(feedForwardNorm(h)))
+        }
+        let h = attentionNorm(first + dropout(attention(first, context: x, mask: mask)))
+        return feedForwardNorm(h + dropout(feedForward(h)))
+    }
 }
 
 /// Causal self-attention, cross-attention to the encoder output, then feed-forward.
