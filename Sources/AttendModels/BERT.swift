@@ -131,12 +131,25 @@ public final class BERTModel: Module {
 
     /// ids: [B, T]; lengths: real tokens per row (the rest is padding). Returns hidden states [B, T, C].
     public func callAsFunction(_ ids: IntTensor, lengths: [Int]? = nil, typeIds: IntTensor? = nil) -> Tensor {
+        states(ids, lengths: lengths, typeIds: typeIds, lastLayerPositions: ids.shape[1])
+    }
+
+    /// The [CLS] position's hidden state [B, C], equal to `self(ids, lengths:, typeIds:)[:, 0]`: the last layer runs
+    /// for that position alone (keys and values from every token), which is all a classifier head reads.
+    public func classStates(_ ids: IntTensor, lengths: [Int]? = nil, typeIds: IntTensor? = nil) -> Tensor {
+        states(ids, lengths: lengths, typeIds: typeIds, lastLayerPositions: 1).reshape([ids.shape[0], -1])
+    }
+
+    /// Hidden states [B, n, C] of the first n positions, the last layer run for those alone.
+    func states(_ ids: IntTensor, lengths: [Int]?, typeIds: IntTensor?, lastLayerPositions n: Int) -> Tensor {
         precondition(ids.shape.count == 2, "BERT expects ids of shape [batch, tokens], got \(ids.shape)")
         precondition(ids.shape[1] <= config.maxPositions, "BERT: \(ids.shape[1]) tokens exceed the \(config.maxPositions) positions")
         let mask = lengths.map { Attention.paddingMask(lengths: $0, maxLength: ids.shape[1]) }
         var h = embeddings(ids, typeIds: typeIds)
-        for layer in layers { h = layer(h, mask: mask, keyLengths: lengths) }
-        return h
+        for (i, layer) in layers.enumerated() {
+            h = i == layers.count - 1 && n < ids.shape[1] ? layer.firstPositions(n, of: h, mask: mask) : layer(h, mask: mask, keyLengths: lengths)
+        }
+        return n < h.shape[1] ? h.slice(axis: 1, start: 0, length: n) : h
     }
 
     /// Hugging Face BertModel names of our parameter paths.

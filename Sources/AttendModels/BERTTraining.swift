@@ -352,8 +352,7 @@ public final class BERTClassifier: Module {
 
     /// Class logits [B, classes].
     func callAsFunction(_ b: BERTBatch) -> Tensor {
-        let h = bert(b.ids, lengths: b.lengths, typeIds: b.segments)
-        let cls = h.slice(axis: 1, start: 0, length: 1).reshape([b.lengths.count, -1])
+        let cls = bert.classStates(b.ids, lengths: b.lengths, typeIds: b.segments)
         return classifier(dropout(pooler(cls).tanh()))
     }
 }

@@ -3,6 +3,7 @@
 
 @testable import AttendNN
 import AttendTensor
+import AttendTestSupport
 import Foundation
 import XCTest
 
@@ -11,14 +12,6 @@ func fixture(_ name: String) throws -> Safetensors.File {
         throw AttendError("fixture \(name) is missing")
     }
     return try Safetensors.read(url.path)
-}
-
-func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.shape, b.shape, "\(what): shapes", file: file, line: line)
-    let x = a.toArray(), y = b.toArray()
-    var worst: Float = 0
-    for i in 0..<min(x.count, y.count) { worst = max(worst, abs(x[i] - y[i])) }
-    XCTAssertLessThanOrEqual(worst, tolerance, "\(what): max abs difference \(worst)", file: file, line: line)
 }
 
 final class ReferenceTests: XCTestCase {

@@ -4,6 +4,7 @@
 
 import AttendNN
 import AttendTensor
+import AttendTestSupport
 import Foundation
 import XCTest
 

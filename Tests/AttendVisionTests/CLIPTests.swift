@@ -6,6 +6,7 @@ import AttendDatasets
 import AttendModels
 import AttendNN
 import AttendTensor
+import AttendTestSupport
 import AttendTokenizers
 import AttendVision
 import Foundation

@@ -7,18 +7,10 @@ import AttendModels
 import AttendNN
 import AttendTensor
 import AttendTokenizers
+import AttendTestSupport
 import AttendVision
 import Foundation
 import XCTest
-
-/// Equal shapes, and values within `tolerance` (absolute), naming `what` and the largest difference.
-func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.shape, b.shape, "\(what): shapes", file: file, line: line)
-    let x = a.toArray(), y = b.toArray()
-    var worst: Float = 0
-    for i in 0..<min(x.count, y.count) { worst = max(worst, abs(x[i] - y[i])) }
-    XCTAssertLessThanOrEqual(worst, tolerance, "\(what): max abs difference \(worst)", file: file, line: line)
-}
 
 final class CLIPVisionTransformerTests: XCTestCase {
 

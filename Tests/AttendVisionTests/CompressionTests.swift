@@ -4,6 +4,7 @@
 
 @testable import AttendModels
 import AttendTensor
+import AttendTestSupport
 import AttendVision
 import Foundation
 import XCTest

@@ -4,6 +4,7 @@
 
 import AttendModels
 import AttendTensor
+import AttendTestSupport
 import AttendVision
 import Foundation
 import XCTest

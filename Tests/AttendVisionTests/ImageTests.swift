@@ -10,15 +10,6 @@ func visionFixture(_ name: String) -> String {
     Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(name).path
 }
 
-/// A fetched asset's path. Missing: a failure under CI (a skip there would hide it), a skip elsewhere.
-func requireAsset(_ relative: String, fetch: String) throws -> String {
-    let path = FileManager.default.currentDirectoryPath + "/.cache/assets/" + relative
-    if FileManager.default.fileExists(atPath: path) { return path }
-    let message = "\(path) is missing: run scripts/fetch-assets.sh \(fetch)"
-    if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(message); throw AttendError(message) }
-    throw XCTSkip(message)
-}
-
 final class ImageTests: XCTestCase {
     struct Expected: Decodable {
         let width: Int, height: Int, channels: Int, scale: Float

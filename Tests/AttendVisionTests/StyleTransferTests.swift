@@ -6,6 +6,7 @@
 import AttendModels
 import AttendNN
 import AttendTensor
+import AttendTestSupport
 import AttendVision
 import Foundation
 import XCTest

@@ -8,6 +8,7 @@ import AttendLM
 import AttendModels
 import AttendNN
 import AttendTensor
+import AttendTestSupport
 import AttendVision
 import Foundation
 import XCTest
