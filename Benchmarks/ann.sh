@@ -22,7 +22,7 @@ case "$DATA" in
   *) echo "data set must be fmnist or minilm, got $DATA" >&2; exit 2 ;;
 esac
 dim=(); [ "$DATA" = minilm ] && dim=(--dim 384)
-OMP_WAIT_POLICY=PASSIVE .cache/venv/bin/python Benchmarks/ann_peers.py --truth "$truth" "${data[@]}" "${dim[@]}" --m "$M" --ef-construction "$EFC" \
+.cache/venv/bin/python Benchmarks/ann_peers.py --truth "$truth" "${data[@]}" "${dim[@]}" --m "$M" --ef-construction "$EFC" \
   --ef $EF --repeats "$REPEATS" > "$out"
 [ "$DATA" = minilm ] && dim=(--dimension 384)
 .build/release/attend bench ann --truth "$truth" "${data[@]}" "${dim[@]}" --m "$M" --ef-construction "$EFC" --ef $EF --repeats "$REPEATS" 2>/dev/null >> "$out"

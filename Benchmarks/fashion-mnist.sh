@@ -8,7 +8,6 @@ threads=${2:-2}
 scripts/setup.sh
 Benchmarks/setup-peers.sh
 swift build -c release >/dev/null
-export OMP_WAIT_POLICY=PASSIVE  # PyTorch's OpenMP otherwise busy-waits and slows everything else
 median() { sed -n 's/.*median epoch time \([0-9.]*\) s.*/\1/p'; }
 accuracy() { sed -n 's/final test accuracy: \([0-9.]*\)%.*/\1/p'; }
 printf "%-5s %8s %12s %12s %10s %10s\n" model epochs "attend s/ep" "torch s/ep" "speedup" "acc A/T"

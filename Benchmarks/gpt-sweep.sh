@@ -15,7 +15,6 @@ Benchmarks/setup-peers.sh
 [ -s .cache/corpus/austen.txt ] || python3 scripts/build-corpus.py --austen-raw .cache/corpus/austen.txt
 swift build -c release >/dev/null
 mkdir -p .cache/bench
-export OMP_WAIT_POLICY=PASSIVE
 vocab=$(python3 -c "import sys; print(len(set(open(sys.argv[1], encoding='utf-8').read())))" .cache/corpus/austen.txt)
 peak=$(.build/release/attend bench gemm --sizes 768 1024 1536 --threads 1 | awk -v t="$threads" '$2 == 1 && $4 > m { m = $4 } END { print m * t }')
 echo "peak: $peak GFLOP/s ($threads x attend bench gemm's own kernel, the best of 768^3, 1024^3, 1536^3 on one thread); vocabulary $vocab characters"

@@ -11,7 +11,6 @@ scripts/setup-corpus.sh
 Benchmarks/setup-peers.sh
 [ -s .cache/corpus/austen.txt ] || python3 scripts/build-corpus.py --austen-raw .cache/corpus/austen.txt
 swift build -c release >/dev/null
-export OMP_WAIT_POLICY=PASSIVE
 a=$(ATTEND_NUM_THREADS=$threads .build/release/attend gpt train .cache/corpus/austen.txt -o .cache/bench/gpt.safetensors \
       --iterations "$iterations" --eval-interval "$iterations" --eval-iters 200 2>/dev/null | tail -2)
 t=$(.cache/venv/bin/python Benchmarks/gpt_torch.py .cache/corpus/austen.txt --threads "$threads" --iterations "$iterations" --eval-iters 200)

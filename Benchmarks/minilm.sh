@@ -13,6 +13,6 @@ swift build -c release >/dev/null
 mkdir -p .cache/bench
 # 1,000 lines spread over the corpus (Bible verses, Austen, man pages), 3 to 60 words each.
 awk 'NF >= 3 && NF <= 60 && NR % 60 == 0 { print; if (++n == 1000) exit }' .cache/corpus/english.txt > .cache/bench/sentences.txt
-export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
+export HF_HUB_OFFLINE=1
 ATTEND_NUM_THREADS=$threads .build/release/attend embed --model "$model" --file .cache/bench/sentences.txt -o .cache/bench/attend.vec 2>&1 | tail -1
 .cache/venv/bin/python Benchmarks/minilm_st.py "$model" .cache/bench/sentences.txt --threads "$threads" --attend .cache/bench/attend.vec 2>/dev/null

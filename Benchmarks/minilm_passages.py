@@ -29,7 +29,7 @@ passages = [" ".join(words[i * step:i * step + a.words]) for i in range(a.count)
 path = f".cache/bench/passages-{a.words}.txt"
 os.makedirs(".cache/bench", exist_ok=True)
 open(path, "w", encoding="utf-8").write("\n".join(passages) + "\n")
-env = dict(os.environ, ATTEND_NUM_THREADS=a.threads, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
+env = dict(os.environ, ATTEND_NUM_THREADS=a.threads, HF_HUB_OFFLINE="1")
 
 
 def attend():
