@@ -1,9 +1,11 @@
 // Convolution kernels. im2col / col2im, which turn a dense convolution into a GEMM and fold its gradient back; and
 // depthwise 2-D convolution (one filter per channel, MobileNet / EfficientNet), forward and backward, directly:
-// im2col would copy each input K*K times to feed a GEMM of one row. Output rows are built by axpy over input rows,
-// contiguous when the stride is 1, so the compiler vectorizes them; an AVX2 copy of each loop is chosen at run time.
+// im2col would copy each input K*K times to feed a GEMM of one row. The portable loops and the backward build rows by
+// axpy over input rows, contiguous when the stride is 1, so the compiler vectorizes them (an AVX2 copy of each is
+// chosen at run time); the AVX2 forward reads a zero-bordered copy of each plane, 8 outputs per register.
 
 #include "CAttendKernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 /// Output columns ox whose input column ox * stride - pad_left + kj lies in [0, w).
@@ -96,7 +98,69 @@ static void backward_generic(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY 
 
 #if defined(__x86_64__)
 #include "SIMD.h"
-__attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_ARGS) { DEPTHWISE_FORWARD_BODY }
+/// The AVX2 forward copies each input plane once into a zero-bordered buffer whose rows are split into their stride
+/// phases (for stride s, columns r, r + s, r + 2s, ... of the padded row stored together for each r < s). Every tap
+/// then reads 8 contiguous inputs with no bounds checks, and 8 outputs take all kh * kw taps in one register before a
+/// single store. The row-by-row axpy above reloaded and stored each output row kh * kw times, recomputed its valid
+/// range with divisions for every tap and row, and ran stride 2 one lane at a time: 45% of EfficientNet-Lite0's time
+/// on one picture.
+__attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_ARGS) {
+    long taps = kh * kw;
+    long rows = (oh - 1) * stride + kh;                  // padded rows the outputs read
+    long phase = ow + (kw - 1) / stride + 9;             // each phase's length: the last block's loads stay inside
+    long padded = phase * stride;
+    float *buffer = taps <= 64 ? malloc(sizeof(float) * (size_t)(rows * padded)) : NULL;
+    if (!buffer) { forward_generic(x, weight, bias, y, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
+    __m256 wv[64];
+    for (long n = 0; n < batch; n++) {
+        for (long c = c0; c < c1; c++) {
+            const float *xp = x + (n * channels + c) * h * w;
+            float *yp = y + (n * channels + c) * oh * ow;
+            for (long t = 0; t < taps; t++) wv[t] = _mm256_set1_ps(weight[c * taps + t]);
+            __m256 b = _mm256_set1_ps(bias ? bias[c] : 0.0f);
+            for (long py = 0; py < rows; py++) {
+                float *dst = buffer + py * padded;
+                long iy = py - pad_top;
+                if (iy < 0 || iy >= h) { memset(dst, 0, sizeof(float) * (size_t)padded); continue; }
+                const float *src = xp + iy * w;
+                if (stride == 1) {
+                    long left = pad_left < padded ? pad_left : padded;
+                    long count = w < padded - left ? w : padded - left;
+                    memset(dst, 0, sizeof(float) * (size_t)left);
+                    memcpy(dst + left, src, sizeof(float) * (size_t)count);
+                    memset(dst + left + count, 0, sizeof(float) * (size_t)(padded - left - count));
+                } else {
+                    for (long r = 0; r < stride; r++) {
+                        float *out = dst + r * phase;
+                        for (long j = 0; j < phase; j++) {
+                            long ix = j * stride + r - pad_left;
+                            out[j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+            for (long oy = 0; oy < oh; oy++) {
+                float *yrow = yp + oy * ow;
+                for (long ox = 0; ox < ow; ox += 8) {
+                    __m256 acc = b;
+                    for (long ki = 0; ki < kh; ki++) {
+                        const float *prow = buffer + (oy * stride + ki) * padded + ox;
+                        for (long kj = 0; kj < kw; kj++)
+                            acc = _mm256_fmadd_ps(wv[ki * kw + kj], _mm256_loadu_ps(prow + (kj % stride) * phase + kj / stride), acc);
+                    }
+                    if (ox + 8 <= ow) {
+                        _mm256_storeu_ps(yrow + ox, acc);
+                    } else {
+                        float tail[8];
+                        _mm256_storeu_ps(tail, acc);
+                        memcpy(yrow + ox, tail, sizeof(float) * (size_t)(ow - ox));
+                    }
+                }
+            }
+        }
+    }
+    free(buffer);
+}
 __attribute__((target("avx2,fma"))) static void backward_avx2(DEPTHWISE_BACKWARD_ARGS) { DEPTHWISE_BACKWARD_BODY }
 #endif
 

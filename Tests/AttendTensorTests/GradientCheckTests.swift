@@ -399,6 +399,22 @@ final class GradientCheckTests: XCTestCase {
                 checkGradients([x, pointwise]) { $0[0].conv2d(weight: $0[1], stride: 1, padding: .symmetric(0), groups: 1) }
             }
         } }
+        // Rows wider than one 8-lane block (21 outputs wide at stride 1, 11 at stride 2: whole blocks and a ragged end),
+        // kernels 3 and 5, asymmetric padding, a bias and none: every level gives the portable loops' values.
+        let wide = Tensor.uniform([2, 3, 9, 21], low: -1, high: 1, seed: 21)
+        let cases: [(Int, Int, Conv2dPadding, Bool)] = [(3, 1, .same, true), (5, 2, .same, false),
+                                                        (3, 2, .explicit(top: 0, left: 2, bottom: 1, right: 0), true), (5, 1, .symmetric(0), true)]
+        for (k, stride, padding, withBias) in cases {
+            let weight = Tensor.uniform([3, 1, k, k], low: -1, high: 1, seed: UInt64(22 + k))
+            let bias = withBias ? Tensor.uniform([3], low: -1, high: 1, seed: 30) : nil
+            let expected = SIMDLevel.withLimit(.portable) { wide.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, groups: 3) }
+            for level in SIMDLevel.available {
+                let y = SIMDLevel.withLimit(level) { wide.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, groups: 3) }
+                XCTAssertEqual(y.shape, expected.shape)
+                let worst = zip(y.toArray(), expected.toArray()).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(worst, 1e-5, "kernel \(k), stride \(stride), \(padding), level \(level)")
+            }
+        }
         // The input, depthwise weight and bias transposed (H and W swapped) or broadcast over the batch / channels.
         for layout in [Layout.transposed, .broadcast] {
             let (x, vx) = leaf([3, 4, 6, 5], layout, seed: 17), (dw, vw) = leaf([4, 1, 3, 3], layout, seed: 18)
