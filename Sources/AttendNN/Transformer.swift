@@ -87,7 +87,7 @@ public final class TransformerEncoderBlock: Module {
     ///
     /// - Parameter mask: a key padding mask (1 = padded), broadcastable to [B, H, count, T].
     public func firstPositions(_ count: Int, of x: Tensor, mask: Tensor? = nil) -> Tensor {
-        precondition(x.shape.count == 3 && (1...max(1, x.shape[1])).contains(count),
+        precondition(x.shape.count == 3 && count >= 1 && count <= x.shape[1],
                      "firstPositions: \(count) positions of an input shaped \(x.shape); expected 1...T of [B, T, C]")
         let first = x.slice(axis: 1, start: 0, length: count)
         if preNorm {
