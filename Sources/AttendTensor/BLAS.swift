@@ -26,6 +26,13 @@ public enum BLAS {
         let path: String
         let sgemm: SgemmFn
         let setThreads: SetThreadsFn?
+
+        /// One row-major block product through the library, as `Gemm.split` calls a kernel.
+        var block: Gemm.BlockKernel {
+            let sgemm = self.sgemm
+            return { sgemm(101, $0 ? 112 : 111, $1 ? 112 : 111, Int32($2), Int32($3), Int32($4), $5, $6, Int32($7), $8, Int32($9),
+                           $10, $11, Int32($12)) }
+        }
     }
 
     /// Candidate libraries, best first. `ATTEND_BLAS=none` disables BLAS; `ATTEND_BLAS=/path/lib.so` picks one.
@@ -58,29 +65,48 @@ public enum BLAS {
     /// Whether matmul may use BLAS (true when a library loaded). Benchmarks switch it off to time the own kernel.
     public static var isEnabled = true
 
-    /// Whether the loaded library beats Attend's own kernel on this CPU, measured once on a single-threaded
-    /// 256 x 256 x 256 product (a few milliseconds): a BLAS build that does not know the processor can run at a
-    /// third of the own kernel's speed (Debian's OpenBLAS 0.3.21 on an AVX-512 Xeon here: 25 against 75 GFLOP/s),
-    /// and being present is no reason to use it. A library named by ATTEND_BLAS is used as asked.
+    /// Whether the loaded library beats Attend's own kernel on this CPU, measured once (a few milliseconds) the way
+    /// matmul calls it: products of 256 and 512 split over `Parallel.threads` threads, single-threaded BLAS in each
+    /// part, the best of 5 runs each (smaller products time the thread pool's wake-up more than the kernels). A BLAS build that does not know the processor can run at a third of the own kernel's speed (Debian's
+    /// OpenBLAS 0.3.21 on an AVX-512 Xeon here: 25 against 75 GFLOP/s); on a Zen 4 EPYC it ties on one thread and
+    /// falls behind on two (171 against 200 GFLOP/s at 256). So the library is used only
+    /// where it is at least 5% faster: being present is no reason to use it. A library named by ATTEND_BLAS is used
+    /// as asked.
     public static let beatsOwnKernel: Bool = {
         guard let lib = library else { return false }
         if let choice = ProcessInfo.processInfo.environment["ATTEND_BLAS"], !choice.isEmpty { return true }
-        let n = 256
-        let a = [Float](repeating: 0.5, count: n * n), b = a
-        var c = [Float](repeating: 0, count: n * n)
+        let threads = Parallel.threads
         func best(_ body: () -> Void) -> Double {
             body()  // warm-up: first-touch pages, library set-up
             var fastest = Double.infinity
-            for _ in 0..<3 {
+            for _ in 0..<5 {
                 let t = DispatchTime.now().uptimeNanoseconds
                 body()
                 fastest = Swift.min(fastest, Double(DispatchTime.now().uptimeNanoseconds - t))
             }
             return fastest
         }
-        let blas = best { lib.sgemm(101, 111, 111, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n)) }
-        let own = best { attend_sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, &c, n) }
-        return blas <= own * 1.05
+        var blas = 0.0, own = 0.0
+        for n in [256, 512] {
+            let a = [Float](repeating: 0.5, count: n * n), b = a
+            var c = [Float](repeating: 0, count: n * n)
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        let (a, b, c) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
+                        blas += best {
+                            Gemm.split(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                                       beta: 0, c: c, ldc: n, threads: threads, lib.block)
+                        }
+                        own += best {
+                            Gemm.ownSgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                                          beta: 0, c: c, ldc: n, threads: threads)
+                        }
+                    }
+                }
+            }
+        }
+        return blas * 1.05 <= own
     }()
 
     /// Use the loaded library even where the own kernel is faster (tests that compare the two paths).

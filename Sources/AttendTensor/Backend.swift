@@ -33,10 +33,7 @@ public struct CPUBackend: ComputeBackend {
         // BLAS runs single-threaded inside each block: Attend owns the threads, so OpenBLAS's pool never
         // spins against Attend's other parallel work.
         Gemm.split(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc, threads: threads) {
-            lib.sgemm(101, $0 ? 112 : 111, $1 ? 112 : 111, Int32($2), Int32($3), Int32($4), $5, $6, Int32($7), $8, Int32($9),
-                      $10, $11, Int32($12))
-        }
+                   beta: beta, c: c, ldc: ldc, threads: threads, lib.block)
     }
 
     public func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
