@@ -67,11 +67,13 @@ public enum BLAS {
 
     /// Whether the loaded library beats Attend's own kernel on this CPU, measured once (a few milliseconds) the way
     /// matmul calls it: products of 256 and 512 split over `Parallel.threads` threads, single-threaded BLAS in each
-    /// part, the best of 5 runs each (smaller products time the thread pool's wake-up more than the kernels). A BLAS build that does not know the processor can run at a third of the own kernel's speed (Debian's
-    /// OpenBLAS 0.3.21 on an AVX-512 Xeon here: 25 against 75 GFLOP/s); on a Zen 4 EPYC it ties on one thread and
-    /// falls behind on two at small sizes (171 against 196 GFLOP/s at 256, medians of 4 runs). So the library is used only
-    /// where it is at least 5% faster: being present is no reason to use it. A library named by ATTEND_BLAS is used
-    /// as asked.
+    /// part, the best of 5 runs each (smaller products time the thread pool's wake-up more than the kernels).
+    /// A BLAS build that does not know the processor can run at a third of the own kernel's speed (Debian's OpenBLAS
+    /// 0.3.21 on an AVX-512 Xeon here: 25 against 75 GFLOP/s); on a Zen 4 EPYC it ties on one thread and falls behind
+    /// on two at small sizes (171 against 196 GFLOP/s at 256, medians of 4 runs). So the library is used only where
+    /// it is at least 5% faster: being present is no reason to use it. A library named by ATTEND_BLAS is used as
+    /// asked. (First reached from inside a pool loop, the products run on one thread, as nested loops do; the two
+    /// are compared alike either way.)
     public static let beatsOwnKernel: Bool = {
         guard let lib = library else { return false }
         if let choice = ProcessInfo.processInfo.environment["ATTEND_BLAS"], !choice.isEmpty { return true }
