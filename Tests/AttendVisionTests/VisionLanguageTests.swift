@@ -377,5 +377,7 @@ final class VisionLanguageTests: XCTestCase {
         let everyday = try vlm.scoreDescriptions(photos, labels: named.labels, captioner: named.classes, maxTokens: 16)
         XCTAssertEqual(everyday.count, 10)
         XCTAssertGreaterThanOrEqual(Int((everyday.accuracy * 10).rounded()), 3, "\(everyday.samples)")
+        // The README's `attend describe chelsea.png` example, word for word.
+        XCTAssertEqual(everyday.samples.first?[1], "A cat.", "\(everyday.samples)")
     }
 }
