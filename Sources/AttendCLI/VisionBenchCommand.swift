@@ -22,7 +22,7 @@ struct EfficientNetBench: ParsableCommand {
 
     func run() throws {
         let net = try EfficientNet.load(model ?? ImageAssets.efficientNetLite0)
-        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName)")
+        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName); products on \(Backend.current.name)")
         print(" size batch   images/s   ms/batch   GFLOP/s")
         for size in imageSizes {
             let flops = EfficientNetBench.flops(net, size: size)
@@ -75,7 +75,7 @@ struct CLIPStepBench: ParsableCommand {
     }
 
     func run() throws {
-        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName)")
+        print("threads \(Parallel.threads); GEMM kernel \(Gemm.ownKernelName); products on \(Backend.current.name)")
         print("width batch    steps/s   ms/step")
         let vocabulary = (0..<1000).map { Int32($0 * 37 + 300) }
         for width in widths {

@@ -24,13 +24,13 @@ static void probabilities(float *s, long keys, long visible, float lse) {
 
 long attend_attention_train_scratch(long t) { return BQ * t * 2 + t; }
 
-void attend_attention_train_forward(const float *q, const float *k, const float *v, long t, long hs, long ld, long kv_len,
-                                    int causal, float scale, float *y, float *lse, float *scratch) {
+void attend_attention_train_forward(const float *q, const float *k, const float *v, long t, long hs, long ldq, long ldy,
+                                    long kv_len, int causal, float scale, float *y, float *lse, float *scratch) {
     float *s = scratch;
     for (long r0 = 0; r0 < t; r0 += BQ) {
         long n = t - r0 < BQ ? t - r0 : BQ;
         long keys = visible_keys(r0 + n - 1, kv_len, causal);
-        attend_sgemm(0, 1, n, keys, hs, scale, q + r0 * ld, ld, k, ld, 0, s, keys);
+        attend_sgemm(0, 1, n, keys, hs, scale, q + r0 * ldq, ldq, k, ldq, 0, s, keys);
         for (long i = 0; i < n; i++) {
             float *si = s + i * keys;
             long visible = visible_keys(r0 + i, kv_len, causal);
@@ -38,36 +38,36 @@ void attend_attention_train_forward(const float *q, const float *k, const float 
             lse[r0 + i] = row_lse;
             probabilities(si, keys, visible, row_lse);
         }
-        attend_sgemm(0, 0, n, hs, keys, 1, s, keys, v, ld, 0, y + r0 * ld, ld);
+        attend_sgemm(0, 0, n, hs, keys, 1, s, keys, v, ldq, 0, y + r0 * ldy, ldy);
     }
 }
 
 void attend_attention_train_backward(const float *q, const float *k, const float *v, const float *y, const float *dy,
-                                     const float *lse, long t, long hs, long ld, long kv_len, int causal, float scale,
-                                     float *dq, float *dk, float *dv, float *scratch) {
+                                     const float *lse, long t, long hs, long ldq, long ldy, long kv_len, int causal,
+                                     float scale, float *dq, float *dk, float *dv, float *scratch) {
     float *p = scratch, *dp = scratch + BQ * t, *delta = scratch + 2 * BQ * t;
     // delta_i = <dy_i, y_i> = sum_j p_ij dp_ij: the softmax's backward needs it per row.
     for (long i = 0; i < t; i++) {
         float d = 0;
-        for (long c = 0; c < hs; c++) d += dy[i * ld + c] * y[i * ld + c];
+        for (long c = 0; c < hs; c++) d += dy[i * ldy + c] * y[i * ldy + c];
         delta[i] = d;
     }
-    for (long i = 0; i < t; i++) { memset(dk + i * ld, 0, sizeof(float) * hs); memset(dv + i * ld, 0, sizeof(float) * hs); }
+    for (long i = 0; i < t; i++) { memset(dk + i * ldq, 0, sizeof(float) * hs); memset(dv + i * ldq, 0, sizeof(float) * hs); }
     for (long r0 = 0; r0 < t; r0 += BQ) {
         long n = t - r0 < BQ ? t - r0 : BQ;
         long keys = visible_keys(r0 + n - 1, kv_len, causal);
-        attend_sgemm(0, 1, n, keys, hs, scale, q + r0 * ld, ld, k, ld, 0, p, keys);
+        attend_sgemm(0, 1, n, keys, hs, scale, q + r0 * ldq, ldq, k, ldq, 0, p, keys);
         for (long i = 0; i < n; i++) probabilities(p + i * keys, keys, visible_keys(r0 + i, kv_len, causal), lse[r0 + i]);
         // dv[0 ..< keys] += p^T dy; dp = dy v^T.
-        attend_sgemm(1, 0, keys, hs, n, 1, p, keys, dy + r0 * ld, ld, 1, dv, ld);
-        attend_sgemm(0, 1, n, keys, hs, 1, dy + r0 * ld, ld, v, ld, 0, dp, keys);
+        attend_sgemm(1, 0, keys, hs, n, 1, p, keys, dy + r0 * ldy, ldy, 1, dv, ldq);
+        attend_sgemm(0, 1, n, keys, hs, 1, dy + r0 * ldy, ldy, v, ldq, 0, dp, keys);
         // ds = p (dp - delta), in place of dp (0 wherever p is).
         for (long i = 0; i < n; i++) {
             float *pi = p + i * keys, *di = dp + i * keys, d = delta[r0 + i];
             for (long j = 0; j < keys; j++) di[j] = pi[j] * (di[j] - d);
         }
         // dq = scale ds k; dk[0 ..< keys] += scale ds^T q.
-        attend_sgemm(0, 0, n, hs, keys, scale, dp, keys, k, ld, 0, dq + r0 * ld, ld);
-        attend_sgemm(1, 0, keys, hs, n, scale, dp, keys, q + r0 * ld, ld, 1, dk, ld);
+        attend_sgemm(0, 0, n, hs, keys, scale, dp, keys, k, ldq, 0, dq + r0 * ldq, ldq);
+        attend_sgemm(1, 0, keys, hs, n, scale, dp, keys, q + r0 * ldq, ldq, 1, dk, ldq);
     }
 }

@@ -102,4 +102,33 @@ final class AttentionKernelTests: XCTestCase {
             }
         } }
     }
+
+    /// `MultiHeadAttention`'s training path, one product over the joined query, key and value weights, equals the
+    /// three products it replaces, output and the gradients of the input and of every weight and bias, to 1e-5.
+    func testMultiHeadAttentionJoinedProjectionEqualsThreeProducts() {
+        for bias in [true, false] {
+            var generator = RandomGenerator(seed: 14)
+            let attention = MultiHeadAttention(dimension: 12, headCount: 3, bias: bias, generator: &generator)
+            let x = Tensor.randn([2, 6, 12], seed: 15, requiresGrad: true)
+            let weights = Tensor.uniform([2, 6, 12], low: -1, high: 1, seed: 16)
+            var results: [[[Float]]] = []
+            for joined in [true, false] {
+                for p in attention.parameters() + [x] { p.zeroGrad() }
+                let y: Tensor
+                if joined {
+                    y = attention(x, causal: true, keyLengths: [6, 4])
+                } else {
+                    let heads = [attention.query(x), attention.key(x), attention.value(x)].map { $0.reshape([2, 6, 3, 4]) }
+                    y = attention.output(Tensor.selfAttention(query: heads[0], key: heads[1], value: heads[2], causal: true,
+                                                              keyLengths: [6, 4]))
+                }
+                (y * weights).sum().backward()
+                results.append([y.toArray(), x.grad!.toArray()] + attention.parameters().map { $0.grad!.toArray() })
+            }
+            XCTAssertEqual(results[0].count, bias ? 10 : 6)
+            for (i, (a, b)) in zip(results[0], results[1]).enumerated() {
+                XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()!, 1e-5, "bias \(bias), output / x / parameter \(i)")
+            }
+        }
+    }
 }

@@ -497,4 +497,34 @@ final class GradientCheckTests: XCTestCase {
             }
         }
     }
+
+    /// The packed self-attention (queries, keys and values side by side in one [B, T, 3C] projection, as
+    /// `MultiHeadAttention` trains) equals the op over three tensors, output and gradient, to 1e-6: the gradient's
+    /// three column blocks are dq, dk and dv. Also by finite differences.
+    func testPackedSelfAttention() {
+        for (t, h, hs) in [(1, 2, 8), (7, 3, 5), (70, 2, 16)] {
+            for causal in [true, false] {
+                for lengths in [nil, [t, Swift.max(1, t / 2 + 1)]] as [[Int]?] {
+                    let c = h * hs
+                    let qkv = Tensor.randn([2, t, 3 * c], seed: 11, requiresGrad: true)
+                    let weights = Tensor.uniform([2, t, c], low: -1, high: 1, seed: 12)
+                    let packed = Tensor.selfAttention(packed: qkv, heads: h, causal: causal, keyLengths: lengths)
+                    (packed * weights).sum().backward()
+                    let parts = (0..<3).map { qkv.detached().slice(axis: 2, start: $0 * c, length: c).contiguous().reshape([2, t, h, hs]) }
+                    for p in parts { p.requiresGrad = true }
+                    let separate = Tensor.selfAttention(query: parts[0], key: parts[1], value: parts[2], causal: causal, keyLengths: lengths)
+                    (separate * weights).sum().backward()
+                    let joined = Tensor.concat(parts.map { $0.grad!.reshape([2, t, c]) }, axis: 2)
+                    let context = "T \(t), H \(h), hs \(hs), causal \(causal), lengths \(lengths ?? [])"
+                    XCTAssertEqual(packed.shape, [2, t, c])
+                    XCTAssertLessThan(zip(packed.toArray(), separate.toArray()).map { Swift.abs($0 - $1) }.max()!, 1e-6, "output, \(context)")
+                    XCTAssertLessThan(zip(qkv.grad!.toArray(), joined.toArray()).map { Swift.abs($0 - $1) }.max()!, 1e-6, "gradient, \(context)")
+                }
+            }
+        }
+        for causal in [true, false] {
+            let qkv = Tensor.uniform([2, 5, 18], low: -2, high: 2, seed: 13, requiresGrad: true)
+            checkGradients([qkv]) { Tensor.selfAttention(packed: $0[0], heads: 2, causal: causal, keyLengths: [5, 3]) }
+        }
+    }
 }

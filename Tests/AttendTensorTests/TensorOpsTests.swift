@@ -477,6 +477,32 @@ final class TensorOpsTests: XCTestCase {
         XCTAssertNil(w.grad)
     }
 
+    /// A leaf keeps a gradient the backward pass computed instead of copying it, unless another leaf or the caller
+    /// holds the same memory: each case below shares a storage (the sum's gradient goes to both sides of an
+    /// addition; a reshape passes a view on; the caller's seed), and writing into one leaf's gradient, as clipping and
+    /// optimizers do, must leave the others and the seed alone.
+    func testLeafGradientsOwnTheirMemory() {
+        let a = Tensor.randn([3, 4], seed: 1, requiresGrad: true), b = Tensor.randn([3, 4], seed: 2, requiresGrad: true)
+        let seed = Tensor.ones([3, 4])
+        (a + b).backward(seed)
+        a.grad!.pointer[0] = 42
+        b.grad!.pointer[1] = 43
+        XCTAssertEqual(b.grad!.toArray(), [1, 43] + [Float](repeating: 1, count: 10))
+        XCTAssertEqual(seed.toArray(), [Float](repeating: 1, count: 12))
+
+        let c = Tensor.randn([12], seed: 3, requiresGrad: true), d = Tensor.randn([3, 4], seed: 4, requiresGrad: true)
+        (c.reshape([3, 4]) + d).sum().backward()
+        c.grad!.pointer[0] = 42
+        XCTAssertEqual(d.grad!.toArray(), [Float](repeating: 1, count: 12))
+        XCTAssertEqual(c.grad!.shape, [12])
+
+        // A product's weight gradient is a fresh tensor: kept, and still right after a second backward adds to it.
+        let w = Tensor([1, 2, 3, 4], shape: [2, 2], requiresGrad: true), x = Tensor([1, 0, 0, 1], shape: [2, 2])
+        x.matmul(w).sum().backward()
+        x.matmul(w).sum().backward()
+        XCTAssertEqual(w.grad!.toArray(), [2, 2, 2, 2])
+    }
+
     func testLargeElementwiseOpsUseAllThreadsCorrectly() {
         let n = 1 << 20
         let a = Tensor.uniform([n / 1024, 1024], seed: 1), b = Tensor.uniform([1024], seed: 2)

@@ -72,16 +72,17 @@ void attend_fused_attention(const float *q, const float *k, const float *v, long
                             long capacity, long hs, float scale, long w0, long w1, float *y);
 
 /// Self-attention for training, one (sequence, head) per call: q, k, v, y and their gradients point at the head's
-/// first row, rows `ld` floats apart ([T, H, hs] with ld = H * hs); row i sees keys 0 ..< min(i + 1 if causal,
-/// kv_len). The forward writes y and each row's log-sum-exp of the scaled scores (lse, t floats); the backward
-/// recomputes the probabilities from them and writes dq, dk, dv (all three overwritten). Both need
-/// attend_attention_train_scratch(t) floats of scratch; no [t, t] matrix is stored.
+/// first row; rows of q, k, v, dq, dk, dv are `ldq` floats apart and rows of y and dy `ldy` apart ([T, H, hs] with
+/// H * hs for both, or q, k and v packed side by side in one [T, 3 H hs] projection, ldq = 3 H hs); row i sees keys
+/// 0 ..< min(i + 1 if causal, kv_len). The forward writes y and each row's log-sum-exp of the scaled scores (lse,
+/// t floats); the backward recomputes the probabilities from them and writes dq, dk, dv (all three overwritten).
+/// Both need attend_attention_train_scratch(t) floats of scratch; no [t, t] matrix is stored.
 long attend_attention_train_scratch(long t);
-void attend_attention_train_forward(const float *q, const float *k, const float *v, long t, long hs, long ld, long kv_len,
-                                    int causal, float scale, float *y, float *lse, float *scratch);
+void attend_attention_train_forward(const float *q, const float *k, const float *v, long t, long hs, long ldq, long ldy,
+                                    long kv_len, int causal, float scale, float *y, float *lse, float *scratch);
 void attend_attention_train_backward(const float *q, const float *k, const float *v, const float *y, const float *dy,
-                                     const float *lse, long t, long hs, long ld, long kv_len, int causal, float scale,
-                                     float *dq, float *dk, float *dv, float *scratch);
+                                     const float *lse, long t, long hs, long ldq, long ldy, long kv_len, int causal,
+                                     float scale, float *dq, float *dk, float *dv, float *scratch);
 
 /// Rotary embeddings on adjacent pairs for rows [r0, r1) of x [t, heads, d] into y: y = x * cos2 + swap(x) * sin2,
 /// cos2 / sin2 [t, d] holding (cos, cos) and (-sin, +sin) per pair.
