@@ -160,15 +160,15 @@ enum Convolution {
             }
         }
         if g.isDepthwise {
-            // The kernel always accumulates dW; a frozen filter (style transfer, a locked tower) just discards it.
-            let dw = Tensor.zeros(w.shape)
-            let dwp = dw.pointer
+            // A frozen filter (style transfer, a locked tower) needs no dW: the kernel skips it on a null pointer.
+            let dw = needWeight ? Tensor.zeros(w.shape) : nil
+            let dwp = dw?.pointer
             Parallel.forRanges(g.inChannels, costPerItem: g.batch * g.outPixels * g.kernelHeight * g.kernelWidth * 2) { channels in
                 attend_depthwise_backward(xp, wp, gp, dxp, dwp, g.batch, g.inChannels, channels.lowerBound, channels.upperBound,
                                           g.height, g.width, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft,
                                           g.outHeight, g.outWidth)
             }
-            return (dx, needWeight ? dw : nil, db)
+            return (dx, dw, db)
         }
         let parts = backwardParts(g)
         let dwParts = Tensor.zeros(needWeight ? [parts, g.outChannels, g.patchSize] : [1])

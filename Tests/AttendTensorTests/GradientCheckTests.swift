@@ -400,19 +400,44 @@ final class GradientCheckTests: XCTestCase {
             }
         } }
         // Rows wider than one 8-lane block (21 outputs wide at stride 1, 11 at stride 2: whole blocks and a ragged end),
-        // kernels 3 and 5, asymmetric padding, a bias and none: every level gives the portable loops' values.
+        // kernels 3 and 5, asymmetric padding, a bias and none: every level gives the portable loops' values, forward
+        // and backward (the weight gradient sums 2 x 9 x 21 products, so its bound is 1e-4).
         let wide = Tensor.uniform([2, 3, 9, 21], low: -1, high: 1, seed: 21)
         let cases: [(Int, Int, Conv2dPadding, Bool)] = [(3, 1, .same, true), (5, 2, .same, false),
                                                         (3, 2, .explicit(top: 0, left: 2, bottom: 1, right: 0), true), (5, 1, .symmetric(0), true)]
         for (k, stride, padding, withBias) in cases {
-            let weight = Tensor.uniform([3, 1, k, k], low: -1, high: 1, seed: UInt64(22 + k))
+            let weight = Tensor.uniform([3, 1, k, k], low: -1, high: 1, seed: UInt64(22 + k), requiresGrad: true)
             let bias = withBias ? Tensor.uniform([3], low: -1, high: 1, seed: 30) : nil
-            let expected = SIMDLevel.withLimit(.portable) { wide.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, groups: 3) }
+            let input = wide.detached()
+            input.requiresGrad = true
+            // The output, and the input's and weight's gradients under a weighting of the outputs.
+            func run(_ level: SIMDLevel) -> [[Float]] {
+                SIMDLevel.withLimit(level) {
+                    input.zeroGrad()
+                    weight.zeroGrad()
+                    let y = input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, groups: 3)
+                    (y * Tensor.uniform(y.shape, low: -1, high: 1, seed: 31)).sum().backward()
+                    return [y.toArray(), input.grad!.toArray(), weight.grad!.toArray()]
+                }
+            }
+            // A frozen filter (no weight gradient asked for, as style transfer runs) gives the input the same gradient.
+            func frozenInputGradient(_ level: SIMDLevel) -> [Float] {
+                SIMDLevel.withLimit(level) {
+                    input.zeroGrad()
+                    let y = input.conv2d(weight: weight.detached(), bias: bias, stride: stride, padding: padding, groups: 3)
+                    (y * Tensor.uniform(y.shape, low: -1, high: 1, seed: 31)).sum().backward()
+                    return input.grad!.toArray()
+                }
+            }
+            let expected = run(.portable)
             for level in SIMDLevel.available {
-                let y = SIMDLevel.withLimit(level) { wide.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, groups: 3) }
-                XCTAssertEqual(y.shape, expected.shape)
-                let worst = zip(y.toArray(), expected.toArray()).map { abs($0 - $1) }.max()!
-                XCTAssertLessThan(worst, 1e-5, "kernel \(k), stride \(stride), \(padding), level \(level)")
+                let frozen = frozenInputGradient(level)
+                XCTAssertLessThan(zip(frozen, expected[1]).map { abs($0 - $1) }.max()!, 1e-4, "frozen filter, kernel \(k), level \(level)")
+                for (name, (got, want)) in zip(["output", "input gradient", "weight gradient"], zip(run(level), expected)) {
+                    XCTAssertEqual(got.count, want.count)
+                    let worst = zip(got, want).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(worst, 1e-4, "\(name), kernel \(k), stride \(stride), \(padding), level \(level)")
+                }
             }
         }
         // The input, depthwise weight and bias transposed (H and W swapped) or broadcast over the batch / channels.

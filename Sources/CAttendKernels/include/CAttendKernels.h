@@ -207,7 +207,7 @@ attend_hnsw *attend_hnsw_read_links(const unsigned char *bytes, long size, int (
 void attend_depthwise_forward(const float *x, const float *weight, const float *bias, float *y, long batch, long channels,
                               long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top, long pad_left,
                               long oh, long ow);
-/// Its gradients for channels c0 ..< c1: dweight += (always), dx += (when non-null).
+/// Its gradients for channels c0 ..< c1: dweight += and dx += (each when non-null).
 void attend_depthwise_backward(const float *x, const float *weight, const float *grad, float *dx, float *dweight, long batch,
                                long channels, long c0, long c1, long h, long w, long kh, long kw, long stride, long pad_top,
                                long pad_left, long oh, long ow);
