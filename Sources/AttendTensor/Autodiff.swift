@@ -241,8 +241,9 @@ extension Tensor {
     /// Adds `g` into `grad`. Gradients own their memory, since optimizers and clipping update them in place: a
     /// gradient that fills a storage no other leaf took and the caller did not pass is kept as it is; anything else
     /// (a view, a storage already taken, the seed) is copied. The gradients the backward pass computes are
-    /// fresh tensors, read and never written by the ops before them, so the copy was only memory traffic: 3.6% of
-    /// a CLIP step at width 512.
+    /// fresh tensors, read and never written by the ops before them, so the copy was only memory traffic. With a
+    /// `Linear`'s weight gradient made in the weight's own layout (`.matmul` below), copying gradients no longer
+    /// takes the 4% of a CLIP step at width 512 it took.
     func accumulateGrad(_ g: Tensor, shared: inout Set<ObjectIdentifier>) {
         if let existing = grad {
             grad = withNoGrad { existing + g }
