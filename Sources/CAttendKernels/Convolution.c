@@ -135,12 +135,20 @@ static void fill_phases(const float *xp, long h, long w, long stride, long pad_t
             memcpy(dst + left, src, sizeof(float) * (size_t)count);
             memset(dst + left + count, 0, sizeof(float) * (size_t)(p.padded - left - count));
         } else {
+            // Phase r's column j reads input column j * stride + r - pad_left: zeros before and after the columns
+            // [lo, hi) that fall inside the row, so the copy between needs no test.
             for (long r = 0; r < stride; r++) {
                 float *out = dst + r * p.phase;
-                for (long j = 0; j < p.phase; j++) {
-                    long ix = j * stride + r - pad_left;
-                    out[j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
-                }
+                long first = pad_left - r, last = w - 1 + pad_left - r;
+                long lo = first > 0 ? (first + stride - 1) / stride : 0;
+                long hi = last >= 0 ? last / stride + 1 : 0;
+                if (lo > p.phase) lo = p.phase;
+                if (hi > p.phase) hi = p.phase;
+                if (hi < lo) hi = lo;
+                memset(out, 0, sizeof(float) * (size_t)lo);
+                const float *in = src + lo * stride + r - pad_left;
+                for (long j = 0; j < hi - lo; j++) out[lo + j] = in[j * stride];
+                memset(out + hi, 0, sizeof(float) * (size_t)(p.phase - hi));
             }
         }
     }
@@ -151,12 +159,24 @@ static inline long phase_offset(PhasePlane p, long stride, long oy, long ox, lon
     return (oy * stride + ki) * p.padded + (kj % stride) * p.phase + kj / stride + ox;
 }
 
+/// acc plus the taps' weights times the 8 inputs each reads, from base + offsets[t].
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 depthwise_taps(const float *base, const long *offsets, const __m256 *wv,
+                                                                                     long taps, __m256 acc) {
+    for (long t = 0; t < taps; t++) acc = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(base + offsets[t]), acc);
+    return acc;
+}
+
 __attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_ARGS) {
     long taps = kh * kw;
     PhasePlane pp = phase_plane(kh, kw, stride, oh, ow);
     float *buffer = taps <= 64 ? malloc(sizeof(float) * (size_t)(pp.rows * pp.padded)) : NULL;
     if (!buffer) { forward_generic(x, weight, bias, y, batch, channels, c0, c1, h, w, kh, kw, stride, pad_top, pad_left, oh, ow); return; }
     __m256 wv[64];
+    // Each tap's offset from the block's first input, computed once: in the loop, phase_offset's % and / by the
+    // stride compiled to a division per tap, and the divisions took most of the kernel's time.
+    long offsets[64];
+    for (long ki = 0; ki < kh; ki++)
+        for (long kj = 0; kj < kw; kj++) offsets[ki * kw + kj] = phase_offset(pp, stride, 0, 0, ki, kj);
     for (long n = 0; n < batch; n++) {
         for (long c = c0; c < c1; c++) {
             const float *xp = x + (n * channels + c) * h * w;
@@ -166,11 +186,12 @@ __attribute__((target("avx2,fma"))) static void forward_avx2(DEPTHWISE_FORWARD_A
             fill_phases(xp, h, w, stride, pad_top, pad_left, pp, buffer);
             for (long oy = 0; oy < oh; oy++) {
                 float *yrow = yp + oy * ow;
+                const float *row = buffer + oy * stride * pp.padded;
                 for (long ox = 0; ox < ow; ox += 8) {
-                    __m256 acc = b;
-                    for (long ki = 0; ki < kh; ki++)
-                        for (long kj = 0; kj < kw; kj++)
-                            acc = _mm256_fmadd_ps(wv[ki * kw + kj], _mm256_loadu_ps(buffer + phase_offset(pp, stride, oy, ox, ki, kj)), acc);
+                    // 3 x 3 and 5 x 5 (every depthwise filter of EfficientNet and MobileNet) get fully unrolled loops.
+                    __m256 acc = taps == 9    ? depthwise_taps(row + ox, offsets, wv, 9, b)
+                                 : taps == 25 ? depthwise_taps(row + ox, offsets, wv, 25, b)
+                                              : depthwise_taps(row + ox, offsets, wv, taps, b);
                     if (ox + 8 <= ow) {
                         _mm256_storeu_ps(yrow + ox, acc);
                     } else {
