@@ -126,6 +126,10 @@ printf 'A cup of coffee. Hot.\nfr.utf8=Une tasse.\n' > "$work/stamps/some/cup.tx
 # A softmax projector started from the classifier, trained 2 steps on 4 garments and a captioned picture, then scored
 # on pictures named by a TSV.
 expect_output "4 captioned pictures (1 files x 4 variants)" "$attend" vlm train --classifier-words --limit 4 --steps 2 --batch-size 2 --captioned "$work/stamps/some" -o "$work/p.safetensors"
+# Trained on from that projector: with its settings, and refused without them or over its own file.
+expect_output "wrote $work/p2.safetensors" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 --batch-size 2 -o "$work/p2.safetensors"
+expect_error "its classifier_words is 1.0 but the options ask for none" "$attend" vlm train --from "$work/p.safetensors" --limit 4 --steps 1 -o "$work/p3.safetensors"
+expect_error "would overwrite an input" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 -o "$work/p.safetensors"
 # A CLIP trained on a folder of captioned pictures.
 cp "$photos/chelsea.png" "$work/stamps/some/cat.png"
 printf 'A cat on a blanket.\n' > "$work/stamps/some/cat.txt"

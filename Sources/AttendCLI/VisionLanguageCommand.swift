@@ -104,6 +104,7 @@ struct VLMTrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-prototypes"), help: "Leave out the one synthetic picture per ImageNet class.") var noPrototypes = false
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt.") var labels: String?
     @Option(name: .shortAndLong, help: "Where to write the projector (.safetensors).") var output: String
+    @Option(help: "Start from this projector (from attend vlm train) instead of random weights; the projector options must be the ones it was trained with.") var from: String?
     @Option(help: "A torch.save EfficientNet-Lite0 checkpoint (the image encoder).") var efficientnet: String?
     @Option(name: .customLong("language-model"), help: "The language model (GGUF file or short name).") var languageModel = "SmolLM2-135M-Instruct"
 
@@ -126,7 +127,7 @@ struct VLMTrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos + captioned + backgrounds)
+        try OutputPath.check(output, isNotInput: [efficientnet ?? ImageAssets.efficientNetLite0] + photos + captioned + backgrounds + (from.map { [$0] } ?? []))
         var config = VisionLanguageConfig()
         config.imageSize = imageSize
         config.wholePictureSize = wholePictureSize
@@ -141,11 +142,19 @@ struct VLMTrainCommand: ParsableCommand {
         try training.validate()
         let (encoder, language) = try loadVisionLanguageParts(efficientnet: efficientnet, languageModel: languageModel)
         config.languageWidth = language.model.embeddingWidth
-        let vlm = classifierWords
-            ? try VisionLanguageModel.withClassifierWords(config: config, imageEncoder: encoder, language: language,
-                                                          labels: try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels),
-                                                          sharpness: sharpness, seed: seed)
-            : try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
+        let vlm: VisionLanguageModel
+        if let from {
+            vlm = try VisionLanguageModel.load(from, imageEncoder: encoder, language: language,
+                                               labels: { try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels) })
+            if classifierWords { config.classifierWords = sharpness }
+            try vlm.config.requireSameProjector(as: config, source: from)
+        } else if classifierWords {
+            vlm = try VisionLanguageModel.withClassifierWords(config: config, imageEncoder: encoder, language: language,
+                                                              labels: try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels),
+                                                              sharpness: sharpness, seed: seed)
+        } else {
+            vlm = try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
+        }
         let pictures = try data.load(train: true).prefix(data.limit ?? 5000)
         let captioner = data.labelled!.captioner
         let cells = try vlm.cells(of: pictures, showProgress: true)

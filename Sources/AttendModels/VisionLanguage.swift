@@ -59,6 +59,23 @@ public struct VisionLanguageConfig: Codable, Equatable {
                   "default_prompt must hold \(VisionLanguageModel.placeholder) once")
     }
 
+    /// Throws, naming the first setting that differs, unless `other` builds the same projector (grid, whole
+    /// picture, hidden width, classifier's words and sharpness, language width): what training on from a saved
+    /// projector needs.
+    public func requireSameProjector(as other: VisionLanguageConfig, source: String) throws {
+        func describe(_ v: (some CustomStringConvertible)?) -> String { v.map { "\($0)" } ?? "none" }
+        let pairs: [(String, String, String, String)] = [
+            ("image_size", "\(imageSize)", "\(other.imageSize)", "--image-size"),
+            ("whole_picture_size", describe(wholePictureSize), describe(other.wholePictureSize), "--whole-picture-size"),
+            ("projector_hidden", "\(projectorHidden)", "\(other.projectorHidden)", "--projector-hidden"),
+            ("classifier_words", describe(classifierWords), describe(other.classifierWords), "--classifier-words and --sharpness"),
+            ("language_width", "\(languageWidth)", "\(other.languageWidth)", "--language-model"),
+        ]
+        for (key, mine, theirs, option) in pairs where mine != theirs {
+            throw AttendError("\(source): its \(key) is \(mine) but the options ask for \(theirs); give \(option) as the projector was trained")
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case imageSize = "image_size", imageFeatures = "image_features", projectorHidden = "projector_hidden"
         case classifierWords = "classifier_words", wholePictureSize = "whole_picture_size"

@@ -145,6 +145,23 @@ final class VisionLanguageTests: XCTestCase {
         try vlm.save(to: path)
         let loaded = try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language)
         XCTAssertEqual(loaded.projector(cells[0]).toArray(), vlm.projector(cells[0]).toArray())
+        // Training on from a saved projector (`attend vlm train --from`) needs the settings it was trained with.
+        XCTAssertNoThrow(try loaded.config.requireSameProjector(as: vlm.config, source: path))
+        var other = vlm.config
+        other.wholePictureSize = 224
+        XCTAssertThrowsError(try loaded.config.requireSameProjector(as: other, source: path)) {
+            XCTAssertTrue("\($0)".contains("\(path): its whole_picture_size is none but the options ask for 224"), "\($0)")
+        }
+        other = vlm.config
+        other.classifierWords = 2
+        XCTAssertThrowsError(try loaded.config.requireSameProjector(as: other, source: path)) {
+            XCTAssertTrue("\($0)".contains("its classifier_words is none but the options ask for 2.0; give --classifier-words"), "\($0)")
+        }
+        other = vlm.config
+        other.projectorHidden = 9
+        XCTAssertThrowsError(try loaded.config.requireSameProjector(as: other, source: path)) {
+            XCTAssertTrue("\($0)".contains("its projector_hidden is 8 but the options ask for 9"), "\($0)")
+        }
         XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: try parts().1)) {
             XCTAssertTrue("\($0)".contains("embeds tokens in 576"), "\($0)")
         }
