@@ -280,8 +280,21 @@ __attribute__((target("avx2,fma"))) static void backward_avx2(DEPTHWISE_BACKWARD
                     continue;
                 }
                 // Padded column j = ix + pad_left sits in phase j % stride at j / stride; both stepped, not divided.
-                long r = pad_left % stride, q = pad_left / stride;
-                for (long ix = 0; ix < w && q < pp.phase; ix++) {
+                long r = pad_left % stride, q = pad_left / stride, ix = 0;
+                if (stride == 2) {
+                    // The row is the two phases interleaved: from ix = 0, columns alternate between `first` (the
+                    // phase of pad_left) and `second`, 8 of each per step (the scalar loop below was half of the
+                    // backward's time on stride-2 layers).
+                    const float *first = src + r * pp.phase + q, *second = src + (1 - r) * pp.phase + q + r;
+                    for (long k = 0; 2 * k + 16 <= w && q + r + k + 8 <= pp.phase; k += 8, ix += 16) {
+                        __m256 a = _mm256_loadu_ps(first + k), b = _mm256_loadu_ps(second + k);
+                        __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+                        _mm256_storeu_ps(dst + ix, _mm256_add_ps(_mm256_loadu_ps(dst + ix), _mm256_permute2f128_ps(lo, hi, 0x20)));
+                        _mm256_storeu_ps(dst + ix + 8, _mm256_add_ps(_mm256_loadu_ps(dst + ix + 8), _mm256_permute2f128_ps(lo, hi, 0x31)));
+                    }
+                    q += ix / 2;  // ix is even here, so the phase r is where it started
+                }
+                for (; ix < w && q < pp.phase; ix++) {
                     dst[ix] += src[r * pp.phase + q];
                     if (++r == stride) { r = 0; q++; }
                 }
