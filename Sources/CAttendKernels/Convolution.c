@@ -233,22 +233,26 @@ __attribute__((target("avx2,fma"))) static void backward_avx2(DEPTHWISE_BACKWARD
             // dW: each tap's products over the whole plane in four registers, so that the additions do not wait on
             // each other (gradients past ow are zero). A frozen filter (style transfer, a locked tower) passes no
             // dweight and skips this and the copy of x.
-            if (dweight) fill_phases(xp, h, w, stride, pad_top, pad_left, pp, buffer);
-            for (long ki = 0; ki < kh && dweight; ki++) {
-                for (long kj = 0; kj < kw; kj++) {
-                    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                    for (long oy = 0; oy < oh; oy++) {
-                        const float *grow = gp + oy * ow, *xrow = buffer + phase_offset(pp, stride, oy, 0, ki, kj);
-                        long ox = 0;
-                        for (; ox + 32 <= ow; ox += 32) {
-                            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox), _mm256_loadu_ps(xrow + ox), a0);
-                            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 8), _mm256_loadu_ps(xrow + ox + 8), a1);
-                            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 16), _mm256_loadu_ps(xrow + ox + 16), a2);
-                            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 24), _mm256_loadu_ps(xrow + ox + 24), a3);
+            if (dweight) {
+                fill_phases(xp, h, w, stride, pad_top, pad_left, pp, buffer);
+                for (long ki = 0; ki < kh; ki++) {
+                    for (long kj = 0; kj < kw; kj++) {
+                        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                        for (long oy = 0; oy < oh; oy++) {
+                            const float *grow = gp + oy * ow, *xrow = buffer + phase_offset(pp, stride, oy, 0, ki, kj);
+                            long ox = 0;
+                            for (; ox + 32 <= ow; ox += 32) {
+                                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox), _mm256_loadu_ps(xrow + ox), a0);
+                                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 8), _mm256_loadu_ps(xrow + ox + 8), a1);
+                                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 16), _mm256_loadu_ps(xrow + ox + 16), a2);
+                                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(grow + ox + 24), _mm256_loadu_ps(xrow + ox + 24), a3);
+                            }
+                            for (; ox < ow; ox += 8)
+                                a0 = _mm256_fmadd_ps(load_gradients(grow, ox, ow), _mm256_loadu_ps(xrow + ox), a0);
                         }
-                        for (; ox < ow; ox += 8) a0 = _mm256_fmadd_ps(load_gradients(grow, ox, ow), _mm256_loadu_ps(xrow + ox), a0);
+                        __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+                        dweight[c * taps + ki * kw + kj] += attend_hsum256(sum);
                     }
-                    dweight[c * taps + ki * kw + kj] += attend_hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
                 }
             }
             if (!dx) continue;
