@@ -213,8 +213,10 @@ int attend_jpeg_decode(const unsigned char *data, size_t size, long max_pixels, 
     handler.error = out->error;
     handler.error_size = sizeof out->error;
     unsigned char *volatile pixels = NULL;
+    unsigned char *volatile cmyk_row = NULL;
     if (setjmp(handler.jump)) {
         free(pixels);
+        free(cmyk_row);
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
@@ -227,30 +229,45 @@ int attend_jpeg_decode(const unsigned char *data, size_t size, long max_pixels, 
         jpeg_destroy_decompress(&cinfo);
         return 2;
     }
-    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-        snprintf(out->error, sizeof out->error, "CMYK JPEGs are not supported; convert it to RGB first");
-        jpeg_destroy_decompress(&cinfo);
-        return 1;
-    }
+    // CMYK (and YCCK, which libjpeg turns into CMYK) is read as CMYK and converted to RGB row by row below.
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     out->progressive = jpeg_has_multiple_scans(&cinfo);
-    cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = JDCT_ISLOW;  // what Pillow and libjpeg's cjpeg/djpeg use by default
     jpeg_start_decompress(&cinfo);
-    size_t stride = (size_t)cinfo.output_width * cinfo.output_components;
+    int channels = cmyk ? 3 : cinfo.output_components;
+    size_t stride = (size_t)cinfo.output_width * (size_t)channels;
     pixels = malloc(stride * cinfo.output_height);
-    if (!pixels) {
+    cmyk_row = cmyk ? malloc((size_t)cinfo.output_width * 4) : NULL;
+    if (!pixels || (cmyk && !cmyk_row)) {
         snprintf(out->error, sizeof out->error, "out of memory");
+        free(pixels);
+        free(cmyk_row);
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = pixels + cinfo.output_scanline * stride;
+        unsigned char *dst = pixels + cinfo.output_scanline * stride;
+        JSAMPROW row = cmyk ? cmyk_row : dst;
         jpeg_read_scanlines(&cinfo, &row, 1);
+        if (!cmyk) continue;
+        // As Pillow reads them: Adobe's convention (the samples stored inverted) assumed, then its CMYK -> RGB,
+        // 255 - k - c (255 - k) / 255 with its rounding, for each of c, m, y.
+        const unsigned char *src = cmyk_row;
+        for (JDIMENSION x = 0; x < cinfo.output_width; x++) {
+            int nk = src[4 * x + 3];
+            for (int ch = 0; ch < 3; ch++) {
+                int t = (255 - src[4 * x + ch]) * nk + 128;
+                int v = nk - (((t >> 8) + t) >> 8);
+                dst[3 * x + ch] = (unsigned char)(v < 0 ? 0 : v);
+            }
+        }
     }
     jpeg_finish_decompress(&cinfo);
+    free(cmyk_row);
     out->width = cinfo.output_width;
     out->height = cinfo.output_height;
-    out->channels = cinfo.output_components;
+    out->channels = channels;
     out->bit_depth = 8;
     out->pixels8 = pixels;
     jpeg_destroy_decompress(&cinfo);

@@ -41,11 +41,13 @@ final class ImageTests: XCTestCase {
     func testJPEGVariantsDecodeAsPillowDoes() throws {
         // Debian's libjpeg-turbo 2.1 and the 3.x in Pillow's wheel share the integer IDCT and upsampling; one level is
         // allowed for a difference between their versions.
-        for name in ["baseline.jpg", "progressive.jpg", "grey.jpg"] {
+        // cmyk.jpg is Adobe's inverted CMYK, as Pillow writes it; the expected values are Pillow's RGB conversion.
+        for name in ["baseline.jpg", "progressive.jpg", "grey.jpg", "cmyk.jpg"] {
             let got = try Image.read(visionFixture(name))
             XCTAssertLessThanOrEqual(levels(got, expected[name]!.image), 1.001, name)
         }
         XCTAssertEqual(try Image.read(visionFixture("grey.jpg")).channels, 1)
+        XCTAssertEqual(try Image.read(visionFixture("cmyk.jpg")).channels, 3)
     }
 
     func testResizeIsWithinOneLevelOfPillow() throws {

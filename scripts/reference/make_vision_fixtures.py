@@ -135,8 +135,10 @@ crop.save(f"{vis_out}/chelsea-crop.png")
 crop.save(f"{vis_out}/baseline.jpg", quality=90)
 crop.save(f"{vis_out}/progressive.jpg", quality=75, progressive=True)
 crop.convert("L").save(f"{vis_out}/grey.jpg", quality=85)
+crop.convert("CMYK").save(f"{vis_out}/cmyk.jpg", quality=90)  # Adobe's inverted CMYK, as Pillow writes and reads it
 for name in ["baseline.jpg", "progressive.jpg", "grey.jpg"]:
     record(name, np.asarray(Image.open(f"{vis_out}/{name}")))
+record("cmyk.jpg", np.asarray(Image.open(f"{vis_out}/cmyk.jpg").convert("RGB")))
 record("chelsea-crop.png", np.asarray(crop))
 
 resized = {}
