@@ -93,6 +93,8 @@ struct VLMTrainCommand: ParsableCommand {
     @Option(name: .customLong("projector-hidden"), help: "Hidden width of the projector.") var projectorHidden = 512
     @Option(help: "Seed of the initialization and the batches.") var seed: UInt64 = 1
     @Option(name: .customLong("loss-curve"), help: "Write the loss curve here (PNG).") var lossCurve: String?
+    @Option(help: "Also train on blurred copies of the first N labelled pictures (0-1000000), each by a Gaussian of a random standard deviation from 0.5 pixels to --max-blur: a drawing or an enlarged thumbnail is softer than any data-set picture.") var blurred = 0
+    @Option(name: .customLong("max-blur"), help: "With --blurred, the largest standard deviation in pixels (0.5-10; default 2).") var maxBlur: Double?
     @Option(parsing: .upToNextOption, help: "Photos (or folders) whose crops the ImageNet classifier names with confidence, as everyday examples.") var photos: [String] = []
     @Option(name: .customLong("crops-per-photo"), help: "Random square crops per photo (1-100000).") var cropsPerPhoto = 100
     @Option(name: .customLong("min-confidence"), help: "The classifier's probability a crop's answer needs (0-1).") var minConfidence: Float = 0.5
@@ -123,6 +125,11 @@ struct VLMTrainCommand: ParsableCommand {
         guard sharpness.isFinite, sharpness > 0, sharpness <= 100 else { throw ValidationError("--sharpness must be in (0, 100], got \(sharpness)") }
         if sharpness != 1 && !classifierWords { throw ValidationError("--sharpness scales the classifier's words; give --classifier-words too") }
         guard (1...1000).contains(variants) else { throw ValidationError("--variants must be 1...1000, got \(variants)") }
+        guard (0...1_000_000).contains(blurred) else { throw ValidationError("--blurred must be 0...1000000, got \(blurred)") }
+        if let maxBlur {
+            guard maxBlur.isFinite, (0.5...10).contains(maxBlur) else { throw ValidationError("--max-blur must be 0.5...10, got \(maxBlur)") }
+            if blurred == 0 { throw ValidationError("--max-blur bounds the blur of --blurred copies; give --blurred too") }
+        }
         if !backgrounds.isEmpty && captioned.isEmpty { throw ValidationError("--backgrounds are backdrops for --captioned pictures; give --captioned too") }
     }
 
@@ -162,6 +169,13 @@ struct VLMTrainCommand: ParsableCommand {
             captioner.answers(pixels: try pictures.image(pictures.sourceIndices[k]).pixels, label: pictures.labels![k])
         }
         var allCells = cells, allAnswers = answers
+        if blurred > 0 {
+            guard blurred <= pictures.count else { throw AttendError("--blurred \(blurred) is more than the \(pictures.count) pictures (--limit)") }
+            let soft = pictures.prefix(blurred).blurred(sigmas: 0.5...(maxBlur ?? 2))
+            allCells += try vlm.cells(of: soft, showProgress: true)
+            allAnswers += answers.prefix(blurred)
+            print("\(blurred) blurred copies (Gaussian, standard deviation 0.5-\(maxBlur ?? 2) pixels)")
+        }
         if !photos.isEmpty {
             let files = try photoFiles(photos)
             // Each crop's cells take 45 KiB: at most 20,000 crops (900 MiB).

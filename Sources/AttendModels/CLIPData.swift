@@ -51,6 +51,26 @@ public struct CaptionedImages {
         return out
     }
 
+    /// The same pictures with the same captions, each blurred by a Gaussian (`Image.gaussianBlurred`) whose standard
+    /// deviation is drawn per picture, uniformly from `sigmas` (the same for the same seed and source index). Soft
+    /// copies teach a model that a blurred garment (a drawing, an enlarged thumbnail) is still that garment.
+    ///
+    /// ```swift
+    /// let soft = CaptionedImages.fashionMNIST(train, limit: 2500).blurred(sigmas: 0.5...2)
+    /// ```
+    public func blurred(sigmas: ClosedRange<Double>, seed: UInt64 = 11) -> CaptionedImages {
+        precondition(sigmas.lowerBound >= 0 && sigmas.upperBound.isFinite, "blurred: sigmas \(sigmas)")
+        var out = self
+        let source = image
+        out.identity = identity + " blurred \(sigmas.lowerBound)-\(sigmas.upperBound) seed \(seed)"
+        out.image = { i in
+            var generator = RandomGenerator(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            let sigma = sigmas.lowerBound + Double(generator.nextUniform()) * (sigmas.upperBound - sigmas.lowerBound)
+            return try source(i).gaussianBlurred(sigma: sigma)
+        }
+        return out
+    }
+
     /// Pairs from a caption file (`ImageCaptions`: path TAB caption per line); pictures that appear on several lines
     /// keep all their captions.
     public static func tsv(_ path: String) throws -> CaptionedImages {

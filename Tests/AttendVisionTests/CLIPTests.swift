@@ -56,6 +56,29 @@ final class CLIPTests: XCTestCase {
         XCTAssertTrue(data.captions.allSatisfy { !$0.joined().contains("boot") && !$0.joined().contains("dress") })
     }
 
+    /// Blurred copies keep the captions, labels and sources; each picture is blurred by a sigma from the range (one
+    /// fixed sigma gives exactly `gaussianBlurred`'s picture), the same for the same seed and another for another.
+    func testBlurredCopiesKeepCaptionsAndBlurEachPicture() throws {
+        let data = CaptionedImages.fashionMNIST(try fashion(train: false), limit: 20)
+        let fixed = data.blurred(sigmas: 1.2...1.2)
+        XCTAssertEqual(fixed.captions, data.captions)
+        XCTAssertEqual(fixed.labels, data.labels)
+        XCTAssertEqual(fixed.sourceIndices, data.sourceIndices)
+        XCTAssertNotEqual(fixed.identity, data.identity, "cached features must not be shared with the sharp pictures")
+        for i in [0, 19] {
+            let index = data.sourceIndices[i]
+            XCTAssertEqual(try fixed.image(index), try data.image(index).gaussianBlurred(sigma: 1.2))
+        }
+        let ranged = data.blurred(sigmas: 0.5...2), again = data.blurred(sigmas: 0.5...2), other = data.blurred(sigmas: 0.5...2, seed: 12)
+        let index = data.sourceIndices[3]
+        XCTAssertEqual(try ranged.image(index), try again.image(index))
+        XCTAssertNotEqual(try ranged.image(index), try other.image(index))
+        let sharp = try data.image(index)
+        XCTAssertNotEqual(try ranged.image(index), sharp)
+        XCTAssertEqual(try ranged.image(index).pixels.reduce(0, +), sharp.pixels.reduce(0, +), accuracy: 0.05 * sharp.pixels.reduce(0, +),
+                       "a blur moves ink, it does not make or lose much of it")
+    }
+
     /// A short run over locked towers learns: zero-shot accuracy on unseen test pictures far above chance (10%), and
     /// the loss falls. Breaking the loss's targets or the projections' gradients fails this.
     func testShortTrainingLearnsZeroShotFashionMNIST() throws {

@@ -210,4 +210,20 @@ final class ImageTests: XCTestCase {
         let wide = Image(width: 40, height: 10, colour: [0.5, 0.5, 0.5]).shrunk(toLongerSide: 20)
         XCTAssertEqual([wide.width, wide.height], [20, 5])
     }
+
+    /// The Gaussian blur against scipy's `ndimage.gaussian_filter` (mode "nearest"), from a blur narrower than a pixel
+    /// to one wider than the picture, at two truncations.
+    func testGaussianBlurMatchesSciPy() throws {
+        struct Case: Decodable { let sigma: Double, truncate: Double, pixels: [Float] }
+        struct Fixture: Decodable { let width: Int, height: Int, channels: Int, pixels: [Float], cases: [Case] }
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: URL(fileURLWithPath: visionFixture("gaussian_blur.json"))))
+        let picture = Image(width: fixture.width, height: fixture.height, channels: fixture.channels, pixels: fixture.pixels)
+        XCTAssertEqual(fixture.cases.count, 4)
+        for c in fixture.cases {
+            let blurred = picture.gaussianBlurred(sigma: c.sigma, truncate: c.truncate)
+            let worst = zip(blurred.pixels, c.pixels).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 1e-5, "sigma \(c.sigma), truncate \(c.truncate)")
+        }
+        XCTAssertEqual(picture.gaussianBlurred(sigma: 0), picture)
+    }
 }
