@@ -52,7 +52,7 @@ expect_output ".png" "$attend" clip search --model $clip --images "$photos" --to
 expect_error "not an Attend compression model" "$attend" ae train "$photos/coffee.png" --from $clip -o "$work/c.safetensors" --steps 1
 expect_error "the output would overwrite an input" "$attend" ae train "$photos/coffee.png" --from models/compression-0.0035.safetensors -o models/compression-0.0035.safetensors --steps 1
 expect_output "lambda 0.02:" "$attend" ae train "$photos/coffee.png" --from models/compression-0.0035.safetensors -o "$work/c.safetensors" --lambda 0.02 --steps 2 --patch 32
-expect_output "bpp" "$attend" ae evaluate "$work/c.safetensors" --images "$photos/chelsea.png"
+expect_output "c                          " "$attend" ae evaluate "$work/c.safetensors" --images "$photos/chelsea.png"
 
 # Bad input: labels, templates, files, checkpoints, options.
 expect_error "--labels: an empty label" "$attend" clip classify --model $clip --labels "a,,b" "$photos/coffee.png"
@@ -117,6 +117,9 @@ expect_error "--sharpness must be in (0, 100]" "$attend" vlm train --classifier-
 expect_error "--whole-picture-size must be 32...1024" "$attend" vlm train --whole-picture-size 16 -o "$work/p.safetensors"
 expect_error "give --classifier-words too" "$attend" vlm train --sharpness 2 -o "$work/p.safetensors"
 expect_error "give --captioned too" "$attend" vlm train --backgrounds "$photos/coffee.png" -o "$work/p.safetensors"
+expect_error "give --blurred too" "$attend" vlm train --max-blur 3 -o "$work/p.safetensors"
+expect_error "--max-blur must be 0.5...10" "$attend" vlm train --blurred 2 --max-blur 0.2 -o "$work/p.safetensors"
+expect_error "--blurred 9 is more than the 4 pictures" "$attend" vlm train --limit 4 --blurred 9 --steps 1 -o "$work/p.safetensors"
 mkdir -p "$work/stamps/none" "$work/stamps/some"
 cp "$photos/coffee.png" "$work/stamps/none/cup.png"
 expect_error "with a caption file" "$attend" vlm train --limit 4 --steps 1 --captioned "$work/stamps/none" -o "$work/p.safetensors"
@@ -127,6 +130,7 @@ printf 'A cup of coffee. Hot.\nfr.utf8=Une tasse.\n' > "$work/stamps/some/cup.tx
 # on pictures named by a TSV.
 expect_output "4 captioned pictures (1 files x 4 variants)" "$attend" vlm train --classifier-words --limit 4 --steps 2 --batch-size 2 --captioned "$work/stamps/some" -o "$work/p.safetensors"
 # Trained on from that projector: with its settings, and refused without them or over its own file.
+expect_output "3 blurred copies (Gaussian, standard deviation 0.5-3.0 pixels)" "$attend" vlm train --limit 4 --blurred 3 --max-blur 3 --steps 1 --batch-size 2 -o "$work/p4.safetensors"
 expect_output "wrote $work/p2.safetensors" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 --batch-size 2 -o "$work/p2.safetensors"
 expect_error "its classifier_words is 1.0 but the options ask for none" "$attend" vlm train --from "$work/p.safetensors" --limit 4 --steps 1 -o "$work/p3.safetensors"
 expect_error "would overwrite an input" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 -o "$work/p.safetensors"
