@@ -215,14 +215,16 @@ struct CompressionEvaluate: ParsableCommand {
             let n = Double(pictures.count)
             (bpp, p, ms, te, td) = (bpp / n, p / n, ms / n, te / n, td / n)
             learned.append((bpp, p))
-            let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            // Padded here: Foundation on Linux ignores a width given to %@.
+            let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            let name = stem.padding(toLength: max(26, stem.count), withPad: " ", startingAt: 0)
             if let j = jpegAt(bpp) {
-                print(String(format: "%-26@ %6.3f %8.2f %8.4f | %9.2f %8.4f | %+7.2f | %9.0f %10.0f | %6.1f / %.1f", name as NSString, bpp, p, ms,
+                print(String(format: "%@ %6.3f %8.2f %8.4f | %9.2f %8.4f | %+7.2f | %9.0f %10.0f | %6.1f / %.1f", name as NSString, bpp, p, ms,
                              j.psnr, j.msssim, p - j.psnr, 1000 * te, 1000 * td, 1000 * j.encode, 1000 * j.decode))
             } else {
                 // Below JPEG's lowest rate: compare with JPEG's cheapest file (quality 1), which spends more bits.
                 let low = jpegCurve[0]
-                print(String(format: "%-26@ %6.3f %8.2f %8.4f | below JPEG's lowest rate; JPEG quality 1: %.3f bpp, %.2f dB, MS-SSIM %.4f",
+                print(String(format: "%@ %6.3f %8.2f %8.4f | below JPEG's lowest rate; JPEG quality 1: %.3f bpp, %.2f dB, MS-SSIM %.4f",
                              name as NSString, bpp, p, ms, low.bpp, low.psnr, low.msssim))
             }
         }
