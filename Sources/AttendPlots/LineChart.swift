@@ -46,6 +46,12 @@ public struct LineChart {
         }
     }
 
+    /// An x-axis end: whole numbers (steps) as integers, others (bits per pixel) with two decimals, so that a
+    /// range of 0.19-1.19 is not labelled 0-1.
+    static func axisLabel(_ value: Double) -> String {
+        value == value.rounded() && Swift.abs(value) < 1e15 ? String(Int(value)) : String(format: "%.2f", value)
+    }
+
     public func render() -> RGBImage {
         var image = RGBImage(width: width, height: height)
         let (left, right, top, bottom) = (70, 20, 20, 40)
@@ -59,8 +65,8 @@ public struct LineChart {
         for y in top...(height - bottom) { image.set(left, y, (0, 0, 0)) }
         LineChart.drawText(String(format: "%.3f", maxY), x: 4, y: top - 4, on: &image)
         LineChart.drawText(String(format: "%.3f", minY), x: 4, y: height - bottom - 6, on: &image)
-        LineChart.drawText(String(Int(minX)), x: left, y: height - bottom + 8, on: &image)
-        let maxLabel = String(Int(maxX))
+        LineChart.drawText(LineChart.axisLabel(minX), x: left, y: height - bottom + 8, on: &image)
+        let maxLabel = LineChart.axisLabel(maxX)
         LineChart.drawText(maxLabel, x: width - right - 8 * maxLabel.count, y: height - bottom + 8, on: &image)
         for s in series {
             for (a, b) in zip(s.points, s.points.dropFirst()) {

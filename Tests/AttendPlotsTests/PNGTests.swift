@@ -1,4 +1,4 @@
-import AttendPlots
+@testable import AttendPlots
 import Foundation
 import XCTest
 
@@ -33,6 +33,15 @@ final class PNGTests: XCTestCase {
         p.waitUntilExit()
         let hex = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(hex, "00" + "ffffff" + "ff0000" + "ffffff" + "00" + "ffffff" + "ffffff" + "0000ff")
+    }
+
+    /// Steps are labelled as integers, fractional ends (a rate-distortion curve's bits per pixel) with decimals.
+    func testAxisLabelsKeepFractions() {
+        XCTAssertEqual(LineChart.axisLabel(200), "200")
+        XCTAssertEqual(LineChart.axisLabel(0), "0")
+        XCTAssertEqual(LineChart.axisLabel(0.19), "0.19")
+        XCTAssertEqual(LineChart.axisLabel(1.187), "1.19")
+        XCTAssertEqual(LineChart.axisLabel(-2.5), "-2.50")
     }
 
     func testLossCurveRendersLines() {
