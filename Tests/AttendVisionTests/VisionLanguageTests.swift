@@ -362,9 +362,9 @@ final class VisionLanguageTests: XCTestCase {
         XCTAssertThrowsError(try CaptionedImages.captionFiles([root + "/bare"])) { XCTAssertTrue("\($0)".contains("with a caption file"), "\($0)") }
     }
 
-    /// The committed projector over the real SmolLM2 names the class of Fashion-MNIST test pictures it never saw, and
-    /// does better than the same model without the picture; and it names everyday photos it never saw (the README's
-    /// claim: 4 of the 10 in Benchmarks/data/everyday-photos.tsv, whose classes are read with their synonyms).
+    /// The committed projector over the real SmolLM2 names the class of Fashion-MNIST test pictures it never saw, sharp
+    /// and blurred, and does better than the same model without the picture; and it names everyday photos it never saw
+    /// (the README's claim: 4 of the 10 in Benchmarks/data/everyday-photos.tsv, whose classes are read with their synonyms).
     func testShippedProjectorDescribesFashionMNISTAndEverydayPhotos() throws {
         let (encoder, smol) = try parts()
         let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
@@ -384,6 +384,10 @@ final class VisionLanguageTests: XCTestCase {
         let blind = try vlm.scoreDescriptions(Array(pictures.prefix(5)), labels: Array(data.labels!.prefix(5)), captioner: .fashionMNIST,
                                               maxTokens: 12, withoutImage: true)
         XCTAssertLessThan(blind.accuracy, score.accuracy, "without the picture: \(blind.samples)")
+        // Blurred (the softness of `attend draw`'s pictures): the projector trained with --blurred copies still names
+        // most; the one before it named 12.5% of 200 such pictures (Benchmarks/vlm-blur.sh, radius 1.5).
+        let soft = try vlm.scoreDescriptions(pictures.map { $0.gaussianBlurred(sigma: 1.5) }, labels: data.labels!, captioner: .fashionMNIST, maxTokens: 12)
+        XCTAssertGreaterThanOrEqual(soft.accuracy, 0.6, "blurred: \(soft.samples)")
 
         _ = try requireAsset("scikit-image-data/chelsea.png", fetch: "scikit-image-data")
         let named = try ClassCaptions.namedPictures(FileManager.default.currentDirectoryPath + "/Benchmarks/data/everyday-photos.tsv")
@@ -393,7 +397,7 @@ final class VisionLanguageTests: XCTestCase {
         let photos = try named.paths.map { try Image.read($0) }
         let everyday = try vlm.scoreDescriptions(photos, labels: named.labels, captioner: named.classes, maxTokens: 16)
         XCTAssertEqual(everyday.count, 10)
-        XCTAssertGreaterThanOrEqual(Int((everyday.accuracy * 10).rounded()), 3, "\(everyday.samples)")
+        XCTAssertGreaterThanOrEqual(Int((everyday.accuracy * 10).rounded()), 4, "\(everyday.samples)")
         // The README's `attend describe chelsea.png` example ("A cat."): it opens with the words and names no other class.
         // (A prefix, not the whole line, so that a different last token on another CPU's rounding is not a failure.)
         let cat = try XCTUnwrap(everyday.samples.first?[1])
