@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 
-# Options whose zero is a real setting: a seed, "off", "none", "no warmup", "greedy".
+# Options whose zero is a real setting: a seed, "off", "none", "no warmup", "greedy", "no blurred copies".
 ZERO_ALLOWED = {
     "seed", "warmup", "dropout", "temperature", "weight-decay", "top-k", "min-p", "frequency-penalty",
     "presence-penalty", "length-penalty", "teacher-weight", "lm-weight", "overlap", "min-count", "sample",
     "negative", "port", "show", "answers", "image-hidden", "layer", "head", "min-confidence", "prompt-cache",
-    "content-weight", "style-weight", "identity-weight", "alpha",
+    "content-weight", "style-weight", "identity-weight", "alpha", "blurred",
 }
 # Options that take negative numbers: OpenAI's penalties (-2...2), a layer counted from the end, the exponent of
 # beam search's length normalization.
