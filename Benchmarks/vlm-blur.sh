@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The multimodal LM on blurred Fashion-MNIST test pictures: the first N test pictures blurred by Pillow's
 # GaussianBlur (an independent blur, not Attend's) at each radius, each set scored by `attend vlm evaluate` (a
-# description counts when it names the class, any of its names, and no other class). Radius 0 is the sharp picture.
+# description counts when it names the class, any of its names, and no other class), beside the shipped CLIP's
+# zero-shot accuracy on the same pictures (`attend clip classify`, each class's first name with the three prompt
+# templates `attend clip evaluate` uses). Radius 0 is the sharp picture.
 # Usage: Benchmarks/vlm-blur.sh [PROJECTOR] [N] [RADII...]   (defaults: models/vlm.safetensors, 200, 0 1 1.5 2)
 # Needs Benchmarks/setup-peers.sh (the venv with Pillow and numpy).
 set -euo pipefail
@@ -10,7 +12,7 @@ projector=${1:-models/vlm.safetensors}
 count=${2:-200}
 radii=("${@:3}")
 [ ${#radii[@]} -gt 0 ] || radii=(0 1 1.5 2)
-scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 SmolLM2-135M-Instruct imagenet-labels >/dev/null
+scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 SmolLM2-135M-Instruct imagenet-labels clip-bpe >/dev/null
 swift build -c release --product attend >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -36,8 +38,20 @@ for r in radii:
             picture.save(path)
             tsv.write(f"{path}\t{names[labels[i]]}\n")
 PY
+labels="a t-shirt,a pair of trousers,a pullover,a dress,a coat,a sandal,a shirt,a sneaker,a bag,an ankle boot"
 for r in "${radii[@]}"; do
   tsv=$(printf '%s/blur-%g.tsv' "$work" "$r")
-  printf 'radius %s: ' "$r"
+  printf 'radius %s: multimodal LM: ' "$r"
   .build/release/attend vlm evaluate --projector "$projector" --data "$tsv" 2>/dev/null | head -1
+  cut -f1 "$tsv" | xargs .build/release/attend clip classify --json --labels "$labels" --template "a photo of {}" --template "{}" \
+    --template "a black and white photo of {}" 2>/dev/null >"$work/clip.jsonl"
+  python3 - "$tsv" "$work/clip.jsonl" "$labels" <<'PY'
+import json, sys
+tsv, answers, labels = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+truth = {line.split("\t")[0]: line.split("\t")[1].split("|")[0] for line in open(tsv) if line.strip()}
+first = {label.split(" ", 1)[1]: label for label in labels}   # "pair of trousers" -> "a pair of trousers"
+rows = [json.loads(line) for line in open(answers)]
+right = sum(row["labels"][0]["label"] == first[truth[row["file"]]] for row in rows)
+print(f"   CLIP zero-shot: {right} of {len(rows)} ({100 * right / len(rows):.1f}%)")
+PY
 done
