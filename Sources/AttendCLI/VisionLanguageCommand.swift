@@ -163,6 +163,8 @@ struct VLMTrainCommand: ParsableCommand {
             vlm = try VisionLanguageModel(config: config, imageEncoder: encoder, language: language, seed: seed)
         }
         let pictures = try data.load(train: true).prefix(data.limit ?? 5000)
+        // Checked before any picture is encoded, not minutes later.
+        guard blurred <= pictures.count else { throw AttendError("--blurred \(blurred) is more than the \(pictures.count) pictures (--limit)") }
         let captioner = data.labelled!.captioner
         let cells = try vlm.cells(of: pictures, showProgress: true)
         let answers = try pictures.sourceIndices.indices.map { k in
@@ -170,7 +172,6 @@ struct VLMTrainCommand: ParsableCommand {
         }
         var allCells = cells, allAnswers = answers
         if blurred > 0 {
-            guard blurred <= pictures.count else { throw AttendError("--blurred \(blurred) is more than the \(pictures.count) pictures (--limit)") }
             let soft = pictures.prefix(blurred).blurred(sigmas: 0.5...(maxBlur ?? 2))
             allCells += try vlm.cells(of: soft, showProgress: true)
             allAnswers += answers.prefix(blurred)
