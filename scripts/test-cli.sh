@@ -134,6 +134,12 @@ expect_output "3 blurred copies (Gaussian, standard deviation 0.5-3.0 pixels)" "
 expect_output "wrote $work/p2.safetensors" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 --batch-size 2 -o "$work/p2.safetensors"
 expect_error "its classifier_words is 1.0 but the options ask for none" "$attend" vlm train --from "$work/p.safetensors" --limit 4 --steps 1 -o "$work/p3.safetensors"
 expect_error "would overwrite an input" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --limit 4 --steps 1 -o "$work/p.safetensors"
+# The whole picture's words as the classifier's top class name: needs the words and the whole picture; a projector
+# trained with the averaged words is trained on with the name (the words are not trained), and then needs the flag.
+expect_error "give --classifier-words and --whole-picture-size too" "$attend" vlm train --classifier-words --top-class-name -o "$work/p.safetensors"
+expect_output "wrote $work/w.safetensors" "$attend" vlm train --classifier-words --whole-picture-size 224 --limit 4 --steps 1 --batch-size 2 -o "$work/w.safetensors"
+expect_output "wrote $work/w2.safetensors" "$attend" vlm train --from "$work/w.safetensors" --classifier-words --whole-picture-size 224 --top-class-name --limit 4 --steps 1 --batch-size 2 -o "$work/w2.safetensors"
+expect_error "its classifier_top_name is true but the options ask for false; give --top-class-name" "$attend" vlm train --from "$work/w2.safetensors" --classifier-words --whole-picture-size 224 --limit 4 --steps 1 -o "$work/w3.safetensors"
 # A CLIP trained on a folder of captioned pictures.
 cp "$photos/chelsea.png" "$work/stamps/some/cat.png"
 printf 'A cat on a blanket.\n' > "$work/stamps/some/cat.txt"

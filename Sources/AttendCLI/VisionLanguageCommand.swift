@@ -103,6 +103,7 @@ struct VLMTrainCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Photos (or folders) whose random squares serve as backdrops of the captioned pictures.") var backgrounds: [String] = []
     @Flag(name: .customLong("classifier-words"), help: "Add to the projector the ImageNet classifier's words for each cell (its class probabilities weighting the language model's embeddings of the class names; frozen), the MLP's last layer starting at zero.") var classifierWords = false
     @Option(help: "With --classifier-words, how much the classifier's logits are scaled (0-100].") var sharpness: Float = 1
+    @Flag(name: .customLong("top-class-name"), help: "With --classifier-words and --whole-picture-size, give the whole picture's words as the classifier's most likely class name, token by token, rather than one mean vector (a mean of a name's tokens is no word). With --from, the projector is trained on with its words given so.") var topClassName = false
     @Flag(name: .customLong("no-prototypes"), help: "Leave out the one synthetic picture per ImageNet class.") var noPrototypes = false
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt.") var labels: String?
     @Option(name: .shortAndLong, help: "Where to write the projector (.safetensors).") var output: String
@@ -124,6 +125,9 @@ struct VLMTrainCommand: ParsableCommand {
         guard minConfidence.isFinite, (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0...1, got \(minConfidence)") }
         guard sharpness.isFinite, sharpness > 0, sharpness <= 100 else { throw ValidationError("--sharpness must be in (0, 100], got \(sharpness)") }
         if sharpness != 1 && !classifierWords { throw ValidationError("--sharpness scales the classifier's words; give --classifier-words too") }
+        if topClassName && (!classifierWords || wholePictureSize == nil) {
+            throw ValidationError("--top-class-name says the whole picture's classifier words as a name; give --classifier-words and --whole-picture-size too")
+        }
         guard (1...1000).contains(variants) else { throw ValidationError("--variants must be 1...1000, got \(variants)") }
         guard (0...1_000_000).contains(blurred) else { throw ValidationError("--blurred must be 0...1000000, got \(blurred)") }
         if let maxBlur {
@@ -139,6 +143,8 @@ struct VLMTrainCommand: ParsableCommand {
         config.imageSize = imageSize
         config.wholePictureSize = wholePictureSize
         config.projectorHidden = projectorHidden
+        if classifierWords { config.classifierWords = sharpness }
+        config.classifierTopName = topClassName
         try config.validate(source: "the options")
         var training = VisionLanguageTrainingConfig()
         training.steps = steps
@@ -152,8 +158,8 @@ struct VLMTrainCommand: ParsableCommand {
         let vlm: VisionLanguageModel
         if let from {
             vlm = try VisionLanguageModel.load(from, imageEncoder: encoder, language: language,
-                                               labels: { try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels) })
-            if classifierWords { config.classifierWords = sharpness }
+                                               labels: { try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels) },
+                                               classifierTopName: topClassName ? true : nil)
             try vlm.config.requireSameProjector(as: config, source: from)
         } else if classifierWords {
             vlm = try VisionLanguageModel.withClassifierWords(config: config, imageEncoder: encoder, language: language,
@@ -263,7 +269,8 @@ struct VLMEvaluateCommand: ParsableCommand {
         if let blind { print(String(format: "the same LM without the picture: %.1f%%", 100 * blind.accuracy)) }
         print(String(format: "encoding a picture %.1f ms; first token %.1f ms; %.1f tokens/s", 1000 * seeing.encodeSeconds,
                      1000 * seeing.firstTokenSeconds, seeing.tokensPerSecond))
-        for s in seeing.samples { print("  [\(s[0])] \(s[1])") }
+        for s in seeing.samples.prefix(20) { print("  [\(s[0])] \(s[1])") }
+        if seeing.samples.count > 20 { print("  ... and \(seeing.samples.count - 20) more (--json gives every description)") }
         if let blind { print("  without the picture: \(blind.samples.first?[1] ?? "")") }
     }
 }

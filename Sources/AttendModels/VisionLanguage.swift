@@ -26,6 +26,12 @@ public struct VisionLanguageConfig: Codable, Equatable {
     /// at this side (as the ImageNet classifier was trained to see it, centre crop 87.5%). A 3 x 3 grid at 96 pixels
     /// is too coarse for the classifier to name a photo; the whole picture at 224 is what it names best.
     public var wholePictureSize: Int?
+    /// Set when the whole picture's words are the classifier's most likely class name, token by token (what the
+    /// language model reads when the name is typed), rather than one vector, the probability-weighted mean of the
+    /// names' vectors, each the mean of its tokens': for a name of several tokens that mean is a vector the language
+    /// model reads as no word ("tripod" came out as "a **dod** is a type of **tod**"). Needs `classifierWords` and
+    /// `wholePictureSize`.
+    public var classifierTopName = false
     /// The language model's embedding width (576 for SmolLM2-135M).
     public var languageWidth = 576
     /// The system message of every prompt.
@@ -36,7 +42,8 @@ public struct VisionLanguageConfig: Codable, Equatable {
     public init() {}
 
     /// Vectors the language model reads per picture: one per grid cell; with the whole picture, one more for it and,
-    /// with the classifier's words, one more for its words.
+    /// with the classifier's words, one more for its words (with `classifierTopName`, as many as the name has tokens;
+    /// this counts one).
     public var imageTokens: Int {
         let grid = (imageSize / 32) * (imageSize / 32)
         guard wholePictureSize != nil else { return grid }
@@ -55,6 +62,9 @@ public struct VisionLanguageConfig: Codable, Equatable {
         if let classifierWords {
             try check(classifierWords.isFinite && classifierWords > 0 && classifierWords <= 100, "classifier_words must be in (0, 100], got \(classifierWords)")
         }
+        if classifierTopName {
+            try check(classifierWords != nil && wholePictureSize != nil, "classifier_top_name needs classifier_words and whole_picture_size")
+        }
         try check(defaultPrompt.components(separatedBy: VisionLanguageModel.placeholder).count == 2,
                   "default_prompt must hold \(VisionLanguageModel.placeholder) once")
     }
@@ -69,6 +79,7 @@ public struct VisionLanguageConfig: Codable, Equatable {
             ("whole_picture_size", describe(wholePictureSize), describe(other.wholePictureSize), "--whole-picture-size"),
             ("projector_hidden", "\(projectorHidden)", "\(other.projectorHidden)", "--projector-hidden"),
             ("classifier_words", describe(classifierWords), describe(other.classifierWords), "--classifier-words and --sharpness"),
+            ("classifier_top_name", "\(classifierTopName)", "\(other.classifierTopName)", "--top-class-name"),
             ("language_width", "\(languageWidth)", "\(other.languageWidth)", "--language-model"),
         ]
         for (key, mine, theirs, option) in pairs where mine != theirs {
@@ -78,7 +89,7 @@ public struct VisionLanguageConfig: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case imageSize = "image_size", imageFeatures = "image_features", projectorHidden = "projector_hidden"
-        case classifierWords = "classifier_words", wholePictureSize = "whole_picture_size"
+        case classifierWords = "classifier_words", wholePictureSize = "whole_picture_size", classifierTopName = "classifier_top_name"
         case languageWidth = "language_width", system, defaultPrompt = "default_prompt"
     }
 
@@ -89,6 +100,7 @@ public struct VisionLanguageConfig: Codable, Equatable {
         projectorHidden = try c.decode(Int.self, forKey: .projectorHidden)
         classifierWords = try c.decodeIfPresent(Float.self, forKey: .classifierWords)   // absent from older files
         wholePictureSize = try c.decodeIfPresent(Int.self, forKey: .wholePictureSize)
+        classifierTopName = try c.decodeIfPresent(Bool.self, forKey: .classifierTopName) ?? false   // absent from older files
         languageWidth = try c.decode(Int.self, forKey: .languageWidth)
         system = try c.decode(String.self, forKey: .system)
         defaultPrompt = try c.decode(String.self, forKey: .defaultPrompt)
@@ -128,34 +140,57 @@ public final class ImageProjector: Module, UnaryLayer {
 /// cell (logits scaled by a sharpness) weighting the embeddings of the 1,000 class names (each the mean of its
 /// tokens' embeddings). The language model reads such a vector much as it reads the name itself, so a projector
 /// that adds it names the classifier's 1,000 everyday classes before it has seen a caption; the trained MLP beside
-/// it learns what the captions add. Nothing here trains.
+/// it learns what the captions add. With `topName`, each cell is said instead as its most likely class's name, the
+/// name's tokens' embeddings one after another: exactly what the language model reads when the name is typed, where
+/// a mean of several tokens is no word. Nothing here trains.
 public final class ClassifierWords {
     /// [1000, 1280] and [1000]: the classifier, scaled.
     let weight: Tensor
     let bias: Tensor
     /// [1000, width]: each class name's embedding.
     let names: Tensor
+    /// Each class name's tokens' embeddings [tokens, width], for `topName`.
+    let nameTokens: [Tensor]
+    /// Whether a cell is said as its most likely class's name, token by token.
+    public let topName: Bool
 
     /// - Parameter labels: the classifier's class names (the first of each comma-separated list is embedded).
-    public init(classifier: Linear, sharpness: Float, labels: ImageNetLabels, language: LoadedLanguageModel) throws {
+    public init(classifier: Linear, sharpness: Float, labels: ImageNetLabels, language: LoadedLanguageModel, topName: Bool = false) throws {
         let classes = classifier.weight.shape[0], width = language.model.embeddingWidth
         guard labels.names.count == classes else { throw AttendError("the classifier has \(classes) classes, the labels name \(labels.names.count)") }
         weight = withNoGrad { classifier.weight * sharpness }.contiguous()
         bias = withNoGrad { (classifier.bias ?? Tensor.zeros([classes])) * sharpness }.contiguous()
         var rows = [Float](repeating: 0, count: classes * width)
+        var nameTokens: [Tensor] = []
         for (c, names) in labels.names.enumerated() {
             let name = String(names.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces)
             let ids = language.tokenizer.encode(" " + name)
             guard !ids.isEmpty else { throw AttendError("class \(c) ('\(names)') has an empty name") }
-            let vectors = withNoGrad { language.model.embed(IntTensor(ids, shape: [ids.count])) }.toArray()
+            let embedded = withNoGrad { language.model.embed(IntTensor(ids, shape: [ids.count])) }.contiguous()
+            nameTokens.append(embedded)
+            let vectors = embedded.toArray()
             for t in 0..<ids.count { for k in 0..<width { rows[c * width + k] += vectors[t * width + k] / Float(ids.count) } }
         }
         names = Tensor(rows, shape: [classes, width])
+        self.nameTokens = nameTokens
+        self.topName = topName
     }
 
-    /// Cells [N, 1280] -> [N, width].
+    /// Cells [N, 1280] -> [N, width]; with `topName`, [the tokens of the N cells' most likely names, width].
     public func callAsFunction(_ cells: Tensor) -> Tensor {
-        (cells.matmul(weight.transposed(0, 1)) + bias).softmax(axis: -1).matmul(names)
+        let logits = cells.matmul(weight.transposed(0, 1)) + bias
+        guard topName else { return logits.softmax(axis: -1).matmul(names) }
+        return Tensor.concat(topClasses(logits: logits).map { nameTokens[$0] }, axis: 0)
+    }
+
+    /// The most likely class of each row of logits [N, classes] (the first of equals).
+    func topClasses(logits: Tensor) -> [Int] {
+        let classes = logits.shape[1], values = withNoGrad { logits.contiguous() }.toArray()
+        return (0..<logits.shape[0]).map { row in
+            var best = 0
+            for c in 1..<classes where values[row * classes + c] > values[row * classes + best] { best = c }
+            return best
+        }
     }
 }
 
@@ -173,8 +208,8 @@ public struct VisionLanguageExample {
 /// let loaded = try ModelLocator.languageModel("SmolLM2-135M-Instruct")
 /// let vlm = try VisionLanguageModel.load("models/vlm.safetensors", imageEncoder: try EfficientNet.load(lite0Path),
 ///                                        language: loaded, labels: { try ImageNetLabels.load(folder: labelsFolder) })
-/// print(try vlm.describe(try Image.read("chelsea.png")).text)  // "A cat." (scikit-image's photos)
-/// print(try vlm.describe(try Image.read("coffee.png")).text)   // "A coffee mocha."
+/// print(try vlm.describe(try Image.read("chelsea.png")).text)  // "A tiger cat." (scikit-image's photos)
+/// print(try vlm.describe(try Image.read("coffee.png")).text)   // "A coffee shop."
 /// ```
 public final class VisionLanguageModel {
     /// Marks where the picture goes in a prompt.
@@ -321,7 +356,8 @@ public final class VisionLanguageModel {
     func attachClassifierWords(labels: ImageNetLabels?) throws {
         guard let sharpness = config.classifierWords else { return }
         guard let labels else { throw AttendError("this projector says the ImageNet classifier's classes in words: it needs the class names (scripts/fetch-assets.sh imagenet-labels)") }
-        projector.words = try ClassifierWords(classifier: imageEncoder.classifier, sharpness: sharpness, labels: labels, language: language)
+        projector.words = try ClassifierWords(classifier: imageEncoder.classifier, sharpness: sharpness, labels: labels, language: language,
+                                              topName: config.classifierTopName)
     }
 
     // MARK: Files
@@ -333,11 +369,14 @@ public final class VisionLanguageModel {
     }
 
     /// Loads a projector written by `save` over the image encoder and language model it was trained with (and,
-    /// for a projector with the classifier's words, the classifier's class names).
+    /// for a projector with the classifier's words, the classifier's class names). `classifierTopName`, when given,
+    /// says the words that way whatever the file says: the words are not trained, so a projector may be trained on
+    /// with them said the other way.
     public static func load(_ path: String, imageEncoder: EfficientNet, language: LoadedLanguageModel,
-                            labels: (() throws -> ImageNetLabels)? = nil) throws -> VisionLanguageModel {
+                            labels: (() throws -> ImageNetLabels)? = nil, classifierTopName: Bool? = nil) throws -> VisionLanguageModel {
         let file = try Safetensors.read(path)
-        let config = try file.config(VisionLanguageConfig.self, key: "vlm_config", source: path, writer: "attend vlm train")
+        var config = try file.config(VisionLanguageConfig.self, key: "vlm_config", source: path, writer: "attend vlm train")
+        if let classifierTopName { config.classifierTopName = classifierTopName }
         try config.validate(source: path + " (vlm_config)")
         try file.requireTensor("input.weight", shape: [config.projectorHidden, config.imageFeatures], source: path)
         try file.requireTensor("output.weight", shape: [config.languageWidth, config.projectorHidden], source: path)

@@ -60,7 +60,7 @@ public struct DescriptionScore: Codable {
     public var firstTokenSeconds: Double
     /// Generated tokens per second after the first, over all descriptions.
     public var tokensPerSecond: Double
-    /// The first few (label, description) pairs, to read.
+    /// Every picture's (label, description) pair, in order.
     public var samples: [[String]]
 }
 
@@ -129,7 +129,7 @@ extension VisionLanguageModel {
             tokens += max(result.tokens.count - 1, 0)
             generating += result.generationSeconds
             if captioner.classesNamed(in: result.text) == [label] { right += 1 }
-            if samples.count < 12 { samples.append([captioner.names[label][0], result.text]) }
+            samples.append([captioner.names[label][0], result.text])
             progress?.advance()
         }
         func median(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.sorted()[v.count / 2] }

@@ -317,6 +317,96 @@ final class VisionLanguageTests: XCTestCase {
         XCTAssertThrowsError(try bad.validate(source: "f")) { XCTAssertTrue("\($0)".contains("f: classifier_words must be in (0, 100], got 0"), "\($0)") }
     }
 
+    /// The whole picture's words as the classifier's most likely class name (`classifierTopName`): exactly the
+    /// embeddings of the name's tokens, as when the name is typed, one row per token after the MLP's cells; the first
+    /// of equal logits wins and a negative feature counts by its sign. Pictures whose names differ in length batch
+    /// together (the shorter padded), their loss the token-weighted mean of each alone. The setting needs the words
+    /// and the whole picture, goes through the file, and `load(classifierTopName:)` changes it for training on.
+    func testClassifierTopName() throws {
+        var config = VisionLanguageConfig()
+        config.wholePictureSize = 224
+        config.classifierTopName = true
+        let tiny = try tinyModel(&config)
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let vlm = try VisionLanguageModel.withClassifierWords(config: tiny.config, imageEncoder: tiny.imageEncoder, language: tiny.language,
+                                                              labels: labels, sharpness: 2)
+        let llama = try XCTUnwrap(vlm.language.model as? LlamaModel)
+        let table = llama.embedding.weight.toArray(), width = 16
+        func nameTokens(_ c: Int) -> [Int32] {
+            vlm.language.tokenizer.encode(" " + String(labels.names[c].split(separator: ",")[0]).trimmingCharacters(in: .whitespaces))
+        }
+        func embedded(_ ids: [Int32]) -> [Float] { ids.flatMap { Array(table[Int($0) * width..<(Int($0) + 1) * width]) } }
+        func argmax(_ cells: Tensor, row: Int) -> Int {
+            let x = cells.toArray(), w = vlm.imageEncoder.classifier.weight.toArray(), b = vlm.imageEncoder.classifier.bias!.toArray()
+            var best = 0, bestLogit = -Double.infinity
+            for c in 0..<1000 {
+                var dot = Double(b[c])
+                for i in 0..<1280 { dot += Double(w[c * 1280 + i]) * Double(x[row * 1280 + i]) }
+                if dot > bestLogit { best = c; bestLogit = dot }
+            }
+            return best
+        }
+        let chelsea = vlm.imageCells(try Image.read(try requireAsset("scikit-image-data/chelsea.png", fetch: "scikit-image-data")))
+        let camera = vlm.imageCells(try Image.read(try requireAsset("scikit-image-data/camera.png", fetch: "scikit-image-data")))
+        let rocket = vlm.imageCells(try Image.read(try requireAsset("scikit-image-data/rocket.jpg", fetch: "scikit-image-data")))
+        let cat = argmax(chelsea, row: 9)
+        XCTAssertTrue((281...285).contains(cat), "a cat class first, got \(cat)")
+        XCTAssertEqual(argmax(camera, row: 9), 872, "the classifier takes the cameraman for a tripod")
+        XCTAssertEqual(argmax(rocket, row: 9), 657, "and the rocket for a missile")
+        let catIds = nameTokens(cat), tripodIds = nameTokens(872), missileIds = nameTokens(657)
+        XCTAssertEqual(tripodIds.count, 2, "' tripod' is two tokens: their mean is no word")
+        XCTAssertNotEqual(catIds.count, missileIds.count, "the two names must differ in length for the padding below")
+        for (cells, ids) in [(chelsea, catIds), (camera, tripodIds), (rocket, missileIds)] {
+            let projected = withNoGrad { vlm.projector(cells) }
+            XCTAssertEqual(projected.shape, [10 + ids.count, width])
+            XCTAssertEqual(Array(projected.toArray()[0..<10 * width]), [Float](repeating: 0, count: 10 * width), "the MLP starts at zero")
+            XCTAssertEqual(Array(projected.toArray().dropFirst(10 * width)), embedded(ids), "the name's own token embeddings")
+        }
+        // A hand-made classifier: ties go to the first class; a negative feature times a negative weight wins.
+        let classifier = Linear(1280, 1000)
+        classifier.weight.assign(Tensor.zeros([1000, 1280]))
+        var bias = [Float](repeating: 0, count: 1000)
+        bias[7] = 1; bias[3] = 1
+        classifier.bias!.assign(Tensor(bias, shape: [1000]))
+        var weight = [Float](repeating: 0, count: 1000 * 1280)
+        weight[500 * 1280] = -1
+        classifier.weight.assign(Tensor(weight, shape: [1000, 1280]))
+        let words = try ClassifierWords(classifier: classifier, sharpness: 1, labels: labels, language: vlm.language, topName: true)
+        var rows = [Float](repeating: 0, count: 2 * 1280)
+        rows[1280] = -5   // the second row: class 500's logit is 5
+        XCTAssertEqual(withNoGrad { words(Tensor(rows, shape: [2, 1280])) }.toArray(), embedded(nameTokens(3) + nameTokens(500)))
+        // Batched: the pictures' inputs differ in length; the loss is each alone weighted by its answer's tokens.
+        let a = try vlm.example(answer: "A cat."), b = try vlm.example(answer: "A rocket on its launch pad.")
+        vlm.projector.output.weight.assign(Tensor.uniform(vlm.projector.output.weight.shape, low: -0.1, high: 0.1, seed: 4))
+        let alone = [withNoGrad { vlm.loss([(cells: chelsea, example: a)]).item }, withNoGrad { vlm.loss([(cells: rocket, example: b)]).item }]
+        let together = withNoGrad { vlm.loss([(cells: chelsea, example: a), (cells: rocket, example: b)]).item }
+        let na = Float(a.answer.count), nb = Float(b.answer.count)
+        XCTAssertEqual(together, (alone[0] * na + alone[1] * nb) / (na + nb), accuracy: 1e-4)
+        // The setting: validated, stored, absent from older files, and switched on loading.
+        var bad = vlm.config
+        bad.wholePictureSize = nil
+        XCTAssertThrowsError(try bad.validate(source: "f")) {
+            XCTAssertTrue("\($0)".contains("f: classifier_top_name needs classifier_words and whole_picture_size"), "\($0)")
+        }
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(vlm.config)) as! [String: Any]
+        XCTAssertEqual(json["classifier_top_name"] as? Bool, true)
+        json.removeValue(forKey: "classifier_top_name")
+        XCTAssertFalse(try JSONDecoder().decode(VisionLanguageConfig.self, from: JSONSerialization.data(withJSONObject: json)).classifierTopName)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-top-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try vlm.save(to: path)
+        let same = try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: { labels })
+        XCTAssertEqual(withNoGrad { same.projector(camera) }.toArray(), withNoGrad { vlm.projector(camera) }.toArray())
+        let averaged = try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: { labels },
+                                                    classifierTopName: false)
+        XCTAssertEqual(withNoGrad { averaged.projector(camera) }.shape, [11, width])
+        var options = averaged.config
+        options.classifierTopName = true
+        XCTAssertThrowsError(try averaged.config.requireSameProjector(as: options, source: path)) {
+            XCTAssertTrue("\($0)".contains("its classifier_top_name is false but the options ask for true; give --top-class-name"), "\($0)")
+        }
+    }
+
     /// Caption files beside pictures (Tux Paint's layout): the first sentence of the first non-empty line, pictures
     /// without one left out, each picture made into variants (the first centred on white), the same every call.
     func testCaptionFilesAndTheirVariants() throws {
@@ -371,7 +461,7 @@ final class VisionLanguageTests: XCTestCase {
         let path = FileManager.default.currentDirectoryPath + "/models/vlm.safetensors"
         let vlm = try VisionLanguageModel.load(path, imageEncoder: encoder, language: smol, labels: { labels })
         XCTAssertEqual(vlm.config.wholePictureSize, 224)
-        XCTAssertNotNil(vlm.projector.words)
+        XCTAssertTrue(try XCTUnwrap(vlm.projector.words).topName, "the whole picture's words are its top class's name")
         let test: ImageDataset
         do { test = try ImageDataset.fashionMNIST(train: false) } catch {
             if ProcessInfo.processInfo.environment["CI"] != nil { throw error }
@@ -398,10 +488,13 @@ final class VisionLanguageTests: XCTestCase {
         let everyday = try vlm.scoreDescriptions(photos, labels: named.labels, captioner: named.classes, maxTokens: 16)
         XCTAssertEqual(everyday.count, 10)
         XCTAssertGreaterThanOrEqual(Int((everyday.accuracy * 10).rounded()), 4, "\(everyday.samples)")
-        // The README's `attend describe chelsea.png` example ("A cat."): it opens with the words and names no other class.
-        // (A prefix, not the whole line, so that a different last token on another CPU's rounding is not a failure.)
+        // The README's `attend describe chelsea.png` example ("A tiger cat."): it opens with the words and names no other
+        // class. (A prefix, not the whole line, so that a different last token on another CPU's rounding is not a failure.)
         let cat = try XCTUnwrap(everyday.samples.first?[1])
-        XCTAssertTrue(cat.hasPrefix("A cat"), "\(everyday.samples)")
+        XCTAssertTrue(cat.hasPrefix("A tiger cat"), "\(everyday.samples)")
         XCTAssertEqual(named.classes.classesNamed(in: cat), [0], cat)
+        // The cameraman, whom the classifier takes for a tripod (94%): the LM says the classifier's word. With the words
+        // as a mean of the name's two tokens' vectors it said "A **dod** is a type of **tod**".
+        XCTAssertTrue(everyday.samples[6][1].lowercased().contains("tripod"), "\(everyday.samples)")
     }
 }
