@@ -139,6 +139,7 @@ expect_error "would overwrite an input" "$attend" vlm train --from "$work/p.safe
 expect_error "give --classifier-words and --whole-picture-size too" "$attend" vlm train --classifier-words --top-class-name -o "$work/p.safetensors"
 expect_output "wrote $work/w.safetensors" "$attend" vlm train --classifier-words --whole-picture-size 224 --limit 4 --steps 1 --batch-size 2 -o "$work/w.safetensors"
 expect_output "wrote $work/w2.safetensors" "$attend" vlm train --from "$work/w.safetensors" --classifier-words --whole-picture-size 224 --top-class-name --limit 4 --steps 1 --batch-size 2 -o "$work/w2.safetensors"
+expect_error "$work/p.safetensors: its words cannot be said as the top class name" "$attend" vlm train --from "$work/p.safetensors" --classifier-words --whole-picture-size 224 --top-class-name --limit 4 --steps 1 -o "$work/w4.safetensors"
 expect_error "its classifier_top_name is true but the options ask for false; give --top-class-name" "$attend" vlm train --from "$work/w2.safetensors" --classifier-words --whole-picture-size 224 --limit 4 --steps 1 -o "$work/w3.safetensors"
 # A CLIP trained on a folder of captioned pictures.
 cp "$photos/chelsea.png" "$work/stamps/some/cat.png"

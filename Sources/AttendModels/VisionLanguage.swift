@@ -376,7 +376,12 @@ public final class VisionLanguageModel {
                             labels: (() throws -> ImageNetLabels)? = nil, classifierTopName: Bool? = nil) throws -> VisionLanguageModel {
         let file = try Safetensors.read(path)
         var config = try file.config(VisionLanguageConfig.self, key: "vlm_config", source: path, writer: "attend vlm train")
-        if let classifierTopName { config.classifierTopName = classifierTopName }
+        if let classifierTopName {
+            guard !classifierTopName || (config.classifierWords != nil && config.wholePictureSize != nil) else {
+                throw AttendError("\(path): its words cannot be said as the top class name: it was trained without classifier_words or whole_picture_size")
+            }
+            config.classifierTopName = classifierTopName
+        }
         try config.validate(source: path + " (vlm_config)")
         try file.requireTensor("input.weight", shape: [config.projectorHidden, config.imageFeatures], source: path)
         try file.requireTensor("output.weight", shape: [config.languageWidth, config.projectorHidden], source: path)

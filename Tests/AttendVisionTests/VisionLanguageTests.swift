@@ -400,6 +400,14 @@ final class VisionLanguageTests: XCTestCase {
         let averaged = try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: { labels },
                                                     classifierTopName: false)
         XCTAssertEqual(withNoGrad { averaged.projector(camera) }.shape, [11, width])
+        var plain = vlm.config
+        plain.wholePictureSize = nil
+        plain.classifierTopName = false
+        try Safetensors.write(vlm.projector.namedTensors(), metadata: ["vlm_config": String(decoding: try JSONEncoder().encode(plain), as: UTF8.self)], to: path)
+        XCTAssertThrowsError(try VisionLanguageModel.load(path, imageEncoder: vlm.imageEncoder, language: vlm.language, labels: { labels },
+                                                          classifierTopName: true)) {
+            XCTAssertTrue("\($0)".contains("\(path): its words cannot be said as the top class name"), "\($0)")
+        }
         var options = averaged.config
         options.classifierTopName = true
         XCTAssertThrowsError(try averaged.config.requireSameProjector(as: options, source: path)) {
