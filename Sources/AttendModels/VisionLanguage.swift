@@ -147,9 +147,9 @@ public final class ClassifierWords {
     /// [1000, 1280] and [1000]: the classifier, scaled.
     let weight: Tensor
     let bias: Tensor
-    /// [1000, width]: each class name's embedding.
+    /// [1000, width]: each class name's embedding (empty with `topName`, which does not read it).
     let names: Tensor
-    /// Each class name's tokens' embeddings [tokens, width], for `topName`.
+    /// Each class name's tokens' embeddings [tokens, width] (only with `topName`).
     let nameTokens: [Tensor]
     /// Whether a cell is said as its most likely class's name, token by token.
     public let topName: Bool
@@ -160,18 +160,18 @@ public final class ClassifierWords {
         guard labels.names.count == classes else { throw AttendError("the classifier has \(classes) classes, the labels name \(labels.names.count)") }
         weight = withNoGrad { classifier.weight * sharpness }.contiguous()
         bias = withNoGrad { (classifier.bias ?? Tensor.zeros([classes])) * sharpness }.contiguous()
-        var rows = [Float](repeating: 0, count: classes * width)
+        var rows = [Float](repeating: 0, count: topName ? 0 : classes * width)
         var nameTokens: [Tensor] = []
         for (c, names) in labels.names.enumerated() {
             let name = String(names.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces)
             let ids = language.tokenizer.encode(" " + name)
             guard !ids.isEmpty else { throw AttendError("class \(c) ('\(names)') has an empty name") }
             let embedded = withNoGrad { language.model.embed(IntTensor(ids, shape: [ids.count])) }.contiguous()
-            nameTokens.append(embedded)
+            if topName { nameTokens.append(embedded); continue }
             let vectors = embedded.toArray()
             for t in 0..<ids.count { for k in 0..<width { rows[c * width + k] += vectors[t * width + k] / Float(ids.count) } }
         }
-        names = Tensor(rows, shape: [classes, width])
+        names = Tensor(rows, shape: [topName ? 0 : classes, width])
         self.nameTokens = nameTokens
         self.topName = topName
     }
