@@ -9,7 +9,10 @@
 #  4. one training step (from-scratch text tower, over cached image features and with a from-scratch ViT image tower)
 #     against PyTorch on the same threads, over batch sizes and widths;
 #  5. everyday photos: the model distilled from the ImageNet classifier on crops of Debian's wallpapers, with and
-#     without one synthetic feature per class, answering for 10 scikit-image photos among 10 everyday labels.
+#     without one synthetic feature per class, answering for 10 scikit-image photos among 10 everyday labels;
+#  6. general kinds from WordNet (--wordnet): the shipped recipe with and without them, STEP-RUNS seeds each, on Tux
+#     Paint's stamps among twelve general words and among their own names, the 24 everyday photos among their sets'
+#     things, and Fashion-MNIST (Benchmarks/clip_zero_shot_sets.py); the medians and their ratio.
 # Usage: Benchmarks/clip.sh [THREADS] [STEP-RUNS] [PARTS, e.g. 125]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,4 +96,34 @@ for variant in fashion-only crops-only crops-and-prototypes; do
   echo "$variant: $right of 10 right: $(echo $answers)"
   echo -n "  fashion-mnist: "; quiet $attend clip evaluate --model "$model" | grep zero-shot
 done
+fi
+if [[ $parts == *6* ]]; then
+echo "== 6. general kinds of the ImageNet classes from WordNet: the shipped recipe without and with --wordnet, seeds 1-$runs"
+if ! dpkg -s mate-backgrounds plasma-workspace-wallpapers wordnet-base tuxpaint-stamps-default >/dev/null 2>&1; then
+  sudo=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mate-backgrounds plasma-workspace-wallpapers wordnet-base tuxpaint-stamps-default >/dev/null
+fi
+scripts/fetch-assets.sh scikit-image-data imagenet-labels >/dev/null
+wallpapers=$(for d in /usr/share/wallpapers/*/; do find "$d" -path "*images*" \( -name "*.jpg" -o -name "*.png" \) -printf "%s %p\n" | sort -n | tail -1 | cut -d' ' -f2-; done)
+for variant in classes kinds; do
+  for seed in $(seq 1 "$runs"); do
+    model="$out/everyday-$variant-$seed.safetensors"
+    extra=$([ $variant = kinds ] && echo "--wordnet /usr/share/wordnet/data.noun" || true)
+    quiet $attend clip train --steps 1000 --photos /usr/share/backgrounds/mate/nature /usr/share/backgrounds/mate/abstract/Elephants.jpg $wallpapers --crops-per-photo 200 --teacher-weight 2 --seed "$seed" $extra -o "$model" >/dev/null
+    python3 Benchmarks/clip_zero_shot_sets.py $attend "$model" | sed "s/^/$variant seed $seed: /"
+    echo "$variant seed $seed: fashion-mnist $(quiet $attend clip evaluate --model "$model" | grep zero-shot | awk '{print $NF}')"
+  done
+done | tee "$out/kinds.txt"
+python3 - "$out/kinds.txt" <<'PY'
+import re, statistics, sys
+rows = open(sys.argv[1]).read().splitlines()
+def median(variant, pattern, group=1):
+    values = [float(m.group(group)) for r in rows if r.startswith(variant + " ") and (m := re.search(pattern, r))]
+    return statistics.median(values)
+for what, pattern in [("stamps among 12 general words", r"stamp kinds: (\d+) of"), ("stamps among their names, top-1", r"top-1 (\d+)"),
+                      ("stamps among their names, top-5", r"top-5 (\d+)"), ("the 10 everyday photos", r"everyday: (\d+) of 10"),
+                      ("the 14 more everyday photos", r"and (\d+) of 14"), ("fashion-mnist zero-shot %", r"fashion-mnist ([\d.]+)%")]:
+    a, b = median("classes", pattern), median("kinds", pattern)
+    print(f"{what:34s} classes {a:7.2f}  kinds {b:7.2f}  kinds / classes {b / a if a else float('nan'):.2f}x")
+PY
 fi

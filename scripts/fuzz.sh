@@ -21,7 +21,7 @@ ROOT=$(pwd)
 TARGET=${1:-all}
 RUNS=${2:-1000000}
 SECONDS_CAP=${3:-300}
-ALL_TARGETS="safetensors gguf torch zip tokenizer-json vocab-txt merges-txt tiktoken word2vec-text word2vec-binary edge-list node-labels idx png jpeg openai-request model-config"
+ALL_TARGETS="safetensors gguf torch zip tokenizer-json vocab-txt merges-txt tiktoken word2vec-text word2vec-binary edge-list node-labels wordnet-nouns idx png jpeg openai-request model-config"
 
 # Longest input per target: large enough for the seeds that matter, small enough that an input cannot legitimately
 # ask for more than the 1 GiB the run allows.
@@ -312,6 +312,14 @@ copy("node-labels", "Tests/AttendEmbeddingsTests/Fixtures/karate.labels")
 put("edge-list", "weighted.edges", "# a comment\na b 0.5\nb c 2\r\nc a 1e-3\n\nd\td\t3\n")
 put("edge-list", "csv.edges", "1,2\n2,3,4.5\n3,1\n")
 put("node-labels", "multi.labels", "# node labels\na x y\nb y\r\nc z\na w\n")
+
+# WordNet's data.noun: the licence header and synsets around the ImageNet classes (Debian's wordnet-base), when installed.
+wn = read("/usr/share/wordnet/data.noun")
+if wn is not None:
+    lines = wn.split(b"\n")
+    put("wordnet-nouns", "head.noun", b"\n".join(lines[:80]) + b"\n")
+    put("wordnet-nouns", "dogs.noun", b"\n".join(l for l in lines if l[:8] in (b"00001740", b"02084071", b"02109047", b"02121808", b"02124075")) + b"\n")
+put("wordnet-nouns", "tiny.noun", "  1 licence\n00000001 03 n 01 entity 0 000 | x\n00000002 05 n 02 dog 0 domestic_dog 0 002 @ 00000001 n 0000 ~ 00000003 n 0000 | y\n00000003 05 n 01 Great_Dane 0 001 @i 00000002 n 0000 | z\n")
 
 # IDX: scikit-learn's digits as IDX arrays (images [100, 8, 8] and labels [100]), plain and gzip-compressed.
 d = read(f"{assets}/scikit-learn-data/digits.csv.gz")

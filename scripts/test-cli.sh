@@ -77,6 +77,13 @@ expect_error "--unlock-image-tower is for efficientnet-lite0; the vit tower alwa
 expect_error "needs the image tower locked; leave out --unlock-image-tower" "$attend" clip train --unlock-image-tower --photos "$photos/coffee.png" -o "$work/m.safetensors"
 expect_error "--unlock-text-tower is for minilm; the transformer tower always trains" "$attend" clip train --text-tower transformer --unlock-text-tower -o "$work/m.safetensors"
 expect_error "needs the text tower locked; leave out --unlock-text-tower" "$attend" clip train --unlock-text-tower --photos "$photos/coffee.png" -o "$work/m.safetensors"
+expect_error "--wordnet (the classes' general kinds) needs --photos" "$attend" clip train --wordnet /usr/share/wordnet/data.noun -o "$work/m.safetensors"
+expect_error "leave out --no-prototypes" "$attend" clip train --photos "$photos/coffee.png" --no-prototypes --wordnet /usr/share/wordnet/data.noun -o "$work/m.safetensors"
+printf '  1 licence\n00000001 03 n 01 entity 0 000 | x\n0002 05 n 01 dog 0 000 | y\n' > "$work/bad.noun"
+expect_error "$work/bad.noun:3: expected a synset line" "$attend" clip train --limit 16 --steps 1 --photos "$photos/coffee.png" --crops-per-photo 2 --wordnet "$work/bad.noun" -o "$work/m.safetensors"
+printf '00000001 03 n 01 entity 0 000 | x\n' > "$work/tiny.noun"
+expect_error "ImageNet class 0 (n01440764) is not a noun synset of the WordNet file" "$attend" clip train --limit 16 --steps 1 --photos "$photos/coffee.png" --crops-per-photo 2 --wordnet "$work/tiny.noun" -o "$work/m.safetensors"
+expect_output "456 general kinds" "$attend" clip train --limit 16 --batch-size 8 --steps 2 --photos "$photos/coffee.png" --crops-per-photo 2 --wordnet /usr/share/wordnet/data.noun -o "$work/kinds.safetensors"
 expect_error "would hold 8.2 GiB (at most 8)" "$attend" clip train --unlock-image-tower --image-size 192 --limit 20000 --steps 1 -o "$work/m.safetensors"
 # The shipped LiT model with its image tower unlocked: one step of fine-tuning writes a model that answers.
 expect_output "wrote $work/unlocked.safetensors" "$attend" clip train --initialize $clip --unlock-image-tower --limit 32 --batch-size 16 --steps 1 --learning-rate 1e-4 -o "$work/unlocked.safetensors"

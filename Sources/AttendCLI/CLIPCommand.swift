@@ -163,6 +163,7 @@ struct CLIPTrainCommand: ParsableCommand {
     @Option(name: .customLong("crops-per-photo"), help: "Random square crops per photo (1-100000).") var cropsPerPhoto = 200
     @Option(name: .customLong("teacher-weight"), help: "Weight of the distillation loss (finite, >= 0).") var teacherWeight: Float = 1
     @Option(help: "A folder with imagenet_synsets.txt and imagenet_synset_to_lemma.txt (the teacher's class names).") var labels: String?
+    @Option(help: "WordNet's data.noun (Debian's wordnet-base: /usr/share/wordnet/data.noun): teach the general kinds of the ImageNet classes too (\"a dog\", \"a vehicle\") on the class prototypes, each kind the sum of its classes' probabilities. Needs --photos.") var wordnet: String?
     @Flag(name: .customLong("no-prototypes"), help: "Distil from the photo crops alone, without one synthetic feature per ImageNet class.") var noPrototypes = false
     @Option(name: .shortAndLong, help: "Where to write the model (.safetensors).") var output: String
     @Option(name: .customLong("loss-log"), help: "Write each step's loss, one per line.") var lossLog: String?
@@ -190,6 +191,8 @@ struct CLIPTrainCommand: ParsableCommand {
         if unlockImageTower && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs the image tower locked; leave out --unlock-image-tower") }
         if textTower == .transformer && unlockTextTower { throw ValidationError("--unlock-text-tower is for minilm; the transformer tower always trains") }
         if unlockTextTower && !photos.isEmpty { throw ValidationError("--photos (distillation from the ImageNet classifier) needs the text tower locked; leave out --unlock-text-tower") }
+        if wordnet != nil && photos.isEmpty { throw ValidationError("--wordnet (the classes' general kinds) needs --photos (distillation from the ImageNet classifier)") }
+        if wordnet != nil && noPrototypes { throw ValidationError("--wordnet teaches the classes' general kinds on the class prototypes; leave out --no-prototypes") }
         guard (2...4096).contains(dimension) else { throw ValidationError("--dimension must be 2...4096, got \(dimension)") }
         guard (0...8192).contains(imageHidden) else { throw ValidationError("--image-hidden must be 0...8192, got \(imageHidden)") }
         guard (1...10_000_000).contains(steps) else { throw ValidationError("--steps must be 1...10000000, got \(steps)") }
@@ -203,7 +206,7 @@ struct CLIPTrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos)
+        try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos + (wordnet.map { [$0] } ?? []))
         if let lossLog { try OutputPath.check(lossLog, isNotInput: [data.data, output] + (initialize.map { [$0] } ?? []) + photos) }
         var training = CLIPTrainingConfig()
         training.steps = steps
@@ -271,12 +274,14 @@ struct CLIPTrainCommand: ParsableCommand {
                 throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 200,000 crops")
             }
             let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
+            let kinds = try wordnet.map { try ImageNetKinds(labels: names, nouns: try WordNetNouns.load(path: $0)) }
+            if let kinds { say("--wordnet: \(kinds.names.count) general kinds of the 1,000 classes") }
             teacher = try parallel.rootFirst {
                 try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
-                                cache: towers.featureCache, classPrototypes: !noPrototypes, showProgress: parallel.isRoot)
+                                cache: towers.featureCache, classPrototypes: !noPrototypes, kinds: kinds, showProgress: parallel.isRoot)
             }
         }
-        try parallel.requireSameStart(settings: "\(clip.config) \(training) \(teacherWeight) \(pairs.identity)", dataBytes: features.count + (teacher?.imageFeatures.count ?? 0))
+        try parallel.requireSameStart(settings: "\(clip.config) \(training) \(teacherWeight) \(teacher?.kindPrompts.count ?? 0) \(pairs.identity)", dataBytes: features.count + (teacher?.imageFeatures.count ?? 0))
         try parallel.synchronize(clip, step: 0)
         if parallel.size > 1 { say("\(parallel.size) processes (MPI), each embedding its share of every batch of \(min(batchSize, pairs.count)) pairs") }
         let trainStarted = Date()

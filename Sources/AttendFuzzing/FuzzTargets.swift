@@ -23,7 +23,7 @@ import Foundation
 public enum FuzzTargets {
     public static let names: [String] = [
         "safetensors", "gguf", "torch", "zip", "tokenizer-json", "vocab-txt", "merges-txt", "tiktoken",
-        "word2vec-text", "word2vec-binary", "edge-list", "node-labels", "idx", "png", "jpeg", "openai-request", "model-config",
+        "word2vec-text", "word2vec-binary", "edge-list", "node-labels", "wordnet-nouns", "idx", "png", "jpeg", "openai-request", "model-config",
     ]
 
     /// What each target reads (for the docs and `--help` of the driver).
@@ -40,6 +40,7 @@ public enum FuzzTargets {
         "word2vec-binary": "WordVectors.load(from:format: .binary)",
         "edge-list": "Graph.load(edgeList:directed:) both ways",
         "node-labels": "NodeLabels.load",
+        "wordnet-nouns": "WordNetNouns.parse (WordNet's data.noun) and ancestors(of:) every synset",
         "idx": "IDX.readUInt8 through GzipFile.read (plain or gzip-compressed)",
         "png": "Image.decode (libpng through CAttendImageCodecs)",
         "jpeg": "Image.decode (libjpeg through CAttendImageCodecs)",
@@ -113,6 +114,9 @@ public enum FuzzTargets {
             _ = try Graph.load(edgeList: path, directed: true)
         case "node-labels":
             _ = try NodeLabels.load(try write(data, "nodes.labels")).classes
+        case "wordnet-nouns":
+            let nouns = try WordNetNouns.parse(data, file: "fuzz-data.noun")
+            _ = nouns.words.keys.reduce(0) { $0 + nouns.ancestors(of: $1).count }
         case "idx":
             _ = try IDX.readUInt8(try write(data, "data-idx-ubyte"))
         case "png", "jpeg":

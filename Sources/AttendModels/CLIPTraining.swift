@@ -155,6 +155,7 @@ extension CLIP {
         let textLocked = textTransformer == nil && unlockedTextTower == nil
         let lockedText: Tensor? = textLocked ? withNoGrad { textFeatures(unique) } : nil
         let lockedPrompts: Tensor? = textLocked ? teacher.map { t in withNoGrad { textFeatures(t.prompts) } } : nil
+        let lockedKindPrompts: Tensor? = textLocked ? teacher.flatMap { t in t.kindPrompts.isEmpty ? nil : withNoGrad { textFeatures(t.kindPrompts) } } : nil
         if let teacher {
             guard !config.trainsImageTower else { throw AttendError("distillation from the ImageNet classifier needs the locked efficientnet-lite0 image tower") }
             guard !config.unlockTextTower else { throw AttendError("distillation from the ImageNet classifier needs the text tower locked (its 1,000 prompts would go through it every step)") }
@@ -203,7 +204,9 @@ extension CLIP {
                 let m = teacher.imageFeatures.shape[0]
                 let rows = (0..<Swift.min(teacherBatch, m)).map { _ in Int(generator.next() % UInt64(m)) }
                 if share.isRoot {
-                    total = total + distillationLoss(teacher, rows: rows, promptFeatures: lockedPrompts ?? textFeatures(teacher.prompts)) * teacherWeight
+                    let kindPrompts = teacher.kindPrompts.isEmpty ? nil : lockedKindPrompts ?? textFeatures(teacher.kindPrompts)
+                    total = total + distillationLoss(teacher, rows: rows, promptFeatures: lockedPrompts ?? textFeatures(teacher.prompts),
+                                                     kindPromptFeatures: kindPrompts) * teacherWeight
                 }
             }
             return TrainingLoss(total, items: batch)
@@ -290,11 +293,23 @@ public struct CLIPTeacher {
     public var imageFeatures: Tensor
     /// The classifier's probabilities for them [M, 1000].
     public var probabilities: Tensor
+    /// One prompt per general kind of the classes ("a photo of a dog"), when the teacher was given `kinds`.
+    public var kindPrompts: [String] = []
+    /// The classifier's probability of each kind, the sum over its classes, each row divided by its sum [M, kinds]:
+    /// what the similarities to `kindPrompts` are trained to reproduce, in a second softmax beside the classes'. Rows
+    /// of photo crops are zero (no kind target): only the class prototypes teach the kinds.
+    public var kindProbabilities: Tensor?
+    /// The kinds' loss's weight beside the classes'. Higher weights (2, 5) taught the general words a little more
+    /// (Tux Paint's stamps by category, docs/BENCHMARKS.md) and cost one or two of 24 everyday photos named among
+    /// specific labels.
+    public var kindWeight: Float = 0.5
 
     /// The classifier's view of `crops` (features through `clip`'s locked image tower, cached), class names from
     /// `labels`. With `classPrototypes`, one synthetic feature per class joins the crops (see `prototypes`).
+    /// With `kinds`, the general kinds the classes belong to are taught too, so that a user's "a dog" finds the
+    /// 118 breeds the classifier knows.
     public init(clip: CLIP, crops: CaptionedImages, labels: ImageNetLabels, cache: CLIPFeatureCache, classPrototypes: Bool = true,
-                showProgress: Bool = false) throws {
+                kinds: ImageNetKinds? = nil, showProgress: Bool = false) throws {
         var features = try clip.imageFeatures(of: crops, cache: cache, showProgress: showProgress)
         guard let classifier = clip.towers.imageEncoder?.classifier else {
             throw AttendError("the ImageNet teacher needs a CLIP model whose image tower is efficientnet-lite0")
@@ -304,6 +319,24 @@ public struct CLIPTeacher {
         probabilities = withNoGrad { classifier(features).softmax(axis: -1) }
         prompts = labels.names.map { name in
             "a photo of " + ClassCaptions.withArticle(String(name.split(separator: ",").first ?? Substring(name)).trimmingCharacters(in: .whitespaces))
+        }
+        if let kinds, !kinds.names.isEmpty {
+            guard classPrototypes else { throw AttendError("the classes' general kinds are taught on the class prototypes: they need classPrototypes") }
+            kindPrompts = kinds.names.map { "a photo of " + ClassCaptions.withArticle($0) }
+            let mass = withNoGrad { probabilities.matmul(kinds.membership(classCount: probabilities.shape[1])) }.contiguous()
+            let (m, k) = (mass.shape[0], mass.shape[1])
+            for i in 0..<m {
+                var s: Float = 0
+                for j in 0..<k { s += mass.pointer[i * k + j] }
+                let scale = s > 0 ? 1 / s : 0
+                for j in 0..<k { mass.pointer[i * k + j] *= scale }
+            }
+            // Only the prototypes' rows keep their targets. On wallpaper crops the classifier is unsure, and its
+            // spread-out answers (textures read as soups and sauces) made the broad kinds' prompts, "a photo of a food"
+            // most of all, the nearest to any real photo: scikit-image's cat came out as food.
+            let crops = m - probabilities.shape[1]
+            for i in 0..<crops * k { mass.pointer[i] = 0 }
+            kindProbabilities = mass
         }
     }
 }
@@ -338,11 +371,18 @@ extension CLIPTeacher {
 extension CLIP {
     /// The distillation loss on crops `rows` of `teacher`: cross-entropy of the teacher's probabilities against the
     /// softmax of the scaled similarities to the class prompts (whose text features are `promptFeatures`).
-    public func distillationLoss(_ teacher: CLIPTeacher, rows: [Int], promptFeatures: Tensor) -> Tensor {
+    /// With the teacher's kinds and their prompts' features `kindPromptFeatures`, the same loss over the kinds is added,
+    /// times the teacher's `kindWeight`.
+    public func distillationLoss(_ teacher: CLIPTeacher, rows: [Int], promptFeatures: Tensor, kindPromptFeatures: Tensor? = nil) -> Tensor {
         let picked = IntTensor(rows.map { Int32($0) }, shape: [rows.count])
         let images = projectImageFeatures(teacher.imageFeatures.indexSelect(picked))
-        let classes = projectTextFeatures(promptFeatures)
-        let logp = (images.matmul(classes.transposed(0, 1)) * logitScale.exp().reshape([1, 1])).logSoftmax(axis: -1)
-        return -(teacher.probabilities.indexSelect(picked) * logp).sum() * (1 / Float(rows.count))
+        func softCrossEntropy(_ targets: Tensor, _ promptFeatures: Tensor) -> Tensor {
+            let prompts = projectTextFeatures(promptFeatures)
+            let logp = (images.matmul(prompts.transposed(0, 1)) * logitScale.exp().reshape([1, 1])).logSoftmax(axis: -1)
+            return -(targets.indexSelect(picked) * logp).sum() * (1 / Float(rows.count))
+        }
+        let loss = softCrossEntropy(teacher.probabilities, promptFeatures)
+        guard let kindTargets = teacher.kindProbabilities, let kindPromptFeatures else { return loss }
+        return loss + softCrossEntropy(kindTargets, kindPromptFeatures) * teacher.kindWeight
     }
 }

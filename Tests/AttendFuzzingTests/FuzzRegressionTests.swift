@@ -67,6 +67,7 @@ final class FuzzRegressionTests: XCTestCase {
         ("word2vec-binary", { try fixture("AttendEmbeddingsTests/Fixtures/gensim_vectors.bin") }),
         ("edge-list", { try fixture("AttendEmbeddingsTests/Fixtures/karate.edges") }),
         ("node-labels", { try fixture("AttendEmbeddingsTests/Fixtures/karate.labels") }),
+        ("wordnet-nouns", { Data("  1 This software and database is being provided\n00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 ~ 00002137 n 0000 ~ 04431553 n 0000 | that which exists\n02084071 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 001 @ 00001740 n 0000 | a member of the genus Canis\n02109047 05 n 02 Great_Dane 0 Dane 0 002 @ 02084071 n 0000 @i 00001740 n 0000 | very large powerful smooth-coated breed\n".utf8) }),
         ("idx", { Data([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2] + [1, 2, 3, 4]) }),
         ("png", { try fixture("AttendVisionTests/Fixtures/palette.png") }),
         ("png", { try fixture("AttendVisionTests/Fixtures/grey16-interlaced.png") }),

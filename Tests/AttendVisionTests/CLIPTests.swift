@@ -260,6 +260,12 @@ final class CLIPTests: XCTestCase {
         for (r, file) in files.enumerated() { answers[file] = labels[(0..<labels.count).max { p[r * labels.count + $0] < p[r * labels.count + $1] }!] }
         let right = files.filter { answers[$0] == expected[$0] }.count
         XCTAssertGreaterThanOrEqual(right, 5, "\(answers)")
+
+        // General words, as a user types them: the cat is a cat, not the food that broad kinds taught from wallpaper
+        // crops made the nearest prompt to real photos (docs/BENCHMARKS.md, "General words for everyday things").
+        let general = ["cat", "dog", "car", "bird", "person", "food"]
+        let cat = clip.zeroShot(clip.embedImages([pictures[files.firstIndex(of: "chelsea.png")!]]), classes: general.map { ["a photo of a \($0)"] }).toArray()
+        XCTAssertEqual(general[cat.indices.max { cat[$0] < cat[$1] }!], "cat", "\(zip(general, cat).map { "\($0) \($1)" })")
     }
 
     func testClassPrototypesAndTheDistillationLoss() throws {
@@ -300,6 +306,126 @@ final class CLIPTests: XCTestCase {
             for c in 0..<3 { expected -= teacher.probabilities.toArray()[r * 3 + c] * (z[c] - lse) }
         }
         XCTAssertEqual(loss, expected / 2, accuracy: 1e-4)
+    }
+
+    /// WordNet's data.noun: words and hypernyms (`@` and `@i`, other pointers skipped), ancestors through cycles, and
+    /// each malformed line refused with the file and line.
+    func testWordNetNounsParseAndRefuseBadLines() throws {
+        let good = """
+          1 This software and database is being provided to you, the LICENSEE, by
+          2 Princeton University under the following license.
+        00000001 03 n 01 entity 0 000 | that which exists
+        00000002 05 n 02 dog 0 domestic_dog 0 002 @ 00000001 n 0000 ~ 00000003 n 0000 | a dog
+        00000003 05 n 01 Great_Dane 0 001 @i 00000002 n 0000 | a big dog
+        00000005 05 n 01 loop_a 0 001 @ 00000006 n 0000 | x
+        00000006 05 n 01 loop_b 0 002 @ 00000005 n 0000 @ 00000009 n 0000 | y
+
+        """
+        let nouns = try WordNetNouns.parse(Data(good.utf8), file: "data.noun")
+        XCTAssertEqual(nouns.words[2], ["dog", "domestic_dog"])
+        XCTAssertEqual(nouns.hypernyms[2], [1], "the ~ (hyponym) pointer is not a hypernym")
+        XCTAssertEqual(nouns.hypernyms[3], [2], "@i (instance of) is a hypernym")
+        XCTAssertEqual(nouns.ancestors(of: 3), [1, 2])
+        XCTAssertEqual(nouns.ancestors(of: 1), [])
+        XCTAssertEqual(nouns.ancestors(of: 5), [5, 6], "a cycle ends; 00000009, absent from the file, is left out")
+        let lines = good.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for (bad, message) in [
+            ("0000002 03 n 01 dog 0 000 | x", "data.noun:4: expected a synset line"),
+            ("00000002 03 v 01 run 0 000 | x", "data.noun:4: synset type 'v', expected n"),
+            ("00000002 03 n zz dog 0 000 | x", "data.noun:4: word count 'zz'"),
+            ("00000002 03 n 03 dog 0 000 | x", "data.noun:4: 3 words claimed, the line has fewer"),
+            ("00000002 03 n 01 dog 0 x | x", "data.noun:4: pointer count 'x'"),
+            ("00000002 03 n 01 dog 0 002 @ 00000001 n 0000 | x", "data.noun:4: 2 pointers claimed, the line has fewer"),
+            ("00000002 03 n 01 dog 0 001 @ 0001 n 0000 | x", "data.noun:4: hypernym pointer '@ 0001 n', expected an 8-digit noun offset"),
+            ("00000001 03 n 01 entity 0 000 | x", "data.noun:4: synset 00000001 appears twice"),
+        ] {
+            var edited = lines
+            edited[3] = bad
+            XCTAssertThrowsError(try WordNetNouns.parse(Data(edited.joined(separator: "\n").utf8), file: "data.noun"), bad) {
+                XCTAssertTrue("\($0)".contains(message), "\($0)")
+            }
+        }
+        XCTAssertThrowsError(try WordNetNouns.parse(Data("  1 licence only\n".utf8), file: "data.noun")) {
+            XCTAssertTrue("\($0)".contains("data.noun: no synset lines"), "\($0)")
+        }
+        XCTAssertThrowsError(try WordNetNouns.load(path: "/nonexistent/data.noun")) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/data.noun: cannot read"), "\($0)")
+        }
+    }
+
+    /// The general kinds of the ImageNet classes from the real WordNet, the teacher's kind probabilities (each kind the
+    /// sum of its classes', rows divided by their sums), and the distillation loss with kinds: the classes' loss plus
+    /// kindWeight times the same loss over the kinds.
+    func testImageNetKindsAndTheirDistillation() throws {
+        let path = "/usr/share/wordnet/data.noun"
+        guard FileManager.default.fileExists(atPath: path) else { return XCTFail("\(path) is missing: scripts/setup.sh installs wordnet-base") }
+        let labels = try ImageNetLabels.load(folder: try requireAsset("imagenet-labels", fetch: "imagenet-labels"))
+        let kinds = try ImageNetKinds(labels: labels, nouns: try WordNetNouns.load(path: path))
+        func members(_ name: String) -> [Int] { kinds.names.firstIndex(of: name).map { kinds.classes[$0] } ?? [] }
+        XCTAssertEqual(members("dog").count, 118)
+        XCTAssertTrue(members("dog").contains(246), "the Great Dane is a dog")
+        XCTAssertEqual(members("domestic cat"), [281, 282, 283, 284, 285])
+        XCTAssertEqual(members("animal").count, 398)
+        XCTAssertEqual(members("bird").count, 59)
+        XCTAssertTrue(members("bird").contains(7), "the cock is a bird")
+        XCTAssertEqual(members("entity"), [], "kinds of more than 500 classes are left out")
+        XCTAssertEqual(members("tabby"), [], "a kind has at least two classes")
+        XCTAssertEqual(kinds.names, kinds.names.sorted())
+        XCTAssertEqual(kinds.names.count, 456)
+        let membership = kinds.membership().toArray()
+        let dog = kinds.names.firstIndex(of: "dog")!
+        XCTAssertEqual(membership[246 * kinds.names.count + dog], 1)
+        XCTAssertEqual(membership[281 * kinds.names.count + dog], 0)
+        XCTAssertThrowsError(try ImageNetKinds(labels: labels, nouns: try WordNetNouns.parse(Data("00000001 03 n 01 entity 0 000 | x\n".utf8), file: "tiny.noun"))) {
+            XCTAssertTrue("\($0)".contains("ImageNet class 0 (n01440764) is not a noun synset of the WordNet file"), "\($0)")
+        }
+
+        let clip = CLIP(CLIPConfig(), towers: try towers(.miniLM))
+        let crops = CaptionedImages(identity: "k", image: { i in Image(width: 8, height: 8, channels: 3, pixels: .init(repeating: Float(i) * 0.4 + 0.1, count: 192)) },
+                                    captions: [[""], [""]])
+        XCTAssertThrowsError(try CLIPTeacher(clip: clip, crops: crops, labels: labels, cache: CLIPFeatureCache(directory: nil), classPrototypes: false, kinds: kinds)) {
+            XCTAssertTrue("\($0)".contains("they need classPrototypes"), "\($0)")
+        }
+        var teacher = try CLIPTeacher(clip: clip, crops: crops, labels: labels, cache: CLIPFeatureCache(directory: nil), kinds: kinds)
+        XCTAssertEqual(teacher.kindPrompts[dog], "a photo of a dog")
+        XCTAssertEqual(teacher.kindProbabilities?.shape, [1002, kinds.names.count])
+        let p = teacher.probabilities.toArray(), q = teacher.kindProbabilities!.toArray()
+        // The two crops' rows carry no kind target; the prototypes' rows (2...) are their kinds' shares.
+        for r in [0, 1, 2, 2 + 246, 2 + 281, 1001] {
+            let mass = kinds.classes.map { list in list.reduce(Double(0)) { $0 + Double(p[r * 1000 + $1]) } }
+            let total = mass.reduce(0, +)
+            XCTAssertGreaterThan(total, 0)
+            for k in 0..<kinds.names.count {
+                XCTAssertEqual(Double(q[r * kinds.names.count + k]), r < 2 ? 0 : mass[k] / total, accuracy: 1e-5, "row \(r), kind \(kinds.names[k])")
+            }
+        }
+        XCTAssertGreaterThan(q[(2 + 246) * kinds.names.count + dog], 0.02, "the Great Dane's prototype is a dog")
+
+        // The loss on hand-made targets: 3 classes and 2 kinds.
+        teacher.prompts = Array(teacher.prompts.prefix(3))
+        teacher.probabilities = Tensor([0.2, 0.5, 0.3, 1, 0, 0], shape: [2, 3])
+        teacher.kindPrompts = ["a photo of a dog", "a photo of a vehicle"]
+        teacher.kindProbabilities = Tensor([0.7, 0.3, 0, 1], shape: [2, 2])
+        let promptFeatures = clip.textFeatures(teacher.prompts), kindFeatures = clip.textFeatures(teacher.kindPrompts)
+        func crossEntropy(_ targets: [Float], _ features: Tensor, rows: [Int]) -> Float {
+            let n = features.shape[0]
+            let s = withNoGrad { clip.projectImageFeatures(teacher.imageFeatures).matmul(clip.projectTextFeatures(features).transposed(0, 1)) }.toArray()
+            var total: Float = 0
+            for r in rows {
+                let z = (0..<n).map { s[r * n + $0] * clip.scale }
+                let lse = Foundation.log(z.map { Foundation.exp($0) }.reduce(0, +))
+                for c in 0..<n { total -= targets[r * n + c] * (z[c] - lse) }
+            }
+            return total / Float(rows.count)
+        }
+        let expected = crossEntropy(teacher.probabilities.toArray(), promptFeatures, rows: [0, 1, 1])
+            + teacher.kindWeight * crossEntropy(teacher.kindProbabilities!.toArray(), kindFeatures, rows: [0, 1, 1])
+        let loss = withNoGrad { clip.distillationLoss(teacher, rows: [0, 1, 1], promptFeatures: promptFeatures, kindPromptFeatures: kindFeatures).item }
+        XCTAssertEqual(teacher.kindWeight, 0.5)
+        XCTAssertEqual(loss, expected, accuracy: 1e-4)
+        let classesOnly = withNoGrad { clip.distillationLoss(teacher, rows: [0, 1, 1], promptFeatures: promptFeatures).item }
+        XCTAssertEqual(classesOnly, crossEntropy(teacher.probabilities.toArray(), promptFeatures, rows: [0, 1, 1]), accuracy: 1e-4)
+        XCTAssertGreaterThan(abs(loss - classesOnly), 1e-3, "the kinds' loss counts")
     }
 
     /// The text-to-image decoder learns to draw each caption's picture (two captions, two patterns), round-trips, and
