@@ -206,8 +206,9 @@ struct CLIPTrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPath.check(output, isNotInput: [data.data] + (initialize.map { [$0] } ?? []) + photos + (wordnet.map { [$0] } ?? []))
-        if let lossLog { try OutputPath.check(lossLog, isNotInput: [data.data, output] + (initialize.map { [$0] } ?? []) + photos) }
+        let inputs = [data.data] + (initialize.map { [$0] } ?? []) + photos + (wordnet.map { [$0] } ?? [])
+        try OutputPath.check(output, isNotInput: inputs)
+        if let lossLog { try OutputPath.check(lossLog, isNotInput: inputs + [output]) }
         var training = CLIPTrainingConfig()
         training.steps = steps
         training.batchSize = batchSize
