@@ -48,12 +48,14 @@ public struct WordNetNouns {
             guard let wordCount = Int(fields[3], radix: 16), wordCount >= 1 else {
                 throw fail("word count '\(fields[3])', expected a positive hexadecimal number")
             }
+            // Counts are compared with the fields there are before any arithmetic: a claimed count near Int.max
+            // would overflow 4 + 2 * count.
+            guard wordCount <= (fields.count - 5) / 2 else { throw fail("\(wordCount) words claimed, the line has fewer") }
             let pointerField = 4 + 2 * wordCount
-            guard fields.count > pointerField else { throw fail("\(wordCount) words claimed, the line has fewer") }
             guard let pointerCount = Int(fields[pointerField]), pointerCount >= 0 else {
                 throw fail("pointer count '\(fields[pointerField])', expected a decimal number")
             }
-            guard fields.count >= pointerField + 1 + 4 * pointerCount else { throw fail("\(pointerCount) pointers claimed, the line has fewer") }
+            guard pointerCount <= (fields.count - pointerField - 1) / 4 else { throw fail("\(pointerCount) pointers claimed, the line has fewer") }
             guard words[offset] == nil else { throw fail("synset \(fields[0]) appears twice") }
             words[offset] = (0..<wordCount).map { String(fields[4 + 2 * $0]) }
             var up: [Int] = []

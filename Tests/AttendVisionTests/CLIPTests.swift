@@ -338,6 +338,8 @@ final class CLIPTests: XCTestCase {
             ("00000002 03 n 01 dog 0 002 @ 00000001 n 0000 | x", "data.noun:4: 2 pointers claimed, the line has fewer"),
             ("00000002 03 n 01 dog 0 001 @ 0001 n 0000 | x", "data.noun:4: hypernym pointer '@ 0001 n', expected an 8-digit noun offset"),
             ("00000001 03 n 01 entity 0 000 | x", "data.noun:4: synset 00000001 appears twice"),
+            ("00000002 03 n 7fffffffffffffff dog 0 000 | x", "data.noun:4: 9223372036854775807 words claimed, the line has fewer"),
+            ("00000002 03 n 01 dog 0 9223372036854775807 | x", "data.noun:4: 9223372036854775807 pointers claimed, the line has fewer"),
         ] {
             var edited = lines
             edited[3] = bad
