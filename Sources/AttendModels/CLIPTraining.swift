@@ -325,17 +325,17 @@ public struct CLIPTeacher {
             kindPrompts = kinds.names.map { "a photo of " + ClassCaptions.withArticle($0) }
             let mass = withNoGrad { probabilities.matmul(kinds.membership(classCount: probabilities.shape[1])) }.contiguous()
             let (m, k) = (mass.shape[0], mass.shape[1])
-            for i in 0..<m {
+            // Only the prototypes' rows (the last 1,000) keep their targets. On wallpaper crops the classifier is
+            // unsure, and its spread-out answers (textures read as soups and sauces) made the broad kinds' prompts,
+            // "a photo of a food" most of all, the nearest to any real photo: scikit-image's cat came out as food.
+            let crops = m - probabilities.shape[1]
+            for i in 0..<crops * k { mass.pointer[i] = 0 }
+            for i in crops..<m {
                 var s: Float = 0
                 for j in 0..<k { s += mass.pointer[i * k + j] }
                 let scale = s > 0 ? 1 / s : 0
                 for j in 0..<k { mass.pointer[i * k + j] *= scale }
             }
-            // Only the prototypes' rows keep their targets. On wallpaper crops the classifier is unsure, and its
-            // spread-out answers (textures read as soups and sauces) made the broad kinds' prompts, "a photo of a food"
-            // most of all, the nearest to any real photo: scikit-image's cat came out as food.
-            let crops = m - probabilities.shape[1]
-            for i in 0..<crops * k { mass.pointer[i] = 0 }
             kindProbabilities = mass
         }
     }
