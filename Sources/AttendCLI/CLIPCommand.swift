@@ -217,6 +217,17 @@ struct CLIPTrainCommand: ParsableCommand {
         training.seed = seed
         training.warmupSteps = min(50, steps / 10)
         try training.validate()
+        // The teacher's files are read before any picture is embedded: a bad one fails in a second, not minutes later.
+        var teacherInputs: (files: [String], names: ImageNetLabels, kinds: ImageNetKinds?)?
+        if !photos.isEmpty {
+            let files = try photoFiles(photos)
+            // Each crop's features take 5 KiB: at most 200,000 crops (1 GiB).
+            guard files.count * cropsPerPhoto <= 200_000 else {
+                throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 200,000 crops")
+            }
+            let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
+            teacherInputs = (files, names, try wordnet.map { try ImageNetKinds(labels: names, nouns: try WordNetNouns.load(path: $0)) })
+        }
         let pairs = try data.load(train: true, excluding: exclude)
         guard pairs.count >= 2 else { throw AttendError("\(data.data): fewer than 2 captioned pictures to train on") }
 
@@ -268,14 +279,7 @@ struct CLIPTrainCommand: ParsableCommand {
             : try parallel.rootFirst { try clip.imageFeatures(of: pairs, cache: towers.featureCache, showProgress: parallel.isRoot) }
         let featureSeconds = Date().timeIntervalSince(started)
         var teacher: CLIPTeacher?
-        if !photos.isEmpty {
-            let files = try photoFiles(photos)
-            // Each crop's features take 5 KiB: at most 200,000 crops (1 GiB).
-            guard files.count * cropsPerPhoto <= 200_000 else {
-                throw AttendError("--photos: \(files.count) photos x --crops-per-photo \(cropsPerPhoto) is more than 200,000 crops")
-            }
-            let names = try ImageNetLabels.load(folder: labels ?? ImageAssets.imageNetLabels)
-            let kinds = try wordnet.map { try ImageNetKinds(labels: names, nouns: try WordNetNouns.load(path: $0)) }
+        if let (files, names, kinds) = teacherInputs {
             if let kinds { say("--wordnet: \(kinds.names.count) general kinds of the 1,000 classes") }
             teacher = try parallel.rootFirst {
                 try CLIPTeacher(clip: clip, crops: try CaptionedImages.photoCrops(files, cropsPerPhoto: cropsPerPhoto), labels: names,
