@@ -176,13 +176,27 @@ final class LlamaPass {
 
     func project(_ x: Tensor, _ blocks: QuantizedMatrix?, _ weight: Tensor) -> Tensor {
         guard let q = blocks else { return x.matmul(weight.transposed(0, 1)) }
-        if int8 && (!prompt || q.prefersInt8Activations) {
-            if let c = last, c.input === x { return q.matmul(c.activations) }
-            let a = QuantizedActivations(x)
-            last = (x, a)
-            return q.matmul(a)
-        }
+        if usesInt8(q) { return q.matmul(activations(x)) }
         return x.count == q.columns ? q.matvec(x) : q.matmul(x)
+    }
+
+    /// x W^T for several layers that read the same x (query, key and value; gate and up). Where every one of them
+    /// would multiply 8-bit activations, they do so in one parallel pass (`QuantizedMatrix.matmul(_:_:)`), with the
+    /// same values as one at a time.
+    func project(_ x: Tensor, _ layers: [LlamaLinear]) -> [Tensor] {
+        let blocks = layers.compactMap { $0.adapter == nil ? $0.blocks : nil }
+        guard blocks.count == layers.count, blocks.allSatisfy(usesInt8) else { return layers.map { project(x, $0) } }
+        return QuantizedMatrix.matmul(blocks, activations(x))
+    }
+
+    private func usesInt8(_ q: QuantizedMatrix) -> Bool { int8 && (!prompt || q.prefersInt8Activations) }
+
+    /// x in 8-bit blocks, quantized once for the products that read it.
+    private func activations(_ x: Tensor) -> QuantizedActivations {
+        if let c = last, c.input === x { return c.activations }
+        let a = QuantizedActivations(x)
+        last = (x, a)
+        return a
     }
 }
 
@@ -254,9 +268,10 @@ public final class LlamaAttention: Module {
     func callAsFunction(_ x: Tensor, cache: KVCache, layer l: Int, rope: RotaryTables, pass: LlamaPass, keepWeights: Bool) -> (Tensor, Tensor?) {
         let (t, start) = (x.shape[0], cache.count)
         let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
-        let q = rope.apply(pass.project(x, query).reshape([t, hq, hs]))  // (T, Hq, hs)
-        let k = rope.apply(pass.project(x, key).reshape([t, hkv, hs]))   // (T, Hkv, hs)
-        let v = pass.project(x, value).reshape([t, hkv, hs])
+        let qkv = pass.project(x, [query, key, value])
+        let q = rope.apply(qkv[0].reshape([t, hq, hs]))  // (T, Hq, hs)
+        let k = rope.apply(qkv[1].reshape([t, hkv, hs]))   // (T, Hkv, hs)
+        let v = qkv[2].reshape([t, hkv, hs])
         cache.write(layer: l, keys: k, values: v)
         let s = start + t
         var weights: Tensor?
@@ -286,7 +301,8 @@ extension LlamaAttention {
     func decodeStep(_ x: Tensor, caches: [KVCache], layer l: Int, ropes: [RotaryTables], pass: LlamaPass) -> Tensor {
         let b = x.shape[0]
         let (hq, hkv, hs) = (headCount, kvHeadCount, headSize)
-        let q = pass.project(x, query), k = pass.project(x, key), v = pass.project(x, value)   // (B, H * hs)
+        let qkv = pass.project(x, [query, key, value])
+        let (q, k, v) = (qkv[0], qkv[1], qkv[2])   // (B, H * hs)
         let attended = Tensor(shape: [b, hq * hs])
         for (i, cache) in caches.enumerated() {
             let qi = ropes[i].apply(q.slice(axis: 0, start: i, length: 1).reshape([1, hq, hs]))
@@ -313,7 +329,8 @@ public final class LlamaMLP: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { down(Tensor.swiglu(gate: gate(x), up: up(x))) }
 
     func callAsFunction(_ x: Tensor, pass: LlamaPass) -> Tensor {
-        pass.project(Tensor.swiglu(gate: pass.project(x, gate), up: pass.project(x, up)), down)
+        let gateAndUp = pass.project(x, [gate, up])
+        return pass.project(Tensor.swiglu(gate: gateAndUp[0], up: gateAndUp[1]), down)
     }
 }
 

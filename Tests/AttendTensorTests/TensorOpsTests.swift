@@ -170,26 +170,38 @@ final class TensorOpsTests: XCTestCase {
     /// Q4_0 times 8-bit activations through the repacked 8-row kernel (prompts, and one token at a time):
     /// against the definition in Double, sum over blocks of d_w d_x sum((q - 8) q_x), for 1-9 tokens (the 4-token
     /// passes and every tail), on every SIMD level; a matrix whose rows are not a multiple of 8 keeps the one-row kernel.
-    func testQ4_0RepackedProductMatchesItsDefinition() {
+    func testQ4_0RepackedProductMatchesItsDefinition() { checkRepackedProduct(type: 2) }
+
+    /// Q4_1 the same (decoding steps): sum over blocks of d_w d_x sum(q q_x) + m_w s_x, minimums of both signs.
+    func testQ4_1RepackedProductMatchesItsDefinition() { checkRepackedProduct(type: 3) }
+
+    private func checkRepackedProduct(type: UInt32) {
         var g = RandomGenerator(seed: 11)
-        for (rows, columns) in [(24, 96), (8, 32), (20, 64)] {
+        let blockBytes = type == 3 ? 20 : 18, nibbles = type == 3 ? 4 : 2
+        for (rows, columns) in [(24, 96), (8, 32), (20, 64), (136, 64)] {
             let blocks = columns / 32
-            var bytes = [UInt8](repeating: 0, count: rows * blocks * 18)
-            var scales = [Double](repeating: 0, count: rows * blocks)
+            var bytes = [UInt8](repeating: 0, count: rows * blocks * blockBytes)
+            var scales = [Double](repeating: 0, count: rows * blocks), minimums = scales
             for r in 0..<rows {
                 for b in 0..<blocks {
-                    let at = (r * blocks + b) * 18
-                    // Scales of both signs; nibbles 0-15, so weights -8...7, both ends included.
-                    let d = Float16(Float(g.nextUniform() * 0.2 - 0.1))
+                    let at = (r * blocks + b) * blockBytes
+                    // Scales and minimums of both signs; nibbles 0-15, both ends included.
+                    let d = Float16(Float(g.nextUniform() * 0.2 - 0.1)), m = Float16(Float(g.nextUniform() * 0.2 - 0.1))
                     scales[r * blocks + b] = Double(Float(d))
                     withUnsafeBytes(of: d.bitPattern.littleEndian) { bytes[at] = $0[0]; bytes[at + 1] = $0[1] }
-                    for i in 0..<16 { bytes[at + 2 + i] = UInt8(g.next() % 256) }
-                    if b == 0 { bytes[at + 2] = 0xF0 }  // weight 0 is -8 and weight 16 is 7
+                    if type == 3 {
+                        minimums[r * blocks + b] = Double(Float(m))
+                        withUnsafeBytes(of: m.bitPattern.littleEndian) { bytes[at + 2] = $0[0]; bytes[at + 3] = $0[1] }
+                    }
+                    for i in 0..<16 { bytes[at + nibbles + i] = UInt8(g.next() % 256) }
+                    if b == 0 { bytes[at + nibbles] = 0xF0 }  // weight 0 is the lowest and weight 16 the highest
                 }
             }
             bytes.withUnsafeBytes { raw in
-                let q = QuantizedMatrix(type: 2, rows: rows, columns: columns, bytes: raw.baseAddress!, owner: NSObject())
-                XCTAssertEqual(q.prefersInt8Activations, rows % 8 == 0)
+                let q = QuantizedMatrix(type: type, rows: rows, columns: columns, bytes: raw.baseAddress!, owner: NSObject())
+                XCTAssertEqual(q.prefersInt8Activations, type == 2 && rows % 8 == 0)
+                XCTAssertEqual(q.multipliesInRowGroups, rows % 8 == 0)
+                let floatTiles = q.matmul(Tensor.uniform([3, columns], low: -1, high: 1, seed: 5)).toArray()
                 for tokens in [1, 2, 3, 4, 5, 7, 9] {
                     var x = Tensor.uniform([tokens, columns], low: -1, high: 1, seed: UInt64(tokens))
                     if tokens == 9 { x = x * Tensor(Array(repeating: Float(-3), count: columns), shape: [columns]) }
@@ -203,21 +215,74 @@ final class TensorOpsTests: XCTestCase {
                                 let xq = withUnsafeBytes(of: xb.q) { Array($0.bindMemory(to: Int8.self)) }
                                 var dot = 0
                                 for i in 0..<16 {
-                                    let v = Int(bytes[(r * blocks + b) * 18 + 2 + i])
-                                    dot += (v & 15 - 8) * Int(xq[i]) + (v >> 4 - 8) * Int(xq[16 + i])
+                                    let v = Int(bytes[(r * blocks + b) * blockBytes + nibbles + i])
+                                    let offset = type == 3 ? 0 : 8
+                                    dot += (v & 15 - offset) * Int(xq[i]) + (v >> 4 - offset) * Int(xq[16 + i])
                                 }
-                                sum += scales[r * blocks + b] * Double(xb.d) * Double(dot)
+                                sum += scales[r * blocks + b] * Double(xb.d) * Double(dot) + minimums[r * blocks + b] * Double(xb.s)
                             }
                             exact[t * rows + r] = Float(sum)
                         }
                     }
                     for level in SIMDLevel.available {
                         SIMDLevel.withLimit(level) {
-                            assertClose(q.matmul(a).toArray(), exact, tolerance: 1e-5, "\(rows) x \(columns), \(tokens) tokens, \(level)")
+                            assertClose(q.matmul(a).toArray(), exact, tolerance: 1e-5, "type \(type), \(rows) x \(columns), \(tokens) tokens, \(level)")
                         }
                     }
                 }
+                // Once repacked, float tiles expand from the repacked copy: the same bytes, so the same values.
+                XCTAssertEqual(q.repackedIfMade != nil, rows % 8 == 0)
+                XCTAssertEqual(q.matmul(Tensor.uniform([3, columns], low: -1, high: 1, seed: 5)).toArray(), floatTiles, "type \(type), \(rows) rows")
             }
+        }
+    }
+
+    /// Several matrices times the same 8-bit activations in one pass (a decoding step's query, key and value) equal
+    /// each matrix's own product element for element: Q4_0 through the repacked kernel and, with rows not a multiple
+    /// of 8, the one-row kernel, Q4_1 and Q8_0, in orders that put the threads' split inside each kind of matrix,
+    /// for one token and several, on every SIMD level.
+    func testJoinedQuantizedProductsEqualEachProduct() {
+        var g = RandomGenerator(seed: 12)
+        let columns = 512, blocks = columns / 32
+        func matrix(type: UInt32, rows: Int) -> (QuantizedMatrix, UnsafeMutableRawPointer) {
+            let blockBytes = type == 2 ? 18 : type == 3 ? 20 : 34
+            var bytes = [UInt8](repeating: 0, count: rows * blocks * blockBytes)
+            for block in 0..<(rows * blocks) {
+                let at = block * blockBytes
+                let scales = type == 3 ? [Float(g.nextUniform() * 0.2 - 0.1), Float(g.nextUniform() * 0.2 - 0.1)]
+                                       : [Float(g.nextUniform() * 0.2 - 0.1)]
+                for (i, value) in scales.enumerated() {
+                    withUnsafeBytes(of: Float16(value).bitPattern.littleEndian) { bytes[at + 2 * i] = $0[0]; bytes[at + 2 * i + 1] = $0[1] }
+                }
+                for i in (2 * scales.count)..<blockBytes { bytes[at + i] = UInt8(g.next() % 256) }
+            }
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+            memory.copyMemory(from: bytes, byteCount: bytes.count)
+            return (QuantizedMatrix(type: type, rows: rows, columns: columns, bytes: memory, owner: NSObject()), memory)
+        }
+        let made = [matrix(type: 2, rows: 104), matrix(type: 3, rows: 101), matrix(type: 8, rows: 64), matrix(type: 2, rows: 100),
+                    matrix(type: 3, rows: 8)]
+        XCTAssertEqual(made.map { $0.0.prefersInt8Activations }, [true, false, false, false, false])
+        XCTAssertEqual(made.map { $0.0.multipliesInRowGroups }, [true, false, false, false, true])
+        // On 2 threads the split falls inside the Q4_1 matrix of the one-row kernel, the Q4_0 one of the one-row
+        // kernel, the same again, the repacked Q4_0, the Q8_0 (5 tokens) and the Q4_1 alone (2 and 5 tokens).
+        let orders = [[0, 1, 2, 3, 4], [3, 2], [2, 3, 1], [4, 2, 0, 3], [2, 4], [1]]
+        defer { for (_, memory) in made { memory.deallocate() } }
+        do {
+            for level in SIMDLevel.available { SIMDLevel.withLimit(level) {
+                for tokens in [1, 2, 5] {
+                    let a = QuantizedActivations(Tensor.uniform([tokens, columns], low: -2, high: 2, seed: UInt64(40 + tokens)))
+                    for order in orders {
+                        let matrices = order.map { made[$0].0 }
+                        let joined = QuantizedMatrix.matmul(matrices, a)
+                        XCTAssertEqual(joined.count, matrices.count)
+                        for (m, y) in zip(matrices, joined) {
+                            XCTAssertEqual(y.shape, [tokens, m.rows])
+                            XCTAssertEqual(y.toArray(), m.matmul(a).toArray(), "\(order), \(m.rows) rows of type \(m.type), \(tokens) tokens, \(level)")
+                        }
+                    }
+                }
+            } }
         }
     }
 

@@ -114,17 +114,20 @@ void attend_quantize_q8(const float *x, long n, attend_q8_block *out);
 void attend_gemm_quantized_q8(int type, const unsigned char *w, long rows, long cols, const attend_q8_block *x, long tokens, float *y,
                               long ldy);
 
-/// Bytes of a Q4_0 matrix of `rows` (a multiple of 8) x `cols` repacked by attend_repack_q4_0x8: the same as the
-/// GGUF blocks (144 bytes per 8 rows x 32 columns).
-long attend_q4_0x8_bytes(long rows, long cols);
-/// Q4_0 weights repacked for many tokens at once: rows in groups of 8, each group's 32-column blocks as 8 f16 scales
-/// and 4 x 32 bytes of nibbles where byte 4r + c of part j holds row r's weights 4j + c (low nibble) and
-/// 16 + 4j + c (high nibble).
-void attend_repack_q4_0x8(const unsigned char *w, long rows, long cols, unsigned char *out);
-/// y[t * ldy + r] for row groups [group0, group0 + groups) of a repacked Q4_0 matrix: the same integer arithmetic
-/// as attend_gemm_quantized_q8 (type 2), 8 rows and up to 4 tokens per pass over the weights.
-void attend_gemm_q4_0x8_q8(const unsigned char *w, long group0, long groups, long cols, const attend_q8_block *x, long tokens,
-                           float *y, long ldy);
+/// Bytes of a Q4_0 (type 2) or Q4_1 (3) matrix of `rows` (a multiple of 8) x `cols` repacked by attend_repack_q4x8:
+/// the same as the GGUF blocks (144 or 160 bytes per 8 rows x 32 columns).
+long attend_q4x8_bytes(int type, long rows, long cols);
+/// Q4_0 or Q4_1 weights repacked for 8 rows at a time: rows in groups of 8, each group's 32-column blocks as 8 f16
+/// scales, for Q4_1 8 f16 minimums, and 4 x 32 bytes of nibbles where byte 4r + c of part j holds row r's weights
+/// 4j + c (low nibble) and 16 + 4j + c (high nibble).
+void attend_repack_q4x8(int type, const unsigned char *w, long rows, long cols, unsigned char *out);
+/// The GGUF rows of row groups [group0, group0 + groups) of a repacked matrix, back in their own layout (8 * groups
+/// rows of cols / 32 blocks each): what attend_repack_q4x8 read, byte for byte.
+void attend_unpack_q4x8(int type, const unsigned char *w, long group0, long groups, long cols, unsigned char *out);
+/// y[t * ldy + r] for row groups [group0, group0 + groups) of a repacked Q4_0 or Q4_1 matrix: the integer arithmetic
+/// of attend_gemm_quantized_q8, 8 rows and up to 4 tokens per pass over the weights.
+void attend_gemm_q4x8_q8(int type, const unsigned char *w, long group0, long groups, long cols, const attend_q8_block *x,
+                         long tokens, float *y, long ldy);
 
 /// Int8 linear layers (Int8Gemm.c). Weights [n, k] are packed for outputs padded to attend_int8_padded_outputs(n)
 /// and inputs to attend_int8_padded_inputs(k): `packed` holds np * kp bytes (64-byte aligned), `scales` and
