@@ -5,13 +5,14 @@
 # zero-shot accuracy on the same pictures (`attend clip classify`, each class's first name with the three prompt
 # templates `attend clip evaluate` uses). Radius 0 is the sharp picture.
 # Usage: Benchmarks/vlm-blur.sh [PROJECTOR] [N] [RADII...]   (defaults: models/vlm.safetensors, 200, 0 1 1.5 2)
-# Needs Benchmarks/setup-peers.sh (the venv with Pillow and numpy).
+# Runs Benchmarks/setup-peers.sh first (the venv with Pillow and numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 projector=${1:-models/vlm.safetensors}
 count=${2:-200}
 radii=("${@:3}")
 [ ${#radii[@]} -gt 0 ] || radii=(0 1 1.5 2)
+Benchmarks/setup-peers.sh
 scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 SmolLM2-135M-Instruct imagenet-labels clip-bpe >/dev/null
 swift build -c release --product attend >/dev/null
 work=$(mktemp -d)
