@@ -11,11 +11,7 @@ min=${1:-5}
 tsvs=("${@:2}")
 [ ${#tsvs[@]} -gt 0 ] || tsvs=(Benchmarks/data/everyday-photos.tsv Benchmarks/data/more-everyday-photos.tsv)
 scripts/setup.sh >/dev/null
-scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 scikit-image-data scikit-learn-data >/dev/null
-if ! dpkg -s plasma-workspace-wallpapers >/dev/null 2>&1; then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq plasma-workspace-wallpapers >/dev/null
-fi
+scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 >/dev/null
 swift build -c release --product attend >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,11 +30,7 @@ print(",".join(words))
 PY
 echo "$(tr ',' '\n' <"$work/words.txt" | wc -l) words tagged at least $min times in SemCor"
 for tsv in "${tsvs[@]}"; do
-  folder=$(dirname "$tsv")
-  grep -v '^#' "$tsv" | grep . | while IFS=$'\t' read -r path names; do
-    case "$path" in /*) ;; *) path=$(realpath -m "$folder/$path") ;; esac
-    printf '%s\t%s\n' "$path" "$names"
-  done >"$work/photos.tsv"
+  Benchmarks/everyday-tsv.sh "$tsv" >"$work/photos.tsv"
   cut -f1 "$work/photos.tsv" | xargs .build/release/attend clip classify --json --top 3 --labels "$(cat "$work/words.txt")" >"$work/clip.jsonl" 2>/dev/null
   python3 - "$tsv" "$work/photos.tsv" "$work/clip.jsonl" <<'PY'
 import json, sys

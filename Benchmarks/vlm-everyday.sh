@@ -15,22 +15,12 @@ cd "$(dirname "$0")/.."
 projector=${1:-models/vlm.safetensors}
 tsvs=("${@:2}")
 [ ${#tsvs[@]} -gt 0 ] || tsvs=(Benchmarks/data/everyday-photos.tsv Benchmarks/data/more-everyday-photos.tsv)
-scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 SmolLM2-135M-Instruct imagenet-labels clip-bpe \
-  scikit-image-data scikit-learn-data >/dev/null
-if ! dpkg -s plasma-workspace-wallpapers >/dev/null 2>&1; then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq plasma-workspace-wallpapers >/dev/null
-fi
+scripts/fetch-assets.sh efficientnet-lite0 all-MiniLM-L6-v2 SmolLM2-135M-Instruct imagenet-labels clip-bpe >/dev/null
 swift build -c release --product attend >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for tsv in "${tsvs[@]}"; do
-  # The TSV's paths are relative to its folder; the copy here has them whole.
-  folder=$(dirname "$tsv")
-  grep -v '^#' "$tsv" | grep . | while IFS=$'\t' read -r path names; do
-    case "$path" in /*) ;; *) path=$(realpath -m "$folder/$path") ;; esac
-    printf '%s\t%s\n' "$path" "$names"
-  done >"$work/photos.tsv"
+  Benchmarks/everyday-tsv.sh "$tsv" >"$work/photos.tsv"
   echo "== $tsv ($(wc -l <"$work/photos.tsv") photos)"
   .build/release/attend vlm evaluate --projector "$projector" --data "$work/photos.tsv" --max-tokens 16 --json 2>/dev/null >"$work/vlm.json"
   cut -f1 "$work/photos.tsv" | xargs .build/release/attend classify --json --top 1 >"$work/classifier.jsonl" 2>/dev/null
