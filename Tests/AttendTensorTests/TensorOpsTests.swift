@@ -164,9 +164,6 @@ final class TensorOpsTests: XCTestCase {
         XCTAssertEqual(masked.toArray(), [0, 0])
     }
 
-    /// Dense convolutions (im2col + GEMM forward, col2im for the input's gradient) against direct loops in Double, on
-    /// every SIMD level: widths under, at and over one 8-lane vector and ragged ends, padding on no side, every side
-    /// and one side, strides 1 and 2, square and flat kernels, one sample (threaded GEMMs) and several.
     /// Q4_0 times 8-bit activations through the repacked 8-row kernel (prompts, and one token at a time):
     /// against the definition in Double, sum over blocks of d_w d_x sum((q - 8) q_x), for 1-9 tokens (the 4-token
     /// passes and every tail), on every SIMD level; a matrix whose rows are not a multiple of 8 keeps the one-row kernel.
@@ -286,6 +283,9 @@ final class TensorOpsTests: XCTestCase {
         }
     }
 
+    /// Dense convolutions (im2col + GEMM forward, col2im for the input's gradient) against direct loops in Double, on
+    /// every SIMD level: widths under, at and over one 8-lane vector and ragged ends, padding on no side, every side
+    /// and one side, strides 1 and 2, square and flat kernels, one sample (threaded GEMMs) and several.
     func testDenseConvolutionMatchesDirectLoops() {
         struct Case { let batch, channels, height, width, out, kh, kw, stride: Int; let pad: Conv2dPadding }
         let cases = [Case(batch: 3, channels: 2, height: 6, width: 5, out: 3, kh: 3, kw: 3, stride: 1, pad: .symmetric(1)),
